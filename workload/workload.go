@@ -40,14 +40,13 @@ func (o *Output) Reset() {
 // Params configures the workloads. The zero value of every field means its
 // default; Params travels with each batch so workers build the same workload.
 type Params struct {
-	Dim          int     `msgpack:"dim"`           // embedding/infer width; 0 = 384
-	ChunkTokens  int     `msgpack:"chunk_tokens"`  // chunk window in tokens; 0 = 256
-	ChunkOverlap int     `msgpack:"chunk_overlap"` // tokens shared by neighbouring windows; 0 = 32
-	SpinCostNs   int64   `msgpack:"spin_cost_ns"`  // spin CPU per document in ns; 0 = 200us
-	OutBytes     int     `msgpack:"out_bytes"`     // spin output bytes per document; 0 = 16
-	Seed         uint64  `msgpack:"seed"`          // model weights seed (infer); 0 = 1
-	PanicOn      string  `msgpack:"panic_on"`      // test hook: panic on a document with this exact text; "" = never
-	_            struct{} `msgpack:"-"`
+	Dim          int    `msgpack:"dim"`           // embedding/infer width; 0 = 384
+	ChunkTokens  int    `msgpack:"chunk_tokens"`  // chunk window in tokens; 0 = 256
+	ChunkOverlap int    `msgpack:"chunk_overlap"` // tokens shared by neighbouring windows; 0 = 32
+	SpinCostNs   int64  `msgpack:"spin_cost_ns"`  // spin CPU per document in ns; 0 = 200us
+	OutBytes     int    `msgpack:"out_bytes"`     // spin output bytes per document; 0 = 16
+	Seed         uint64 `msgpack:"seed"`          // model weights seed (infer); 0 = 1
+	PanicOn      string `msgpack:"panic_on"`      // test hook: panic on a document with this exact text; "" = never
 }
 
 // Workload computes results for a batch of documents.
@@ -63,11 +62,10 @@ type Workload interface {
 // Factory builds a workload from params.
 type Factory func(p Params) (Workload, error)
 
-var registry = map[string]Factory{}
-
-// register is called from this package's own files only (no init side effects
-// outside the package).
-func register(name string, f Factory) { registry[name] = f }
+// registry is the one place a workload name maps to its constructor.
+var registry = map[string]Factory{
+	// "embed": newEmbed, "chunk": newChunk, "infer": newInfer, "spin": newSpin,
+}
 
 // New builds the named workload.
 func New(name string, p Params) (Workload, error) {
