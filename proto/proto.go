@@ -1,0 +1,98 @@
+// Package proto is ferry's wire: the Batch and Result types that cross the
+// process boundary, the NATS subjects and headers they travel on, the codecs
+// that turn them into msgpack bytes, and the limits every decoder enforces.
+//
+// It is not a transport: nothing here opens a connection. Every decoder here
+// treats its input as hostile: a declared length longer than the bytes that
+// remain is rejected before anything is allocated, nesting depth is bounded,
+// and documents per batch and bytes per document have limits.
+package proto
+
+import (
+	"errors"
+
+	"github.com/ferrylab/ferry/workload"
+)
+
+// NATS names shared by workers and coordinators.
+const (
+	// ServiceName is the nats micro service every worker registers as, so
+	// `nats micro ls` and $SRV.PING.ferry-worker find the fleet.
+	ServiceName = "ferry-worker"
+	// ServiceVersion is the micro service version (SemVer).
+	ServiceVersion = "0.1.0"
+	// WorkSubjectPrefix + "." + instance ID is each worker's own batch subject.
+	// The coordinator addresses workers one by one, so it decides who gets
+	// the next batch (pull-style credit dispatch) instead of a queue group's
+	// random pick.
+	WorkSubjectPrefix = "ferry.work"
+	// WorkQueueSubject is served by every worker in the queue group
+	// WorkQueueGroup: any-worker dispatch for external tools.
+	WorkQueueSubject = "ferry.work.any"
+	WorkQueueGroup   = "ferry-workers"
+)
+
+// Reply headers carrying the worker's own monotonic timings, in nanoseconds,
+// so the coordinator can split a round trip into its stages.
+const (
+	HeaderDecodeNs  = "Ferry-Decode-Ns"
+	HeaderComputeNs = "Ferry-Compute-Ns"
+	HeaderEncodeNs  = "Ferry-Encode-Ns"
+	HeaderWorker    = "Ferry-Worker"
+	HeaderCodec     = "Ferry-Codec"
+)
+
+// WorkSubject is the subject a worker with the given micro instance ID serves.
+func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
+
+// Batch is a run of consecutive documents of one job sent to a worker.
+type Batch struct {
+	ID       uint64          `msgpack:"id"`       // unique within a job
+	Attempt  uint32          `msgpack:"attempt"`  // 1 for the first send
+	Workload string          `msgpack:"workload"` // workload registry name
+	Params   workload.Params `msgpack:"params"`   // workload parameters
+	First    int64           `msgpack:"first"`    // input index of Docs[0]
+	Docs     []string        `msgpack:"docs"`     // document texts, in input order
+}
+
+// DocError is a failure of one document of a batch.
+type DocError struct {
+	Doc uint32 `msgpack:"doc"` // position within the batch
+	Msg string `msgpack:"msg"`
+}
+
+// Result is a worker's answer to a Batch.
+type Result struct {
+	BatchID uint64          `msgpack:"batch_id"`
+	Attempt uint32          `msgpack:"attempt"`
+	Out     workload.Output `msgpack:"out"`
+	Errs    []DocError      `msgpack:"errs"` // documents that failed; their rows are zero
+}
+
+// Limits bound what a decoder accepts. The zero value of a field means its default.
+type Limits struct {
+	MaxDocs     int // documents per batch; 0 = 100,000
+	MaxDocBytes int // bytes per document; 0 = 1 MiB
+	MaxDepth    int // msgpack nesting depth; 0 = 16
+}
+
+// WithDefaults returns l with zero fields set to their defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxDocs <= 0 {
+		l.MaxDocs = 100_000
+	}
+	if l.MaxDocBytes <= 0 {
+		l.MaxDocBytes = 1 << 20
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = 16
+	}
+	return l
+}
+
+// Errors returned by decoders; wrapped with the field being decoded.
+var (
+	ErrTruncated = errors.New("proto: message truncated")
+	ErrMalformed = errors.New("proto: malformed message")
+	ErrLimit     = errors.New("proto: limit exceeded")
+)
