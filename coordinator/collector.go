@@ -1,0 +1,213 @@
+package coordinator
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/workload"
+	"golang.org/x/sync/semaphore"
+)
+
+// Sink receives results in input order.
+type Sink interface {
+	// Write gets documents [first, first+len(failed)) of the input. Row i of
+	// out belongs to document first+i; failed[i] marks a document with no
+	// result (its row is zero and it must not be written).
+	Write(first int64, out *workload.Output, failed []bool) error
+}
+
+// maxFailures bounds the failed documents kept for the report.
+const maxFailures = 1000
+
+// collector puts results back in input order, writes them once each,
+// hashes them and accumulates the job's statistics.
+type collector struct {
+	sink   Sink
+	credit *semaphore.Weighted // window credit, in documents
+
+	mu        sync.Mutex
+	next      int64 // first document not yet written
+	total     int64 // documents in the input; -1 until the input ends
+	pending   map[int64]piece
+	hash      hash.Hash
+	err       error // a sink error ends the job
+	done      chan struct{}
+	stages    [NumStages]samples
+	busy      map[string]time.Duration
+	stats     Stats
+	failedAll int64
+}
+
+type piece struct {
+	first  int64
+	res    *proto.Result
+	failed []bool
+}
+
+func newCollector(sink Sink, credit *semaphore.Weighted) *collector {
+	return &collector{
+		sink: sink, credit: credit, total: -1,
+		pending: map[int64]piece{}, hash: sha256.New(),
+		done: make(chan struct{}), busy: map[string]time.Duration{},
+	}
+}
+
+// isDone reports whether t's documents are already written or waiting to be.
+func (c *collector) isDone(t *Task) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Batch.First < c.next {
+		return true
+	}
+	p, ok := c.pending[t.Batch.First]
+	return ok && len(p.failed) >= len(t.Batch.Docs)
+}
+
+func (c *collector) complete(t *Task, r Result) {
+	n := len(t.Batch.Docs)
+	failed := make([]bool, n)
+	for _, e := range r.Res.Errs {
+		failed[e.Doc] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Batch.First < c.next || c.pending[t.Batch.First].res != nil {
+		c.stats.Dupes++
+		return
+	}
+	for _, e := range r.Res.Errs {
+		c.addFailure(t.Batch.First+int64(e.Doc), e.Msg)
+	}
+	c.stats.Batches++
+	c.stats.BytesOut += int64(r.BytesOut)
+	c.stats.BytesIn += int64(r.BytesIn)
+	for s := range NumStages {
+		if d := r.Timing[s]; d > 0 {
+			c.stages[s].add(d)
+		}
+	}
+	if r.Worker != "" {
+		c.busy[r.Worker] += r.Timing.Busy()
+	}
+	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: r.Res, failed: failed}
+	c.flush()
+}
+
+// fail records a single document that failed for good.
+func (c *collector) fail(t *Task, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.Batch.First < c.next {
+		return
+	}
+	c.addFailure(t.Batch.First, err.Error())
+	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: &proto.Result{}, failed: []bool{true}}
+	c.flush()
+}
+
+func (c *collector) addFailure(index int64, msg string) {
+	c.failedAll++
+	if len(c.stats.Failed) < maxFailures {
+		c.stats.Failed = append(c.stats.Failed, DocFailure{Index: index, Error: msg})
+	}
+}
+
+// inputEnded records the number of documents once the producer is done.
+func (c *collector) inputEnded(total int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total = total
+	c.flush()
+}
+
+// flush writes every piece that continues the written prefix. Called with mu held.
+func (c *collector) flush() {
+	for c.err == nil {
+		p, ok := c.pending[c.next]
+		if !ok {
+			break
+		}
+		delete(c.pending, c.next)
+		n := len(p.failed)
+		if err := c.sink.Write(p.first, &p.res.Out, p.failed); err != nil {
+			c.err = fmt.Errorf("write results: %w", err)
+			break
+		}
+		c.digest(&p.res.Out, p.failed)
+		for _, f := range p.failed {
+			if !f {
+				c.stats.Docs++
+			}
+		}
+		c.next += int64(n)
+		c.credit.Release(int64(n))
+		for k := range c.pending { // stale pieces a split made redundant
+			if k < c.next {
+				delete(c.pending, k)
+			}
+		}
+	}
+	if (c.total >= 0 && c.next >= c.total) || c.err != nil {
+		select {
+		case <-c.done:
+		default:
+			close(c.done)
+		}
+	}
+}
+
+// digest hashes each document's output in a form that does not depend on
+// how documents were grouped into batches. Digests are compared within one
+// machine, so vectors are hashed in native byte order.
+func (c *collector) digest(o *workload.Output, failed []bool) {
+	var buf [16]byte
+	si := 0
+	for i, f := range failed {
+		if f {
+			c.hash.Write([]byte{0xff})
+			continue
+		}
+		if o.Dim > 0 {
+			row := o.Vecs[i*o.Dim : (i+1)*o.Dim]
+			c.hash.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(row))), 4*len(row)))
+		}
+		for ; si < len(o.Spans) && int(o.Spans[si].Doc) <= i; si++ {
+			s := o.Spans[si]
+			if int(s.Doc) < i {
+				continue
+			}
+			binary.LittleEndian.PutUint32(buf[0:], s.Start)
+			binary.LittleEndian.PutUint32(buf[4:], s.End)
+			binary.LittleEndian.PutUint32(buf[8:], s.Tokens)
+			c.hash.Write(buf[:12])
+		}
+		if o.Stride > 0 {
+			c.hash.Write(o.Data[i*o.Stride : (i+1)*o.Stride])
+		}
+		c.hash.Write([]byte{0})
+	}
+}
+
+// snapshot returns the statistics gathered so far.
+func (c *collector) snapshot(wall time.Duration) Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Wall = wall
+	for i := range NumStages {
+		s.Stages[i] = c.stages[i].quantiles()
+	}
+	s.Busy = make(map[string]float64, len(c.busy))
+	for w, b := range c.busy {
+		s.Busy[w] = b.Seconds() / wall.Seconds()
+	}
+	s.Digest = hex.EncodeToString(c.hash.Sum(nil))
+	return s
+}

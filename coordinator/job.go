@@ -1,0 +1,175 @@
+// Package coordinator runs a job: it reads documents, cuts them into
+// batches, hands them to a Backend (serial, goroutines, gil, codec or
+// worker processes over NATS), puts the results back in input order, writes
+// each document exactly once and measures where the time went.
+//
+// It does not parse flags or config files (cmd/ferry does) and it does not
+// start brokers or worker processes (broker and the spawner in cmd/ferry do).
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+)
+
+// ErrNoDocuments is returned when the input holds no documents.
+var ErrNoDocuments = errors.New("coordinator: the input has no documents")
+
+// ErrDocsFailed is returned (wrapped) when some documents failed for good;
+// every other document was still written.
+var ErrDocsFailed = errors.New("coordinator: some documents failed")
+
+// Source yields the job's documents in input order; Next returns io.EOF at
+// the end. It is read by one goroutine.
+type Source interface {
+	Next() (string, error)
+}
+
+// Backend computes batches: it pulls Tasks from the Queue until Next returns
+// ErrDone, and answers each with Complete, Fail, Requeue or Split.
+type Backend interface {
+	// Name is the mode name shown in reports.
+	Name() string
+	// Run serves q until the job is done (return nil) or ctx ends.
+	Run(ctx context.Context, q *Queue) error
+}
+
+// Progress, when set, is called after each batch is written with the
+// documents written so far.
+type Progress func(docsDone int64)
+
+// Run runs one job of cfg over src on backend, writing results to sink.
+// It returns the job's statistics even on error (partial on interrupt).
+func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink) (*Stats, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if l, ok := backend.(interface{ MaxBatchBytes() int }); ok && cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = l.MaxBatchBytes()
+	}
+	window := int64(cfg.Window) * int64(cfg.BatchSize)
+	credit := semaphore.NewWeighted(window)
+	col := newCollector(sink, credit)
+	todo := make(chan *Task)
+	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{})}
+
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	var textBytes int64
+	g.Go(func() error {
+		defer close(todo)
+		n, tb, err := produce(gctx, cfg, src, q, todo, credit)
+		textBytes = tb
+		if err != nil {
+			return err
+		}
+		col.inputEnded(n)
+		return nil
+	})
+	g.Go(func() error {
+		err := backend.Run(gctx, q)
+		if errors.Is(err, ErrDone) {
+			err = nil
+		}
+		if err == nil {
+			select { // a backend may only stop early when the job is done
+			case <-q.done:
+			case <-gctx.Done():
+				err = gctx.Err()
+			}
+		}
+		return err
+	})
+	err := g.Wait()
+	st := col.snapshot(time.Since(start))
+	st.Mode = backend.Name()
+	st.TextBytes = textBytes
+	st.Retries = q.retries.Load()
+	st.Splits = q.splits.Load()
+	if n, ok := backend.(interface{ WorkerCount() int }); ok {
+		st.Workers = n.WorkerCount()
+	} else {
+		st.Workers = len(st.Busy)
+	}
+	if col.err != nil {
+		return &st, col.err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return &st, fmt.Errorf("interrupted after %d documents: %w", st.Docs, ctx.Err())
+		}
+		return &st, err
+	}
+	if st.Docs == 0 && col.failedAll == 0 {
+		return &st, ErrNoDocuments
+	}
+	if col.failedAll > 0 {
+		return &st, fmt.Errorf("%w: %d of %d (first: document %d: %s)", ErrDocsFailed,
+			col.failedAll, st.Docs+col.failedAll, st.Failed[0].Index, st.Failed[0].Error)
+	}
+	return &st, nil
+}
+
+// produce reads src into batches and sends them to todo, admitting each
+// only when the window has credit for its documents: the coordinator never
+// holds more than the window, whatever the input size.
+func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
+	var batch []string
+	var batchBytes int
+	first := int64(0)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := credit.Acquire(ctx, int64(len(batch))); err != nil {
+			return err
+		}
+		t := q.newTask(first, batch)
+		select {
+		case todo <- t:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		first += int64(len(batch))
+		batch, batchBytes = make([]string, 0, cfg.BatchSize), 0
+		return nil
+	}
+	for {
+		doc, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return docs, textBytes, fmt.Errorf("read input: %w", err)
+		}
+		if len(doc) > cfg.Limits.MaxDocBytes {
+			return docs, textBytes, fmt.Errorf("%w: document %d has %d bytes, over max_doc_bytes=%d", ErrInvalidConfig, docs, len(doc), cfg.Limits.MaxDocBytes)
+		}
+		cost := len(doc) + 8 // msgpack str header and slack
+		if cfg.MaxBatchBytes > 0 && cost+256 > cfg.MaxBatchBytes {
+			return docs, textBytes, fmt.Errorf("document %d has %d bytes; a batch may not exceed %d bytes (half the broker's max_payload)", docs, len(doc), cfg.MaxBatchBytes)
+		}
+		if cfg.MaxBatchBytes > 0 && batchBytes+cost+256 > cfg.MaxBatchBytes {
+			if err := send(); err != nil {
+				return docs, textBytes, err
+			}
+		}
+		batch = append(batch, doc)
+		batchBytes += cost
+		docs++
+		textBytes += int64(len(doc))
+		if len(batch) >= cfg.BatchSize {
+			if err := send(); err != nil {
+				return docs, textBytes, err
+			}
+		}
+	}
+	return docs, textBytes, send()
+}

@@ -1,0 +1,138 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
+	"golang.org/x/sync/errgroup"
+)
+
+// Local computes batches inside this process on a fixed number of lanes
+// (goroutines). It implements the serial, goroutines, gil and codec modes.
+type Local struct {
+	mode  string
+	lanes int
+	codec proto.Codec // codec mode only
+	gil   sync.Mutex  // gil mode only: held while computing
+}
+
+// NewLocal returns the in-process backend for mode with the given lanes
+// (serial always has one).
+func NewLocal(mode string, lanes int, codecName string) (*Local, error) {
+	l := &Local{mode: mode, lanes: lanes}
+	switch mode {
+	case ModeSerial:
+		l.lanes = 1
+	case ModeGoroutines, ModeGIL:
+	case ModeCodec:
+		c, err := proto.NewCodec(codecName, proto.Limits{})
+		if err != nil {
+			return nil, err
+		}
+		l.codec = c
+	default:
+		return nil, fmt.Errorf("%w: mode=%s: not an in-process mode", ErrInvalidConfig, mode)
+	}
+	if l.lanes < 1 {
+		return nil, fmt.Errorf("%w: workers=%d: must be at least 1", ErrInvalidConfig, lanes)
+	}
+	return l, nil
+}
+
+// Name is the mode.
+func (l *Local) Name() string { return l.mode }
+
+// WorkerCount is the number of lanes.
+func (l *Local) WorkerCount() int { return l.lanes }
+
+// Run serves q on l.lanes goroutines.
+func (l *Local) Run(ctx context.Context, q *Queue) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for i := range l.lanes {
+		name := fmt.Sprintf("%s-%d", l.mode, i)
+		g.Go(func() error { return l.lane(ctx, q, name) })
+	}
+	return g.Wait()
+}
+
+func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
+	var wls worker.Workloads
+	var lane codecLane
+	for {
+		t, err := q.Next(ctx)
+		if err != nil {
+			return err
+		}
+		wl, err := wls.Get(t.Batch.Workload, t.Batch.Params)
+		if err != nil {
+			return err
+		}
+		res := &proto.Result{BatchID: t.Batch.ID, Attempt: t.Batch.Attempt}
+		var tm Timing
+		var out, in int
+		switch {
+		case l.codec != nil:
+			res, tm, out, in, err = lane.roundTrip(l.codec, wl, &t.Batch)
+			if err != nil {
+				q.Fail(t, err)
+				continue
+			}
+		case l.mode == ModeGIL:
+			start := time.Now()
+			l.gil.Lock()
+			worker.Compute(wl, t.Batch.Docs, res)
+			l.gil.Unlock()
+			tm[StageCompute] = time.Since(start)
+		default:
+			start := time.Now()
+			worker.Compute(wl, t.Batch.Docs, res)
+			tm[StageCompute] = time.Since(start)
+		}
+		q.Complete(t, Result{Res: res, Timing: tm, Worker: name, BytesOut: out, BytesIn: in})
+	}
+}
+
+// codecLane round-trips a batch and its result through a codec in memory:
+// everything processes mode does except the network.
+type codecLane struct {
+	bufB, bufR []byte
+	b          proto.Batch
+	mid        proto.Result
+}
+
+func (c *codecLane) roundTrip(codec proto.Codec, wl workload.Workload, b *proto.Batch) (*proto.Result, Timing, int, int, error) {
+	var tm Timing
+	t0 := time.Now()
+	var err error
+	if c.bufB, err = codec.AppendBatch(c.bufB[:0], b); err != nil {
+		return nil, tm, 0, 0, err
+	}
+	t1 := time.Now()
+	if err := codec.DecodeBatch(c.bufB, &c.b); err != nil {
+		return nil, tm, 0, 0, err
+	}
+	t2 := time.Now()
+	c.mid.BatchID, c.mid.Attempt = c.b.ID, c.b.Attempt
+	worker.Compute(wl, c.b.Docs, &c.mid)
+	t3 := time.Now()
+	if c.bufR, err = codec.AppendResult(c.bufR[:0], &c.mid); err != nil {
+		return nil, tm, 0, 0, err
+	}
+	t4 := time.Now()
+	res := &proto.Result{}
+	if err := codec.DecodeResult(c.bufR, res); err != nil {
+		return nil, tm, 0, 0, err
+	}
+	t5 := time.Now()
+	tm[StageEncode] = t1.Sub(t0)
+	tm[StageWorkerDecode] = t2.Sub(t1)
+	tm[StageCompute] = t3.Sub(t2)
+	tm[StageWorkerEncode] = t4.Sub(t3)
+	tm[StageDecode] = t5.Sub(t4)
+	return res, tm, len(c.bufB), len(c.bufR), nil
+}

@@ -1,0 +1,234 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrylab/ferry/proto"
+)
+
+// ErrDone is returned by Queue.Next when every document has been written.
+var ErrDone = errors.New("coordinator: job done")
+
+// Task is one batch on its way through a backend.
+type Task struct {
+	Batch    proto.Batch
+	attempts int       // sends that ended in a timeout or an error reply
+	readyAt  time.Time // earliest re-send, for backoff
+	fresh    bool      // admitted by the producer (holds window credit)
+}
+
+// Queue hands batches to a backend's lanes and takes back their results. It
+// owns the at-least-once policy: a failed batch is re-sent with backoff, a
+// batch that keeps failing is halved until the bad documents are isolated,
+// and a result whose documents are already done is discarded, so every
+// document is written exactly once, in input order.
+type Queue struct {
+	cfg  Config
+	todo <-chan *Task // fresh batches from the producer; closed at end of input
+	col  *collector
+	done chan struct{} // closed when every document is written
+
+	mu      sync.Mutex
+	retry   []*Task
+	wake    chan struct{} // closed and replaced when retry changes
+	ids     atomic.Uint64
+	retries atomic.Int64
+	splits  atomic.Int64
+	// perDoc is the measured compute time per document (EWMA, ns), from
+	// which reply deadlines are derived.
+	perDoc atomic.Int64
+}
+
+// Next returns the next batch to compute: a due retry first, else a fresh
+// batch. It returns ErrDone when the job is finished and ctx.Err() when ctx
+// is done.
+func (q *Queue) Next(ctx context.Context) (*Task, error) {
+	for {
+		q.mu.Lock()
+		now := time.Now()
+		var wait time.Duration
+		for i, t := range q.retry {
+			if d := t.readyAt.Sub(now); d <= 0 {
+				q.retry = append(q.retry[:i], q.retry[i+1:]...)
+				q.mu.Unlock()
+				if q.col.isDone(t) { // a duplicate already covered it
+					continue
+				}
+				return t, nil
+			} else if wait == 0 || d < wait {
+				wait = d
+			}
+		}
+		wake := q.wake
+		q.mu.Unlock()
+
+		t, err := q.wait(ctx, wake, wait)
+		if t != nil || err != nil {
+			return t, err
+		}
+	}
+}
+
+// wait blocks for a fresh batch, a change to the retry list, the earliest
+// retry's due time, the end of the job or ctx.
+func (q *Queue) wait(ctx context.Context, wake <-chan struct{}, due time.Duration) (*Task, error) {
+	var timer <-chan time.Time
+	if due > 0 {
+		tm := time.NewTimer(due)
+		defer tm.Stop()
+		timer = tm.C
+	}
+	select {
+	case t, ok := <-q.todo:
+		if ok {
+			return t, nil
+		}
+	case <-wake:
+	case <-timer:
+	case <-q.done:
+		return nil, ErrDone
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return nil, nil
+}
+
+// Done is closed when every document has been written.
+func (q *Queue) Done() <-chan struct{} { return q.done }
+
+// Timeout is the reply deadline for t: a fixed one if configured, else ten
+// times the expected compute time, within the configured floor and ceiling.
+func (q *Queue) Timeout(t *Task) time.Duration {
+	if q.cfg.BatchTimeout > 0 {
+		return q.cfg.BatchTimeout
+	}
+	per := q.perDoc.Load()
+	if per == 0 {
+		return q.cfg.TimeoutCeil
+	}
+	d := 10 * time.Duration(per) * time.Duration(len(t.Batch.Docs))
+	return min(max(d, q.cfg.TimeoutFloor), q.cfg.TimeoutCeil)
+}
+
+// Result is a lane's answer for a Task.
+type Result struct {
+	Res      *proto.Result
+	Timing   Timing
+	Worker   string // who computed it, for busy fractions
+	BytesOut int
+	BytesIn  int
+}
+
+// Complete records a successful result for t. res.Res must not be used by
+// the caller afterwards.
+func (q *Queue) Complete(t *Task, r Result) {
+	if err := checkShape(t, r.Res); err != nil {
+		q.Fail(t, err)
+		return
+	}
+	if n := len(t.Batch.Docs); n > 0 && r.Timing[StageCompute] > 0 {
+		per := int64(r.Timing[StageCompute]) / int64(n)
+		old := q.perDoc.Load()
+		if old == 0 {
+			q.perDoc.Store(per)
+		} else {
+			q.perDoc.Store((7*old + per) / 8)
+		}
+	}
+	q.col.complete(t, r)
+}
+
+// Requeue puts t back without counting an attempt: the batch never reached
+// a worker (no responders, the worker vanished).
+func (q *Queue) Requeue(t *Task) {
+	q.retries.Add(1)
+	q.push(t, 10*time.Millisecond)
+}
+
+// Fail records a failed attempt at t: re-send with backoff, or once
+// MaxAttempts is reached split it in halves, or, for a single document,
+// record that document as failed.
+func (q *Queue) Fail(t *Task, err error) {
+	if q.col.isDone(t) {
+		return
+	}
+	t.attempts++
+	if t.attempts < q.cfg.MaxAttempts {
+		q.retries.Add(1)
+		backoff := 25 * time.Millisecond << min(t.attempts-1, 6)
+		q.push(t, backoff/2+rand.N(backoff/2+1))
+		return
+	}
+	if len(t.Batch.Docs) == 1 {
+		q.col.fail(t, fmt.Errorf("after %d attempts: %w", t.attempts, err))
+		return
+	}
+	q.Split(t)
+}
+
+// Split halves t and queues both halves, e.g. when its result is over the
+// payload limit or it keeps failing.
+func (q *Queue) Split(t *Task) {
+	if len(t.Batch.Docs) < 2 {
+		q.Fail(t, errors.New("single document cannot be split"))
+		return
+	}
+	q.splits.Add(1)
+	half := len(t.Batch.Docs) / 2
+	a, b := q.newTask(t.Batch.First, t.Batch.Docs[:half]), q.newTask(t.Batch.First+int64(half), t.Batch.Docs[half:])
+	a.fresh, b.fresh = false, false
+	q.push(a, 0)
+	q.push(b, 0)
+}
+
+func (q *Queue) push(t *Task, after time.Duration) {
+	t.readyAt = time.Now().Add(after)
+	q.mu.Lock()
+	q.retry = append(q.retry, t)
+	close(q.wake)
+	q.wake = make(chan struct{})
+	q.mu.Unlock()
+}
+
+func (q *Queue) newTask(first int64, docs []string) *Task {
+	return &Task{fresh: true, Batch: proto.Batch{
+		ID:       q.ids.Add(1),
+		Workload: q.cfg.Workload,
+		Params:   q.cfg.Params,
+		First:    first,
+		Docs:     docs,
+	}}
+}
+
+// checkShape rejects a result whose columns do not match its batch, so a
+// confused or hostile worker cannot corrupt the output.
+func checkShape(t *Task, r *proto.Result) error {
+	n := len(t.Batch.Docs)
+	o := &r.Out
+	if r.BatchID != t.Batch.ID {
+		return fmt.Errorf("result for batch %d answered batch %d: %w", r.BatchID, t.Batch.ID, proto.ErrMalformed)
+	}
+	if o.Dim > 0 && len(o.Vecs) != n*o.Dim {
+		return fmt.Errorf("batch %d: %d floats for %d documents of dim %d: %w", t.Batch.ID, len(o.Vecs), n, o.Dim, proto.ErrMalformed)
+	}
+	if o.Stride > 0 && len(o.Data) != n*o.Stride {
+		return fmt.Errorf("batch %d: %d data bytes for %d documents of %d: %w", t.Batch.ID, len(o.Data), n, o.Stride, proto.ErrMalformed)
+	}
+	for _, s := range o.Spans {
+		if int(s.Doc) >= n || s.Start > s.End {
+			return fmt.Errorf("batch %d: span %+v out of range: %w", t.Batch.ID, s, proto.ErrMalformed)
+		}
+	}
+	for _, e := range r.Errs {
+		if int(e.Doc) >= n {
+			return fmt.Errorf("batch %d: error for document %d of %d: %w", t.Batch.ID, e.Doc, n, proto.ErrMalformed)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package coordinator
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Stage is one step of a batch's life. In-process modes measure only the
+// stages they have; processes measures all six, each side with its own
+// monotonic clock, so no clock skew enters the split.
+type Stage int
+
+const (
+	StageEncode       Stage = iota // coordinator encodes the batch
+	StageTransport                 // round trip minus the worker's own time: NATS hops and queueing
+	StageWorkerDecode              // worker decodes the batch
+	StageCompute                   // the workload itself
+	StageWorkerEncode              // worker encodes the result
+	StageDecode                    // coordinator decodes the result
+	NumStages
+)
+
+var stageNames = [NumStages]string{"encode", "transport", "worker_decode", "compute", "worker_encode", "decode"}
+
+func (s Stage) String() string { return stageNames[s] }
+
+// Timing is one batch's measured stages; a zero entry was not measured.
+type Timing [NumStages]time.Duration
+
+// Busy is the time the computing side spent on the batch.
+func (t *Timing) Busy() time.Duration {
+	return t[StageWorkerDecode] + t[StageCompute] + t[StageWorkerEncode]
+}
+
+// maxSamples bounds the per-stage samples kept for percentiles; past it a
+// reservoir keeps a uniform sample, so memory stays flat on huge jobs.
+const maxSamples = 1 << 16
+
+type samples struct {
+	v    []time.Duration
+	seen int64
+	rng  *rand.Rand
+}
+
+func (s *samples) add(d time.Duration) {
+	s.seen++
+	if len(s.v) < maxSamples {
+		s.v = append(s.v, d)
+		return
+	}
+	if s.rng == nil {
+		s.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	if i := s.rng.Int64N(s.seen); i < maxSamples {
+		s.v[i] = d
+	}
+}
+
+// Quantiles summarises one stage.
+type Quantiles struct {
+	P50, P99, Mean time.Duration
+	N              int64
+}
+
+func (s *samples) quantiles() Quantiles {
+	if len(s.v) == 0 {
+		return Quantiles{}
+	}
+	v := slices.Clone(s.v)
+	slices.Sort(v)
+	var sum time.Duration
+	for _, d := range v {
+		sum += d
+	}
+	at := func(q float64) time.Duration { return v[min(len(v)-1, int(q*float64(len(v))))] }
+	return Quantiles{P50: at(0.50), P99: at(0.99), Mean: sum / time.Duration(len(v)), N: s.seen}
+}
+
+// DocFailure is a document that failed for good, by input index.
+type DocFailure struct {
+	Index int64  `json:"index"`
+	Error string `json:"error"`
+}
+
+// Stats is what one job measured.
+type Stats struct {
+	Mode      string
+	Workers   int // lanes (in-process) or worker processes that answered
+	Wall      time.Duration
+	Docs      int64 // documents written (failed ones excluded)
+	TextBytes int64 // input text bytes of all documents
+	Batches   int64 // batches completed (after splits)
+	BytesOut  int64 // encoded bytes sent to workers (processes, codec)
+	BytesIn   int64 // encoded bytes received back
+	Retries   int64 // re-sends after a timeout, an error or a vanished worker
+	Splits    int64 // batches halved to isolate bad documents or to fit the payload limit
+	Dupes     int64 // results discarded because their documents were already done
+	Failed    []DocFailure
+	Stages    [NumStages]Quantiles
+	// Busy is each worker's (or lane's) busy fraction: computing time over wall.
+	Busy map[string]float64
+	// Digest is a SHA-256 over every document's output in input order: equal
+	// digests mean bit-identical results.
+	Digest string
+}
+
+// DocsPerSec is throughput in documents per second.
+func (s *Stats) DocsPerSec() float64 {
+	if s.Wall <= 0 {
+		return 0
+	}
+	return float64(s.Docs) / s.Wall.Seconds()
+}
+
+// BusyMean is the mean busy fraction across workers.
+func (s *Stats) BusyMean() float64 {
+	if len(s.Busy) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, b := range s.Busy {
+		sum += b
+	}
+	return sum / float64(len(s.Busy))
+}
+
+// BusyMin is the least busy worker's fraction.
+func (s *Stats) BusyMin() float64 {
+	m := 0.0
+	first := true
+	for _, b := range s.Busy {
+		if first || b < m {
+			m, first = b, false
+		}
+	}
+	return m
+}

@@ -1,0 +1,179 @@
+// Package report turns a run's measurements into what users read: an
+// aligned text table, JSON with a stable schema, or CSV. It computes the
+// derived figures (speedup, efficiency, identical results) in one place and
+// does no measuring itself.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+// Schema versions the JSON output; bump it on any incompatible change.
+const Schema = "ferry.report/v1"
+
+// Report is a run: its configuration, the machine, one entry per mode.
+type Report struct {
+	Schema           string         `json:"schema"`
+	Config           map[string]any `json:"config"`
+	Manifest         Manifest       `json:"manifest"`
+	Modes            []Mode         `json:"modes"`
+	IdenticalResults bool           `json:"identical_results"` // every mode produced the same digest
+	Floor            []FloorPoint   `json:"transport_floor,omitempty"`
+}
+
+// Manifest describes the machine and build a run was measured on.
+type Manifest struct {
+	GoVersion  string `json:"go_version"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	CPUModel   string `json:"cpu_model,omitempty"`
+	NATSServer string `json:"nats_server"`
+}
+
+// Stage is one stage's per-batch time, in microseconds.
+type Stage struct {
+	P50us  float64 `json:"p50_us"`
+	P99us  float64 `json:"p99_us"`
+	MeanUs float64 `json:"mean_us"`
+}
+
+// Mode is one execution mode's figures.
+type Mode struct {
+	Mode       string           `json:"mode"`
+	Workers    int              `json:"workers"`
+	WallS      float64          `json:"wall_s"`
+	Docs       int64            `json:"docs"`
+	DocsPerS   float64          `json:"docs_per_s"`
+	MBPerS     float64          `json:"text_mb_per_s"` // input text MB (10^6 bytes) per second
+	Speedup    float64          `json:"speedup"`       // docs_per_s over serial's; 0 without a serial run
+	Efficiency float64          `json:"efficiency"`    // speedup / workers
+	Batches    int64            `json:"batches"`
+	BytesOut   int64            `json:"bytes_out"`
+	BytesIn    int64            `json:"bytes_in"`
+	BusyMean   float64          `json:"busy_mean"` // mean fraction of wall time workers spent computing
+	BusyMin    float64          `json:"busy_min"`
+	Retries    int64            `json:"retries"`
+	Splits     int64            `json:"splits"`
+	Duplicates int64            `json:"duplicates_discarded"`
+	Failed     int              `json:"failed_docs"`
+	Digest     string           `json:"digest"`
+	Stages     map[string]Stage `json:"stages,omitempty"`
+	Error      string           `json:"error,omitempty"`
+}
+
+// FloorPoint is the raw NATS echo round trip for one payload size, measured
+// in the same run, against which ferry's per-batch overhead is read.
+type FloorPoint struct {
+	Bytes     int     `json:"bytes"`
+	RawP50us  float64 `json:"raw_p50_us"`
+	RawP99us  float64 `json:"raw_p99_us"`
+	FerryP50  float64 `json:"ferry_p50_us,omitempty"`
+	FerryP99  float64 `json:"ferry_p99_us,omitempty"`
+	Roundtrip int     `json:"roundtrips"`
+}
+
+// NewManifest reads the current machine.
+func NewManifest() Manifest {
+	return Manifest{
+		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		CPUModel: cpuModel(), NATSServer: broker.Version(),
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// New builds a report from each mode's stats (nil entries, for modes that
+// failed, carry only their error).
+func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
+	r := &Report{Schema: Schema, Config: cfg, Manifest: NewManifest(), IdenticalResults: true}
+	var serial float64
+	for _, s := range stats {
+		if s != nil && s.Mode == coordinator.ModeSerial {
+			serial = s.DocsPerSec()
+		}
+	}
+	digest := ""
+	for i, s := range stats {
+		m := Mode{}
+		if i < len(errs) && errs[i] != nil {
+			m.Error = errs[i].Error()
+		}
+		if s == nil {
+			r.IdenticalResults = false
+			r.Modes = append(r.Modes, m)
+			continue
+		}
+		m.Mode, m.Workers, m.WallS, m.Docs = s.Mode, s.Workers, s.Wall.Seconds(), s.Docs
+		m.DocsPerS = s.DocsPerSec()
+		if s.Wall > 0 {
+			m.MBPerS = float64(s.TextBytes) / 1e6 / s.Wall.Seconds()
+		}
+		if serial > 0 {
+			m.Speedup = m.DocsPerS / serial
+			if m.Workers > 0 {
+				m.Efficiency = m.Speedup / float64(m.Workers)
+			}
+		}
+		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
+		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
+		m.Retries, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Splits, s.Dupes, len(s.Failed)
+		m.Digest = s.Digest
+		m.Stages = map[string]Stage{}
+		for st := range coordinator.NumStages {
+			q := s.Stages[st]
+			if q.N == 0 {
+				continue
+			}
+			m.Stages[st.String()] = Stage{P50us: us(q.P50), P99us: us(q.P99), MeanUs: us(q.Mean)}
+		}
+		if digest == "" {
+			digest = s.Digest
+		} else if digest != s.Digest {
+			r.IdenticalResults = false
+		}
+		r.Modes = append(r.Modes, m)
+	}
+	return r
+}
+
+func us[T ~int64](d T) float64 { return float64(d) / 1e3 }
+
+// Formats accepted by Write.
+var Formats = []string{"text", "json", "csv"}
+
+// Write renders r in format.
+func Write(w io.Writer, r *Report, format string) error {
+	switch format {
+	case "text", "":
+		return WriteText(w, r)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "csv":
+		return WriteCSV(w, r)
+	}
+	return fmt.Errorf("report: unknown format %q (known: %v)", format, Formats)
+}

@@ -1,0 +1,129 @@
+package report
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+// WriteText prints the comparison table, the per-batch stage split for the
+// modes that measured it, and the verdict on identical results.
+func WriteText(w io.Writer, r *Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tbatches\tMB_out\tMB_in\tbusy\tretries\tfailed\t")
+	for _, m := range r.Modes {
+		if m.Mode == "" {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t\n",
+			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency),
+			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Failed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	split := false
+	for _, m := range r.Modes {
+		if _, ok := m.Stages[coordinator.StageWorkerDecode.String()]; ok {
+			split = true
+		}
+	}
+	if split {
+		fmt.Fprintln(w, "\nper-batch time split, p50 / p99 in microseconds:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "mode\t")
+		for st := range coordinator.NumStages {
+			fmt.Fprintf(tw, "%s\t", st)
+		}
+		fmt.Fprintln(tw, "overhead\t")
+		for _, m := range r.Modes {
+			if _, ok := m.Stages[coordinator.StageWorkerDecode.String()]; !ok {
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t", m.Mode)
+			var total, compute float64
+			for st := range coordinator.NumStages {
+				s, ok := m.Stages[st.String()]
+				if !ok {
+					fmt.Fprint(tw, "-\t")
+					continue
+				}
+				fmt.Fprintf(tw, "%.0f / %.0f\t", s.P50us, s.P99us)
+				total += s.MeanUs
+				if st == coordinator.StageCompute {
+					compute = s.MeanUs
+				}
+			}
+			if total > 0 {
+				fmt.Fprintf(tw, "%.0f%%\t\n", 100*(total-compute)/total)
+			} else {
+				fmt.Fprintln(tw, "-\t")
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, m := range r.Modes {
+		if m.Error != "" {
+			fmt.Fprintf(w, "\n%s: %s\n", modeName(m), m.Error)
+		}
+	}
+	verdict := "identical results across modes: yes"
+	if !r.IdenticalResults {
+		verdict = "identical results across modes: NO (digests differ)"
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", verdict)
+	return err
+}
+
+func modeName(m Mode) string {
+	if m.Mode == "" {
+		return "mode"
+	}
+	return m.Mode
+}
+
+func ratio(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "x"
+}
+
+// WriteCSV writes one row per mode with every figure of the JSON Mode,
+// stage times flattened to <stage>_p50_us and <stage>_p99_us.
+func WriteCSV(w io.Writer, r *Report) error {
+	cw := csv.NewWriter(w)
+	head := []string{"mode", "workers", "wall_s", "docs", "docs_per_s", "text_mb_per_s", "speedup", "efficiency",
+		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "splits", "duplicates_discarded", "failed_docs", "digest"}
+	for st := range coordinator.NumStages {
+		head = append(head, st.String()+"_p50_us", st.String()+"_p99_us")
+	}
+	if err := cw.Write(append(head, "identical_results")); err != nil {
+		return err
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
+	i := func(x int64) string { return strconv.FormatInt(x, 10) }
+	for _, m := range r.Modes {
+		row := []string{m.Mode, i(int64(m.Workers)), f(m.WallS), i(m.Docs), f(m.DocsPerS), f(m.MBPerS), f(m.Speedup), f(m.Efficiency),
+			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest}
+		for st := range coordinator.NumStages {
+			s, ok := m.Stages[st.String()]
+			if !ok {
+				row = append(row, "", "")
+				continue
+			}
+			row = append(row, f(s.P50us), f(s.P99us))
+		}
+		if err := cw.Write(append(row, strconv.FormatBool(r.IdenticalResults))); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,103 @@
+// Package sink writes a job's results, in input order, as they are
+// flushed: a .npy float32 matrix (numpy.load reads it directly) for vector
+// workloads, or JSON lines for anything. It holds no results in memory.
+package sink
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferrylab/ferry/workload"
+)
+
+// Writer is a sink that must be closed to finish the file.
+type Writer interface {
+	Write(first int64, out *workload.Output, failed []bool) error
+	Close() error
+}
+
+// Discard drops results (the digest is still computed by the coordinator).
+type Discard struct{}
+
+func (Discard) Write(int64, *workload.Output, []bool) error { return nil }
+func (Discard) Close() error                                 { return nil }
+
+// Create opens path and picks the format from its extension: .npy or .jsonl.
+func Create(path string) (Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create output: %w", err)
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".npy":
+		return newNPY(f)
+	case ".jsonl", ".json", ".ndjson":
+		return &JSONL{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+	}
+	f.Close()
+	os.Remove(path)
+	return nil, fmt.Errorf("output %s: unknown extension (want .npy or .jsonl)", path)
+}
+
+// JSONL writes one JSON object per document that has a result:
+// {"index":N,"vec":[...]} for vectors, "spans":[{"start","end","tokens"}]
+// for chunks, "data" (base64) for opaque payloads.
+type JSONL struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+type span struct {
+	Start  uint32 `json:"start"`
+	End    uint32 `json:"end"`
+	Tokens uint32 `json:"tokens"`
+}
+
+type record struct {
+	Index int64     `json:"index"`
+	Vec   []float32 `json:"vec,omitempty"`
+	Spans []span    `json:"spans,omitempty"`
+	Data  string    `json:"data,omitempty"`
+}
+
+func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
+	enc := json.NewEncoder(j.w)
+	si := 0
+	for i, f := range failed {
+		rec := record{Index: first + int64(i)}
+		for ; si < len(o.Spans) && int(o.Spans[si].Doc) <= i; si++ {
+			if s := o.Spans[si]; int(s.Doc) == i {
+				rec.Spans = append(rec.Spans, span{s.Start, s.End, s.Tokens})
+			}
+		}
+		if f {
+			continue
+		}
+		if o.Dim > 0 {
+			rec.Vec = o.Vecs[i*o.Dim : (i+1)*o.Dim]
+		}
+		if o.Stride > 0 {
+			rec.Data = base64.StdEncoding.EncodeToString(o.Data[i*o.Stride : (i+1)*o.Stride])
+		}
+		if err := enc.Encode(&rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *JSONL) Close() error {
+	if err := j.w.Flush(); err != nil {
+		j.f.Close()
+		return err
+	}
+	return j.f.Close()
+}
+
+var _ io.Closer = (*JSONL)(nil)

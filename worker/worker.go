@@ -1,0 +1,221 @@
+// Package worker is ferry's worker process: it registers as the NATS micro
+// service "ferry-worker", decodes each batch it is sent, computes it with a
+// workload, encodes the result and replies with its own stage timings.
+// It is importable so tests and benchmarks can run workers in-process; the
+// `ferry worker` command is a thin wrapper. It does not pick work: the
+// coordinator decides which worker gets which batch.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// ErrParentGone is returned by Run when the parent process that started
+// this worker has exited: a worker never outlives `ferry run`.
+var ErrParentGone = errors.New("worker: parent process exited")
+
+// Config configures a worker. The zero value of every field is its default.
+type Config struct {
+	URL       string        // NATS URL(s), comma separated; "" = nats://127.0.0.1:4222
+	Name      string        // connection name shown by the broker; "" = ferry-worker-<pid>
+	Limits    proto.Limits  // bounds on decoded batches
+	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
+	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
+	Logger    *slog.Logger  // nil = discard
+	// PendingLimit bounds the batches queued at this worker's subscription;
+	// 0 = 64. The coordinator keeps only a few in flight per worker.
+	PendingLimit int
+}
+
+// Worker is one worker: one NATS connection, one micro service, one batch
+// computed at a time (a worker stands for one core).
+type Worker struct {
+	cfg    Config
+	codecs map[string]proto.Codec
+	wls    Workloads
+	log    *slog.Logger
+
+	nc *nats.Conn
+
+	mu  sync.Mutex // one batch at a time; guards the scratch below
+	b   proto.Batch
+	res proto.Result
+	buf []byte
+}
+
+// New validates cfg and returns a worker ready to Run.
+func New(cfg Config) (*Worker, error) {
+	if cfg.URL == "" {
+		cfg.URL = nats.DefaultURL
+	}
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("ferry-worker-%d", os.Getpid())
+	}
+	if cfg.PendingLimit <= 0 {
+		cfg.PendingLimit = 64
+	}
+	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	for _, name := range proto.CodecNames() {
+		c, err := proto.NewCodec(name, cfg.Limits)
+		if err != nil {
+			return nil, err
+		}
+		w.codecs[name] = c
+	}
+	return w, nil
+}
+
+// Run connects, serves batches until ctx is done, the parent exits or the
+// connection is closed for good, then stops gracefully: stop taking work
+// (the micro service drains its subscriptions, so a batch already handed to
+// this worker is finished and answered), then drain the connection.
+func (w *Worker) Run(ctx context.Context) error {
+	closed := make(chan struct{})
+	opts, err := natsconn.Options(w.cfg.Name, w.cfg.Auth, w.log)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	nc, err := nats.Connect(w.cfg.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
+	}
+	defer nc.Close()
+	w.nc = nc
+
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        proto.ServiceName,
+		Version:     proto.ServiceVersion,
+		Description: "ferry batch worker: decode, compute, encode, reply",
+		Metadata:    map[string]string{"pid": strconv.Itoa(os.Getpid())},
+	})
+	if err != nil {
+		return fmt.Errorf("worker: register service: %w", err)
+	}
+	id := svc.Info().ID
+	handler := micro.HandlerFunc(w.handle)
+	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, 256<<20)
+	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
+		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
+		return fmt.Errorf("worker: add endpoint: %w", err)
+	}
+	if err := svc.AddEndpoint("any", handler, micro.WithEndpointSubject(proto.WorkQueueSubject),
+		micro.WithEndpointQueueGroup(proto.WorkQueueGroup), limits); err != nil {
+		return fmt.Errorf("worker: add endpoint: %w", err)
+	}
+	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
+
+	parentGone := w.watchParent(ctx)
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-parentGone:
+		runErr = ErrParentGone
+	case <-closed:
+		return errors.New("worker: nats connection closed")
+	}
+	// Shutdown order: stop taking work and finish in-flight batches (Stop
+	// drains the endpoint subscriptions), then flush and close.
+	if err := svc.Stop(); err != nil {
+		w.log.Warn("stop service", "err", err)
+	}
+	if err := nc.Drain(); err == nil {
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	w.log.Info("worker stopped", "id", id)
+	return runErr
+}
+
+// watchParent returns a channel closed when the parent process goes away.
+// The kernel's parent-death signal (set by the spawner) is the first line;
+// this poll covers platforms and races where that signal is not delivered.
+func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
+	gone := make(chan struct{})
+	if w.cfg.ParentPID <= 0 {
+		return gone
+	}
+	go func() { // exits with ctx or when the parent is gone
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != w.cfg.ParentPID {
+					close(gone)
+					return
+				}
+			}
+		}
+	}()
+	return gone
+}
+
+// handle serves one batch. Every failure is answered with a micro error
+// reply; nothing a client sends can crash the worker.
+func (w *Worker) handle(req micro.Request) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	codecName := req.Headers().Get(proto.HeaderCodec)
+	if codecName == "" {
+		codecName = proto.CodecPacked
+	}
+	codec, ok := w.codecs[codecName]
+	if !ok {
+		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
+		return
+	}
+	t0 := time.Now()
+	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
+		_ = req.Error("400", err.Error(), nil)
+		return
+	}
+	t1 := time.Now()
+	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
+	if err != nil {
+		_ = req.Error("400", err.Error(), nil)
+		return
+	}
+	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
+	Compute(wl, w.b.Docs, &w.res)
+	t2 := time.Now()
+	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
+	if err != nil {
+		_ = req.Error("500", err.Error(), nil)
+		return
+	}
+	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
+		_ = req.Error("413", fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), nil)
+		return
+	}
+	t3 := time.Now()
+	h := micro.Headers{
+		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
+		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
+		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(t3.Sub(t2)), 10)},
+		proto.HeaderWorker:    {w.cfg.Name},
+	}
+	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
+		w.log.Warn("reply", "batch", w.b.ID, "err", err)
+	}
+	w.b.Docs = w.b.Docs[:0] // drop references into the message
+}
