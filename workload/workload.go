@@ -71,6 +71,7 @@ type Factory func(p Params) (Workload, error)
 
 // registry is the one place a workload name maps to its constructor.
 var registry = map[string]Factory{
+	"chunk": newChunk,
 	"embed": newEmbed,
 }
 
