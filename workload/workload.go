@@ -73,6 +73,7 @@ type Factory func(p Params) (Workload, error)
 var registry = map[string]Factory{
 	"chunk": newChunk,
 	"embed": newEmbed,
+	"infer": newInfer,
 }
 
 // New builds the named workload.
