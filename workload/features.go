@@ -89,7 +89,7 @@ func (f *featurizer) addGrams(vec []float32, ascii bool) {
 	b := f.buf
 	if ascii {
 		for i := 0; i+3 <= len(b); i++ {
-			addHashed(vec, fnv1a(seedGram, b[i:i+3]))
+			addHashed(vec, gramHash(b[i:i+3]))
 		}
 		return
 	}
@@ -101,8 +101,22 @@ func (f *featurizer) addGrams(vec []float32, ascii bool) {
 	}
 	f.pos = append(f.pos, int32(len(b)))
 	for i := 0; i+3 < len(f.pos); i++ {
-		addHashed(vec, fnv1a(seedGram, b[f.pos[i]:f.pos[i+3]]))
+		addHashed(vec, gramHash(b[f.pos[i]:f.pos[i+3]]))
 	}
+}
+
+// gramHash packs a gram of up to 7 bytes (every ASCII gram, most others)
+// into the key directly, tagged with its length; addHashed's finaliser does
+// the mixing, so the common case skips the byte loop. Longer grams use FNV.
+func gramHash(g []byte) uint64 {
+	if len(g) > 7 {
+		return fnv1a(seedGram, g)
+	}
+	h := uint64(len(g)) << 56
+	for i, c := range g {
+		h |= uint64(c) << (8 * i)
+	}
+	return h ^ seedGram
 }
 
 // normalize scales v to unit L2 norm; a zero vector stays zero.

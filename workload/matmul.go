@@ -33,7 +33,11 @@ func matmulT(c, a, bt, bias []float32, rows, k, m int) {
 		}
 		for ; i < rows; i++ {
 			a0, c0 := a[i*k:(i+1)*k], c[i*m:(i+1)*m]
-			for j := j0; j < j1; j++ {
+			j := j0
+			for ; j+4 <= j1; j += 4 {
+				dot1x4(a0, bt[j*k:(j+4)*k], k, c0[j:j+4], bias[j:j+4])
+			}
+			for ; j < j1; j++ {
 				c0[j] = dot(a0, bt[j*k:(j+1)*k]) + bias[j]
 			}
 		}
@@ -62,6 +66,21 @@ func dot2x4(a0, a1, b4 []float32, k int, c0, c1, bias []float32) {
 	c0, c1, bias = c0[:4], c1[:4], bias[:4]
 	c0[0], c0[1], c0[2], c0[3] = s00+bias[0], s01+bias[1], s02+bias[2], s03+bias[3]
 	c1[0], c1[1], c1[2], c1[3] = s10+bias[0], s11+bias[1], s12+bias[2], s13+bias[3]
+}
+
+// dot1x4 is dot2x4 for a single row (batches of one document).
+func dot1x4(a0, b4 []float32, k int, c0, bias []float32) {
+	b0, b1, b2, b3 := b4[:k], b4[k:2*k], b4[2*k:3*k], b4[3*k:4*k]
+	b0, b1, b2, b3 = b0[:len(a0)], b1[:len(a0)], b2[:len(a0)], b3[:len(a0)]
+	var s0, s1, s2, s3 float32
+	for p, x := range a0 {
+		s0 += float32(x * b0[p])
+		s1 += float32(x * b1[p])
+		s2 += float32(x * b2[p])
+		s3 += float32(x * b3[p])
+	}
+	c0, bias = c0[:4], bias[:4]
+	c0[0], c0[1], c0[2], c0[3] = s0+bias[0], s1+bias[1], s2+bias[2], s3+bias[3]
 }
 
 // dot is the one-element form of dot2x4, with the same summation order.
