@@ -42,7 +42,7 @@ func (o *Output) Reset() {
 type Params struct {
 	Dim          int    `msgpack:"dim"`           // embedding/infer width; 0 = 384
 	ChunkTokens  int    `msgpack:"chunk_tokens"`  // chunk window in tokens; 0 = 256
-	ChunkOverlap int    `msgpack:"chunk_overlap"` // tokens shared by neighbouring windows; 0 = 32
+	ChunkOverlap int    `msgpack:"chunk_overlap"` // tokens shared by neighbouring windows; 0 = min(32, chunk_tokens/8)
 	SpinCostNs   int64  `msgpack:"spin_cost_ns"`  // spin CPU per document in ns; 0 = 200us
 	OutBytes     int    `msgpack:"out_bytes"`     // spin output bytes per document; 0 = 16
 	Seed         uint64 `msgpack:"seed"`          // model weights seed (infer); 0 = 1
@@ -59,12 +59,22 @@ type Workload interface {
 	Process(docs []string, out *Output) error
 }
 
-// Factory builds a workload from params.
+// Flopper is implemented by workloads whose cost is counted in floating
+// point operations (infer), so reports can print GFLOP/s.
+type Flopper interface {
+	// FLOPs is the floating point operations Process spends on docs documents.
+	FLOPs(docs int) float64
+}
+
+// Factory builds a workload from validated params with defaults filled in.
 type Factory func(p Params) (Workload, error)
 
 // registry is the one place a workload name maps to its constructor.
 var registry = map[string]Factory{
-	// "embed": newEmbed, "chunk": newChunk, "infer": newInfer, "spin": newSpin,
+	"chunk": newChunk,
+	"embed": newEmbed,
+	"infer": newInfer,
+	"spin":  newSpin,
 }
 
 // New builds the named workload.
@@ -73,7 +83,10 @@ func New(name string, p Params) (Workload, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, Names())
 	}
-	return f(p)
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return f(p.withDefaults())
 }
 
 // Names lists the registered workloads, sorted.
