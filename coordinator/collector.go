@@ -29,8 +29,9 @@ const maxFailures = 1000
 // collector puts results back in input order, writes them once each,
 // hashes them and accumulates the job's statistics.
 type collector struct {
-	sink   Sink
-	credit *semaphore.Weighted // window credit, in documents
+	sink     Sink
+	progress func(int64)
+	credit   *semaphore.Weighted // window credit, in documents
 
 	mu        sync.Mutex
 	next      int64 // first document not yet written
@@ -148,6 +149,9 @@ func (c *collector) flush() {
 		}
 		c.next += int64(n)
 		c.credit.Release(int64(n))
+		if c.progress != nil {
+			c.progress(c.next)
+		}
 		for k := range c.pending { // stale pieces a split made redundant
 			if k < c.next {
 				delete(c.pending, k)

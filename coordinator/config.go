@@ -47,6 +47,10 @@ type Config struct {
 	WorkerWait    time.Duration // how long to wait for workers (at start and when all are gone); 0 = 30s
 	MaxBatchBytes int           // encoded batch limit; 0 = half the broker's max payload (processes) or unlimited
 	Limits        proto.Limits  // limits on documents (max bytes per document, documents per batch)
+
+	// OnProgress, when set, is called with the documents written so far
+	// each time results are flushed. It must be quick.
+	OnProgress func(written int64)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -40,10 +40,6 @@ type Backend interface {
 	Run(ctx context.Context, q *Queue) error
 }
 
-// Progress, when set, is called after each batch is written with the
-// documents written so far.
-type Progress func(docsDone int64)
-
 // Run runs one job of cfg over src on backend, writing results to sink.
 // It returns the job's statistics even on error (partial on interrupt).
 func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink) (*Stats, error) {
@@ -57,6 +53,7 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	window := int64(cfg.Window) * int64(cfg.BatchSize)
 	credit := semaphore.NewWeighted(window)
 	col := newCollector(sink, credit)
+	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
 	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{})}
 

@@ -28,6 +28,7 @@ type Generator struct {
 	cfg   GenConfig
 	vocab []string
 	cdf   []float64 // cdf[k] = P(rank <= k)
+	guide []int32   // guide[j] = smallest k with cdf[k] >= j/len(guide): O(1) rank lookup
 	next  int64
 }
 
@@ -67,6 +68,14 @@ func Generated(cfg GenConfig) (*Generator, error) {
 	}
 	for k := range g.cdf {
 		g.cdf[k] /= sum
+	}
+	g.guide = make([]int32, 4*cfg.Vocab)
+	k := 0
+	for j := range g.guide {
+		for k < len(g.cdf)-1 && g.cdf[k] < float64(j)/float64(len(g.guide)) {
+			k++
+		}
+		g.guide[j] = int32(k)
 	}
 	return g, nil
 }
@@ -142,8 +151,13 @@ func (g *Generator) Doc(i int64) Doc {
 
 // rank maps a uniform u in [0,1) to a Zipf-distributed vocabulary rank.
 func (g *Generator) rank(u float64) int {
-	k := sort.SearchFloat64s(g.cdf, u)
-	return min(k, len(g.cdf)-1)
+	// The guide table starts the scan at most a few entries short of the
+	// answer, so this is sort.SearchFloat64s's result in O(1) on average.
+	k := int(g.guide[int(u*float64(len(g.guide)))])
+	for k < len(g.cdf)-1 && g.cdf[k] < u {
+		k++
+	}
+	return k
 }
 
 // Next returns the documents in order, then io.EOF.

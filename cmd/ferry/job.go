@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/nats-io/nats.go"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// jobEnv is what running the modes of a job needs beyond Options.
+type jobEnv struct {
+	opts   *Options
+	cfg    coordinator.Config
+	nc     *nats.Conn // nil unless processes mode runs
+	expect int        // workers to wait for in processes mode
+	log    *slog.Logger
+	stdout io.Writer
+}
+
+// runModes runs the job once per mode, in order, writes the report and
+// returns the first error (after the report, so partial results are shown).
+func runModes(ctx context.Context, env jobEnv, modes []string) error {
+	var stats []*coordinator.Stats
+	var errs []error
+	var firstErr error
+	for i, mode := range modes {
+		st, err := runMode(ctx, env, mode, i == len(modes)-1)
+		stats, errs = append(stats, st), append(errs, err)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("%s: %w", mode, err)
+		}
+		if ctx.Err() != nil || errors.Is(err, coordinator.ErrNoDocuments) || errors.Is(err, coordinator.ErrInvalidConfig) {
+			break
+		}
+	}
+	r := report.New(env.opts.configMap(), stats, errs)
+	if err := report.Write(env.stdout, r, env.opts.Format); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if firstErr == nil && !r.IdenticalResults {
+		firstErr = errors.New("modes produced different results (see digests with --format json)")
+	}
+	return firstErr
+}
+
+// runMode runs the job on one mode. Only the last mode writes --out, so
+// the file holds one copy of the results.
+func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coordinator.Stats, error) {
+	backend, err := newBackend(env, mode)
+	if err != nil {
+		return nil, err
+	}
+	src, err := openSource(env.opts)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	var out sink.Writer = sink.Discard{}
+	if writeOut && env.opts.Out != "" {
+		if out, err = sink.Create(env.opts.Out); err != nil {
+			return nil, err
+		}
+	}
+	cfg := env.cfg
+	bar := newProgress(env.opts, mode)
+	if bar != nil {
+		cfg.OnProgress = func(n int64) { _ = bar.Set64(n) }
+	}
+	env.log.Debug("mode start", "mode", mode)
+	st, err := coordinator.Run(ctx, cfg, docSource{src}, backend, out)
+	if bar != nil {
+		_ = bar.Finish()
+		_ = bar.Exit()
+	}
+	if cerr := out.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close output: %w", cerr)
+	}
+	if st != nil {
+		env.log.Info("mode done", "mode", mode, "docs", st.Docs, "wall", st.Wall.Round(1e6), "docs_per_s", int(st.DocsPerSec()))
+	}
+	return st, err
+}
+
+func newBackend(env jobEnv, mode string) (coordinator.Backend, error) {
+	if mode == coordinator.ModeProcesses {
+		if env.nc == nil {
+			return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
+		}
+		return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
+	}
+	return coordinator.NewLocal(mode, env.cfg.Workers, env.cfg.Codec)
+}
+
+// openSource opens --input, or the generated corpus.
+func openSource(o *Options) (corpus.Source, error) {
+	if o.Input != "" {
+		src, err := corpus.Open(o.Input, corpus.Limits{MaxDocBytes: o.MaxDocBytes, MaxDocs: o.MaxDocs})
+		if err != nil {
+			return nil, fmt.Errorf("%w: input=%s: %v", coordinator.ErrInvalidConfig, o.Input, err)
+		}
+		return src, nil
+	}
+	return corpus.Generated(corpus.GenConfig{Seed: o.Seed, Docs: o.Docs, Words: o.DocWords, DocBytes: o.DocBytes})
+}
+
+// docSource adapts a corpus.Source to the coordinator's.
+type docSource struct{ corpus.Source }
+
+func (d docSource) Next() (string, error) {
+	doc, err := d.Source.Next()
+	return doc.Text, err
+}
+
+// newProgress returns a progress bar on stderr when it is a terminal and
+// output is not quiet; nil otherwise.
+func newProgress(o *Options, mode string) *progressbar.ProgressBar {
+	if o.Quiet || !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	total := o.Docs
+	if o.Input != "" {
+		total = -1 // unknown until read
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-10s", mode)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("docs"),
+		progressbar.OptionThrottle(100e6),
+		progressbar.OptionClearOnFinish(),
+	)
+}

@@ -1,0 +1,38 @@
+// Command ferry runs CPU-heavy batch work on goroutines or on worker
+// processes over NATS and measures what the process boundary costs.
+// One binary; the role is a subcommand (run, broker, worker, coordinator).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newCmdRoot().ExecuteContext(ctx)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err as one line and maps it to the process exit code:
+// 2 for invalid configuration or usage, 130 for an interrupt, 1 otherwise.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "ferry:", err)
+	switch {
+	case errors.Is(err, coordinator.ErrInvalidConfig), errors.Is(err, errUsage):
+		return 2
+	case errors.Is(err, context.Canceled):
+		return 130
+	}
+	return 1
+}

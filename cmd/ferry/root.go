@@ -1,0 +1,39 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// errUsage marks a command-line mistake (exit code 2).
+var errUsage = errors.New("usage")
+
+func newCmdRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ferry",
+		Short: "Run batch AI work on goroutines or worker processes over NATS, and measure the boundary",
+		Long: `ferry runs CPU-heavy batch work (embeddings, chunking, small-model inference)
+serially, on goroutines, or on worker OS processes fed over NATS, and reports
+side by side what crossing the process boundary costs.
+
+Configuration: flags > FERRY_* environment > --config file > defaults.
+Every key is listed with its default in configs/ferry.yaml.`,
+		Example: `  ferry run                                 # embedded NATS, one worker process per core, all modes
+  ferry run --docs 50000 --batch-size 200 --format json
+  ferry broker --listen 0.0.0.0:4222 --http-port 8222
+  ferry worker --nats nats://broker:4222 --procs 4
+  ferry coordinator --nats nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().String("config", "", "config file (YAML, JSON or TOML); see configs/ferry.yaml")
+	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().String("log-format", "text", "log format on stderr: text or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	})
+	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
+	return root
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+
+	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+func newCmdRun() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "All-in-one: embedded NATS, local worker processes, the job in every mode, one table",
+		Long: `run starts an embedded NATS server on a loopback port, spawns one ferry worker
+process per usable core, runs the job in each mode (serial, goroutines,
+processes by default), checks that every mode produced identical results and
+prints one table comparing them. Worker processes never outlive run.`,
+		Example: `  ferry run
+  ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
+  ferry run --workload chunk --input ./notes --out chunks.jsonl
+  ferry run --codec msgpack --format json > report.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := loadOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return runRun(cmd.Context(), o, cmd)
+		},
+	}
+	fs := cmd.Flags()
+	fs.String("modes", "serial,goroutines,processes", "modes to run, in order: "+fmt.Sprint(coordinator.Modes()))
+	addJobFlags(fs)
+	fs.Int("max-payload", broker.DefaultMaxPayload, "embedded broker's max message size in bytes")
+	return cmd
+}
+
+func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
+	log, err := o.logger()
+	if err != nil {
+		return err
+	}
+	modes, err := o.modes()
+	if err != nil {
+		return err
+	}
+	cfg, err := o.job()
+	if err != nil {
+		return err
+	}
+	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
+	if slices.Contains(modes, coordinator.ModeProcesses) {
+		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+		if err != nil {
+			return err
+		}
+		defer b.Shutdown()
+		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Procs:   cfg.Workers,
+			Logger:  log,
+			Restart: true,
+		})
+		if err != nil {
+			return err
+		}
+		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
+		nc, err := connect(b.URL(), "ferry-coordinator", o, log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		env.nc = nc
+		log.Debug("embedded broker", "url", b.URL(), "workers", cfg.Workers)
+	}
+	return runModes(ctx, env, modes)
+}
+
+// connect opens the coordinator's NATS connection; an unreachable URL is a
+// configuration error naming the key.
+func connect(url, name string, o *Options, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := natsconn.Options(name, o.auth(), log)
+	if err != nil {
+		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, invalid("nats_url", natsconn.Redact(url), "cannot connect: "+err.Error())
+	}
+	return nc, nil
+}

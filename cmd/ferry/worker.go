@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/spf13/cobra"
+)
+
+func osGetpid() int { return os.Getpid() }
+
+func newCmdWorker() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Serve batches from NATS as the micro service ferry-worker",
+		Long: `worker connects to NATS, registers as the micro service "ferry-worker"
+(discoverable with $SRV.PING / nats micro ls) and computes the batches a
+coordinator sends it, one at a time. --procs N starts N worker processes.
+SIGTERM finishes the batch in hand, drains and exits.`,
+		Example: `  ferry worker --nats-url nats://127.0.0.1:4222
+  FERRY_NATS_URL=nats://broker:4222 ferry worker --procs 4 --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := loadOptions(cmd)
+			if err != nil {
+				return err
+			}
+			parent, _ := cmd.Flags().GetInt("parent-pid")
+			return runWorker(cmd.Context(), o, parent)
+		},
+	}
+	fs := cmd.Flags()
+	addNATSFlags(fs, "nats://127.0.0.1:4222")
+	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
+	fs.Int("max-doc-bytes", 1<<20, "reject batches with a document larger than this")
+	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
+	_ = fs.MarkHidden("parent-pid")
+	return cmd
+}
+
+func runWorker(ctx context.Context, o *Options, parent int) error {
+	log, err := o.logger()
+	if err != nil {
+		return err
+	}
+	if o.Procs < 1 {
+		return invalid("procs", o.Procs, "must be at least 1")
+	}
+	if o.Procs > 1 {
+		// Supervise N single workers as child processes.
+		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+			Args:    []string{"worker", "--procs", "1", "--nats-url", o.NATSURL, "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--parent-pid", strconv.Itoa(os.Getpid())},
+			Procs:   o.Procs,
+			Logger:  log,
+			Restart: true,
+		})
+		if err != nil {
+			return err
+		}
+		<-ctx.Done()
+		pool.Stop()
+		return nil
+	}
+	w, err := worker.New(worker.Config{
+		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
+		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
+	})
+	if err != nil {
+		return err
+	}
+	err = w.Run(ctx)
+	if errors.Is(err, worker.ErrParentGone) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

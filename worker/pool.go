@@ -1,0 +1,159 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// PoolConfig configures a pool of worker OS processes.
+type PoolConfig struct {
+	Exe    string       // the ferry binary; "" = this executable
+	Args   []string     // arguments of each child, e.g. worker --nats URL
+	Procs  int          // number of children; must be >= 1
+	Env    []string     // extra environment for children
+	Logger *slog.Logger // nil = discard
+	// Restart respawns a child that exits while the pool runs (a crashed or
+	// killed worker costs a retry, not capacity). Default off.
+	Restart bool
+	// StopGrace is how long Stop waits after SIGTERM before SIGKILL; 0 = 10s.
+	StopGrace time.Duration
+	Stdout    *os.File // children's stdout/stderr; nil = this process's stderr
+}
+
+// Pool owns worker child processes: it starts them, restarts them if asked,
+// and on Stop terminates and reaps every one. Children are also started
+// with the kernel's parent-death signal (Linux) and told our PID, so they
+// exit even when this process is SIGKILLed.
+type Pool struct {
+	cfg    PoolConfig
+	log    *slog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	procs    map[int]*exec.Cmd
+	restarts int
+}
+
+// StartPool starts cfg.Procs children and returns once they are started
+// (not necessarily connected).
+func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
+	if cfg.Procs < 1 {
+		return nil, fmt.Errorf("worker pool: procs=%d must be at least 1", cfg.Procs)
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("worker pool: find executable: %w", err)
+		}
+		cfg.Exe = exe
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = 10 * time.Second
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stderr
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger, procs: map[int]*exec.Cmd{}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.ctx, p.cancel = context.WithCancel(ctx)
+	for i := range cfg.Procs {
+		if err := p.start(i); err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Pool) start(slot int) error {
+	cmd := exec.Command(p.cfg.Exe, p.cfg.Args...)
+	cmd.Env = append(append(os.Environ(), p.cfg.Env...), fmt.Sprintf("FERRY_PARENT_PID=%d", os.Getpid()))
+	cmd.Stdout, cmd.Stderr = p.cfg.Stdout, p.cfg.Stdout
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("worker pool: start %s: %w", p.cfg.Exe, err)
+	}
+	p.mu.Lock()
+	p.procs[cmd.Process.Pid] = cmd
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() { // owned by the pool: reaps the child; Stop waits for it
+		defer p.wg.Done()
+		err := cmd.Wait()
+		p.mu.Lock()
+		delete(p.procs, cmd.Process.Pid)
+		p.mu.Unlock()
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("worker process exited", "pid", cmd.Process.Pid, "err", err)
+		if p.cfg.Restart {
+			p.mu.Lock()
+			p.restarts++
+			p.mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // don't spin if the child dies at once
+			if p.ctx.Err() == nil {
+				if err := p.start(slot); err != nil {
+					p.log.Error("restart worker", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// PIDs lists the running children.
+func (p *Pool) PIDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pids := make([]int, 0, len(p.procs))
+	for pid := range p.procs {
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// Restarts is how many children were respawned.
+func (p *Pool) Restarts() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.restarts
+}
+
+// Stop terminates every child gracefully (SIGTERM: finish the in-flight
+// batch, drain, exit), kills those still running after StopGrace, and waits
+// until all are reaped. It is safe to call more than once.
+func (p *Pool) Stop() {
+	p.cancel()
+	p.signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(p.cfg.StopGrace):
+	}
+	p.signal(syscall.SIGKILL)
+	<-done
+}
+
+func (p *Pool) signal(sig os.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cmd := range p.procs {
+		if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.log.Debug("signal worker", "pid", cmd.Process.Pid, "err", err)
+		}
+	}
+}
