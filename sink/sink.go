@@ -26,7 +26,7 @@ type Writer interface {
 type Discard struct{}
 
 func (Discard) Write(int64, *workload.Output, []bool) error { return nil }
-func (Discard) Close() error                                 { return nil }
+func (Discard) Close() error                                { return nil }
 
 // Create opens path and picks the format from its extension: .npy or .jsonl.
 func Create(path string) (Writer, error) {
