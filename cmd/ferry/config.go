@@ -146,8 +146,13 @@ func loadOptions(cmd *cobra.Command) (*Options, error) {
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("%w: config=%s: %v", errUsage, path, err)
 		}
+		file := viper.New() // the file's own keys, without flags and env
+		file.SetConfigFile(path)
+		if err := file.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("%w: config=%s: %v", errUsage, path, err)
+		}
 		known := optionKeys()
-		for _, k := range v.AllKeys() {
+		for _, k := range file.AllKeys() {
 			if !slices.Contains(known, k) {
 				return nil, fmt.Errorf("%w: config file %s: unknown key %q", errUsage, path, k)
 			}
@@ -156,7 +161,9 @@ func loadOptions(cmd *cobra.Command) (*Options, error) {
 	var o Options
 	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc())
 	if err := v.Unmarshal(&o, viper.DecodeHook(hook)); err != nil {
-		return nil, fmt.Errorf("%w: %v", coordinator.ErrInvalidConfig, err)
+		// mapstructure lists errors on several lines; a user gets one.
+		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+		return nil, fmt.Errorf("%w: %s", coordinator.ErrInvalidConfig, strings.Join(strings.Fields(msg), " "))
 	}
 	return &o, nil
 }
