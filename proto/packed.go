@@ -87,7 +87,9 @@ func (c packed) decodeBatch(src []byte, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	b.Workload = string(name)
+	if b.Workload != string(name) { // a reused Batch keeps its name: no allocation
+		b.Workload = string(name)
+	}
 	if err := decodeParams(&r, &b.Params); err != nil {
 		return err
 	}
@@ -152,7 +154,9 @@ func decodeParams(r *reader, p *workload.Params) error {
 	if err != nil {
 		return err
 	}
-	p.PanicOn = string(po)
+	if p.PanicOn != string(po) {
+		p.PanicOn = string(po)
+	}
 	return nil
 }
 
