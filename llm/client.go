@@ -168,6 +168,10 @@ func (c ClientConfig) validate() (endpoint string, err error) {
 	return u.String(), nil
 }
 
+// CloseIdleConnections closes the pooled connections no call is using. A
+// Client needs no Close; this frees sockets early, e.g. between benchmark runs.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // Complete sends prompt as one user message and returns the reply. It retries
 // connection errors, attempt timeouts, 408, 429 and 5xx up to MaxAttempts,
 // waiting for Retry-After (or retry-after-ms) when the server sends one and
