@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,8 +279,10 @@ func TestBackoff(t *testing.T) {
 	if d := c.backoff(1, 400*time.Millisecond); d < 400*time.Millisecond || d > 500*time.Millisecond {
 		t.Errorf("backoff with 400ms hint = %v, want in [400ms, 500ms]", d)
 	}
-	if got, want := c.backoff(1, time.Minute), time.Second; got != want {
-		t.Errorf("backoff with 1m hint = %v, want MaxBackoff %v", got, want)
+	for _, hint := range []time.Duration{time.Minute, math.MaxInt64} {
+		if got, want := c.backoff(1, hint), time.Second; got != want {
+			t.Errorf("backoff with %v hint = %v, want MaxBackoff %v", hint, got, want)
+		}
 	}
 }
 

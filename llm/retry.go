@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -57,21 +58,34 @@ func (c *Client) errorMessage(body io.Reader) string {
 // fivefold or more; Retry-After may be seconds (integer or not) or an HTTP date.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if d, ok := parseWait(v, time.Millisecond); ok {
+			return d
 		}
 	}
 	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-		return time.Duration(s * float64(time.Second))
+	if d, ok := parseWait(v, time.Second); ok {
+		return d
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(0, t.Sub(now))
 	}
 	return 0
+}
+
+// parseWait reads a non-negative number of units, saturating instead of
+// overflowing: a hostile "1e308" must mean "a long time", not a negative wait.
+func parseWait(v string, unit time.Duration) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f >= 0) { // also rejects NaN
+		return 0, false
+	}
+	if f*float64(unit) >= math.MaxInt64 {
+		return time.Duration(math.MaxInt64), true
+	}
+	return time.Duration(f * float64(unit)), true
 }
 
 // backoff is the wait before attempt n+1. With a server hint it waits that
@@ -81,6 +95,9 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // Hand-written rather than a backoff library because the hint handling is
 // most of it and the module stays dependency-free.
 func (c *Client) backoff(n int, hint time.Duration) time.Duration {
+	if hint >= c.cfg.MaxBackoff {
+		return c.cfg.MaxBackoff // before adding jitter, which could overflow
+	}
 	if hint > 0 {
 		return min(c.cfg.MaxBackoff, hint+rand.N(hint/4+1))
 	}
