@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/workload"
 )
 
 // Schema versions the JSON output; bump it on any incompatible change.
@@ -67,6 +68,7 @@ type Mode struct {
 	Duplicates int64            `json:"duplicates_discarded"`
 	Failed     int              `json:"failed_docs"`
 	Digest     string           `json:"digest"`
+	GFLOPs     float64          `json:"gflops,omitempty"` // GFLOP/s, for workloads that count FLOPs (infer)
 	Stages     map[string]Stage `json:"stages,omitempty"`
 	Error      string           `json:"error,omitempty"`
 }
@@ -156,6 +158,16 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 		r.Modes = append(r.Modes, m)
 	}
 	return r
+}
+
+// SetGFLOPs fills each mode's GFLOP/s from the FLOPs f spends on its
+// documents; per core is GFLOPs / workers (serial has one).
+func (r *Report) SetGFLOPs(f workload.Flopper) {
+	for i := range r.Modes {
+		if m := &r.Modes[i]; m.WallS > 0 {
+			m.GFLOPs = f.FLOPs(int(m.Docs)) / m.WallS / 1e9
+		}
+	}
 }
 
 func us[T ~int64](d T) float64 { return float64(d) / 1e3 }

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 
@@ -13,15 +14,24 @@ import (
 // WriteText prints the comparison table, the per-batch stage split for the
 // modes that measured it, and the verdict on identical results.
 func WriteText(w io.Writer, r *Report) error {
+	flops := slices.ContainsFunc(r.Modes, func(m Mode) bool { return m.GFLOPs > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tbatches\tMB_out\tMB_in\tbusy\tretries\tfailed\t")
+	fmt.Fprint(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tbatches\tMB_out\tMB_in\tbusy\tretries\tfailed\t")
+	if flops {
+		fmt.Fprint(tw, "GFLOP/s\tper_core\t")
+	}
+	fmt.Fprintln(tw)
 	for _, m := range r.Modes {
 		if m.Mode == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t",
 			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency),
 			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Failed)
+		if flops {
+			fmt.Fprintf(tw, "%.2f\t%.2f\t", m.GFLOPs, m.GFLOPs/float64(max(m.Workers, 1)))
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -100,7 +110,7 @@ func ratio(x float64) string {
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"mode", "workers", "wall_s", "docs", "docs_per_s", "text_mb_per_s", "speedup", "efficiency",
-		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "splits", "duplicates_discarded", "failed_docs", "digest"}
+		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "splits", "duplicates_discarded", "failed_docs", "digest", "gflops"}
 	for st := range coordinator.NumStages {
 		head = append(head, st.String()+"_p50_us", st.String()+"_p99_us")
 	}
@@ -111,7 +121,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	i := func(x int64) string { return strconv.FormatInt(x, 10) }
 	for _, m := range r.Modes {
 		row := []string{m.Mode, i(int64(m.Workers)), f(m.WallS), i(m.Docs), f(m.DocsPerS), f(m.MBPerS), f(m.Speedup), f(m.Efficiency),
-			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest}
+			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.GFLOPs)}
 		for st := range coordinator.NumStages {
 			s, ok := m.Stages[st.String()]
 			if !ok {

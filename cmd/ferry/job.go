@@ -12,6 +12,7 @@ import (
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -44,6 +45,11 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 		}
 	}
 	r := report.New(env.opts.configMap(), stats, errs)
+	if wl, err := workload.New(env.cfg.Workload, env.cfg.Params); err == nil {
+		if f, ok := wl.(workload.Flopper); ok {
+			r.SetGFLOPs(f)
+		}
+	}
 	if err := report.Write(env.stdout, r, env.opts.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
