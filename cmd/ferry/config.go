@@ -79,6 +79,23 @@ type Options struct {
 	JetStream  bool   `mapstructure:"jetstream"`
 	StoreDir   string `mapstructure:"store_dir"`
 	MaxPayload int    `mapstructure:"max_payload"`
+	// LLM mock server (mockllm; the in-process mock of llm and pipeline)
+	LLMListen    string        `mapstructure:"llm_listen"`
+	LatencyP50   time.Duration `mapstructure:"latency_p50"`
+	LatencyP99   time.Duration `mapstructure:"latency_p99"`
+	RateLimit    float64       `mapstructure:"rate_limit"`
+	Burst        int           `mapstructure:"burst"`
+	ErrorRate    float64       `mapstructure:"error_rate"`
+	ReplyRatio   float64       `mapstructure:"reply_ratio"`
+	MaxBodyBytes int64         `mapstructure:"max_body_bytes"`
+	// LLM client (llm, pipeline); the API key comes from FERRY_LLM_API_KEY only
+	LLMURL            string        `mapstructure:"llm_url"`
+	LLMModel          string        `mapstructure:"llm_model"`
+	Concurrency       int           `mapstructure:"concurrency"`
+	LLMTimeout        time.Duration `mapstructure:"llm_timeout"`
+	LLMMaxAttempts    int           `mapstructure:"llm_max_attempts"`
+	LLMMaxPromptBytes int           `mapstructure:"llm_max_prompt_bytes"`
+	LLMWarmup         bool          `mapstructure:"llm_warmup"`
 }
 
 // flag registration, grouped by what a command needs. Defaults live here
@@ -100,13 +117,7 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("workers", 0, "workers: goroutines in-process, worker processes for processes mode (0 = usable cores)")
 	fs.String("workload", "embed", "workload: "+strings.Join(workload.Names(), ", "))
 	fs.Int("batch-size", 100, "documents per batch")
-	fs.Int64("docs", 20000, "documents in the generated corpus (ignored with --input)")
-	fs.Int("doc-words", 100, "words per generated document")
-	fs.Int("doc-bytes", 0, "exact bytes per generated document, overriding --doc-words (0 = off)")
-	fs.Uint64("seed", 1, "corpus seed: the generated corpus is a function of it")
-	fs.String("input", "", "read documents from a file (one per line), a .jsonl file (text field) or a folder of .txt/.md files")
-	fs.Int64("max-docs", 0, "refuse inputs with more documents than this (0 = unlimited)")
-	fs.Int("max-doc-bytes", 1<<20, "refuse documents larger than this many bytes")
+	addCorpusFlags(fs)
 	fs.String("out", "", "write results in input order to FILE (.npy float32 matrix or .jsonl)")
 	fs.StringP("format", "f", "text", "report format: "+strings.Join(report.Formats, ", "))
 	fs.String("codec", proto.CodecPacked, "wire codec: "+strings.Join(proto.CodecNames(), ", "))
@@ -121,6 +132,17 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Duration("spin-cost", 0, "spin workload CPU per document (0 = 200us)")
 	fs.Int("out-bytes", 0, "spin workload output bytes per document (0 = 16)")
 	fs.Uint64("model-seed", 0, "infer workload weights seed (0 = 1)")
+}
+
+// addCorpusFlags registers the keys openSource reads.
+func addCorpusFlags(fs *pflag.FlagSet) {
+	fs.Int64("docs", 20000, "documents in the generated corpus (ignored with --input)")
+	fs.Int("doc-words", 100, "words per generated document")
+	fs.Int("doc-bytes", 0, "exact bytes per generated document, overriding --doc-words (0 = off)")
+	fs.Uint64("seed", 1, "corpus seed: the generated corpus is a function of it")
+	fs.String("input", "", "read documents from a file (one per line), a .jsonl file (text field) or a folder of .txt/.md files")
+	fs.Int64("max-docs", 0, "refuse inputs with more documents than this (0 = unlimited)")
+	fs.Int("max-doc-bytes", 1<<20, "refuse documents larger than this many bytes")
 }
 
 // loadOptions merges defaults, the config file, FERRY_* env and the flags
