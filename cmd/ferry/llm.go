@@ -21,7 +21,7 @@ import (
 )
 
 // errCallsFailed marks a run that finished but had failed calls (exit 1).
-var errCallsFailed = errors.New("calls failed")
+var errCallsFailed = errors.New("llm: some calls failed")
 
 func newCmdLLM() *cobra.Command {
 	cmd := &cobra.Command{
@@ -209,7 +209,7 @@ func runLLM(ctx context.Context, o *Options, stdout io.Writer) (err error) {
 	case st.Calls == 0:
 		return errors.New("the input has no documents")
 	case st.Errors > 0:
-		return fmt.Errorf("%w: %d of %d calls failed (%s)", errCallsFailed, st.Errors, st.Calls, kindsLine(tally.ByKind))
+		return fmt.Errorf("%w: %d of %d (%s)", errCallsFailed, st.Errors, st.Calls, kindsLine(tally.ByKind))
 	}
 	return nil
 }

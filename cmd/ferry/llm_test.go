@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -212,7 +213,7 @@ func TestLLMBadInputIsCountedNotFatal(t *testing.T) {
 			if r.FirstError == "" {
 				t.Error("no first error in the report")
 			}
-			summary := fmt.Sprintf("%d of 20 calls failed (%s=%d)", tc.failed, tc.kind, tc.failed)
+			summary := fmt.Sprintf("some calls failed: %d of 20 (%s=%d)", tc.failed, tc.kind, tc.failed)
 			if !strings.Contains(stderr, summary) || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
 				t.Errorf("stderr = %q, want the log line and one line saying %q", stderr, summary)
 			}
@@ -237,6 +238,57 @@ func TestLLMInvalidConfigExitsTwo(t *testing.T) {
 			_, stderr, code := ferry(t, nil, tc.args...)
 			if code != 2 || !strings.Contains(stderr, tc.key) {
 				t.Errorf("exit %d, stderr %q; want 2 naming %q", code, stderr, tc.key)
+			}
+		})
+	}
+}
+
+// TestInterruptEndsWithReport checks Ctrl-C during calls that would take
+// an hour: the run ends promptly, prints its report and exits 130.
+func TestInterruptEndsWithReport(t *testing.T) {
+	for _, args := range [][]string{
+		{"llm", "--docs", "50"},
+		{"pipeline", "-q", "--docs", "50", "--modes", "goroutines"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			cmd := exec.Command(ferryBin, append(args, "--latency-p50", "1h", "--llm-timeout", "2h")...)
+			var stdout bytes.Buffer
+			cmd.Stdout = &stdout
+			pipe, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			sc := bufio.NewScanner(pipe)
+			var stderr strings.Builder
+			for sc.Scan() { // the endpoint is up once it is logged
+				stderr.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "llm endpoint") {
+					break
+				}
+			}
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			done := make(chan error, 1)
+			go func() {
+				for sc.Scan() {
+					stderr.WriteString(sc.Text() + "\n")
+				}
+				done <- cmd.Wait()
+			}()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+					t.Errorf("exit = %v, want 130; stderr:\n%s", err, stderr.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("no exit 30 s after SIGINT")
+			}
+			if !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stdout.String(), "endpoint:") {
+				t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			}
 		})
 	}
