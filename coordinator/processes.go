@@ -69,7 +69,8 @@ func (p *Processes) MaxBatchBytes() int { return int(p.nc.MaxPayload() / 2) }
 // job is done. When every worker is gone it waits, up to WorkerWait, for
 // workers to come back.
 func (p *Processes) Run(ctx context.Context, q *Queue) error {
-	if err := p.waitForWorkers(ctx); err != nil {
+	ids, err := p.waitForWorkers(ctx)
+	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
@@ -81,10 +82,6 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
-		ids, err := p.discover(ctx, 150*time.Millisecond)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("worker discovery", "err", err)
-		}
 		for _, id := range ids {
 			p.startLanes(ctx, q, id, &wg)
 		}
@@ -104,6 +101,10 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 			return ctx.Err()
 		case <-tick.C:
 		}
+		// Rediscover: workers that joined, or came back, get lanes too.
+		if ids, err = p.discover(ctx, 150*time.Millisecond, 0); err != nil && ctx.Err() == nil {
+			p.log.Warn("worker discovery", "err", err)
+		}
 	}
 }
 
@@ -113,20 +114,22 @@ func (p *Processes) liveCount() int {
 	return len(p.live)
 }
 
-// waitForWorkers blocks until `expect` workers answer, saying so while it waits.
-func (p *Processes) waitForWorkers(ctx context.Context) error {
+// waitForWorkers blocks until `expect` workers answer, saying so while it
+// waits, and returns their IDs. It returns as soon as enough have answered,
+// so a job on an attached fleet starts after one ping round trip.
+func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
 	deadline := time.Now().Add(p.cfg.WorkerWait)
 	lastSay := time.Time{}
 	for {
-		ids, err := p.discover(ctx, 200*time.Millisecond)
+		ids, err := p.discover(ctx, 200*time.Millisecond, p.expect)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if len(ids) >= p.expect {
-			return nil
+			return ids, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
+			return nil, fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
 		}
 		if time.Since(lastSay) > 2*time.Second {
@@ -137,8 +140,8 @@ func (p *Processes) waitForWorkers(ctx context.Context) error {
 }
 
 // discover pings the ferry-worker service and collects the IDs that answer
-// within d.
-func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, error) {
+// within d, or until want have answered (0 = wait all of d).
+func (p *Processes) discover(ctx context.Context, d time.Duration, want int) ([]string, error) {
 	subj, err := micro.ControlSubject(micro.PingVerb, proto.ServiceName, "")
 	if err != nil {
 		return nil, err
@@ -163,6 +166,9 @@ func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, er
 		var ping micro.Ping
 		if json.Unmarshal(m.Data, &ping) == nil && ping.ID != "" {
 			ids = append(ids, ping.ID)
+		}
+		if want > 0 && len(ids) >= want {
+			return ids, nil
 		}
 	}
 }

@@ -1,0 +1,153 @@
+package coordinator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/childtest"
+	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
+)
+
+func TestMain(m *testing.M) { childtest.Main(m, nil) }
+
+// sliceSource replays documents generated before the clock starts, so a
+// benchmark measures the backends, not the corpus generator.
+type sliceSource struct {
+	docs []string
+	i    int
+}
+
+func (s *sliceSource) Next() (string, error) {
+	if s.i == len(s.docs) {
+		return "", io.EOF
+	}
+	s.i++
+	return s.docs[s.i-1], nil
+}
+
+func genDocs(tb testing.TB, n int64) []string {
+	tb.Helper()
+	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	docs := make([]string, 0, n)
+	for {
+		d, err := g.Next()
+		if err == io.EOF {
+			return docs
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		docs = append(docs, d.Text)
+	}
+}
+
+// fleet is a broker with worker child processes and a coordinator connection.
+type fleet struct {
+	nc      *nats.Conn
+	workers int
+}
+
+func startFleet(tb testing.TB, workers int) *fleet {
+	tb.Helper()
+	b := natstest.NewBroker(tb, broker.Options{})
+	childtest.Start(tb, childtest.RoleWorker, b.URL(), workers)
+	return &fleet{nc: natstest.Connect(tb, b.URL()), workers: workers}
+}
+
+// job runs one job on mode and returns its stats.
+func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []string) *coordinator.Stats {
+	tb.Helper()
+	var backend coordinator.Backend
+	var err error
+	if mode == coordinator.ModeProcesses {
+		backend, err = coordinator.NewProcesses(f.nc, cfg, f.workers, nil)
+	} else {
+		backend, err = coordinator.NewLocal(mode, cfg.Workers, cfg.Codec)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := coordinator.Run(ctx, cfg, &sliceSource{docs: docs}, backend, sink.Discard{})
+	if err != nil {
+		tb.Fatalf("%s: %v", mode, err)
+	}
+	return st
+}
+
+// BenchmarkModes runs an embed job of 4,000 documents per iteration on
+// goroutines and on worker processes, alternately, for several batch sizes,
+// and reports each mode's docs/s and processes over goroutines ("ratio"),
+// both measured in the same run. Workers are real child processes.
+//
+//	go test -run '^$' -bench BenchmarkModes -benchtime 5x ./coordinator/
+func BenchmarkModes(b *testing.B) {
+	const workers = 2
+	docs := genDocs(b, 4000)
+	f := startFleet(b, workers)
+	for _, batch := range []int{10, 100, 1000} {
+		cfg := coordinator.Config{Workload: "embed", BatchSize: batch, Workers: workers}
+		f.job(b, coordinator.ModeProcesses, cfg, docs) // warm: workers attached, workloads built
+		b.Run(fmt.Sprintf("mode=processes/batch=%d", batch), func(b *testing.B) {
+			var wall [2]time.Duration
+			for i := range b.N {
+				for k, mode := range alternate(i, coordinator.ModeGoroutines, coordinator.ModeProcesses) {
+					st := f.job(b, mode, cfg, docs)
+					wall[k^(i&1)] += st.Wall
+				}
+			}
+			n := float64(b.N * len(docs))
+			b.ReportMetric(n/wall[1].Seconds(), "docs/s")
+			b.ReportMetric(n/wall[0].Seconds(), "goroutines-docs/s")
+			b.ReportMetric(wall[0].Seconds()/wall[1].Seconds(), "ratio")
+		})
+	}
+}
+
+// alternate returns a and b, swapped on odd i, so slow drift on a shared
+// machine hits both modes alike.
+func alternate(i int, a, b string) []string {
+	if i&1 == 1 {
+		return []string{b, a}
+	}
+	return []string{a, b}
+}
+
+// BenchmarkDispatch measures how many batches per second the processes
+// backend moves when the work is empty: one 16-byte document per batch, the
+// noop workload, 2 worker processes, for several in-flight depths.
+//
+//	go test -run '^$' -bench BenchmarkDispatch -benchtime 5x ./coordinator/
+func BenchmarkDispatch(b *testing.B) {
+	const workers, batches = 2, 20000
+	docs := make([]string, batches)
+	for i := range docs {
+		docs[i] = fmt.Sprintf("document %7d", i)
+	}
+	f := startFleet(b, workers)
+	for _, inflight := range []int{1, 4, 16, 64} {
+		cfg := coordinator.Config{Workload: "noop", BatchSize: 1, Workers: workers, InFlight: inflight,
+			Params: workload.Params{OutBytes: 16}}
+		f.job(b, coordinator.ModeProcesses, cfg, docs[:1000])
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			var wall time.Duration
+			for range b.N {
+				wall += f.job(b, coordinator.ModeProcesses, cfg, docs).Wall
+			}
+			b.ReportMetric(float64(b.N*batches)/wall.Seconds(), "batches/s")
+		})
+	}
+}
