@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +18,7 @@ import (
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
@@ -57,13 +63,14 @@ func genDocs(tb testing.TB, n int64) []string {
 type fleet struct {
 	nc      *nats.Conn
 	workers int
+	pool    *worker.Pool
 }
 
 func startFleet(tb testing.TB, workers int) *fleet {
 	tb.Helper()
 	b := natstest.NewBroker(tb, broker.Options{})
-	childtest.Start(tb, childtest.RoleWorker, b.URL(), workers)
-	return &fleet{nc: natstest.Connect(tb, b.URL()), workers: workers}
+	pool := childtest.Start(tb, childtest.RoleWorker, b.URL(), workers)
+	return &fleet{nc: natstest.Connect(tb, b.URL()), workers: workers, pool: pool}
 }
 
 // job runs one job on mode and returns its stats.
@@ -89,11 +96,14 @@ func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []s
 }
 
 // BenchmarkModes runs an embed job of 4,000 documents per iteration on
-// goroutines and on worker processes, alternately, for several batch sizes,
-// and reports each mode's docs/s and processes over goroutines ("ratio"),
-// both measured in the same run. Workers are real child processes.
+// goroutines and on worker processes, back to back in alternating order, for
+// several batch sizes. It reports the processes docs/s, the goroutines
+// docs/s and "ratio", the median over iterations of processes throughput
+// over goroutines throughput measured back to back: on a shared machine
+// the pairs see the same load, where totals do not. Workers are real child
+// processes.
 //
-//	go test -run '^$' -bench BenchmarkModes -benchtime 5x ./coordinator/
+//	go test -run '^$' -bench BenchmarkModes -benchtime 20x ./coordinator/
 func BenchmarkModes(b *testing.B) {
 	const workers = 2
 	docs := genDocs(b, 4000)
@@ -102,19 +112,28 @@ func BenchmarkModes(b *testing.B) {
 		cfg := coordinator.Config{Workload: "embed", BatchSize: batch, Workers: workers}
 		f.job(b, coordinator.ModeProcesses, cfg, docs) // warm: workers attached, workloads built
 		b.Run(fmt.Sprintf("mode=processes/batch=%d", batch), func(b *testing.B) {
-			var wall [2]time.Duration
+			var total [2]time.Duration
+			ratios := make([]float64, 0, b.N)
 			for i := range b.N {
+				var wall [2]time.Duration // goroutines, processes
 				for k, mode := range alternate(i, coordinator.ModeGoroutines, coordinator.ModeProcesses) {
-					st := f.job(b, mode, cfg, docs)
-					wall[k^(i&1)] += st.Wall
+					wall[k^(i&1)] = f.job(b, mode, cfg, docs).Wall
 				}
+				total[0] += wall[0]
+				total[1] += wall[1]
+				ratios = append(ratios, wall[0].Seconds()/wall[1].Seconds())
 			}
 			n := float64(b.N * len(docs))
-			b.ReportMetric(n/wall[1].Seconds(), "docs/s")
-			b.ReportMetric(n/wall[0].Seconds(), "goroutines-docs/s")
-			b.ReportMetric(wall[0].Seconds()/wall[1].Seconds(), "ratio")
+			b.ReportMetric(n/total[1].Seconds(), "docs/s")
+			b.ReportMetric(n/total[0].Seconds(), "goroutines-docs/s")
+			b.ReportMetric(median(ratios), "ratio")
 		})
 	}
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // alternate returns a and b, swapped on odd i, so slow drift on a shared
@@ -144,10 +163,41 @@ func BenchmarkDispatch(b *testing.B) {
 		f.job(b, coordinator.ModeProcesses, cfg, docs[:1000])
 		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
 			var wall time.Duration
+			self0, workers0 := cpuSelf(b), cpuChildren(b, f.pool)
 			for range b.N {
 				wall += f.job(b, coordinator.ModeProcesses, cfg, docs).Wall
 			}
-			b.ReportMetric(float64(b.N*batches)/wall.Seconds(), "batches/s")
+			n := float64(b.N * batches)
+			b.ReportMetric(n/wall.Seconds(), "batches/s")
+			b.ReportMetric(float64((cpuSelf(b)-self0).Microseconds())/n, "coord-cpu-us/batch")
+			b.ReportMetric(float64((cpuChildren(b, f.pool)-workers0).Microseconds())/n, "worker-cpu-us/batch")
 		})
 	}
+}
+
+// cpuSelf is this process's CPU time (coordinator and embedded broker).
+func cpuSelf(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuChildren is the CPU time of the pool's running children, from
+// /proc/<pid>/stat (10 ms resolution, plenty over thousands of batches).
+func cpuChildren(tb testing.TB, p *worker.Pool) time.Duration {
+	var sum time.Duration
+	for _, pid := range p.PIDs() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			tb.Skipf("no /proc: %v", err)
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+		ut, _ := strconv.ParseInt(f[11], 10, 64)                 // field 14
+		st, _ := strconv.ParseInt(f[12], 10, 64)                 // field 15
+		sum += time.Duration(ut+st) * 10 * time.Millisecond      // USER_HZ is 100 on Linux
+	}
+	return sum
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,22 +199,22 @@ func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *syn
 	}
 }
 
-// errGone means the worker is no longer attached.
-var errGone = errors.New("worker gone")
-
 // lane sends batches to one worker, one at a time, until the job is done
 // or the worker is gone.
 func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
-	subject := proto.WorkSubject(id)
-	var buf []byte
+	link, err := NewLink(p.nc, p.codec, id)
+	if err != nil {
+		p.log.Warn("open link", "worker", id, "err", err)
+		return
+	}
+	defer link.Close()
 	for {
 		t, err := q.Next(ctx)
 		if err != nil {
 			return
 		}
 		t.Batch.Attempt = uint32(t.attempts + 1)
-		var r Result
-		buf, r, err = p.roundTrip(ctx, subject, t, q.Timeout(t), buf)
+		r, err := link.RoundTrip(ctx, &t.Batch, q.Timeout(t))
 		switch {
 		case err == nil:
 			q.Complete(t, r)
@@ -231,60 +230,4 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 			q.Fail(t, err)
 		}
 	}
-}
-
-var errTooLarge = errors.New("over the payload limit")
-
-func (p *Processes) roundTrip(ctx context.Context, subject string, t *Task, timeout time.Duration, buf []byte) ([]byte, Result, error) {
-	var r Result
-	t0 := time.Now()
-	buf, err := p.codec.AppendBatch(buf[:0], &t.Batch)
-	if err != nil {
-		return buf, r, err
-	}
-	if int64(len(buf)) > p.nc.MaxPayload() {
-		return buf, r, fmt.Errorf("batch of %d bytes: %w", len(buf), errTooLarge)
-	}
-	msg := &nats.Msg{Subject: subject, Data: buf, Header: nats.Header{proto.HeaderCodec: {p.codec.Name()}}}
-	t1 := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	reply, err := p.nc.RequestMsgWithContext(rctx, msg)
-	cancel()
-	t2 := time.Now()
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return buf, r, errGone
-	case errors.Is(err, context.DeadlineExceeded):
-		return buf, r, fmt.Errorf("no reply within %s", timeout)
-	case err != nil:
-		return buf, r, err
-	}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		msg := reply.Header.Get(micro.ErrorHeader)
-		if code == "413" {
-			return buf, r, fmt.Errorf("%s: %w", msg, errTooLarge)
-		}
-		return buf, r, fmt.Errorf("worker error %s: %s", code, msg)
-	}
-	res := &proto.Result{}
-	if err := p.codec.DecodeResult(reply.Data, res); err != nil {
-		return buf, r, err
-	}
-	t3 := time.Now()
-	r = Result{Res: res, Worker: reply.Header.Get(proto.HeaderWorker), BytesOut: len(buf), BytesIn: len(reply.Data)}
-	r.Timing[StageEncode] = t1.Sub(t0)
-	r.Timing[StageWorkerDecode] = headerDur(reply, proto.HeaderDecodeNs)
-	r.Timing[StageCompute] = headerDur(reply, proto.HeaderComputeNs)
-	r.Timing[StageWorkerEncode] = headerDur(reply, proto.HeaderEncodeNs)
-	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
-	r.Timing[StageDecode] = t3.Sub(t2)
-	return buf, r, nil
-}
-
-func headerDur(m *nats.Msg, key string) time.Duration {
-	v, err := strconv.ParseInt(m.Header.Get(key), 10, 64)
-	if err != nil || v < 0 {
-		return 0
-	}
-	return time.Duration(v)
 }

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"testing"
@@ -23,6 +26,9 @@ import (
 const (
 	envRole = "FERRY_CHILDTEST_ROLE"
 	envURL  = "FERRY_CHILDTEST_URL"
+	// EnvCPUProfile, when set to a directory, makes every child write a CPU
+	// profile there (<role>-<pid>.pprof), to see where a worker's time goes.
+	EnvCPUProfile = "FERRY_CHILDTEST_CPUPROFILE"
 )
 
 // RoleWorker is a ferry worker (worker.New + Run), the role every package has.
@@ -39,8 +45,21 @@ func Main(m *testing.M, roles map[string]Role) {
 	if role == "" {
 		os.Exit(m.Run())
 	}
+	os.Exit(child(role, roles))
+}
+
+// child runs role and returns the exit code.
+func child(role string, roles map[string]Role) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if dir := os.Getenv(EnvCPUProfile); dir != "" {
+		stopProfile, err := startProfile(dir, role)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	url := os.Getenv(envURL)
 	var err error
 	switch f, ok := roles[role]; {
@@ -53,9 +72,21 @@ func Main(m *testing.M, roles map[string]Role) {
 	}
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
+}
+
+func startProfile(dir, role string) (stop func(), err error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func runWorker(ctx context.Context, url string) error {
@@ -76,7 +107,7 @@ func Start(tb testing.TB, role, url string, n int) *worker.Pool {
 		Exe:   os.Args[0],
 		Args:  []string{"-test.run=^$"},
 		Procs: n,
-		Env:   []string{envRole + "=" + role, envURL + "=" + url},
+		Env:   append([]string{envRole + "=" + role, envURL + "=" + url}, extraEnv...),
 	})
 	if err != nil {
 		tb.Fatalf("start %d %s children: %v", n, role, err)
@@ -84,3 +115,5 @@ func Start(tb testing.TB, role, url string, n int) *worker.Pool {
 	tb.Cleanup(p.Stop)
 	return p
 }
+
+var extraEnv = strings.Fields(os.Getenv("FERRY_CHILDTEST_ENV"))
