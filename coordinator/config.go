@@ -37,6 +37,7 @@ type Config struct {
 	BatchSize int             // documents per batch; 0 = 100
 	Workers   int             // lanes for in-process modes and workers expected for processes; 0 = GOMAXPROCS
 	Codec     string          // packed or msgpack; "" = packed
+	Compress  string          // compression of batches and results on the wire: "" (none) or s2
 	InFlight  int             // batches in flight per worker (pipelining); 0 = 2
 	Window    int             // batches admitted but not yet written, bounding memory; 0 = 8 x workers x in-flight
 
@@ -109,6 +110,8 @@ func (c Config) Validate() error {
 		return bad("batch_timeout", c.BatchTimeout, "must be positive")
 	case c.Codec != "" && !slices.Contains(proto.CodecNames(), c.Codec):
 		return bad("codec", c.Codec, fmt.Sprintf("must be one of %v", proto.CodecNames()))
+	case !slices.Contains(proto.CompressNames(), c.Compress):
+		return bad("compress", c.Compress, `must be "" (none) or s2`)
 	}
 	if c.Workload != "" {
 		if _, err := workload.New(c.Workload, c.Params); err != nil {

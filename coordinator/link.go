@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
@@ -35,7 +36,9 @@ var (
 // A Link is used by one goroutine at a time.
 type Link struct {
 	nc      *nats.Conn
-	codec   proto.Codec
+	worker  string      // the worker's micro instance ID
+	codec   proto.Codec // encodes batches; decodes compressed replies
+	plain   proto.Codec // decodes uncompressed replies
 	subject string
 	inbox   string // reply subjects are inbox.<gen>
 	reply   string // the current reply subject
@@ -56,15 +59,23 @@ const (
 // NewLink opens a line to the worker with the given micro instance ID.
 func NewLink(nc *nats.Conn, codec proto.Codec, workerID string) (*Link, error) {
 	l := &Link{
-		nc: nc, codec: codec, subject: proto.WorkSubject(workerID),
+		nc: nc, worker: workerID, codec: codec, subject: proto.WorkSubject(workerID),
 		inbox:   nc.NewInbox(),
 		replies: make(chan *nats.Msg, 8), // one reply in flight, plus late ones to discard
 		timer:   time.NewTimer(time.Hour),
 	}
 	l.timer.Stop()
 	l.reply = l.inbox + ".0"
+	l.plain = codec
+	if z, ok := codec.(*proto.Compressed); ok {
+		l.plain = z.Unwrap()
+		l.header = nats.Header{proto.HeaderCompress: {z.Compression()}}
+	}
 	if codec.Name() != proto.CodecPacked {
-		l.header = nats.Header{proto.HeaderCodec: {codec.Name()}}
+		if l.header == nil {
+			l.header = nats.Header{}
+		}
+		l.header[proto.HeaderCodec] = []string{codec.Name()}
 	}
 	sub, err := nc.ChanSubscribe(l.inbox+".*", l.replies)
 	if err != nil {
@@ -73,6 +84,9 @@ func NewLink(nc *nats.Conn, codec proto.Codec, workerID string) (*Link, error) {
 	l.sub = sub
 	return l, nil
 }
+
+// Codec is the codec the link encodes batches with.
+func (l *Link) Codec() proto.Codec { return l.codec }
 
 // Close ends the link's reply subscription.
 func (l *Link) Close() error { return l.sub.Unsubscribe() }
@@ -85,6 +99,9 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Durat
 	t0 := time.Now()
 	buf, err := l.codec.AppendBatch(l.buf[:0], b)
 	l.buf = buf
+	if errors.Is(err, proto.ErrLimit) {
+		return r, fmt.Errorf("%v: %w", err, errTooLarge)
+	}
 	if err != nil {
 		return r, err
 	}
@@ -107,16 +124,18 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Durat
 		}
 		return r, fmt.Errorf("worker error %s: %s", code, msg)
 	}
+	dec := l.plain
+	if m.Header.Get(proto.HeaderCompress) != "" {
+		dec = l.codec
+	}
 	res := &proto.Result{}
-	if err := l.codec.DecodeResult(m.Data, res); err != nil {
+	if err := dec.DecodeResult(m.Data, res); err != nil {
 		return r, err
 	}
 	t3 := time.Now()
-	r = Result{Res: res, Worker: m.Header.Get(proto.HeaderWorker), BytesOut: len(buf), BytesIn: len(m.Data)}
+	r = Result{Res: res, Worker: l.worker, BytesOut: len(buf), BytesIn: len(m.Data)}
 	r.Timing[StageEncode] = t1.Sub(t0)
-	r.Timing[StageWorkerDecode] = headerDur(m, proto.HeaderDecodeNs)
-	r.Timing[StageCompute] = headerDur(m, proto.HeaderComputeNs)
-	r.Timing[StageWorkerEncode] = headerDur(m, proto.HeaderEncodeNs)
+	workerStages(m, &r.Timing)
 	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
 	r.Timing[StageDecode] = t3.Sub(t2)
 	return r, nil
@@ -151,6 +170,24 @@ func (l *Link) wait(ctx context.Context, timeout time.Duration) (*nats.Msg, erro
 func (l *Link) rotate() {
 	l.gen++
 	l.reply = l.inbox + "." + strconv.FormatUint(l.gen, 10)
+}
+
+// workerStages reads the worker's own stage timings from the reply.
+func workerStages(m *nats.Msg, t *Timing) {
+	v := m.Header.Get(proto.HeaderStagesNs)
+	if v == "" { // an earlier worker: one header per stage
+		t[StageWorkerDecode] = headerDur(m, proto.HeaderDecodeNs)
+		t[StageCompute] = headerDur(m, proto.HeaderComputeNs)
+		t[StageWorkerEncode] = headerDur(m, proto.HeaderEncodeNs)
+		return
+	}
+	for _, s := range []Stage{StageWorkerDecode, StageCompute, StageWorkerEncode} {
+		var f string
+		f, v, _ = strings.Cut(v, " ")
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil && n >= 0 {
+			t[s] = time.Duration(n)
+		}
+	}
 }
 
 func headerDur(m *nats.Msg, key string) time.Duration {

@@ -44,6 +44,15 @@ func NewLocal(mode string, lanes int, codecName string) (*Local, error) {
 	return l, nil
 }
 
+// NewCodecMode returns codec mode on lanes goroutines round-tripping every
+// batch and result through c, e.g. a proto.Compressed codec.
+func NewCodecMode(lanes int, c proto.Codec) (*Local, error) {
+	if lanes < 1 {
+		return nil, fmt.Errorf("%w: workers=%d: must be at least 1", ErrInvalidConfig, lanes)
+	}
+	return &Local{mode: ModeCodec, lanes: lanes, codec: c}, nil
+}
+
 // Name is the mode.
 func (l *Local) Name() string { return l.mode }
 

@@ -48,6 +48,9 @@ func NewProcesses(nc *nats.Conn, cfg Config, expect int, log *slog.Logger) (*Pro
 	if err != nil {
 		return nil, err
 	}
+	if c, err = proto.NewCompressed(c, cfg.Compress, int(nc.MaxPayload())); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -141,17 +144,25 @@ func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
 // discover pings the ferry-worker service and collects the IDs that answer
 // within d, or until want have answered (0 = wait all of d).
 func (p *Processes) discover(ctx context.Context, d time.Duration, want int) ([]string, error) {
+	return Discover(ctx, p.nc, d, want)
+}
+
+// Discover pings the ferry-worker micro service ($SRV.PING.ferry-worker)
+// and returns the instance IDs that answer within d, or as soon as want
+// have answered (0 = wait all of d). A worker's batch subject is
+// proto.WorkSubject(id).
+func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]string, error) {
 	subj, err := micro.ControlSubject(micro.PingVerb, proto.ServiceName, "")
 	if err != nil {
 		return nil, err
 	}
-	inbox := p.nc.NewRespInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
 	}
 	defer sub.Unsubscribe()
-	if err := p.nc.PublishRequest(subj, inbox, nil); err != nil {
+	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
 		return nil, fmt.Errorf("ping workers: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)

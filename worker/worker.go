@@ -44,15 +44,18 @@ type Config struct {
 type Worker struct {
 	cfg    Config
 	codecs map[string]proto.Codec
+	zipped map[string]proto.Codec // the codecs with s2, for batches sent compressed
 	wls    Workloads
 	log    *slog.Logger
 
 	nc *nats.Conn
 
-	mu  sync.Mutex // one batch at a time; guards the scratch below
-	b   proto.Batch
-	res proto.Result
-	buf []byte
+	mu     sync.Mutex // one batch at a time; guards the scratch below
+	b      proto.Batch
+	res    proto.Result
+	buf    []byte
+	stages []byte        // HeaderStagesNs value being built
+	header micro.Headers // the reply's headers, rewritten per batch
 }
 
 // New validates cfg and returns a worker ready to Run.
@@ -97,6 +100,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	w.nc = nc
+	// A compressed batch may decompress to at most what a plain one could carry.
+	w.zipped = map[string]proto.Codec{}
+	for name, c := range w.codecs {
+		if w.zipped[name], err = proto.NewCompressed(c, proto.CompressS2, int(nc.MaxPayload())); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        proto.ServiceName,
@@ -184,6 +194,15 @@ func (w *Worker) handle(req micro.Request) {
 		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
 		return
 	}
+	var replyHeader []string // HeaderCompress of the reply: as the batch came
+	switch z := req.Headers().Get(proto.HeaderCompress); z {
+	case proto.CompressNone:
+	case proto.CompressS2:
+		codec, replyHeader = w.zipped[codecName], []string{z}
+	default:
+		_ = req.Error("400", fmt.Sprintf("unknown compression %q", z), nil)
+		return
+	}
 	t0 := time.Now()
 	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
 		_ = req.Error("400", err.Error(), nil)
@@ -199,6 +218,10 @@ func (w *Worker) handle(req micro.Request) {
 	Compute(wl, w.b.Docs, &w.res)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
+	if errors.Is(err, proto.ErrLimit) {
+		_ = req.Error("413", fmt.Sprintf("result: %v; use smaller batches", err), nil)
+		return
+	}
 	if err != nil {
 		_ = req.Error("500", err.Error(), nil)
 		return
@@ -208,14 +231,28 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	t3 := time.Now()
-	h := micro.Headers{
-		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
-		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
-		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(t3.Sub(t2)), 10)},
-		proto.HeaderWorker:    {w.cfg.Name},
-	}
-	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
+	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader))); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message
+}
+
+// replyHeader fills the reply's headers: the stage timings in one header,
+// and the compression when the batch came compressed. The map is reused;
+// Respond encodes it before the next batch is handled.
+func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []string) micro.Headers {
+	if w.header == nil {
+		w.header = micro.Headers{}
+	}
+	b := strconv.AppendInt(w.stages[:0], int64(decode), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(compute), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(encode), 10)
+	w.stages = b
+	w.header[proto.HeaderStagesNs] = []string{string(b)}
+	if compress != nil {
+		w.header[proto.HeaderCompress] = compress
+	} else {
+		delete(w.header, proto.HeaderCompress)
+	}
+	return w.header
 }
