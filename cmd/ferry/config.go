@@ -55,6 +55,7 @@ type Options struct {
 	Out           string        `mapstructure:"out"`
 	Format        string        `mapstructure:"format"`
 	Codec         string        `mapstructure:"codec"`
+	Compress      string        `mapstructure:"compress"`
 	InFlight      int           `mapstructure:"inflight"`
 	MaxAttempts   int           `mapstructure:"max_attempts"`
 	BatchTimeout  time.Duration `mapstructure:"batch_timeout"`
@@ -72,6 +73,10 @@ type Options struct {
 
 	// worker
 	Procs int `mapstructure:"procs"`
+
+	// bench transport
+	Sizes      string `mapstructure:"sizes"`
+	RoundTrips int    `mapstructure:"roundtrips"`
 
 	// broker
 	Listen     string `mapstructure:"listen"`
@@ -110,6 +115,7 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.String("out", "", "write results in input order to FILE (.npy float32 matrix or .jsonl)")
 	fs.StringP("format", "f", "text", "report format: "+strings.Join(report.Formats, ", "))
 	fs.String("codec", proto.CodecPacked, "wire codec: "+strings.Join(proto.CodecNames(), ", "))
+	fs.String("compress", "", `compress batches and results on the wire: "" (off) or s2`)
 	fs.Int("inflight", 2, "batches in flight per worker process (pipelining)")
 	fs.Int("max-attempts", 3, "sends of a batch before it is split to isolate bad documents")
 	fs.Duration("batch-timeout", 0, "reply deadline per batch (0 = derived from measured compute time)")
@@ -119,7 +125,7 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("chunk-tokens", 0, "chunk window in tokens (0 = 256)")
 	fs.Int("chunk-overlap", 0, "tokens shared by neighbouring chunks (0 = 32)")
 	fs.Duration("spin-cost", 0, "spin workload CPU per document (0 = 200us)")
-	fs.Int("out-bytes", 0, "spin workload output bytes per document (0 = 16)")
+	fs.Int("out-bytes", 0, "spin and noop workloads: output bytes per document (0 = 16)")
 	fs.Uint64("model-seed", 0, "infer workload weights seed (0 = 1)")
 }
 
@@ -218,7 +224,7 @@ func (o *Options) job() (coordinator.Config, error) {
 			Dim: o.Dim, ChunkTokens: o.ChunkTokens, ChunkOverlap: o.ChunkOverlap,
 			SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes, Seed: o.ModelSeed,
 		},
-		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, InFlight: o.InFlight,
+		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, Compress: o.Compress, InFlight: o.InFlight,
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
 		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
 	}
@@ -226,6 +232,22 @@ func (o *Options) job() (coordinator.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// wireCodec is the codec and compression keys as one codec; maxBytes
+// bounds what a compressed message may decompress to.
+func (o *Options) wireCodec(maxBytes int) (proto.Codec, error) {
+	if !slices.Contains(proto.CodecNames(), o.Codec) {
+		return nil, invalid("codec", o.Codec, "must be one of "+strings.Join(proto.CodecNames(), ", "))
+	}
+	if !slices.Contains(proto.CompressNames(), o.Compress) {
+		return nil, invalid("compress", o.Compress, `must be "" (off) or s2`)
+	}
+	c, err := proto.NewCodec(o.Codec, proto.Limits{MaxDocBytes: o.MaxDocBytes})
+	if err != nil {
+		return nil, err
+	}
+	return proto.NewCompressed(c, o.Compress, maxBytes)
 }
 
 // modes parses the modes key.
