@@ -79,7 +79,13 @@ type FloorPoint struct {
 	RawP99us  float64 `json:"raw_p99_us"`
 	FerryP50  float64 `json:"ferry_p50_us,omitempty"`
 	FerryP99  float64 `json:"ferry_p99_us,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"` // ferry_p50_us / raw_p50_us
 	Roundtrip int     `json:"roundtrips"`
+	// BatchBytes and ResultBytes are ferry's encoded request and reply.
+	BatchBytes  int `json:"batch_bytes,omitempty"`
+	ResultBytes int `json:"result_bytes,omitempty"`
+	// Stages is ferry's median time per stage, in microseconds.
+	Stages map[string]float64 `json:"ferry_stages_p50_us,omitempty"`
 }
 
 // NewManifest reads the current machine.

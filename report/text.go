@@ -73,6 +73,7 @@ func WriteText(w io.Writer, r *Report) error {
 			fmt.Fprintf(w, "\n%s: %s\n", modeName(m), m.Error)
 		}
 	}
+	writeFloor(w, r.Floor)
 	verdict := "identical results across modes: yes"
 	if !r.IdenticalResults {
 		verdict = "identical results across modes: NO (digests differ)"

@@ -25,6 +25,8 @@ type jobEnv struct {
 	expect int        // workers to wait for in processes mode
 	log    *slog.Logger
 	stdout io.Writer
+	// floor, when set, measures the transport floor after a processes run.
+	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
 }
 
 // runModes runs the job once per mode, in order, writes the report and
@@ -32,7 +34,7 @@ type jobEnv struct {
 func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	var stats []*coordinator.Stats
 	var errs []error
-	var firstErr error
+	var firstErr, err error
 	for i, mode := range modes {
 		st, err := runMode(ctx, env, mode, i == len(modes)-1)
 		stats, errs = append(stats, st), append(errs, err)
@@ -44,6 +46,11 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 		}
 	}
 	r := report.New(env.opts.configMap(), stats, errs)
+	if st := processesStats(stats); env.floor != nil && st != nil && st.Batches > 0 && ctx.Err() == nil {
+		if r.Floor, err = env.floor(ctx, st); err != nil {
+			env.log.Warn("transport floor not measured", "err", err)
+		}
+	}
 	if err := report.Write(env.stdout, r, env.opts.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -51,6 +58,15 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 		firstErr = errors.New("modes produced different results (see digests with --format json)")
 	}
 	return firstErr
+}
+
+func processesStats(stats []*coordinator.Stats) *coordinator.Stats {
+	for _, s := range stats {
+		if s != nil && s.Mode == coordinator.ModeProcesses {
+			return s
+		}
+	}
+	return nil
 }
 
 // runMode runs the job on one mode. Only the last mode writes --out, so
@@ -97,6 +113,13 @@ func newBackend(env jobEnv, mode string) (coordinator.Backend, error) {
 			return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
 		}
 		return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
+	}
+	if mode == coordinator.ModeCodec && env.cfg.Compress != "" {
+		c, err := env.opts.wireCodec(64 << 20) // the largest max_payload ferry's broker takes
+		if err != nil {
+			return nil, err
+		}
+		return coordinator.NewCodecMode(env.cfg.Workers, c)
 	}
 	return coordinator.NewLocal(mode, env.cfg.Workers, env.cfg.Codec)
 }

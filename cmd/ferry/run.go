@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
-	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/transport"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -22,7 +22,10 @@ func newCmdRun() *cobra.Command {
 		Long: `run starts an embedded NATS server on a loopback port, spawns one ferry worker
 process per usable core, runs the job in each mode (serial, goroutines,
 processes by default), checks that every mode produced identical results and
-prints one table comparing them. Worker processes never outlive run.`,
+prints one table comparing them. With processes mode it also spawns an
+echo process and, after the modes, measures the transport floor: a raw NATS
+echo round trip next to ferry's own with empty compute, at 64 B and at the
+run's mean message size. Worker processes never outlive run.`,
 		Example: `  ferry run
   ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
   ferry run --workload chunk --input ./notes --out chunks.jsonl
@@ -63,25 +66,48 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer b.Shutdown()
-		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
-			Procs:   cfg.Workers,
-			Logger:  log,
-			Restart: true,
-		})
+		pool, err := startWorkers(ctx, b.URL(), cfg.Workers, log)
 		if err != nil {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
+		echo, err := startEcho(ctx, b.URL(), log)
+		if err != nil {
+			return err
+		}
+		defer echo.Stop()
 		nc, err := connect(b.URL(), "ferry-coordinator", o, log)
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
 		env.nc = nc
+		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+			return runFloor(ctx, nc, o, st)
+		}
 		log.Debug("embedded broker", "url", b.URL(), "workers", cfg.Workers)
 	}
 	return runModes(ctx, env, modes)
+}
+
+// runFloor measures the transport floor after a processes run, at 64 B and
+// at the run's mean message size (batch and result bytes averaged), 200
+// round trips each way: about a quarter of a second for embed batches.
+func runFloor(ctx context.Context, nc *nats.Conn, o *Options, st *coordinator.Stats) ([]report.FloorPoint, error) {
+	codec, err := o.wireCodec(int(nc.MaxPayload()))
+	if err != nil {
+		return nil, err
+	}
+	sizes := []int{64}
+	typical := int((st.BytesOut + st.BytesIn) / (2 * st.Batches))
+	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
+		sizes = append(sizes, typical)
+	}
+	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 200})
+	if err != nil {
+		return nil, err
+	}
+	return report.FloorPoints(points), nil
 }
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strconv"
 
 	"github.com/ferrylab/ferry/proto"
@@ -12,6 +13,17 @@ import (
 )
 
 func osGetpid() int { return os.Getpid() }
+
+// oneCore gives this process one P unless GOMAXPROCS is set. A worker
+// stands for one core and computes one batch at a time; with one P its
+// reader, handler and flusher goroutines hand over on the same thread
+// instead of waking another, which cut a worker's CPU per empty batch by
+// about 40% in BenchmarkDispatch (see docs/wire.md).
+func oneCore() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 func newCmdWorker() *cobra.Command {
 	cmd := &cobra.Command{
@@ -65,6 +77,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		pool.Stop()
 		return nil
 	}
+	oneCore()
 	w, err := worker.New(worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
 		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
