@@ -34,6 +34,6 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
-	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
+	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator(), newCmdBench(), newCmdEcho())
 	return root
 }
