@@ -109,7 +109,7 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Durat
 		return r, fmt.Errorf("batch of %d bytes: %w", len(buf), errTooLarge)
 	}
 	t1 := time.Now()
-	if err := l.nc.PublishMsg(&nats.Msg{Subject: l.subject, Reply: l.reply, Header: l.header, Data: buf}); err != nil {
+	if err := l.publish(buf); err != nil {
 		return r, err
 	}
 	m, err := l.wait(ctx, timeout)
@@ -139,6 +139,13 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Durat
 	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
 	r.Timing[StageDecode] = t3.Sub(t2)
 	return r, nil
+}
+
+func (l *Link) publish(data []byte) error {
+	if l.header == nil { // no Msg to allocate, no header to encode
+		return l.nc.PublishRequest(l.subject, l.reply, data)
+	}
+	return l.nc.PublishMsg(&nats.Msg{Subject: l.subject, Reply: l.reply, Header: l.header, Data: data})
 }
 
 // wait returns the reply to the request in flight, discarding late replies
