@@ -89,6 +89,16 @@ func (q *Queue) wait(ctx context.Context, wake <-chan struct{}, due time.Duratio
 		if ok {
 			return t, nil
 		}
+		// The input has ended: a closed channel is always ready, so wait
+		// without it or every idle lane spins until the job is done.
+		select {
+		case <-wake:
+		case <-timer:
+		case <-q.done:
+			return nil, ErrDone
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	case <-wake:
 	case <-timer:
 	case <-q.done:
