@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,7 @@ var ErrNoWorkers = errors.New("coordinator: no workers")
 // Processes sends batches over NATS to ferry-worker processes.
 //
 // Dispatch is credit-based: the backend discovers workers through the micro
-// service's $SRV.PING and runs InFlight lanes per worker, each sending one
+// service's $SRV.INFO and runs InFlight lanes per worker, each sending one
 // batch to that worker's own subject and waiting for the reply before it
 // takes the next. A worker is therefore never sent more than InFlight
 // batches, an idle worker always has its next batch waiting, and no worker
@@ -147,12 +148,18 @@ func (p *Processes) discover(ctx context.Context, d time.Duration, want int) ([]
 	return Discover(ctx, p.nc, d, want)
 }
 
-// Discover pings the ferry-worker micro service ($SRV.PING.ferry-worker)
-// and returns the instance IDs that answer within d, or as soon as want
-// have answered (0 = wait all of d). A worker's batch subject is
-// proto.WorkSubject(id).
+// Discover asks the ferry-worker micro service for its instances
+// ($SRV.INFO.ferry-worker) and returns the IDs of those whose batch
+// endpoint is up, within d, or as soon as want have answered (0 = wait all
+// of d). A worker's batch subject is proto.WorkSubject(id).
+//
+// It asks for INFO, not PING: a worker answers pings from the moment it
+// registers, a moment before its batch endpoint subscribes, and a batch
+// sent in that moment finds no responders. INFO lists an endpoint only
+// once it is subscribed, and the worker's subscription reaches the broker
+// before its answer does.
 func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]string, error) {
-	subj, err := micro.ControlSubject(micro.PingVerb, proto.ServiceName, "")
+	subj, err := micro.ControlSubject(micro.InfoVerb, proto.ServiceName, "")
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +170,7 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 	}
 	defer sub.Unsubscribe()
 	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
-		return nil, fmt.Errorf("ping workers: %w", err)
+		return nil, fmt.Errorf("ask workers: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -173,9 +180,12 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 		if err != nil {
 			return ids, nil
 		}
-		var ping micro.Ping
-		if json.Unmarshal(m.Data, &ping) == nil && ping.ID != "" {
-			ids = append(ids, ping.ID)
+		var info micro.Info
+		if json.Unmarshal(m.Data, &info) != nil || info.ID == "" {
+			continue
+		}
+		if slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
+			ids = append(ids, info.ID)
 		}
 		if want > 0 && len(ids) >= want {
 			return ids, nil
