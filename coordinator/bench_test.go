@@ -73,8 +73,14 @@ func startFleet(tb testing.TB, workers int) *fleet {
 	return &fleet{nc: natstest.Connect(tb, b.URL()), workers: workers, pool: pool}
 }
 
-// job runs one job on mode and returns its stats.
+// job runs one job over docs on mode and returns its stats.
 func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []string) *coordinator.Stats {
+	tb.Helper()
+	return f.run(tb, mode, cfg, &sliceSource{docs: docs})
+}
+
+// run runs one job over src on mode and returns its stats.
+func (f *fleet) run(tb testing.TB, mode string, cfg coordinator.Config, src coordinator.Source) *coordinator.Stats {
 	tb.Helper()
 	var backend coordinator.Backend
 	var err error
@@ -88,7 +94,7 @@ func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st, err := coordinator.Run(ctx, cfg, &sliceSource{docs: docs}, backend, sink.Discard{})
+	st, err := coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
 	if err != nil {
 		tb.Fatalf("%s: %v", mode, err)
 	}
@@ -96,39 +102,75 @@ func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []s
 }
 
 // BenchmarkModes runs an embed job of 4,000 documents per iteration on
-// goroutines and on worker processes, back to back in alternating order, for
-// several batch sizes. It reports the processes docs/s, the goroutines
-// docs/s and "ratio", the median over iterations of processes throughput
-// over goroutines throughput measured back to back: on a shared machine
-// the pairs see the same load, where totals do not. Workers are real child
-// processes.
+// goroutines and on worker processes (real child processes), back to back
+// in alternating order, for several batch sizes. It reports:
 //
-//	go test -run '^$' -bench BenchmarkModes -benchtime 20x ./coordinator/
+//   - docs/s and goroutines-docs/s: each mode's throughput over all iterations;
+//   - ratio: the median over iterations of processes docs/s over goroutines
+//     docs/s, measured back to back, so the pair sees the same load;
+//   - cpu-ratio: goroutines CPU time per document over processes CPU time
+//     per document (this process, which embeds the broker, plus the
+//     workers). On a shared machine a mode with more runnable threads gets a
+//     bigger share of the cores, which flatters processes in wall time;
+//     CPU per document does not depend on that share.
+//
+// source=memory replays documents generated beforehand; source=generator
+// generates them during the job, as `ferry run` does, on the coordinator.
+//
+//	go test -run '^$' -bench BenchmarkModes -benchtime 10x ./coordinator/
 func BenchmarkModes(b *testing.B) {
 	const workers = 2
 	docs := genDocs(b, 4000)
 	f := startFleet(b, workers)
-	for _, batch := range []int{10, 100, 1000} {
-		cfg := coordinator.Config{Workload: "embed", BatchSize: batch, Workers: workers}
+	for _, bc := range []struct {
+		batch  int
+		source string
+	}{{10, "memory"}, {100, "memory"}, {100, "generator"}, {1000, "memory"}} {
+		cfg := coordinator.Config{Workload: "embed", BatchSize: bc.batch, Workers: workers}
 		f.job(b, coordinator.ModeProcesses, cfg, docs) // warm: workers attached, workloads built
-		b.Run(fmt.Sprintf("mode=processes/batch=%d", batch), func(b *testing.B) {
-			var total [2]time.Duration
+		src := func() coordinator.Source {
+			if bc.source == "generator" {
+				return generated(b, int64(len(docs)))
+			}
+			return &sliceSource{docs: docs}
+		}
+		b.Run(fmt.Sprintf("mode=processes/batch=%d/source=%s", bc.batch, bc.source), func(b *testing.B) {
+			var wall, cpu [2]time.Duration // goroutines, processes
 			ratios := make([]float64, 0, b.N)
 			for i := range b.N {
-				var wall [2]time.Duration // goroutines, processes
+				var w [2]time.Duration
 				for k, mode := range alternate(i, coordinator.ModeGoroutines, coordinator.ModeProcesses) {
-					wall[k^(i&1)] = f.job(b, mode, cfg, docs).Wall
+					m := k ^ (i & 1)
+					c0 := cpuSelf(b) + cpuChildren(b, f.pool)
+					w[m] = f.run(b, mode, cfg, src()).Wall
+					cpu[m] += cpuSelf(b) + cpuChildren(b, f.pool) - c0
+					wall[m] += w[m]
 				}
-				total[0] += wall[0]
-				total[1] += wall[1]
-				ratios = append(ratios, wall[0].Seconds()/wall[1].Seconds())
+				ratios = append(ratios, w[0].Seconds()/w[1].Seconds())
 			}
 			n := float64(b.N * len(docs))
-			b.ReportMetric(n/total[1].Seconds(), "docs/s")
-			b.ReportMetric(n/total[0].Seconds(), "goroutines-docs/s")
+			b.ReportMetric(n/wall[1].Seconds(), "docs/s")
+			b.ReportMetric(n/wall[0].Seconds(), "goroutines-docs/s")
 			b.ReportMetric(median(ratios), "ratio")
+			b.ReportMetric(cpu[0].Seconds()/cpu[1].Seconds(), "cpu-ratio")
 		})
 	}
+}
+
+// generated adapts the corpus generator to a coordinator.Source.
+func generated(tb testing.TB, n int64) coordinator.Source {
+	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return genSource{g}
+}
+
+type genSource struct{ g *corpus.Generator }
+
+func (s genSource) Next() (string, error) {
+	d, err := s.g.Next()
+	return d.Text, err
 }
 
 func median(v []float64) float64 {
