@@ -91,10 +91,11 @@ func (l *Link) Codec() proto.Codec { return l.codec }
 // Close ends the link's reply subscription.
 func (l *Link) Close() error { return l.sub.Unsubscribe() }
 
-// RoundTrip sends b and returns the worker's decoded result with the
-// stage timings, or an error: errGone when no worker serves the subject,
-// errTooLarge when the batch or its result is over the payload limit.
-func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Duration) (Result, error) {
+// RoundTrip sends b and returns the worker's result, decoded into into (nil
+// = a new Result), with the stage timings, or an error: errGone when no
+// worker serves the subject, errTooLarge when the batch or its result is
+// over the payload limit.
+func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (Result, error) {
 	var r Result
 	t0 := time.Now()
 	buf, err := l.codec.AppendBatch(l.buf[:0], b)
@@ -128,7 +129,10 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, timeout time.Durat
 	if m.Header.Get(proto.HeaderCompress) != "" {
 		dec = l.codec
 	}
-	res := &proto.Result{}
+	res := into
+	if res == nil {
+		res = new(proto.Result)
+	}
 	if err := dec.DecodeResult(m.Data, res); err != nil {
 		return r, err
 	}

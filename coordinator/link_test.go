@@ -70,7 +70,7 @@ func TestLinkRoundTrip(t *testing.T) {
 	for i, c := range []proto.Codec{plain, zipped} {
 		l := link(t, nc, c, id)
 		b := &proto.Batch{ID: 7, Attempt: 1, Workload: "embed", Params: workload.Params{Dim: 16}, Docs: docs}
-		r, err := l.RoundTrip(context.Background(), b, 10*time.Second)
+		r, err := l.RoundTrip(context.Background(), b, nil, 10*time.Second)
 		if err != nil {
 			t.Fatalf("round trip %d: %v", i, err)
 		}
@@ -121,11 +121,11 @@ func TestLinkDropsLateReply(t *testing.T) {
 	}
 	fake.Flush()
 	l := link(t, nc, codec, "slow")
-	_, err = l.RoundTrip(context.Background(), &proto.Batch{ID: 1, Attempt: 1, Workload: "noop"}, 50*time.Millisecond)
+	_, err = l.RoundTrip(context.Background(), &proto.Batch{ID: 1, Attempt: 1, Workload: "noop"}, nil, 50*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "no reply within") {
 		t.Fatalf("first round trip: err = %v, want a timeout", err)
 	}
-	r, err := l.RoundTrip(context.Background(), &proto.Batch{ID: 2, Attempt: 1, Workload: "noop"}, 10*time.Second)
+	r, err := l.RoundTrip(context.Background(), &proto.Batch{ID: 2, Attempt: 1, Workload: "noop"}, nil, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +142,13 @@ func TestLinkErrors(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("no worker is gone", func(t *testing.T) {
-		_, err := link(t, nc, codec, "nobody").RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "noop"}, 5*time.Second)
+		_, err := link(t, nc, codec, "nobody").RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "noop"}, nil, 5*time.Second)
 		if !errors.Is(err, errGone) {
 			t.Fatalf("err = %v, want errGone", err)
 		}
 	})
 	t.Run("worker error reply", func(t *testing.T) {
-		_, err := link(t, nc, codec, id).RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "no-such-workload"}, 5*time.Second)
+		_, err := link(t, nc, codec, id).RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "no-such-workload"}, nil, 5*time.Second)
 		if err == nil || !strings.Contains(err.Error(), "worker error 400") {
 			t.Fatalf("err = %v, want the worker's 400", err)
 		}
@@ -157,7 +157,7 @@ func TestLinkErrors(t *testing.T) {
 		// A small batch whose noop result is 8 x 1 MiB: over the 8 MiB payload.
 		docs := make([]string, 9)
 		b := &proto.Batch{ID: 1, Workload: "noop", Params: workload.Params{OutBytes: 1 << 20}, Docs: docs}
-		_, err := link(t, nc, codec, id).RoundTrip(ctx, b, 10*time.Second)
+		_, err := link(t, nc, codec, id).RoundTrip(ctx, b, nil, 10*time.Second)
 		if !errors.Is(err, errTooLarge) {
 			t.Fatalf("err = %v, want errTooLarge", err)
 		}
@@ -165,7 +165,7 @@ func TestLinkErrors(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := link(t, nc, codec, "nobody-either").RoundTrip(cctx, &proto.Batch{ID: 1, Workload: "noop"}, 5*time.Second)
+		_, err := link(t, nc, codec, "nobody-either").RoundTrip(cctx, &proto.Batch{ID: 1, Workload: "noop"}, nil, 5*time.Second)
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
 			t.Fatalf("err = %v, want context.Canceled (or gone, if the status won the race)", err)
 		}

@@ -235,7 +235,7 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 			return
 		}
 		t.Batch.Attempt = uint32(t.attempts + 1)
-		r, err := link.RoundTrip(ctx, &t.Batch, q.Timeout(t))
+		r, err := link.RoundTrip(ctx, &t.Batch, q.NewResult(), q.Timeout(t))
 		switch {
 		case err == nil:
 			q.Complete(t, r)

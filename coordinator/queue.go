@@ -109,6 +109,10 @@ func (q *Queue) wait(ctx context.Context, wake <-chan struct{}, due time.Duratio
 	return nil, nil
 }
 
+// NewResult returns a Result for a backend to compute or decode into; it
+// reuses the buffers of results already written.
+func (q *Queue) NewResult() *proto.Result { return q.col.newResult() }
+
 // Done is closed when every document has been written.
 func (q *Queue) Done() <-chan struct{} { return q.done }
 

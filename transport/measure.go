@@ -119,7 +119,7 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 			}
 			batch.ID++
 			t0 := time.Now()
-			r, err := link.RoundTrip(ctx, batch, cfg.Timeout)
+			r, err := link.RoundTrip(ctx, batch, nil, cfg.Timeout)
 			if err != nil {
 				return p, fmt.Errorf("ferry round trip: %w", err)
 			}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -89,7 +90,12 @@ func startProfile(dir, role string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// runWorker runs a worker as `ferry worker` does, with one P unless
+// GOMAXPROCS is set.
 func runWorker(ctx context.Context, url string) error {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	ppid, _ := strconv.Atoi(os.Getenv("FERRY_PARENT_PID"))
 	w, err := worker.New(worker.Config{URL: url, ParentPID: ppid})
 	if err != nil {
