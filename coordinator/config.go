@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -38,7 +39,7 @@ type Config struct {
 	Workers   int             // lanes for in-process modes and workers expected for processes; 0 = GOMAXPROCS
 	Codec     string          // packed or msgpack; "" = packed
 	Compress  string          // compression of batches and results on the wire: "" (none) or s2
-	InFlight  int             // batches in flight per worker (pipelining); 0 = 2
+	InFlight  int             // batches in flight per worker (pipelining); 0 = 2; tiny batches need 16-64 to keep workers fed
 	Window    int             // batches admitted but not yet written, bounding memory; 0 = 8 x workers x in-flight
 
 	MaxAttempts   int           // sends of a batch before it is split to isolate bad documents; 0 = 3
@@ -100,8 +101,8 @@ func (c Config) Validate() error {
 		return bad("batch_size", c.BatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.Workers < 0:
 		return bad("workers", c.Workers, "must be positive (0 = one per core)")
-	case c.InFlight < 0:
-		return bad("inflight", c.InFlight, "must be positive")
+	case c.InFlight < 0 || c.InFlight > worker.MaxInFlight:
+		return bad("inflight", c.InFlight, fmt.Sprintf("must be between 1 and %d (what a worker queues)", worker.MaxInFlight))
 	case c.Window < 0:
 		return bad("window", c.Window, "must be positive")
 	case c.MaxAttempts < 0:

@@ -26,6 +26,10 @@ import (
 // this worker has exited: a worker never outlives `ferry run`.
 var ErrParentGone = errors.New("worker: parent process exited")
 
+// MaxInFlight is the most batches a coordinator may have in flight to one
+// worker: the default PendingLimit.
+const MaxInFlight = 1024
+
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
 	URL       string        // NATS URL(s), comma separated; "" = nats://127.0.0.1:4222
@@ -35,7 +39,8 @@ type Config struct {
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
 	// PendingLimit bounds the batches queued at this worker's subscription;
-	// 0 = 64. The coordinator keeps only a few in flight per worker.
+	// 0 = 1024, the most in flight a coordinator sends one worker (a batch
+	// over the limit would be dropped as a slow consumer and time out).
 	PendingLimit int
 }
 
@@ -67,7 +72,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Name = fmt.Sprintf("ferry-worker-%d", os.Getpid())
 	}
 	if cfg.PendingLimit <= 0 {
-		cfg.PendingLimit = 64
+		cfg.PendingLimit = MaxInFlight
 	}
 	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
 	if w.log == nil {
