@@ -94,7 +94,7 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		return err
 	}
 	defer pool.Stop()
-	echo, err := startEcho(ctx, b.URL(), log)
+	echo, echoSubject, err := startEcho(ctx, b.URL(), o, log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		return err
 	}
 	defer nc.Close()
-	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: o.RoundTrips})
+	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: o.RoundTrips, EchoSubject: echoSubject})
 	if err != nil {
 		return err
 	}
@@ -122,20 +122,37 @@ func startWorkers(ctx context.Context, url string, n int, log *slog.Logger) (*wo
 	})
 }
 
-// startEcho spawns the `ferry echo` process that measures the floor.
-func startEcho(ctx context.Context, url string, log *slog.Logger) (*worker.Pool, error) {
-	return worker.StartPool(ctx, worker.PoolConfig{
-		Args:   []string{"echo", "--nats-url", url, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+// startEcho spawns the `ferry echo` process that measures the floor,
+// connecting to url with o's credentials (passed in its environment, so no
+// secret shows in a process listing), and returns it with its subject: a
+// subject of its own, since every echo on a shared broker would answer a
+// common one.
+func startEcho(ctx context.Context, url string, o *Options, log *slog.Logger) (*worker.Pool, string, error) {
+	subject := transport.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	var env []string
+	for k, v := range map[string]string{
+		"FERRY_NATS_USER": o.NATSUser, "FERRY_NATS_PASSWORD": o.NATSPassword, "FERRY_NATS_TOKEN": o.NATSToken,
+		"FERRY_NATS_NKEY_SEED": o.NATSNKeySeed, "FERRY_NATS_CREDS": o.NATSCredsFile,
+		"FERRY_NATS_TLS_CA": o.NATSTLSCA, "FERRY_NATS_TLS_CERT": o.NATSTLSCert, "FERRY_NATS_TLS_KEY": o.NATSTLSKey,
+	} {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	p, err := worker.StartPool(ctx, worker.PoolConfig{
+		Args:   []string{"echo", "--nats-url", url, "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Procs:  1,
+		Env:    env,
 		Logger: log,
 	})
+	return p, subject, err
 }
 
 // measureFloor waits for the echo responder and a worker, then measures the
 // transport floor through a link to that worker.
 func measureFloor(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg transport.Config) ([]transport.Point, error) {
 	const within = 30 * time.Second
-	if err := transport.WaitForEcho(ctx, nc, transport.EchoSubject, within); err != nil {
+	if err := transport.WaitForEcho(ctx, nc, cfg.EchoSubject, within); err != nil {
 		return nil, err
 	}
 	id, err := waitForWorker(ctx, nc, within)

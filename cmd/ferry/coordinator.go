@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
 )
 
@@ -13,7 +15,8 @@ func newCmdCoordinator() *cobra.Command {
 		Short: "Run a job on workers already attached to an external NATS",
 		Long: `coordinator connects to NATS, waits until --expect-workers ferry workers
 answer discovery, runs the job in processes mode (plus any other --modes),
-prints the report and exits.`,
+prints the report and exits. For the report's transport floor it starts an
+echo process on this machine, connected to the same NATS.`,
 		Example: `  ferry coordinator --nats-url nats://127.0.0.1:4222 --expect-workers 2
   ferry coordinator --nats-url nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy --format json`,
 		Args: cobra.NoArgs,
@@ -59,6 +62,17 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	}
 	defer nc.Close()
 	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout()}
-	_ = coordinator.ModeProcesses
+	if slices.Contains(modes, coordinator.ModeProcesses) {
+		// The floor's echo runs here, so it is the floor from this machine
+		// through the broker and back.
+		echo, echoSubject, err := startEcho(ctx, o.NATSURL, o, log)
+		if err != nil {
+			return err
+		}
+		defer echo.Stop()
+		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+			return runFloor(ctx, nc, o, echoSubject, st)
+		}
+	}
 	return runModes(ctx, env, modes)
 }

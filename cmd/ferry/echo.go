@@ -22,16 +22,18 @@ func newCmdEcho() *cobra.Command {
 				return err
 			}
 			parent, _ := cmd.Flags().GetInt("parent-pid")
-			return runEcho(cmd.Context(), o, parent)
+			subject, _ := cmd.Flags().GetString("subject")
+			return runEcho(cmd.Context(), o, subject, parent)
 		},
 	}
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
+	fs.String("subject", transport.EchoSubject, "subject to answer on")
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent")
 	return cmd
 }
 
-func runEcho(ctx context.Context, o *Options, parent int) error {
+func runEcho(ctx context.Context, o *Options, subject string, parent int) error {
 	log, err := o.logger()
 	if err != nil {
 		return err
@@ -65,5 +67,5 @@ func runEcho(ctx context.Context, o *Options, parent int) error {
 			}
 		}()
 	}
-	return transport.Echo(ctx, nc, transport.EchoSubject)
+	return transport.Echo(ctx, nc, subject)
 }

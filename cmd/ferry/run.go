@@ -71,7 +71,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
-		echo, err := startEcho(ctx, b.URL(), log)
+		echo, echoSubject, err := startEcho(ctx, b.URL(), o, log)
 		if err != nil {
 			return err
 		}
@@ -83,7 +83,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		defer nc.Close()
 		env.nc = nc
 		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-			return runFloor(ctx, nc, o, st)
+			return runFloor(ctx, nc, o, echoSubject, st)
 		}
 		log.Debug("embedded broker", "url", b.URL(), "workers", cfg.Workers)
 	}
@@ -93,7 +93,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 // runFloor measures the transport floor after a processes run, at 64 B and
 // at the run's mean message size (batch and result bytes averaged), 200
 // round trips each way: about a quarter of a second for embed batches.
-func runFloor(ctx context.Context, nc *nats.Conn, o *Options, st *coordinator.Stats) ([]report.FloorPoint, error) {
+func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats) ([]report.FloorPoint, error) {
 	codec, err := o.wireCodec(int(nc.MaxPayload()))
 	if err != nil {
 		return nil, err
@@ -103,7 +103,7 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, st *coordinator.St
 	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
 		sizes = append(sizes, typical)
 	}
-	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 200})
+	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 200, EchoSubject: echoSubject})
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/report"
 )
 
@@ -74,5 +77,37 @@ func TestRunCompressed(t *testing.T) {
 	_, stderr, code := ferry(t, nil, "run", "--compress", "zstd")
 	if code != 2 || !strings.Contains(stderr, "compress=zstd") {
 		t.Errorf("--compress zstd: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// ferry coordinator against an external broker carries the floor too, from
+// an echo of its own (two coordinators on one broker must not share one).
+func TestCoordinatorReportsFloor(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	w := exec.Command(ferryBin, "worker", "--nats-url", url, "--procs", "2", "--log-level", "warn")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Process.Signal(syscall.SIGTERM); w.Wait() })
+	// A stray echo on the default subject would answer a shared subject.
+	stray := exec.Command(ferryBin, "echo", "--nats-url", url)
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stray.Process.Signal(syscall.SIGTERM); stray.Wait() })
+	out, stderr, code := ferry(t, nil, "coordinator", "-q", "--nats-url", url, "--expect-workers", "2", "--docs", "200",
+		"--batch-size", "20", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if len(r.Modes) != 1 || r.Modes[0].Docs != 200 || r.Modes[0].Workers != 2 {
+		t.Fatalf("modes = %+v", r.Modes)
+	}
+	if len(r.Floor) == 0 || r.Floor[0].RawP50us <= 0 || r.Floor[0].FerryP50 <= 0 {
+		t.Errorf("transport floor = %+v", r.Floor)
 	}
 }
