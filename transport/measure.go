@@ -103,6 +103,7 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 	p := Point{Bytes: size}
 	data := []byte(text)
 	var rawT, ferryT []time.Duration
+	var res proto.Result // reused, as processes mode reuses written results
 	var stages [coordinator.NumStages][]time.Duration
 	for i := range cfg.Warmup + cfg.RoundTrips {
 		timed := i >= cfg.Warmup
@@ -119,7 +120,7 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 			}
 			batch.ID++
 			t0 := time.Now()
-			r, err := link.RoundTrip(ctx, batch, nil, cfg.Timeout)
+			r, err := link.RoundTrip(ctx, batch, &res, cfg.Timeout)
 			if err != nil {
 				return p, fmt.Errorf("ferry round trip: %w", err)
 			}
