@@ -50,6 +50,13 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	if l, ok := backend.(interface{ MaxBatchBytes() int }); ok && cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = l.MaxBatchBytes()
 	}
+	// A backend that must wait for its workers does so before the clock
+	// starts: throughput is not worker start-up.
+	if r, ok := backend.(interface{ Ready(context.Context) error }); ok {
+		if err := r.Ready(ctx); err != nil {
+			return nil, err
+		}
+	}
 	window := int64(cfg.Window) * int64(cfg.BatchSize)
 	credit := semaphore.NewWeighted(window)
 	col := newCollector(sink, credit)

@@ -35,6 +35,8 @@ type Processes struct {
 	expect int
 	log    *slog.Logger
 
+	ready []string // workers found by Ready
+
 	mu      sync.Mutex
 	live    map[string]bool // worker IDs with running lanes
 	seen    atomic.Int64    // most workers attached at once
@@ -68,18 +70,41 @@ func (p *Processes) WorkerCount() int { return int(p.seen.Load()) }
 // the other half as headroom for results larger than their input.
 func (p *Processes) MaxBatchBytes() int { return int(p.nc.MaxPayload() / 2) }
 
-// Run discovers workers and serves q on InFlight lanes per worker until the
-// job is done. When every worker is gone it waits, up to WorkerWait, for
-// workers to come back.
-func (p *Processes) Run(ctx context.Context, q *Queue) error {
+// Ready waits until the expected workers are attached; coordinator.Run
+// calls it before starting the job's clock.
+func (p *Processes) Ready(ctx context.Context) error {
 	ids, err := p.waitForWorkers(ctx)
-	if err != nil {
-		return err
+	p.ready = ids
+	return err
+}
+
+// Run discovers workers (unless Ready did) and serves q on InFlight lanes
+// per worker until the job is done. When every worker is gone it waits, up
+// to WorkerWait, for workers to come back.
+func (p *Processes) Run(ctx context.Context, q *Queue) error {
+	ids, err := p.ready, error(nil)
+	if ids == nil {
+		if ids, err = p.waitForWorkers(ctx); err != nil {
+			return err
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait() // every lane is owned here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Rediscovery ends when the job does: waiting out its window held the
+	// end of every job that finished during one, adding up to 150 ms.
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-q.Done():
+			dcancel()
+		case <-dctx.Done():
+		}
+	}()
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -105,7 +130,7 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		case <-tick.C:
 		}
 		// Rediscover: workers that joined, or came back, get lanes too.
-		if ids, err = p.discover(ctx, 150*time.Millisecond, 0); err != nil && ctx.Err() == nil {
+		if ids, err = p.discover(dctx, 150*time.Millisecond, 0); err != nil && ctx.Err() == nil {
 			p.log.Warn("worker discovery", "err", err)
 		}
 	}
@@ -124,7 +149,7 @@ func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
 	deadline := time.Now().Add(p.cfg.WorkerWait)
 	lastSay := time.Time{}
 	for {
-		ids, err := p.discover(ctx, 200*time.Millisecond, p.expect)
+		ids, err := p.discover(ctx, 50*time.Millisecond, p.expect)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
