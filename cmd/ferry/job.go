@@ -25,6 +25,7 @@ type jobEnv struct {
 	expect int        // workers to wait for in processes mode
 	log    *slog.Logger
 	stdout io.Writer
+	docs   []string // the generated corpus, made before the modes; nil = stream the input
 	// floor, when set, measures the transport floor after a processes run.
 	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
 }
@@ -35,6 +36,9 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	var stats []*coordinator.Stats
 	var errs []error
 	var firstErr, err error
+	if env.docs, err = pregenerate(env.opts); err != nil {
+		return err
+	}
 	for i, mode := range modes {
 		st, err := runMode(ctx, env, mode, i == len(modes)-1)
 		stats, errs = append(stats, st), append(errs, err)
@@ -76,11 +80,15 @@ func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coor
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(env.opts)
-	if err != nil {
-		return nil, err
+	var src coordinator.Source = &docSlice{docs: env.docs}
+	if env.docs == nil {
+		s, err := openSource(env.opts)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		src = docSource{s}
 	}
-	defer src.Close()
 	var out sink.Writer = sink.Discard{}
 	if writeOut && env.opts.Out != "" {
 		if out, err = sink.Create(env.opts.Out); err != nil {
@@ -93,7 +101,7 @@ func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coor
 		cfg.OnProgress = func(n int64) { _ = bar.Set64(n) }
 	}
 	env.log.Debug("mode start", "mode", mode)
-	st, err := coordinator.Run(ctx, cfg, docSource{src}, backend, out)
+	st, err := coordinator.Run(ctx, cfg, src, backend, out)
 	if bar != nil {
 		_ = bar.Finish()
 		_ = bar.Exit()
