@@ -50,7 +50,7 @@ type Link struct {
 	timer   *time.Timer
 }
 
-// Reply headers of a micro error and of a no-responders status.
+// The status header NATS puts on a reply when no one serves the subject.
 const (
 	statusHeader = "Status"
 	noResponders = "503"
