@@ -103,6 +103,11 @@ type Stats struct {
 	// Digest is a SHA-256 over every document's output in input order: equal
 	// digests mean bit-identical results.
 	Digest string
+	// CPU is the CPU time the job took on this machine (this process, with
+	// an embedded broker, plus the worker processes), set by a caller that
+	// can see them; 0 = not measured. Unlike wall time it does not depend
+	// on the share of a busy machine a mode's threads get.
+	CPU time.Duration
 }
 
 // DocsPerSec is throughput in documents per second.

@@ -62,6 +62,7 @@ type Mode struct {
 	BytesIn    int64            `json:"bytes_in"`
 	BusyMean   float64          `json:"busy_mean"` // mean fraction of wall time workers spent computing
 	BusyMin    float64          `json:"busy_min"`
+	CPUus      float64          `json:"cpu_us_per_doc,omitempty"` // CPU time per document, this process plus workers; 0 = not measured
 	Retries    int64            `json:"retries"`
 	Splits     int64            `json:"splits"`
 	Duplicates int64            `json:"duplicates_discarded"`
@@ -146,6 +147,9 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Splits, s.Dupes, len(s.Failed)
 		m.Digest = s.Digest
+		if s.Docs > 0 {
+			m.CPUus = us(s.CPU) / float64(s.Docs)
+		}
 		m.Stages = map[string]Stage{}
 		for st := range coordinator.NumStages {
 			q := s.Stages[st]
