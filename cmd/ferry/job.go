@@ -26,6 +26,9 @@ type jobEnv struct {
 	log    *slog.Logger
 	stdout io.Writer
 	docs   []string // the generated corpus, made before the modes; nil = stream the input
+	// workerPIDs lists the local worker processes, whose CPU time counts in
+	// processes mode; nil when workers are elsewhere (no CPU figure then).
+	workerPIDs func() []int
 	// floor, when set, measures the transport floor after a processes run.
 	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
 }
@@ -101,7 +104,15 @@ func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coor
 		cfg.OnProgress = func(n int64) { _ = bar.Set64(n) }
 	}
 	env.log.Debug("mode start", "mode", mode)
+	clock := cpuClock{}
+	if mode == coordinator.ModeProcesses {
+		clock.pids = env.workerPIDs
+	}
+	cpu0, cpuOK := clock.now()
 	st, err := coordinator.Run(ctx, cfg, src, backend, out)
+	if cpu1, ok := clock.now(); st != nil && cpuOK && ok && (mode != coordinator.ModeProcesses || env.workerPIDs != nil) {
+		st.CPU = cpu1 - cpu0
+	}
 	if bar != nil {
 		_ = bar.Finish()
 		_ = bar.Exit()

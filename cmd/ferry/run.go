@@ -71,6 +71,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
+		env.workerPIDs = pool.PIDs
 		echo, echoSubject, err := startEcho(ctx, b.URL(), o, log)
 		if err != nil {
 			return err
@@ -91,8 +92,8 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 }
 
 // runFloor measures the transport floor after a processes run, at 64 B and
-// at the run's mean message size (batch and result bytes averaged), 200
-// round trips each way: about a quarter of a second for embed batches.
+// at the run's mean message size (batch and result bytes averaged), 500
+// round trips each way: about half a second for embed batches.
 func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats) ([]report.FloorPoint, error) {
 	codec, err := o.wireCodec(int(nc.MaxPayload()))
 	if err != nil {
@@ -103,7 +104,7 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
 		sizes = append(sizes, typical)
 	}
-	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 200, EchoSubject: echoSubject})
+	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 500, EchoSubject: echoSubject})
 	if err != nil {
 		return nil, err
 	}

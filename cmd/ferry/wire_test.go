@@ -67,6 +67,11 @@ func TestRunCompressed(t *testing.T) {
 		}
 		p := r.Modes[2]
 		bytesOut[i] = p.BytesOut
+		for _, m := range r.Modes {
+			if m.CPUus <= 0 {
+				t.Errorf("%v: %s: cpu_us_per_doc = %v, want the measured CPU time", extra, m.Mode, m.CPUus)
+			}
+		}
 		if len(r.Floor) != 2 || r.Floor[0].Bytes != 64 || r.Floor[1].Bytes <= 64 || r.Floor[1].RawP50us <= 0 || r.Floor[1].FerryP50 <= 0 {
 			t.Errorf("%v: transport floor = %+v, want 64 B and the mean message size", extra, r.Floor)
 		}
@@ -106,6 +111,9 @@ func TestCoordinatorReportsFloor(t *testing.T) {
 	}
 	if len(r.Modes) != 1 || r.Modes[0].Docs != 200 || r.Modes[0].Workers != 2 {
 		t.Fatalf("modes = %+v", r.Modes)
+	}
+	if r.Modes[0].CPUus != 0 {
+		t.Errorf("cpu_us_per_doc = %v with workers this process cannot see, want 0 (not measured)", r.Modes[0].CPUus)
 	}
 	if len(r.Floor) == 0 || r.Floor[0].RawP50us <= 0 || r.Floor[0].FerryP50 <= 0 {
 		t.Errorf("transport floor = %+v", r.Floor)
