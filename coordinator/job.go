@@ -54,7 +54,11 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	// starts: throughput is not worker start-up.
 	if r, ok := backend.(interface{ Ready(context.Context) error }); ok {
 		if err := r.Ready(ctx); err != nil {
-			return nil, err
+			st := &Stats{Mode: backend.Name()}
+			if ctx.Err() != nil {
+				return st, fmt.Errorf("interrupted after 0 documents: %w", ctx.Err())
+			}
+			return st, err
 		}
 	}
 	window := int64(cfg.Window) * int64(cfg.BatchSize)
