@@ -110,6 +110,11 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
+		select {
+		case <-q.Done(): // lanes end with the job; that is not workers leaving
+			return nil
+		default:
+		}
 		for _, id := range ids {
 			p.startLanes(ctx, q, id, &wg)
 		}
