@@ -10,11 +10,11 @@ const pregenMaxBytes = 256 << 20
 
 // pregenerate generates the corpus once, before any mode runs, when it is
 // generated (no --input) and small enough to hold; nil otherwise. Streamed,
-// the generator ran on the coordinator inside every mode's timing: in
-// goroutines mode its one goroutine competed with the lanes for the same
-// cores and starved them, while in processes mode it ran beside the
-// workers, which made processes look 2x better against goroutines on 2
-// cores than with the same documents read from a file (docs/wire.md).
+// the generator ran on the coordinator inside every mode's timing, about
+// 5 us of CPU per document: common to all modes, it diluted their
+// differences, and in goroutines mode its one goroutine competed with the
+// lanes for the same cores and starved them (54% busy against 86%), while
+// in processes mode it ran beside the workers (docs/wire.md).
 func pregenerate(o *Options) ([]string, error) {
 	words := o.DocWords
 	est := o.Docs * int64(7*words+2)
