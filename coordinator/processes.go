@@ -216,6 +216,8 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 		case errors.Is(err, errGone):
 			q.Requeue(t) // not the batch's fault
 			return
+		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
+			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):
 			q.Split(t)
 		case ctx.Err() != nil:
