@@ -53,7 +53,7 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	if expect == 0 {
 		expect = cfg.Workers
 	}
-	nc, err := connect(o.NATSURL, "ferry-coordinator", o, log)
+	nc, err := connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
 	if err != nil {
 		return err
 	}
