@@ -125,6 +125,10 @@ func (p *Processes) waitForWorkers(ctx context.Context) error {
 		if len(ids) >= p.expect {
 			return nil
 		}
+		if err := p.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			// The broker will not let this user discover workers: waiting won't help.
+			return fmt.Errorf("%w: nats_user: this user may not discover workers or send work (%v); log in as a coordinator user", ErrInvalidConfig, err)
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
