@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
@@ -182,8 +183,9 @@ func LoadUsers(path string) ([]User, error) {
 	dec.KnownFields(true)
 	var f usersFile
 	if err := dec.Decode(&f); err != nil {
-		// yaml errors quote only keys and types, but say where.
-		return nil, fmt.Errorf("%w: %s: %v", ErrAuthConfig, path, err)
+		// yaml errors name keys, types and lines, not values; they span
+		// lines, and a user gets one.
+		return nil, fmt.Errorf("%w: %s: %s", ErrAuthConfig, path, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	if len(f.Users) == 0 {
 		return nil, fmt.Errorf("%w: %s lists no users", ErrAuthConfig, path)
