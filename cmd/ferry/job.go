@@ -35,6 +35,9 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	var firstErr error
 	for i, mode := range modes {
 		st, err := runMode(ctx, env, mode, i == len(modes)-1)
+		if st == nil {
+			st = &coordinator.Stats{Mode: mode} // the report still names the mode that failed
+		}
 		stats, errs = append(stats, st), append(errs, err)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("%s: %w", mode, err)
