@@ -148,7 +148,7 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 			}
 			m.Stages[st.String()] = Stage{P50us: us(q.P50), P99us: us(q.P99), MeanUs: us(q.Mean)}
 		}
-		if s.Digest == "" || m.Error != "" {
+		if s.Digest == "" {
 			r.IdenticalResults = false
 		} else if digest == "" {
 			digest = s.Digest
