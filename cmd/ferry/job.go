@@ -14,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/sink"
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
@@ -25,6 +26,24 @@ type jobEnv struct {
 	expect int        // workers to wait for in processes mode
 	log    *slog.Logger
 	stdout io.Writer
+}
+
+// newJobEnv validates what every job command shares: logging, modes and
+// the job keys.
+func newJobEnv(o *Options, cmd *cobra.Command) (jobEnv, []string, error) {
+	log, err := o.logger()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	modes, err := o.modes()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	cfg, err := o.job()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	return jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout()}, modes, nil
 }
 
 // runModes runs the job once per mode, in order, writes the report and
