@@ -296,6 +296,8 @@ func (o *Options) configMap() map[string]any {
 	for k, val := range m { // drop unset keys so reports stay short
 		if reflect.ValueOf(val).IsZero() {
 			delete(m, k)
+		} else if d, ok := val.(time.Duration); ok {
+			m[k] = d.String()
 		}
 	}
 	if u, ok := m["nats_url"].(string); ok {

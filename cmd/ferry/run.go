@@ -44,19 +44,12 @@ prints one table comparing them. Worker processes never outlive run.`,
 }
 
 func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
+	cfg, log := env.cfg, env.log
+	env.expect = cfg.Workers
 	if slices.Contains(modes, coordinator.ModeProcesses) {
 		if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
 			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
