@@ -130,7 +130,7 @@ func (p *Processes) waitForWorkers(ctx context.Context) error {
 			return fmt.Errorf("%w: nats_user: this user may not discover workers or send work (%v); log in as a coordinator user", ErrInvalidConfig, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
+			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats-url ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
 		}
 		if time.Since(lastSay) > 2*time.Second {
