@@ -14,7 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/corpus"
+	gencorpus "github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
@@ -42,7 +42,7 @@ func (s *sliceSource) Next() (string, error) {
 
 func genDocs(tb testing.TB, n int64) []string {
 	tb.Helper()
-	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
+	g, err := gencorpus.Generated(gencorpus.GenConfig{Docs: n})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -159,14 +159,14 @@ func BenchmarkModes(b *testing.B) {
 
 // generated adapts the corpus generator to a coordinator.Source.
 func generated(tb testing.TB, n int64) coordinator.Source {
-	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
+	g, err := gencorpus.Generated(gencorpus.GenConfig{Docs: n})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return genSource{g}
 }
 
-type genSource struct{ g *corpus.Generator }
+type genSource struct{ g *gencorpus.Generator }
 
 func (s genSource) Next() (string, error) {
 	d, err := s.g.Next()

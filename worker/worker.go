@@ -28,7 +28,7 @@ var ErrParentGone = errors.New("worker: parent process exited")
 
 // MaxInFlight is the most batches a coordinator may have in flight to one
 // worker: the default PendingLimit.
-const MaxInFlight = 1024
+const MaxInFlight = 64
 
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
@@ -38,10 +38,15 @@ type Config struct {
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
-	// PendingLimit bounds the batches queued at this worker's subscription;
-	// 0 = 1024, the most in flight a coordinator sends one worker (a batch
-	// over the limit would be dropped as a slow consumer and time out).
+	// PendingLimit bounds the batches queued at each of this worker's batch
+	// subscriptions; 0 = 64 (MaxInFlight), the most in flight a coordinator sends one
+	// worker. Beyond the limit NATS drops messages (logged as a slow
+	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
+	// PendingBytes bounds the bytes queued at each batch subscription, so a
+	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
+	// largest size a coordinator sends at the default 8 MiB max payload).
+	PendingBytes int
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -73,6 +78,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = MaxInFlight
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = 64 << 20
 	}
 	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
 	if w.log == nil {
@@ -124,7 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	handler := micro.HandlerFunc(w.handle)
-	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, 256<<20)
+	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
@@ -232,7 +240,7 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), nil)
+		_ = req.Error("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), nil)
 		return
 	}
 	t3 := time.Now()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/transport"
@@ -89,17 +90,17 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		return err
 	}
 	defer b.Shutdown()
-	pool, err := startWorkers(ctx, b.URL(), 1, log)
+	pool, err := startWorkers(ctx, childEnv(b.URL(), natsconn.Auth{}), 1, log)
 	if err != nil {
 		return err
 	}
 	defer pool.Stop()
-	echo, echoSubject, err := startEcho(ctx, b.URL(), o, log)
+	echo, echoSubject, err := startEcho(ctx, childEnv(b.URL(), natsconn.Auth{}), log)
 	if err != nil {
 		return err
 	}
 	defer echo.Stop()
-	nc, err := connect(b.URL(), "ferry-bench", o, log)
+	nc, err := connect(b.URL(), "ferry-bench", natsconn.Auth{}, log)
 	if err != nil {
 		return err
 	}
@@ -112,35 +113,27 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 	return report.WriteTransport(cmd.OutOrStdout(), r, o.Format)
 }
 
-// startWorkers spawns n `ferry worker` processes on url.
-func startWorkers(ctx context.Context, url string, n int, log *slog.Logger) (*worker.Pool, error) {
+// startWorkers spawns n `ferry worker` processes; env (childEnv) says where
+// to connect and as whom.
+func startWorkers(ctx context.Context, env []string, n int, log *slog.Logger) (*worker.Pool, error) {
 	return worker.StartPool(ctx, worker.PoolConfig{
-		Args:    []string{"worker", "--nats-url", url, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+		Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+		Env:     env,
 		Procs:   n,
 		Logger:  log,
 		Restart: true,
 	})
 }
 
-// startEcho spawns the `ferry echo` process that measures the floor,
-// connecting to url with o's credentials (passed in its environment, so no
-// secret shows in a process listing), and returns it with its subject: a
-// subject of its own, since every echo on a shared broker would answer a
-// common one.
-func startEcho(ctx context.Context, url string, o *Options, log *slog.Logger) (*worker.Pool, string, error) {
+// startEcho spawns the `ferry echo` process that measures the floor; env
+// (childEnv) says where to connect and as whom, with a worker's rights, as
+// the echo subject is under ferry.work. It returns the echo with its
+// subject: one of its own, since every echo on a shared broker would
+// answer a common one.
+func startEcho(ctx context.Context, env []string, log *slog.Logger) (*worker.Pool, string, error) {
 	subject := transport.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
-	var env []string
-	for k, v := range map[string]string{
-		"FERRY_NATS_USER": o.NATSUser, "FERRY_NATS_PASSWORD": o.NATSPassword, "FERRY_NATS_TOKEN": o.NATSToken,
-		"FERRY_NATS_NKEY_SEED": o.NATSNKeySeed, "FERRY_NATS_CREDS": o.NATSCredsFile,
-		"FERRY_NATS_TLS_CA": o.NATSTLSCA, "FERRY_NATS_TLS_CERT": o.NATSTLSCert, "FERRY_NATS_TLS_KEY": o.NATSTLSKey,
-	} {
-		if v != "" {
-			env = append(env, k+"="+v)
-		}
-	}
 	p, err := worker.StartPool(ctx, worker.PoolConfig{
-		Args:   []string{"echo", "--nats-url", url, "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Procs:  1,
 		Env:    env,
 		Logger: log,

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/report"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -37,18 +39,11 @@ echo process on this machine, connected to the same NATS.`,
 }
 
 func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
+	cfg, log := env.cfg, env.log
 	if o.ExpectWorkers < 0 {
 		return invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}
@@ -56,23 +51,36 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	if expect == 0 {
 		expect = cfg.Workers
 	}
-	nc, err := connect(o.NATSURL, "ferry-coordinator", o, log)
+	nc, err := connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout()}
+	env.nc, env.expect = nc, expect
 	if slices.Contains(modes, coordinator.ModeProcesses) {
-		// The floor's echo runs here, so it is the floor from this machine
-		// through the broker and back.
-		echo, echoSubject, err := startEcho(ctx, o.NATSURL, o, log)
-		if err != nil {
-			return err
-		}
-		defer echo.Stop()
-		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-			return runFloor(ctx, nc, o, echoSubject, st)
-		}
+		floor, stop := coordinatorFloor(ctx, nc, o, log)
+		defer stop()
+		env.floor = floor
 	}
 	return runModes(ctx, env, modes)
+}
+
+// coordinatorFloor starts the floor's echo on this machine, so the floor is
+// this machine's path through the broker and back, and returns what
+// measures it and what stops the echo. The echo must subscribe, which a
+// broker's coordinator role does not allow: with credentials there is no
+// floor (floor is nil), and a note says why.
+func coordinatorFloor(ctx context.Context, nc *nats.Conn, o *Options, log *slog.Logger) (floor func(context.Context, *coordinator.Stats) ([]report.FloorPoint, error), stop func()) {
+	if a := o.auth(); a.User != "" || a.Token != "" || a.NKeySeed != "" || a.CredsFile != "" {
+		log.Info("no transport floor: its echo needs an anonymous connection to the broker")
+		return nil, func() {}
+	}
+	echo, subject, err := startEcho(ctx, childEnv(o.NATSURL, o.auth()), log)
+	if err != nil {
+		log.Warn("no transport floor", "err", err)
+		return nil, func() {}
+	}
+	return func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+		return runFloor(ctx, nc, o, subject, st)
+	}, echo.Stop
 }

@@ -39,7 +39,7 @@ func runEcho(ctx context.Context, o *Options, subject string, parent int) error 
 		return err
 	}
 	oneCore() // on the same footing as a worker
-	nc, err := connect(o.NATSURL, "ferry-echo", o, log)
+	nc, err := connect(o.NATSURL, "ferry-echo", o.auth(), log)
 	if err != nil {
 		return err
 	}

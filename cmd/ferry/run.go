@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -47,37 +49,40 @@ run's mean message size. Worker processes never outlive run.`,
 }
 
 func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
+	cfg, log := env.cfg, env.log
+	env.expect = cfg.Workers
 	if slices.Contains(modes, coordinator.ModeProcesses) {
-		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+		if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		}
+		creds := newRunCredentials()
+		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()})
 		if err != nil {
 			return err
 		}
 		defer b.Shutdown()
-		pool, err := startWorkers(ctx, b.URL(), cfg.Workers, log)
+		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
+			Procs:   cfg.Workers,
+			Logger:  log,
+			Restart: true,
+		})
 		if err != nil {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
 		env.workerPIDs = pool.PIDs
-		echo, echoSubject, err := startEcho(ctx, b.URL(), o, log)
+		echo, echoSubject, err := startEcho(ctx, childEnv(b.URL(), creds.worker), log)
 		if err != nil {
 			return err
 		}
 		defer echo.Stop()
-		nc, err := connect(b.URL(), "ferry-coordinator", o, log)
+		nc, err := connect(b.URL(), "ferry-coordinator", creds.coordinator, log)
 		if err != nil {
 			return err
 		}
@@ -113,8 +118,8 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a
 // configuration error naming the key.
-func connect(url, name string, o *Options, log *slog.Logger) (*nats.Conn, error) {
-	opts, err := natsconn.Options(name, o.auth(), log)
+func connect(url, name string, a natsconn.Auth, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := natsconn.Options(name, a, log)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
 	}
