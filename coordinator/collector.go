@@ -44,6 +44,7 @@ type collector struct {
 	busy      map[string]time.Duration
 	stats     Stats
 	failedAll int64
+	doneAt    time.Time // when done was closed
 }
 
 type piece struct {
@@ -162,6 +163,7 @@ func (c *collector) flush() {
 		select {
 		case <-c.done:
 		default:
+			c.doneAt = time.Now()
 			close(c.done)
 		}
 	}
@@ -197,6 +199,13 @@ func (c *collector) digest(o *workload.Output, failed []bool) {
 		}
 		c.hash.Write([]byte{0})
 	}
+}
+
+// finishedAt is when the last document was written (zero if not yet).
+func (c *collector) finishedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doneAt
 }
 
 // snapshot returns the statistics gathered so far.

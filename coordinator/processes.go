@@ -69,21 +69,28 @@ func (p *Processes) MaxBatchBytes() int { return int(p.nc.MaxPayload() / 2) }
 // job is done. When every worker is gone it waits, up to WorkerWait, for
 // workers to come back.
 func (p *Processes) Run(ctx context.Context, q *Queue) error {
-	if err := p.waitForWorkers(ctx); err != nil {
+	first, err := p.waitForWorkers(ctx)
+	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait() // every lane is owned here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	for _, id := range first {
+		p.startLanes(ctx, q, id, &wg)
+	}
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
-		ids, err := p.discover(ctx, 150*time.Millisecond)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("worker discovery", "err", err)
+		var ids []string
+		if p.cfg.MaxWorkers == 0 || p.liveCount() < p.cfg.MaxWorkers {
+			ids, err = p.discover(ctx, 150*time.Millisecond, 0)
+			if err != nil && ctx.Err() == nil {
+				p.log.Warn("worker discovery", "err", err)
+			}
 		}
 		for _, id := range ids {
 			p.startLanes(ctx, q, id, &wg)
@@ -113,20 +120,21 @@ func (p *Processes) liveCount() int {
 	return len(p.live)
 }
 
-// waitForWorkers blocks until `expect` workers answer, saying so while it waits.
-func (p *Processes) waitForWorkers(ctx context.Context) error {
+// waitForWorkers blocks until `expect` workers answer, saying so while it
+// waits, and returns the IDs that answered.
+func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
 	deadline := time.Now().Add(p.cfg.WorkerWait)
 	lastSay := time.Time{}
 	for {
-		ids, err := p.discover(ctx, 200*time.Millisecond)
+		ids, err := p.discover(ctx, 200*time.Millisecond, p.expect)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if len(ids) >= p.expect {
-			return nil
+			return ids, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
+			return nil, fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
 		}
 		if time.Since(lastSay) > 2*time.Second {
@@ -137,8 +145,8 @@ func (p *Processes) waitForWorkers(ctx context.Context) error {
 }
 
 // discover pings the ferry-worker service and collects the IDs that answer
-// within d.
-func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, error) {
+// within d, returning early once `enough` have answered (0 = wait out d).
+func (p *Processes) discover(ctx context.Context, d time.Duration, enough int) ([]string, error) {
 	subj, err := micro.ControlSubject(micro.PingVerb, proto.ServiceName, "")
 	if err != nil {
 		return nil, err
@@ -164,13 +172,16 @@ func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, er
 		if json.Unmarshal(m.Data, &ping) == nil && ping.ID != "" {
 			ids = append(ids, ping.ID)
 		}
+		if enough > 0 && len(ids) >= enough {
+			return ids, nil
+		}
 	}
 }
 
 func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live[id] {
+	if p.live[id] || (p.cfg.MaxWorkers > 0 && len(p.live) >= p.cfg.MaxWorkers) {
 		return
 	}
 	p.live[id] = true

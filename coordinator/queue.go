@@ -29,10 +29,11 @@ type Task struct {
 // and a result whose documents are already done is discarded, so every
 // document is written exactly once, in input order.
 type Queue struct {
-	cfg  Config
-	todo <-chan *Task // fresh batches from the producer; closed at end of input
-	col  *collector
-	done chan struct{} // closed when every document is written
+	cfg   Config
+	todo  <-chan *Task // fresh batches from the producer; closed at end of input
+	col   *collector
+	done  chan struct{} // closed when every document is written
+	batch batcher       // sizes the producer's batches; told every completion
 
 	mu      sync.Mutex
 	retry   []*Task
@@ -140,6 +141,9 @@ func (q *Queue) Complete(t *Task, r Result) {
 		} else {
 			q.perDoc.Store((7*old + per) / 8)
 		}
+	}
+	if q.batch != nil {
+		q.batch.Observe(len(t.Batch.Docs), r.Timing)
 	}
 	q.col.complete(t, r)
 }

@@ -1,0 +1,139 @@
+package coordinator
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// batcher decides how many documents go into each batch: the producer asks
+// Size before it cuts a batch, the queue reports every completed batch to
+// Observe. fixedBatch (batch_size) and autoBatch (--batch auto) are the two.
+type batcher interface {
+	// Size is the size of the batch that starts at document first; left is
+	// the documents not yet batched, or -1 when the input length is unknown.
+	Size(first, left int64) int
+	// Observe is told each completed batch's size and measured stages.
+	Observe(docs int, tm Timing)
+}
+
+func newBatcher(cfg Config) batcher {
+	if !cfg.AutoBatch {
+		return fixedBatch(cfg.BatchSize)
+	}
+	return newAutoBatch(cfg.BatchSize, cfg.MaxBatchSize, cfg.Workers, cfg.OverheadTarget)
+}
+
+type fixedBatch int
+
+func (f fixedBatch) Size(int64, int64) int { return int(f) }
+func (fixedBatch) Observe(int, Timing)     {}
+
+// SizeStep is a change of batch size: from document First on, batches of Size.
+type SizeStep struct {
+	First int64 `json:"first"`
+	Size  int   `json:"size"`
+}
+
+// maxSteps bounds the size trace kept for the report.
+const maxSteps = 500
+
+// batchFloor is the per-batch cost that no stage measures: the queue, the
+// channel hand-off, the collector's bookkeeping. In-process modes measure
+// only compute, so without it they would shrink batches to one document.
+const batchFloor = 10 * time.Microsecond
+
+// autoBatch sizes batches from what completed batches measured. Per batch
+// the time is a + k*b overhead plus c*b compute, b documents; only a can be
+// amortized, so the batch size that holds a's share of the per-batch time
+// at the target T is b = a(1-T) / (T(c+k)). a and k come from a decayed
+// least-squares fit of each batch's non-compute stages against its size
+// (k = 0 while all sizes seen are equal), c from an average of compute per
+// document.
+//
+// Near the end of the input (when its length is known) it cuts guided
+// batches, ceil(left / 2W) for W workers, so the last batches spread over
+// every worker instead of leaving one computing a full batch while the
+// others idle.
+type autoBatch struct {
+	target   float64
+	min, max int
+	workers  int
+
+	mu      sync.Mutex
+	size    int     // steady-state size
+	perItem float64 // compute ns per document, decayed average
+	// decayed sums for the fit of overhead ns against batch size
+	sw, sx, sy, sxx, sxy float64
+	steps                []SizeStep
+	last                 int
+}
+
+func newAutoBatch(start, maxSize, workers int, target float64) *autoBatch {
+	return &autoBatch{target: target, min: 1, max: max(maxSize, 1), workers: max(workers, 1), size: min(max(start, 1), max(maxSize, 1))}
+}
+
+func (a *autoBatch) Observe(docs int, tm Timing) {
+	if docs <= 0 || tm[StageCompute] <= 0 {
+		return
+	}
+	var over time.Duration
+	for s := range NumStages {
+		if s != StageCompute {
+			over += tm[s]
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	per := float64(tm[StageCompute]) / float64(docs)
+	if a.perItem == 0 {
+		a.perItem = per
+	} else {
+		a.perItem = 0.8*a.perItem + 0.2*per
+	}
+	const decay = 0.9
+	x, y := float64(docs), float64(over)
+	a.sw = decay*a.sw + 1
+	a.sx = decay*a.sx + x
+	a.sy = decay*a.sy + y
+	a.sxx = decay*a.sxx + x*x
+	a.sxy = decay*a.sxy + x*y
+	fixed, perOver := a.fitLocked()
+	want := fixed * (1 - a.target) / (a.target * (a.perItem + perOver))
+	// Move at most 4x per batch, so one noisy batch cannot swing the size.
+	next := min(max(int(math.Ceil(want)), a.size/4, a.min), a.size*4, a.max)
+	a.size = max(next, 1)
+}
+
+// fitLocked returns the fixed (a) and per-document (k) overhead in ns.
+func (a *autoBatch) fitLocked() (fixed, perDoc float64) {
+	mx, my := a.sx/a.sw, a.sy/a.sw
+	vx := a.sxx/a.sw - mx*mx
+	if vx > 1e-6*mx*mx+1e-9 {
+		perDoc = max((a.sxy/a.sw-mx*my)/vx, 0)
+	}
+	fixed = max(my-perDoc*mx, float64(batchFloor))
+	return fixed, perDoc
+}
+
+func (a *autoBatch) Size(first, left int64) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.size
+	if left >= 0 {
+		guided := int((left + int64(2*a.workers) - 1) / int64(2*a.workers))
+		b = min(b, max(guided, a.size/8, 1))
+	}
+	if b != a.last && len(a.steps) < maxSteps {
+		a.steps = append(a.steps, SizeStep{First: first, Size: b})
+	}
+	a.last = b
+	return b
+}
+
+// Steps is the trace of sizes chosen, in input order.
+func (a *autoBatch) Steps() []SizeStep {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]SizeStep(nil), a.steps...)
+}

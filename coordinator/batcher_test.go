@@ -1,0 +1,149 @@
+package coordinator
+
+import (
+	"context"
+	"io"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/workload"
+)
+
+// timing builds one batch's stages: compute per document plus a fixed and a
+// per-document overhead, all put in the transport stage.
+func timing(docs int, perDoc, fixed, perDocOver time.Duration) Timing {
+	var tm Timing
+	tm[StageCompute] = perDoc * time.Duration(docs)
+	tm[StageTransport] = fixed + perDocOver*time.Duration(docs)
+	return tm
+}
+
+func TestAutoBatchConvergesToTheModel(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		perDoc, fixed, perDocOvr time.Duration
+		target                   float64
+	}{
+		{"spin 100us, 300us fixed", 100 * time.Microsecond, 300 * time.Microsecond, 0, 0.05},
+		{"embed-like 5us, 200us fixed, 1us per doc", 5 * time.Microsecond, 200 * time.Microsecond, time.Microsecond, 0.05},
+		{"looser target", 100 * time.Microsecond, 300 * time.Microsecond, 0, 0.20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAutoBatch(4, 1<<20, 2, tc.target)
+			// Vary the sizes a little, as splits and the tail do, so the
+			// fit can tell the fixed part from the per-document part.
+			for i := range 200 {
+				n := a.Size(int64(i), -1) + i%3
+				a.Observe(n, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr))
+			}
+			want := float64(tc.fixed) * (1 - tc.target) / (tc.target * float64(tc.perDoc+tc.perDocOvr))
+			got := float64(a.Size(0, -1))
+			if math.Abs(got-want)/want > 0.10 {
+				t.Errorf("size = %.0f, want %.0f within 10%%", got, want)
+			}
+			// At that size the fixed overhead's share is at the target.
+			share := float64(tc.fixed) / (float64(tc.fixed) + got*float64(tc.perDoc+tc.perDocOvr))
+			if share > tc.target*1.1 {
+				t.Errorf("fixed overhead share at size %.0f = %.3f, over the target %.2f", got, share, tc.target)
+			}
+		})
+	}
+}
+
+func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
+	a := newAutoBatch(100, 64, 2, 0.05)
+	if got, want := a.Size(0, -1), 64; got != want {
+		t.Errorf("start size = %d, want the max %d", got, want)
+	}
+	for range 50 { // huge overhead: wants far more than the max
+		a.Observe(64, timing(64, time.Microsecond, time.Second, 0))
+	}
+	if got, want := a.Size(0, -1), 64; got != want {
+		t.Errorf("size = %d, want capped at %d", got, want)
+	}
+	// Guided tail: with 2 workers, 100 documents left -> ceil(100/4) = 25,
+	// never below size/8 = 8, never more than what is left asks for.
+	for _, tc := range []struct {
+		left int64
+		want int
+	}{{10_000, 64}, {256, 64}, {100, 25}, {20, 8}, {3, 8}} {
+		if got := a.Size(0, tc.left); got != tc.want {
+			t.Errorf("left=%d: size = %d, want %d", tc.left, got, tc.want)
+		}
+	}
+	if steps := a.Steps(); len(steps) < 3 || steps[0].Size != 64 {
+		t.Errorf("steps = %+v, want the start and the tail sizes", steps)
+	}
+}
+
+func TestAutoBatchIgnoresEmptyObservations(t *testing.T) {
+	a := newAutoBatch(16, 1024, 1, 0.05)
+	a.Observe(0, Timing{})
+	a.Observe(10, Timing{}) // no compute measured
+	if got := a.Size(0, -1); got != 16 {
+		t.Errorf("size = %d, want the start size 16 until something is measured", got)
+	}
+}
+
+// sliceSource is a Source over docs that knows its length.
+type sliceSource struct {
+	docs []string
+	i    int
+}
+
+func (s *sliceSource) Next() (string, error) {
+	if s.i >= len(s.docs) {
+		return "", io.EOF
+	}
+	s.i++
+	return s.docs[s.i-1], nil
+}
+
+func (s *sliceSource) Len() int64 { return int64(len(s.docs)) }
+
+func docs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "document number " + string(rune('a'+i%26)) + " of the auto batch test " + string(rune('A'+i/26%26))
+	}
+	return out
+}
+
+func TestRunAutoBatchSameResultsAsFixed(t *testing.T) {
+	ctx := context.Background()
+	in := docs(3000)
+	cfg := Config{Workload: "spin", Params: workload.Params{SpinCostNs: 2000}, Workers: 2, BatchSize: 50}
+	run := func(cfg Config) *Stats {
+		t.Helper()
+		b, err := NewLocal(ModeGoroutines, 2, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Run(ctx, cfg, &sliceSource{docs: in}, b, sink.Discard{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	fixed := run(cfg)
+	cfg.AutoBatch = true
+	auto := run(cfg)
+	if auto.Digest != fixed.Digest || auto.Docs != 3000 {
+		t.Errorf("auto: %d docs, digest %s; fixed: digest %s", auto.Docs, auto.Digest, fixed.Digest)
+	}
+	if fixed.AutoBatch || len(fixed.BatchSizes) != 0 {
+		t.Errorf("fixed run reports auto sizes: %+v", fixed.BatchSizes)
+	}
+	if !auto.AutoBatch || len(auto.BatchSizes) < 2 {
+		t.Fatalf("auto run traced sizes %+v, want the start and at least one change", auto.BatchSizes)
+	}
+	if s := auto.BatchSizes; s[0].First != 0 || s[0].Size != 50 {
+		t.Errorf("first step = %+v, want 50 from document 0", s[0])
+	}
+	last := auto.BatchSizes[len(auto.BatchSizes)-1]
+	if last.First < 2000 || last.Size >= auto.BatchSizes[len(auto.BatchSizes)-2].Size {
+		t.Errorf("last step = %+v, want a smaller batch near the end of 3000 documents", last)
+	}
+}
