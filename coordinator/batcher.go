@@ -49,7 +49,9 @@ const batchFloor = 10 * time.Microsecond
 // at the target T is b = a(1-T) / (T(c+k)). a and k come from a decayed
 // least-squares fit of each batch's non-compute stages against its size
 // (k = 0 while all sizes seen are equal), c from an average of compute per
-// document.
+// document. Transport counts at its least value seen: the rest of it is
+// waiting behind another batch in the worker's queue, which pipelining
+// makes free.
 //
 // Near the end of the input (when its length is known) it cuts guided
 // batches, ceil(left / 2W) for W workers, so the last batches spread over
@@ -62,7 +64,8 @@ type autoBatch struct {
 
 	mu      sync.Mutex
 	size    int     // steady-state size
-	perItem float64 // compute ns per document, decayed average
+	perItem float64       // compute ns per document, decayed average
+	hop     time.Duration // least transport time seen: the hop without queueing
 	// decayed sums for the fit of overhead ns against batch size
 	sw, sx, sy, sxx, sxy float64
 	steps                []SizeStep
@@ -77,14 +80,20 @@ func (a *autoBatch) Observe(docs int, tm Timing) {
 	if docs <= 0 || tm[StageCompute] <= 0 {
 		return
 	}
-	var over time.Duration
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The transport stage includes the wait in the worker's queue behind
+	// the batch it is computing (pipelining), which costs no throughput;
+	// the least transport seen is the hop itself.
+	if hop := tm[StageTransport]; hop > 0 && (a.hop == 0 || hop < a.hop) {
+		a.hop = hop
+	}
+	over := a.hop
 	for s := range NumStages {
-		if s != StageCompute {
+		if s != StageCompute && s != StageTransport {
 			over += tm[s]
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	per := float64(tm[StageCompute]) / float64(docs)
 	if a.perItem == 0 {
 		a.perItem = per
@@ -100,8 +109,13 @@ func (a *autoBatch) Observe(docs int, tm Timing) {
 	a.sxy = decay*a.sxy + x*y
 	fixed, perOver := a.fitLocked()
 	want := fixed * (1 - a.target) / (a.target * (a.perItem + perOver))
-	// Move at most 4x per batch, so one noisy batch cannot swing the size.
-	next := min(max(int(math.Ceil(want)), a.size/4, a.min), a.size*4, a.max)
+	// Keep the size while the model is within 25% of it, and move at most
+	// 4x per batch, so noise cannot make the size wander or swing.
+	cur, ceil := float64(a.size), math.Ceil(want)
+	if (want >= 0.8*cur && want <= 1.25*cur) || math.Abs(ceil-cur) <= 1 {
+		return
+	}
+	next := min(max(int(ceil), a.size/4, a.min), a.size*4, a.max)
 	a.size = max(next, 1)
 }
 
@@ -117,10 +131,13 @@ func (a *autoBatch) fitLocked() (fixed, perDoc float64) {
 }
 
 func (a *autoBatch) Size(first, left int64) int {
+	if left == 0 {
+		return 1 // the input is done; nothing is left to size
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.size
-	if left >= 0 {
+	if left > 0 {
 		guided := int((left + int64(2*a.workers) - 1) / int64(2*a.workers))
 		b = min(b, max(guided, a.size/8, 1))
 	}

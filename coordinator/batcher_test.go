@@ -12,11 +12,11 @@ import (
 )
 
 // timing builds one batch's stages: compute per document plus a fixed and a
-// per-document overhead, all put in the transport stage.
+// per-document overhead, all put in the encode stage.
 func timing(docs int, perDoc, fixed, perDocOver time.Duration) Timing {
 	var tm Timing
 	tm[StageCompute] = perDoc * time.Duration(docs)
-	tm[StageTransport] = fixed + perDocOver*time.Duration(docs)
+	tm[StageEncode] = fixed + perDocOver*time.Duration(docs)
 	return tm
 }
 
@@ -75,6 +75,24 @@ func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
 	}
 	if steps := a.Steps(); len(steps) < 3 || steps[0].Size != 64 {
 		t.Errorf("steps = %+v, want the start and the tail sizes", steps)
+	}
+}
+
+func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for i := range 100 {
+		n := a.Size(0, -1)
+		tm := timing(n, 100*time.Microsecond, 0, 0)
+		// One batch in two waits behind another in the worker's queue.
+		tm[StageTransport] = 200 * time.Microsecond
+		if i%2 == 1 {
+			tm[StageTransport] += tm[StageCompute]
+		}
+		a.Observe(n, tm)
+	}
+	// Only the 200us hop counts: 200 * 0.95 / (0.05 * 100) = 38.
+	if got := a.Size(0, -1); got < 30 || got > 48 {
+		t.Errorf("size = %d, want about 38 (queueing is not overhead)", got)
 	}
 }
 
