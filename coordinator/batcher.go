@@ -139,7 +139,7 @@ func (a *autoBatch) Size(first, left int64) int {
 	b := a.size
 	if left > 0 {
 		guided := int((left + int64(2*a.workers) - 1) / int64(2*a.workers))
-		b = min(b, max(guided, a.size/8, 1))
+		b = int(min(int64(min(b, max(guided, a.size/8, 1))), left))
 	}
 	if b != a.last && len(a.steps) < maxSteps {
 		a.steps = append(a.steps, SizeStep{First: first, Size: b})
