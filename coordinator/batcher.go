@@ -63,7 +63,7 @@ type autoBatch struct {
 	workers  int
 
 	mu      sync.Mutex
-	size    int     // steady-state size
+	size    int           // steady-state size
 	perItem float64       // compute ns per document, decayed average
 	hop     time.Duration // least transport time seen: the hop without queueing
 	// decayed sums for the fit of overhead ns against batch size
