@@ -35,5 +35,6 @@ Every key is listed with its default in configs/ferry.yaml.`,
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
 	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
+	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
 	return root
 }
