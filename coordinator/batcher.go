@@ -64,7 +64,9 @@ type autoBatch struct {
 
 	mu      sync.Mutex
 	size    int           // steady-state size
-	perItem float64       // compute ns per document, decayed average
+	perItem float64       // compute ns per document: decayed compute over decayed documents
+	compute float64       // decayed sum of compute ns
+	docs    float64       // decayed sum of documents
 	hop     time.Duration // least transport time seen: the hop without queueing
 	// decayed sums for the fit of overhead ns against batch size
 	sw, sx, sy, sxx, sxy float64
@@ -94,13 +96,12 @@ func (a *autoBatch) Observe(docs int, tm Timing) {
 			over += tm[s]
 		}
 	}
-	per := float64(tm[StageCompute]) / float64(docs)
-	if a.perItem == 0 {
-		a.perItem = per
-	} else {
-		a.perItem = 0.8*a.perItem + 0.2*per
-	}
-	const decay = 0.9
+	// Decayed sums, so a batch counts by its size and a preempted one
+	// moves the estimate little.
+	const decay = 0.95
+	a.compute = decay*a.compute + float64(tm[StageCompute])
+	a.docs = decay*a.docs + float64(docs)
+	a.perItem = a.compute / a.docs
 	x, y := float64(docs), float64(over)
 	a.sw = decay*a.sw + 1
 	a.sx = decay*a.sx + x
@@ -109,13 +110,13 @@ func (a *autoBatch) Observe(docs int, tm Timing) {
 	a.sxy = decay*a.sxy + x*y
 	fixed, perOver := a.fitLocked()
 	want := fixed * (1 - a.target) / (a.target * (a.perItem + perOver))
-	// Keep the size while the model is within 25% of it, and move at most
-	// 4x per batch, so noise cannot make the size wander or swing.
+	// Keep the size while the model is within 15% of it, and move at most
+	// 2x per batch, so noise cannot make the size wander or swing.
 	cur, ceil := float64(a.size), math.Ceil(want)
-	if (want >= 0.8*cur && want <= 1.25*cur) || math.Abs(ceil-cur) <= 1 {
+	if (want >= 0.87*cur && want <= 1.15*cur) || math.Abs(ceil-cur) <= 1 {
 		return
 	}
-	next := min(max(int(ceil), a.size/4, a.min), a.size*4, a.max)
+	next := min(max(int(ceil), a.size/2, a.min), a.size*2, a.max)
 	a.size = max(next, 1)
 }
 
