@@ -278,7 +278,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if ctx.Err() != nil {
 				res.finish(points)
 				res.Interrupted = true
-				return res, ctx.Err()
+				return res, fmt.Errorf("sweep interrupted after %d of %d runs: %w", seq, total, ctx.Err())
 			}
 			rec := newRecord(seq, rep, p, st, err)
 			seq++
@@ -356,14 +356,19 @@ func (s *sweeper) warmUp(ctx context.Context) error {
 }
 
 // measure runs p with a doubling document count until a run takes at
-// least 40ms, and returns wall time per document.
+// least 50ms, and returns wall time per document. A first small run is
+// discarded: it pays for the workload's one-time setup (spin calibrates
+// itself on first use, about 25ms) and cold caches.
 func (s *sweeper) measure(ctx context.Context, p Point) (time.Duration, error) {
-	for n := int64(64); ; n *= 2 {
+	if _, err := s.run(ctx, p, 64); err != nil {
+		return 0, fmt.Errorf("calibrate %s: %w", p.Key(), err)
+	}
+	for n := int64(128); ; n *= 2 {
 		st, err := s.run(ctx, p, n)
 		if err != nil {
 			return 0, fmt.Errorf("calibrate %s: %w", p.Key(), err)
 		}
-		if st.Wall >= 40*time.Millisecond || n >= 1<<20 {
+		if st.Wall >= 50*time.Millisecond || n >= 1<<20 {
 			return st.Wall / time.Duration(n), nil
 		}
 	}
