@@ -385,9 +385,10 @@ func overheadChart(s string, be sweep.BreakEven, level float64) chart {
 	c.Lines = append(c.Lines, line{Name: "fit", Color: "#444444", Points: polyline(x, y, fx, fy), Dash: true})
 	obs := line{Name: "observed", Color: modeColor(coordinator.ModeProcesses)}
 	var ox, oy []float64
+	clamp := func(v float64) float64 { return math.Min(math.Max(v, y.lo), y.hi) }
 	for _, r := range be.Ratios {
-		ox, oy = append(ox, float64(r.Batch)), append(oy, 1-r.Observed)
-		obs.Dots = append(obs.Dots, dot{X: x.at(float64(r.Batch)), Y: y.at(1 - r.Observed), Title: fmt.Sprintf("batch %d: overhead %.1f%% (fit %.1f%%)", r.Batch, 100*(1-r.Observed), 100*(1-r.Predicted))})
+		ox, oy = append(ox, float64(r.Batch)), append(oy, clamp(1-r.Observed))
+		obs.Dots = append(obs.Dots, dot{X: x.at(float64(r.Batch)), Y: y.at(clamp(1 - r.Observed)), Title: fmt.Sprintf("batch %d: overhead %.1f%% (fit %.1f%%)", r.Batch, 100*(1-r.Observed), 100*(1-r.Predicted))})
 	}
 	obs.Points = polyline(x, y, ox, oy)
 	c.Lines = append(c.Lines, obs)

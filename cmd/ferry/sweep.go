@@ -278,7 +278,14 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 		return runErr
 	}
 	log.Info("sweep done", "runs", len(res.Records), "wall", time.Since(start).Round(time.Millisecond))
-	rep := report.NewSweep(o.configMap(), res)
+	cm := o.configMap()
+	for _, k := range []string{"batch", "batch_size", "docs", "input", "out", "max_docs", "workers", "expect_workers"} {
+		delete(cm, k) // each point sets its own
+	}
+	if recommend && o.Docs > 0 {
+		cm["docs"] = o.Docs
+	}
+	rep := report.NewSweep(cm, res)
 	if o.Report != "" {
 		if err := writeHTML(o.Report, rep); err != nil {
 			return errors.Join(runErr, err)
