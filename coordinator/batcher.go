@@ -13,8 +13,9 @@ type batcher interface {
 	// Size is the size of the batch that starts at document first; left is
 	// the documents not yet batched, or -1 when the input length is unknown.
 	Size(first, left int64) int
-	// Observe is told each completed batch's size and measured stages.
-	Observe(docs int, tm Timing)
+	// Observe is told each completed batch's size, its measured stages
+	// and how long the lane waited for it.
+	Observe(docs int, tm Timing, waited time.Duration)
 }
 
 func newBatcher(cfg Config) batcher {
@@ -26,8 +27,8 @@ func newBatcher(cfg Config) batcher {
 
 type fixedBatch int
 
-func (f fixedBatch) Size(int64, int64) int { return int(f) }
-func (fixedBatch) Observe(int, Timing)     {}
+func (f fixedBatch) Size(int64, int64) int            { return int(f) }
+func (fixedBatch) Observe(int, Timing, time.Duration) {}
 
 // SizeStep is a change of batch size: from document First on, batches of Size.
 type SizeStep struct {
@@ -38,9 +39,9 @@ type SizeStep struct {
 // maxSteps bounds the size trace kept for the report.
 const maxSteps = 500
 
-// batchFloor is the per-batch cost that no stage measures: the queue, the
-// channel hand-off, the collector's bookkeeping. In-process modes measure
-// only compute, so without it they would shrink batches to one document.
+// batchFloor is a floor on the fixed per-batch cost: the queue, the
+// collector's bookkeeping. In-process modes measure only compute and the
+// lane's wait for its next batch, which can be near zero.
 const batchFloor = 10 * time.Microsecond
 
 // autoBatch sizes batches from what completed batches measured. Per batch
@@ -49,7 +50,8 @@ const batchFloor = 10 * time.Microsecond
 // at the target T is b = a(1-T) / (T(c+k)). a and k come from a decayed
 // least-squares fit of each batch's non-compute stages against its size
 // (k = 0 while all sizes seen are equal), c from an average of compute per
-// document. Transport counts at its least value seen: the rest of it is
+// document. The overhead of a batch is its non-compute stages plus the
+// time its lane waited for it; transport counts at its least value seen: the rest of it is
 // waiting behind another batch in the worker's queue, which pipelining
 // makes free.
 //
@@ -78,7 +80,7 @@ func newAutoBatch(start, maxSize, workers int, target float64) *autoBatch {
 	return &autoBatch{target: target, min: 1, max: max(maxSize, 1), workers: max(workers, 1), size: min(max(start, 1), max(maxSize, 1))}
 }
 
-func (a *autoBatch) Observe(docs int, tm Timing) {
+func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
 	if docs <= 0 || tm[StageCompute] <= 0 {
 		return
 	}
@@ -90,7 +92,7 @@ func (a *autoBatch) Observe(docs int, tm Timing) {
 	if hop := tm[StageTransport]; hop > 0 && (a.hop == 0 || hop < a.hop) {
 		a.hop = hop
 	}
-	over := a.hop
+	over := a.hop + waited
 	for s := range NumStages {
 		if s != StageCompute && s != StageTransport {
 			over += tm[s]

@@ -36,7 +36,7 @@ func TestAutoBatchConvergesToTheModel(t *testing.T) {
 			// fit can tell the fixed part from the per-document part.
 			for i := range 200 {
 				n := a.Size(int64(i), -1) + i%3
-				a.Observe(n, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr))
+				a.Observe(n, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr), 0)
 			}
 			want := float64(tc.fixed) * (1 - tc.target) / (tc.target * float64(tc.perDoc+tc.perDocOvr))
 			got := float64(a.Size(0, -1))
@@ -58,7 +58,7 @@ func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
 		t.Errorf("start size = %d, want the max %d", got, want)
 	}
 	for range 50 { // huge overhead: wants far more than the max
-		a.Observe(64, timing(64, time.Microsecond, time.Second, 0))
+		a.Observe(64, timing(64, time.Microsecond, time.Second, 0), 0)
 	}
 	if got, want := a.Size(0, -1), 64; got != want {
 		t.Errorf("size = %d, want capped at %d", got, want)
@@ -88,7 +88,7 @@ func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
 		if i%2 == 1 {
 			tm[StageTransport] += tm[StageCompute]
 		}
-		a.Observe(n, tm)
+		a.Observe(n, tm, 0)
 	}
 	// Only the 200us hop counts: 200 * 0.95 / (0.05 * 100) = 38.
 	if got := a.Size(0, -1); got < 30 || got > 48 {
@@ -96,10 +96,23 @@ func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
 	}
 }
 
+func TestAutoBatchCountsTheWaitForABatch(t *testing.T) {
+	// In-process lanes measure only compute; a 50us wait per batch (a slow
+	// hand-off) is fixed overhead: 50 * 0.95 / (0.05 * 10) = 95.
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for range 100 {
+		n := a.Size(0, -1)
+		a.Observe(n, timing(n, 10*time.Microsecond, 0, 0), 50*time.Microsecond)
+	}
+	if got := a.Size(0, -1); got < 85 || got > 110 {
+		t.Errorf("size = %d, want about 95", got)
+	}
+}
+
 func TestAutoBatchIgnoresEmptyObservations(t *testing.T) {
 	a := newAutoBatch(16, 1024, 1, 0.05)
-	a.Observe(0, Timing{})
-	a.Observe(10, Timing{}) // no compute measured
+	a.Observe(0, Timing{}, 0)
+	a.Observe(10, Timing{}, 0) // no compute measured
 	if got := a.Size(0, -1); got != 16 {
 		t.Errorf("size = %d, want the start size 16 until something is measured", got)
 	}
