@@ -34,9 +34,15 @@ type Config struct {
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
-	// PendingLimit bounds the batches queued at this worker's subscription;
-	// 0 = 64. The coordinator keeps only a few in flight per worker.
+	// PendingLimit bounds the batches queued at each of this worker's batch
+	// subscriptions; 0 = 64. The coordinator keeps only a few in flight per
+	// worker; beyond the limit NATS drops messages (logged as a slow
+	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
+	// PendingBytes bounds the bytes queued at each batch subscription, so a
+	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
+	// largest size a coordinator sends at the default 8 MiB max payload).
+	PendingBytes int
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -65,6 +71,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = 64
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = 64 << 20
 	}
 	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
 	if w.log == nil {
@@ -109,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	handler := micro.HandlerFunc(w.handle)
-	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, 256<<20)
+	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
@@ -204,7 +213,7 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), nil)
+		_ = req.Error("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), nil)
 		return
 	}
 	t3 := time.Now()

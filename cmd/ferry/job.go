@@ -14,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/sink"
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
@@ -27,6 +28,24 @@ type jobEnv struct {
 	stdout io.Writer
 }
 
+// newJobEnv validates what every job command shares: logging, modes and
+// the job keys.
+func newJobEnv(o *Options, cmd *cobra.Command) (jobEnv, []string, error) {
+	log, err := o.logger()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	modes, err := o.modes()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	cfg, err := o.job()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	return jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout()}, modes, nil
+}
+
 // runModes runs the job once per mode, in order, writes the report and
 // returns the first error (after the report, so partial results are shown).
 func runModes(ctx context.Context, env jobEnv, modes []string) error {
@@ -35,6 +54,9 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	var firstErr error
 	for i, mode := range modes {
 		st, err := runMode(ctx, env, mode, i == len(modes)-1)
+		if st == nil {
+			st = &coordinator.Stats{Mode: mode} // the report still names the mode that failed
+		}
 		stats, errs = append(stats, st), append(errs, err)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("%s: %w", mode, err)

@@ -232,13 +232,18 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 		defer records.Close()
 	}
 	if slices.Contains(grid.Modes, coordinator.ModeProcesses) {
-		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+		if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		}
+		creds := newRunCredentials()
+		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()})
 		if err != nil {
 			return err
 		}
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
 			Procs:   grid.MaxWorkers(),
 			Logger:  log,
 			Restart: true,
@@ -247,7 +252,7 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
-		nc, err := connect(b.URL(), "ferry-sweep", o, log)
+		nc, err := connect(b.URL(), "ferry-sweep", creds.coordinator, log)
 		if err != nil {
 			return err
 		}
