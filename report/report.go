@@ -74,7 +74,7 @@ type Mode struct {
 	Error      string           `json:"error,omitempty"`
 	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
 	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
-	Overhead   float64                `json:"overhead"` // non-compute share of the mean per-batch stage time
+	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
 }
 
 // FloorPoint is the raw NATS echo round trip for one payload size, measured
