@@ -18,6 +18,7 @@ import (
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/sweep"
 	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -243,7 +244,7 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
 			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
-			Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
+			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(grid.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   grid.MaxWorkers(),
 			Logger:  log,
 			Restart: true,
@@ -361,4 +362,14 @@ func newSweepProgress(o *Options, total int) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
+}
+
+// spinEnv pins the spin calibration of the workers started here to this
+// process's, so every mode spins the same iterations per document (see
+// workload.SpinRateEnv); nil for other workloads.
+func spinEnv(name string) []string {
+	if name != "spin" {
+		return nil
+	}
+	return []string{workload.SpinRateEnv + "=" + strconv.FormatFloat(workload.SpinIterationsPerUs(), 'g', -1, 64)}
 }
