@@ -11,7 +11,9 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -254,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &sweeper{cfg: cfg, cal: map[string]calibration{}}
+	s := &sweeper{cfg: cfg, cal: map[string]calibration{}, gens: map[int]*corpus.Generator{}}
 	points := cfg.Points()
 	res := &Result{Seed: cfg.Seed, Repeats: cfg.Repeats, Target: cfg.Job.OverheadTarget}
 	if err := s.warmUp(ctx); err != nil {
@@ -299,8 +301,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 type sweeper struct {
-	cfg Config
-	cal map[string]calibration
+	cfg  Config
+	cal  map[string]calibration
+	gens map[int]*corpus.Generator // by document bytes
 }
 
 // calibration is what a workload setting costs, measured once per sweep.
@@ -321,23 +324,35 @@ func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.St
 	if err != nil {
 		return nil, err
 	}
-	gen, err := corpus.Generated(corpus.GenConfig{Seed: s.cfg.Seed, Docs: docs, Words: s.cfg.DocWords, DocBytes: p.DocBytes})
-	if err != nil {
-		return nil, err
+	gen, ok := s.gens[p.DocBytes]
+	if !ok {
+		// Building the vocabulary costs about 100ms; document i depends
+		// only on (seed, i), so one generator serves every run.
+		gen, err = corpus.Generated(corpus.GenConfig{Seed: s.cfg.Seed, Docs: math.MaxInt64, Words: s.cfg.DocWords, DocBytes: p.DocBytes})
+		if err != nil {
+			return nil, err
+		}
+		s.gens[p.DocBytes] = gen
 	}
-	return coordinator.Run(ctx, cfg, genSource{gen}, backend, sink.Discard{})
+	return coordinator.Run(ctx, cfg, &genSource{g: gen, n: docs}, backend, sink.Discard{})
 }
 
-// genSource adapts the generated corpus to the coordinator's Source; Len
+// genSource yields the first n documents of the generated corpus; Len
 // lets auto batching shrink batches near the end.
-type genSource struct{ g *corpus.Generator }
-
-func (s genSource) Next() (string, error) {
-	d, err := s.g.Next()
-	return d.Text, err
+type genSource struct {
+	g    *corpus.Generator
+	n, i int64
 }
 
-func (s genSource) Len() int64 { return s.g.Len() }
+func (s *genSource) Next() (string, error) {
+	if s.i >= s.n {
+		return "", io.EOF
+	}
+	s.i++
+	return s.g.Doc(s.i - 1).Text, nil
+}
+
+func (s *genSource) Len() int64 { return s.n }
 
 // warmUp runs every worker of the pool once (first batches pay for spin's
 // calibration and cold caches) so no measured run does.
