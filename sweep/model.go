@@ -184,8 +184,10 @@ type BreakEven struct {
 	Predicted float64 `json:"predicted"`
 	Never     bool    `json:"never,omitempty"`
 	// Observed interpolates (in log batch size) between the swept sizes
-	// where the median throughput ratio crosses Level; 0 when it never
-	// does within the grid, the smallest size when it is already there.
+	// where the throughput ratio crosses Level; 0 when it never does
+	// within the grid, the smallest size when it is already there. The
+	// ratio at a size is the median over repeats of processes over
+	// goroutines in the same repeat (they ran back to back).
 	Observed float64 `json:"observed"`
 	// Recommended is the smallest batch size whose predicted overhead
 	// (1 - processes/goroutines throughput) is at most Target; with the
@@ -271,7 +273,7 @@ func (r *Result) finish(points []Point) {
 				best = s
 			}
 		}
-		if auto != nil && best != nil {
+		if auto != nil && best != nil && best.DocsPerS.Median > 0 {
 			r.Autos = append(r.Autos, AutoResult{Group: g, DocsPerS: auto.DocsPerS.Median, MeanBatch: auto.MeanBatch, Overhead: auto.Overhead,
 				BestBatch: best.BatchSize, BestDocsS: best.DocsPerS.Median, Ratio: auto.DocsPerS.Median / best.DocsPerS.Median})
 		}
@@ -300,7 +302,9 @@ func (r *Result) breakEven(g, p Fit, groups map[string][]Summary) BreakEven {
 	be.Predicted, be.Never = crossing(g, p, r.Level)
 	if b, never := crossing(g, p, 1-r.Target); !never {
 		be.Recommended = max(int(math.Ceil(b)), 1)
-		be.RecommendedOverhead = 1 - p.Throughput(float64(be.Recommended))/g.Throughput(float64(be.Recommended))
+		if gt := g.Throughput(float64(be.Recommended)); gt > 0 {
+			be.RecommendedOverhead = 1 - p.Throughput(float64(be.Recommended))/gt
+		}
 	}
 	thr := func(group string) map[int]float64 {
 		m := map[int]float64{}
@@ -312,15 +316,44 @@ func (r *Result) breakEven(g, p Fit, groups map[string][]Summary) BreakEven {
 		return m
 	}
 	tg, tp := thr(g.Group), thr(p.Group)
+	paired := r.pairedRatios(g.Group, p.Group)
 	for b, x := range tp {
 		if y, ok := tg[b]; ok && y > 0 {
-			pred := p.Throughput(float64(b)) / g.Throughput(float64(b))
-			be.Ratios = append(be.Ratios, Ratio{Batch: b, Observed: x / y, Predicted: pred})
+			pred := 0.0
+			if gt := g.Throughput(float64(b)); gt > 0 {
+				pred = p.Throughput(float64(b)) / gt
+			}
+			obs := x / y
+			if rs := paired[b]; len(rs) > 0 {
+				obs = NewSpread(rs).Median
+			}
+			be.Ratios = append(be.Ratios, Ratio{Batch: b, Observed: obs, Predicted: pred})
 		}
 	}
 	slices.SortFunc(be.Ratios, func(a, b Ratio) int { return cmp.Compare(a.Batch, b.Batch) })
 	be.Observed = observedCrossing(be.Ratios, r.Level)
 	return be
+}
+
+// pairedRatios returns, per batch size, processes over goroutines
+// throughput of the runs of one repeat (which ran back to back).
+func (r *Result) pairedRatios(gGroup, pGroup string) map[int][]float64 {
+	type at struct{ batch, repeat int }
+	g := map[at]float64{}
+	for _, rec := range r.Records {
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == gGroup && rec.DocsPerS > 0 {
+			g[at{rec.BatchSize, rec.Repeat}] = rec.DocsPerS
+		}
+	}
+	out := map[int][]float64{}
+	for _, rec := range r.Records {
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == pGroup {
+			if y, ok := g[at{rec.BatchSize, rec.Repeat}]; ok {
+				out[rec.BatchSize] = append(out[rec.BatchSize], rec.DocsPerS/y)
+			}
+		}
+	}
+	return out
 }
 
 // crossing solves (a_g + c_g b) / (a_p + c_p b) = level for b, the batch

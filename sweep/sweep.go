@@ -249,8 +249,10 @@ func (c Config) jobConfig(p Point) coordinator.Config {
 
 // Run runs the sweep: a short calibration per workload setting to choose
 // each point's document count, then Repeats rounds, each a fresh seeded
-// shuffle of every point. On an interrupt it returns what was measured
-// with ctx's error.
+// shuffle of every point, where the modes of one point (same settings and
+// batch size) run back to back in a random order, so their throughput
+// ratio is measured on the same machine state. On an interrupt it returns
+// what was measured with ctx's error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -272,9 +274,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	total := len(points) * cfg.Repeats
 	seq := 0
+	blocks := blocksOf(points)
 	for rep := range cfg.Repeats {
-		order := rand.New(rand.NewPCG(cfg.Seed, uint64(rep))).Perm(len(points))
-		for _, i := range order {
+		for _, i := range roundOrder(blocks, cfg.Seed, rep) {
 			p := points[i]
 			st, err := s.run(ctx, p, docs[i])
 			if ctx.Err() != nil {
@@ -298,6 +300,38 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.finish(points)
 	return res, nil
+}
+
+// blocksOf groups the indexes of points that differ only in mode: a
+// block's modes run back to back, so their comparison sees the same
+// machine.
+func blocksOf(points []Point) [][]int {
+	var blocks [][]int
+	at := map[string]int{}
+	for i, p := range points {
+		k := p.Series() + "/batch=" + p.Batch()
+		j, ok := at[k]
+		if !ok {
+			j = len(blocks)
+			at[k] = j
+			blocks = append(blocks, nil)
+		}
+		blocks[j] = append(blocks[j], i)
+	}
+	return blocks
+}
+
+// roundOrder is round rep's run order: the blocks in a seeded random order,
+// the modes within each block shuffled too.
+func roundOrder(blocks [][]int, seed uint64, rep int) []int {
+	rng := rand.New(rand.NewPCG(seed, uint64(rep)))
+	var out []int
+	for _, b := range rng.Perm(len(blocks)) {
+		for _, m := range rng.Perm(len(blocks[b])) {
+			out = append(out, blocks[b][m])
+		}
+	}
+	return out
 }
 
 type sweeper struct {

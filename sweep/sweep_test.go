@@ -151,6 +151,14 @@ func TestSweepRecordsEveryRunInShuffledRounds(t *testing.T) {
 			k1 = append(k1, r.Key())
 		}
 	}
+	// The modes of a block (same settings and batch size) run back to back:
+	// each round of 12 runs is 6 blocks of 2.
+	for i := 0; i < len(res.Records); i += 2 {
+		a, b := res.Records[i], res.Records[i+1]
+		if a.Series() != b.Series() || a.BatchSize != b.BatchSize || a.Mode == b.Mode {
+			t.Errorf("runs %d and %d (%s, %s) are not one block's two modes", i, i+1, a.Key(), b.Key())
+		}
+	}
 	if fmt.Sprint(k0) == fmt.Sprint(k1) {
 		t.Errorf("both rounds ran in the same order: %v", k0)
 	}
