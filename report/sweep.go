@@ -151,9 +151,9 @@ func Recommendation(b sweep.BreakEven, target float64) string {
 	}
 	obs := "not reached in the sweep"
 	if b.Observed > 0 {
-		obs = fmt.Sprintf("observed %.0f", b.Observed)
+		obs = fmt.Sprintf("observed %.1f", b.Observed)
 	}
-	return fmt.Sprintf("batch_size=%d (processes overhead %.1f%% vs goroutines, target %.0f%%; break-even at %.0f%%: predicted %.0f, %s; fit processes a=%.0fus c=%.2fus R2=%.3f, goroutines a=%.1fus c=%.2fus R2=%.3f; %s)",
-		b.Recommended, 100*b.RecommendedOverhead, 100*target, 100*sweep.BreakEvenLevel, b.Predicted, obs,
+	return fmt.Sprintf("batch_size=%d (processes overhead %.1f%% vs goroutines, target %.0f%%; break-even at %.0f%%: predicted %s, %s; fit processes a=%.0fus c=%.2fus R2=%.3f, goroutines a=%.1fus c=%.2fus R2=%.3f; %s)",
+		b.Recommended, 100*b.RecommendedOverhead, 100*target, 100*sweep.BreakEvenLevel, predicted(b), obs,
 		p.AUs, p.CUs, p.R2, b.Goroutines.AUs, b.Goroutines.CUs, b.Goroutines.R2, b.Series)
 }

@@ -264,21 +264,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := s.warmUp(ctx); err != nil {
 		return res, err
 	}
-	docs := make([]int64, len(points))
+	plans := make([]plan, len(points))
 	for i, p := range points {
-		n, err := s.plan(ctx, p)
+		pl, err := s.plan(ctx, p)
 		if err != nil {
 			return res, err
 		}
-		docs[i] = n
+		plans[i] = pl
 	}
+	// A point's document count is fixed at its first run, from its plan
+	// and how much slower than planned the runs so far were (a busy
+	// machine runs slower than the calibration's best), so the sweep's
+	// length holds.
+	docs := make([]int64, len(points))
+	slow := 1.0
 	total := len(points) * cfg.Repeats
 	seq := 0
 	blocks := blocksOf(points)
 	for rep := range cfg.Repeats {
 		for _, i := range roundOrder(blocks, cfg.Seed, rep) {
 			p := points[i]
+			if docs[i] == 0 {
+				docs[i] = max(int64(float64(plans[i].n)/slow), plans[i].lo)
+			}
 			st, err := s.run(ctx, p, docs[i])
+			if err == nil && st.Wall > 0 {
+				planned := float64(cfg.PointTime) * float64(docs[i]) / float64(plans[i].n)
+				slow = min(max(0.7*slow+0.3*float64(st.Wall)/planned, 0.25), 8)
+			}
 			if ctx.Err() != nil {
 				res.finish(points)
 				res.Interrupted = true
@@ -432,7 +445,7 @@ func (s *sweeper) measure(ctx context.Context, p Point) (time.Duration, error) {
 // a calibration of its workload setting: per = (perDoc + perBatch/b) /
 // min(workers, cores). It keeps at least two batches per worker when that
 // fits in a second.
-func (s *sweeper) plan(ctx context.Context, p Point) (int64, error) {
+func (s *sweeper) plan(ctx context.Context, p Point) (plan, error) {
 	key := p.Series()
 	key = key[:strings.Index(key, "/codec=")]
 	c, ok := s.cal[key]
@@ -441,14 +454,14 @@ func (s *sweeper) plan(ctx context.Context, p Point) (int64, error) {
 			SpinCost: p.SpinCost, OutBytes: p.OutBytes, DocBytes: p.DocBytes}
 		per, err := s.measure(ctx, base)
 		if err != nil {
-			return 0, err
+			return plan{}, err
 		}
 		c.perDoc = per
 		if slices.Contains(s.cfg.Modes, coordinator.ModeProcesses) {
 			base.Mode, base.BatchSize = coordinator.ModeProcesses, 1
 			one, err := s.measure(ctx, base)
 			if err != nil {
-				return 0, err
+				return plan{}, err
 			}
 			c.perBatch = max(one-per, 0)
 		}
@@ -475,5 +488,8 @@ func (s *sweeper) plan(ctx context.Context, p Point) (int64, error) {
 	if oneSec := int64(float64(time.Second) / per); lo > oneSec {
 		lo = max(oneSec, int64(p.Workers*b))
 	}
-	return max(n, lo, 16), nil
+	return plan{n: max(n, 16), lo: max(lo, 16)}, nil
 }
+
+// plan is a point's document count for PointTime (n) and its floor (lo).
+type plan struct{ n, lo int64 }

@@ -132,7 +132,7 @@ func (o *Options) grid(recommend bool) (sweep.Grid, error) {
 	}); err != nil {
 		return g, err
 	}
-	atLeastOne := func(key string) func(string) (int, error) {
+	nonNegative := func(key string) func(string) (int, error) {
 		return func(s string) (int, error) {
 			n, err := strconv.Atoi(s)
 			if err == nil && n < 0 {
@@ -141,7 +141,7 @@ func (o *Options) grid(recommend bool) (sweep.Grid, error) {
 			return n, err
 		}
 	}
-	if g.Workers, err = parseList(o.WorkerCounts, "worker_counts", atLeastOne("worker_counts")); err != nil {
+	if g.Workers, err = parseList(o.WorkerCounts, "worker_counts", nonNegative("worker_counts")); err != nil {
 		return g, err
 	}
 	if slices.Contains(g.Workers, 0) {
@@ -167,13 +167,13 @@ func (o *Options) grid(recommend bool) (sweep.Grid, error) {
 	if len(g.SpinCosts) == 0 {
 		g.SpinCosts = []time.Duration{o.SpinCost}
 	}
-	if g.OutBytes, err = parseList(o.OutSizes, "out_sizes", atLeastOne("out_sizes")); err != nil {
+	if g.OutBytes, err = parseList(o.OutSizes, "out_sizes", nonNegative("out_sizes")); err != nil {
 		return g, err
 	}
 	if len(g.OutBytes) == 0 {
 		g.OutBytes = []int{o.OutBytes}
 	}
-	if g.DocBytes, err = parseList(o.DocSizes, "doc_sizes", atLeastOne("doc_sizes")); err != nil {
+	if g.DocBytes, err = parseList(o.DocSizes, "doc_sizes", nonNegative("doc_sizes")); err != nil {
 		return g, err
 	}
 	if len(g.DocBytes) == 0 {
@@ -212,7 +212,7 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 	if o.Format != "text" && o.Format != "json" {
 		return invalid("format", o.Format, "must be text or json")
 	}
-	o.BatchSize, o.Batch = 1, "fixed" // each point sets its own
+	o.BatchSize, o.Batch = 1, "fixed" // each point sets its own; these only pass validation
 	job, err := o.job()
 	if err != nil {
 		return err
