@@ -372,20 +372,55 @@ func crossing(g, p Fit, level float64) (b float64, never bool) {
 	return max(num/den, 1), false
 }
 
-// observedCrossing is the first batch size where the observed ratio
-// reaches level, interpolated in log batch size from the size before.
+// observedCrossing is the first batch size where the observed ratio,
+// made non-decreasing in batch size (Monotone), reaches level,
+// interpolated in log batch size from the size before. Monotone keeps one
+// lucky run at a small batch size from setting the crossing.
 func observedCrossing(rs []Ratio, level float64) float64 {
+	ys := make([]float64, len(rs))
 	for i, r := range rs {
-		if r.Observed < level {
+		ys[i] = r.Observed
+	}
+	ys = Monotone(ys)
+	for i, r := range rs {
+		if ys[i] < level {
 			continue
 		}
 		if i == 0 {
 			return float64(r.Batch)
 		}
 		prev := rs[i-1]
-		f := (level - prev.Observed) / (r.Observed - prev.Observed)
+		f := (level - ys[i-1]) / (ys[i] - ys[i-1])
 		lb := math.Log(float64(prev.Batch)) + f*(math.Log(float64(r.Batch))-math.Log(float64(prev.Batch)))
 		return math.Exp(lb)
 	}
 	return 0
+}
+
+// Monotone returns the non-decreasing sequence closest to ys in least
+// squares (isotonic regression, pool adjacent violators): runs that break
+// the order are replaced by their mean.
+func Monotone(ys []float64) []float64 {
+	type block struct {
+		sum float64
+		n   int
+	}
+	var bs []block
+	for _, y := range ys {
+		bs = append(bs, block{y, 1})
+		for len(bs) > 1 {
+			a, b := bs[len(bs)-2], bs[len(bs)-1]
+			if a.sum/float64(a.n) <= b.sum/float64(b.n) {
+				break
+			}
+			bs = append(bs[:len(bs)-2], block{a.sum + b.sum, a.n + b.n})
+		}
+	}
+	out := make([]float64, 0, len(ys))
+	for _, b := range bs {
+		for range b.n {
+			out = append(out, b.sum/float64(b.n))
+		}
+	}
+	return out
 }

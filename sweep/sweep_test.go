@@ -65,6 +65,21 @@ func TestObservedCrossingInterpolatesInLogBatch(t *testing.T) {
 	}
 }
 
+func TestMonotonePoolsViolators(t *testing.T) {
+	got := Monotone([]float64{0.4, 0.9, 0.7, 1.0, 1.2, 0.8})
+	want := []float64{0.4, 0.8, 0.8, 1.0, 1.0, 1.0}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Fatalf("Monotone = %v, want %v", got, want)
+		}
+	}
+	// A lucky run at batch 4 no longer sets the crossing.
+	rs := []Ratio{{Batch: 1, Observed: 0.4}, {Batch: 4, Observed: 0.96}, {Batch: 16, Observed: 0.8}, {Batch: 64, Observed: 1.0}}
+	if got := observedCrossing(rs, 0.95); got <= 16 || got >= 64 {
+		t.Errorf("observed = %v, want between 16 and 64", got)
+	}
+}
+
 func TestSpread(t *testing.T) {
 	s := NewSpread([]float64{5, 1, 3, 2, 4})
 	if s.Median != 3 || s.Min != 1 || s.Max != 5 || s.Q1 != 2 || s.Q3 != 4 {
