@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/ferrylab/ferry/sweep"
@@ -57,13 +59,13 @@ func LoadSamples(path string) (*Samples, error) {
 			if r.Sweep == nil {
 				return nil, fmt.Errorf("%s: sweep report without a sweep", path)
 			}
-			return recordSamples(path, r.Sweep.Records), nil
+			return recordSamples(filepath.Base(path), r.Sweep.Records), nil
 		case Schema:
 			var r Report
 			if err := json.Unmarshal(trimmed, &r); err != nil {
 				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			return reportSamples(path, &r), nil
+			return reportSamples(filepath.Base(path), &r), nil
 		case "":
 		default:
 			return nil, fmt.Errorf("%s: unknown schema %q", path, head.Schema)
@@ -79,7 +81,7 @@ func LoadSamples(path string) (*Samples, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%s: no records", path)
 	}
-	return recordSamples(path, recs), nil
+	return recordSamples(filepath.Base(path), recs), nil
 }
 
 func recordSamples(name string, recs []sweep.Record) *Samples {
@@ -147,6 +149,9 @@ func Diff(a, b *Samples) []DiffRow {
 				continue
 			}
 			r := DiffRow{Metric: metric, Key: k, A: sweep.NewSpread(xa), B: sweep.NewSpread(xb), NA: len(xa), NB: len(xb)}
+			if r.A == (sweep.Spread{}) && r.B == (sweep.Spread{}) {
+				continue // not measured in this mode (overhead of goroutines)
+			}
 			if r.A.Median != 0 {
 				r.Delta = (r.B.Median - r.A.Median) / math.Abs(r.A.Median)
 			}
@@ -182,7 +187,7 @@ func WriteDiff(w io.Writer, a, b *Samples, rows []DiffRow) error {
 		if r.Metric != metric {
 			closeMetric()
 			if metric != "" {
-				fmt.Fprintln(tw, "\t\t\t\t")
+				fmt.Fprintln(tw)
 			}
 			metric = r.Metric
 			fmt.Fprintf(tw, "%s\t%s\t%s\tvs base\t\n", metric, a.Name, b.Name)
@@ -208,7 +213,21 @@ func WriteDiff(w io.Writer, a, b *Samples, rows []DiffRow) error {
 
 func withSpread(s sweep.Spread, n int) string {
 	if n < 2 || s.Median == 0 {
-		return fmt.Sprintf("%.4g", s.Median)
+		return si(s.Median)
 	}
-	return fmt.Sprintf("%.4g ± %.0f%%", s.Median, 100*(s.Max-s.Min)/2/math.Abs(s.Median))
+	return fmt.Sprintf("%s ± %.0f%%", si(s.Median), 100*(s.Max-s.Min)/2/math.Abs(s.Median))
+}
+
+// si prints x with four significant digits and a k or M suffix, as
+// benchstat does.
+func si(x float64) string {
+	switch a := math.Abs(x); {
+	case a >= 1e6:
+		return strconv.FormatFloat(x/1e6, 'f', max(0, 3-int(math.Floor(math.Log10(a/1e6)))), 64) + "M"
+	case a >= 1e3:
+		return strconv.FormatFloat(x/1e3, 'f', max(0, 3-int(math.Floor(math.Log10(a/1e3)))), 64) + "k"
+	case a == 0:
+		return "0"
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
 }
