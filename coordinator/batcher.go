@@ -46,8 +46,10 @@ const batchFloor = 10 * time.Microsecond
 
 // autoBatch sizes batches from what completed batches measured. Per batch
 // the time is a + k*b overhead plus c*b compute, b documents; only a can be
-// amortized, so the batch size that holds a's share of the per-batch time
-// at the target T is b = a(1-T) / (T(c+k)). a and k come from a decayed
+// amortized, so the batch size that holds a against the compute at the
+// target T, a / (a + c*b) = T, is b = a(1-T) / (T*c). (k, the per-document
+// overhead, no batch size removes; counting it would only shrink batches,
+// and a noisy slope would make them wander.) a and k come from a decayed
 // least-squares fit of each batch's non-compute stages against its size
 // (k = 0 while all sizes seen are equal), c from an average of compute per
 // document. The overhead of a batch is its non-compute stages plus the
@@ -110,8 +112,8 @@ func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
 	a.sy = decay*a.sy + y
 	a.sxx = decay*a.sxx + x*x
 	a.sxy = decay*a.sxy + x*y
-	fixed, perOver := a.fitLocked()
-	want := fixed * (1 - a.target) / (a.target * (a.perItem + perOver))
+	fixed, _ := a.fitLocked()
+	want := fixed * (1 - a.target) / (a.target * a.perItem)
 	// Keep the size while the model is within 15% of it, and move at most
 	// 2x per batch, so noise cannot make the size wander or swing.
 	cur, ceil := float64(a.size), math.Ceil(want)
