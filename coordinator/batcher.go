@@ -76,6 +76,7 @@ type autoBatch struct {
 	sw, sx, sy, sxx, sxy float64
 	steps                []SizeStep
 	last                 int
+	tail                 bool // cutting guided batches: the steady size no longer moves
 }
 
 func newAutoBatch(start, maxSize, workers int, target float64) *autoBatch {
@@ -116,6 +117,9 @@ func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
 	want := fixed * (1 - a.target) / (a.target * a.perItem)
 	// Keep the size while the model is within 15% of it, and move at most
 	// 2x per batch, so noise cannot make the size wander or swing.
+	if a.tail {
+		return // guided tail batches are small by design; the steady size stays
+	}
 	cur, ceil := float64(a.size), math.Ceil(want)
 	if (want >= 0.87*cur && want <= 1.15*cur) || math.Abs(ceil-cur) <= 1 {
 		return
@@ -144,6 +148,7 @@ func (a *autoBatch) Size(first, left int64) int {
 	b := a.size
 	if left > 0 {
 		guided := int((left + int64(2*a.workers) - 1) / int64(2*a.workers))
+		a.tail = a.tail || guided < a.size
 		b = int(min(int64(min(b, max(guided, a.size/8, 1))), left))
 	}
 	if b != a.last && len(a.steps) < maxSteps {
