@@ -45,6 +45,7 @@ type collector struct {
 	busy      map[string]time.Duration
 	stats     Stats
 	failedAll int64
+	doneAt    time.Time // when done was closed
 	// written holds Results already written and hashed, so backends can
 	// decode or compute the next ones into them: a 100-document embed
 	// result is 150 KB, and allocating, zeroing and collecting one per
@@ -180,6 +181,7 @@ func (c *collector) flush() {
 		select {
 		case <-c.done:
 		default:
+			c.doneAt = time.Now()
 			close(c.done)
 		}
 	}
@@ -215,6 +217,13 @@ func (c *collector) digest(o *workload.Output, failed []bool) {
 		}
 		c.hash.Write([]byte{0})
 	}
+}
+
+// finishedAt is when the last document was written (zero if not yet).
+func (c *collector) finishedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.doneAt
 }
 
 // snapshot returns the statistics gathered so far.

@@ -50,6 +50,16 @@ type Config struct {
 	MaxBatchBytes int           // encoded batch limit; 0 = half the broker's max payload (processes) or unlimited
 	Limits        proto.Limits  // limits on documents (max bytes per document, documents per batch)
 
+	// MaxWorkers caps the worker processes a processes job uses, so one pool
+	// can serve jobs of different sizes (ferry sweep); 0 = all that answer.
+	MaxWorkers int
+	// AutoBatch adapts the batch size during the run, starting at BatchSize:
+	// it holds the measured per-batch overhead under OverheadTarget and
+	// shrinks batches near the end so no worker idles while others finish.
+	AutoBatch      bool
+	OverheadTarget float64 // AutoBatch: per-batch overhead share to stay under; 0 = 0.05
+	MaxBatchSize   int     // AutoBatch: largest batch; 0 = 1024 (and at most Limits.MaxDocs)
+
 	// OnProgress, when set, is called with the documents written so far
 	// each time results are flushed. It must be quick.
 	OnProgress func(written int64)
@@ -74,6 +84,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Window == 0 {
 		c.Window = 8 * c.Workers * c.InFlight
+	}
+	if c.OverheadTarget == 0 {
+		c.OverheadTarget = 0.05
+	}
+	if c.MaxBatchSize == 0 {
+		c.MaxBatchSize = min(1024, c.Limits.WithDefaults().MaxDocs)
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
@@ -107,6 +123,12 @@ func (c Config) Validate() error {
 		return bad("window", c.Window, "must be positive")
 	case c.MaxAttempts < 0:
 		return bad("max_attempts", c.MaxAttempts, "must be positive")
+	case c.MaxWorkers < 0:
+		return bad("max_workers", c.MaxWorkers, "must be positive (0 = all that answer)")
+	case c.OverheadTarget < 0 || c.OverheadTarget >= 1:
+		return bad("overhead_target", c.OverheadTarget, "must be a fraction between 0 and 1")
+	case c.MaxBatchSize < 0 || c.MaxBatchSize > c.Limits.WithDefaults().MaxDocs:
+		return bad("max_batch_size", c.MaxBatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.BatchTimeout < 0:
 		return bad("batch_timeout", c.BatchTimeout, "must be positive")
 	case c.Codec != "" && !slices.Contains(proto.CodecNames(), c.Codec):

@@ -61,12 +61,16 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 			return st, err
 		}
 	}
-	window := int64(cfg.Window) * int64(cfg.BatchSize)
+	largest := cfg.BatchSize
+	if cfg.AutoBatch {
+		largest = max(largest, cfg.MaxBatchSize)
+	}
+	window := int64(cfg.Window) * int64(largest)
 	credit := semaphore.NewWeighted(window)
 	col := newCollector(sink, credit)
 	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
-	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{})}
+	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{}), batch: newBatcher(cfg)}
 
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -96,8 +100,15 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 		return err
 	})
 	err := g.Wait()
-	st := col.snapshot(time.Since(start))
+	wall := time.Since(start)
+	if at := col.finishedAt(); !at.IsZero() {
+		wall = at.Sub(start) // the job ends with its last write, not with the backend's teardown
+	}
+	st := col.snapshot(wall)
 	st.Mode = backend.Name()
+	if a, ok := q.batch.(*autoBatch); ok {
+		st.AutoBatch, st.BatchSizes = true, a.Steps()
+	}
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
 	st.Splits = q.splits.Load()
@@ -129,9 +140,20 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 // only when the window has credit for its documents: the coordinator never
 // holds more than the window, whatever the input size.
 func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
+	total := int64(-1)
+	if l, ok := src.(interface{ Len() int64 }); ok {
+		total = l.Len()
+	}
+	left := func() int64 {
+		if total < 0 {
+			return -1
+		}
+		return max(total-docs, 0)
+	}
 	var batch []string
 	var batchBytes int
 	first := int64(0)
+	size := q.batch.Size(first, left())
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -146,7 +168,8 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 			return ctx.Err()
 		}
 		first += int64(len(batch))
-		batch, batchBytes = make([]string, 0, cfg.BatchSize), 0
+		size = q.batch.Size(first, left())
+		batch, batchBytes = make([]string, 0, size), 0
 		return nil
 	}
 	for {
@@ -173,7 +196,7 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 		batchBytes += cost
 		docs++
 		textBytes += int64(len(doc))
-		if len(batch) >= cfg.BatchSize {
+		if len(batch) >= size {
 			if err := send(); err != nil {
 				return docs, textBytes, err
 			}

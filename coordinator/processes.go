@@ -82,9 +82,9 @@ func (p *Processes) Ready(ctx context.Context) error {
 // per worker until the job is done. When every worker is gone it waits, up
 // to WorkerWait, for workers to come back.
 func (p *Processes) Run(ctx context.Context, q *Queue) error {
-	ids, err := p.ready, error(nil)
-	if ids == nil {
-		if ids, err = p.waitForWorkers(ctx); err != nil {
+	first, err := p.ready, error(nil)
+	if first == nil {
+		if first, err = p.waitForWorkers(ctx); err != nil {
 			return err
 		}
 	}
@@ -106,10 +106,22 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		}
 	}()
 
+	for _, id := range first {
+		p.startLanes(ctx, q, id, &wg)
+	}
+
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
+		// Rediscover: workers that joined, or came back, get lanes too.
+		var ids []string
+		if p.cfg.MaxWorkers == 0 || p.liveCount() < p.cfg.MaxWorkers {
+			ids, err = p.discover(dctx, 150*time.Millisecond, 0)
+			if err != nil && ctx.Err() == nil {
+				p.log.Warn("worker discovery", "err", err)
+			}
+		}
 		select {
 		case <-q.Done(): // lanes end with the job; that is not workers leaving
 			return nil
@@ -133,10 +145,6 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-		}
-		// Rediscover: workers that joined, or came back, get lanes too.
-		if ids, err = p.discover(dctx, 150*time.Millisecond, 0); err != nil && ctx.Err() == nil {
-			p.log.Warn("worker discovery", "err", err)
 		}
 	}
 }
@@ -230,7 +238,7 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live[id] {
+	if p.live[id] || (p.cfg.MaxWorkers > 0 && len(p.live) >= p.cfg.MaxWorkers) {
 		return
 	}
 	p.live[id] = true
@@ -276,6 +284,8 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 		case errors.Is(err, errGone):
 			q.Requeue(t) // not the batch's fault
 			return
+		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
+			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
 			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):

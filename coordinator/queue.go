@@ -21,6 +21,9 @@ type Task struct {
 	attempts int       // sends that ended in a timeout or an error reply
 	readyAt  time.Time // earliest re-send, for backoff
 	fresh    bool      // admitted by the producer (holds window credit)
+	// waited is how long the lane that took this task waited for it: a
+	// per-batch cost no stage measures (hand-off, a producer running behind).
+	waited time.Duration
 }
 
 // Queue hands batches to a backend's lanes and takes back their results. It
@@ -29,10 +32,11 @@ type Task struct {
 // and a result whose documents are already done is discarded, so every
 // document is written exactly once, in input order.
 type Queue struct {
-	cfg  Config
-	todo <-chan *Task // fresh batches from the producer; closed at end of input
-	col  *collector
-	done chan struct{} // closed when every document is written
+	cfg   Config
+	todo  <-chan *Task // fresh batches from the producer; closed at end of input
+	col   *collector
+	done  chan struct{} // closed when every document is written
+	batch batcher       // sizes the producer's batches; told every completion
 
 	mu      sync.Mutex
 	retry   []*Task
@@ -49,6 +53,15 @@ type Queue struct {
 // batch. It returns ErrDone when the job is finished and ctx.Err() when ctx
 // is done.
 func (q *Queue) Next(ctx context.Context) (*Task, error) {
+	start := time.Now()
+	t, err := q.next(ctx)
+	if t != nil {
+		t.waited = time.Since(start)
+	}
+	return t, err
+}
+
+func (q *Queue) next(ctx context.Context) (*Task, error) {
 	for {
 		q.mu.Lock()
 		now := time.Now()
@@ -154,6 +167,9 @@ func (q *Queue) Complete(t *Task, r Result) {
 		} else {
 			q.perDoc.Store((7*old + per) / 8)
 		}
+	}
+	if q.batch != nil {
+		q.batch.Observe(len(t.Batch.Docs), r.Timing, t.waited)
 	}
 	q.col.complete(t, r)
 }

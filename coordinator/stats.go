@@ -100,6 +100,10 @@ type Stats struct {
 	Stages    [NumStages]Quantiles
 	// Busy is each worker's (or lane's) busy fraction: computing time over wall.
 	Busy map[string]float64
+	// AutoBatch is set when batch sizes adapted during the run; BatchSizes
+	// then traces the sizes chosen.
+	AutoBatch  bool
+	BatchSizes []SizeStep
 	// Digest is a SHA-256 over every document's output in input order: equal
 	// digests mean bit-identical results.
 	Digest string
@@ -128,6 +132,19 @@ func (s *Stats) BusyMean() float64 {
 		sum += b
 	}
 	return sum / float64(len(s.Busy))
+}
+
+// Overhead is the share of the mean per-batch time (all measured stages)
+// not spent computing; 0 when only compute was measured.
+func (s *Stats) Overhead() float64 {
+	var total time.Duration
+	for st := range NumStages {
+		total += s.Stages[st].Mean
+	}
+	if total <= 0 {
+		return 0
+	}
+	return float64(total-s.Stages[StageCompute].Mean) / float64(total)
 }
 
 // BusyMin is the least busy worker's fraction.

@@ -38,6 +38,9 @@ type Manifest struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	CPUModel   string `json:"cpu_model,omitempty"`
 	NATSServer string `json:"nats_server"`
+	// CgroupCPU is the cgroup CPU quota ("max 100000" = none; cgroup v2
+	// cpu.max, or v1 cfs quota and period); "" when unreadable.
+	CgroupCPU string `json:"cgroup_cpu_max,omitempty"`
 }
 
 // Stage is one stage's per-batch time, in microseconds.
@@ -70,6 +73,9 @@ type Mode struct {
 	Digest     string           `json:"digest"`
 	Stages     map[string]Stage `json:"stages,omitempty"`
 	Error      string           `json:"error,omitempty"`
+	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
+	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
+	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
 }
 
 // FloorPoint is the raw NATS echo round trip for one payload size, measured
@@ -94,8 +100,24 @@ func NewManifest() Manifest {
 	return Manifest{
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel: cpuModel(), NATSServer: broker.Version(),
+		CPUModel: cpuModel(), NATSServer: broker.Version(), CgroupCPU: cgroupCPU(),
 	}
+}
+
+func cgroupCPU() string {
+	if b, err := os.ReadFile("/sys/fs/cgroup/cpu.max"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	q, err1 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	p, err2 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	quota := strings.TrimSpace(string(q))
+	if quota == "-1" {
+		quota = "max"
+	}
+	return quota + " " + strings.TrimSpace(string(p)) + " (cgroup v1)"
 }
 
 func cpuModel() string {
@@ -147,6 +169,7 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Splits, s.Dupes, len(s.Failed)
 		m.Digest = s.Digest
+		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
 		if s.Docs > 0 {
 			m.CPUus = us(s.CPU) / float64(s.Docs)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -73,6 +74,11 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 	for _, m := range r.Modes {
+		if len(m.BatchSizes) > 0 {
+			fmt.Fprintf(w, "\n%s: batch auto chose %s; overhead %.1f%%\n", m.Mode, sizeTrace(m.BatchSizes), 100*m.Overhead)
+		}
+	}
+	for _, m := range r.Modes {
 		if m.Error != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", modeName(m), m.Error)
 		}
@@ -84,6 +90,22 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	_, err := fmt.Fprintf(w, "\n%s\n", verdict)
 	return err
+}
+
+// sizeTrace prints the sizes chosen as "16 (doc 0) -> 64 (doc 32) ...",
+// eliding the middle of a long trace.
+func sizeTrace(steps []coordinator.SizeStep) string {
+	var parts []string
+	for i, s := range steps {
+		if len(steps) > 12 && i == 6 {
+			parts = append(parts, fmt.Sprintf("... %d more", len(steps)-12))
+		}
+		if len(steps) > 12 && i >= 6 && i < len(steps)-6 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d (doc %d)", s.Size, s.First))
+	}
+	return strings.Join(parts, " -> ")
 }
 
 func modeName(m Mode) string {

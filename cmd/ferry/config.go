@@ -41,27 +41,41 @@ type Options struct {
 	NATSTLSKey    string `mapstructure:"nats_tls_key"`
 
 	// job
-	Modes         string        `mapstructure:"modes"`
-	Workers       int           `mapstructure:"workers"`
-	Workload      string        `mapstructure:"workload"`
-	BatchSize     int           `mapstructure:"batch_size"`
-	Docs          int64         `mapstructure:"docs"`
-	DocWords      int           `mapstructure:"doc_words"`
-	DocBytes      int           `mapstructure:"doc_bytes"`
-	Seed          uint64        `mapstructure:"seed"`
-	Input         string        `mapstructure:"input"`
-	MaxDocs       int64         `mapstructure:"max_docs"`
-	MaxDocBytes   int           `mapstructure:"max_doc_bytes"`
-	Out           string        `mapstructure:"out"`
-	Format        string        `mapstructure:"format"`
-	Codec         string        `mapstructure:"codec"`
-	Compress      string        `mapstructure:"compress"`
-	InFlight      int           `mapstructure:"inflight"`
-	MaxAttempts   int           `mapstructure:"max_attempts"`
-	BatchTimeout  time.Duration `mapstructure:"batch_timeout"`
-	WorkerWait    time.Duration `mapstructure:"worker_wait"`
-	ExpectWorkers int           `mapstructure:"expect_workers"`
-	Quiet         bool          `mapstructure:"quiet"`
+	Modes          string        `mapstructure:"modes"`
+	Workers        int           `mapstructure:"workers"`
+	Workload       string        `mapstructure:"workload"`
+	BatchSize      int           `mapstructure:"batch_size"`
+	Docs           int64         `mapstructure:"docs"`
+	DocWords       int           `mapstructure:"doc_words"`
+	DocBytes       int           `mapstructure:"doc_bytes"`
+	Seed           uint64        `mapstructure:"seed"`
+	Input          string        `mapstructure:"input"`
+	MaxDocs        int64         `mapstructure:"max_docs"`
+	MaxDocBytes    int           `mapstructure:"max_doc_bytes"`
+	Out            string        `mapstructure:"out"`
+	Format         string        `mapstructure:"format"`
+	Codec          string        `mapstructure:"codec"`
+	Compress       string        `mapstructure:"compress"`
+	InFlight       int           `mapstructure:"inflight"`
+	MaxAttempts    int           `mapstructure:"max_attempts"`
+	BatchTimeout   time.Duration `mapstructure:"batch_timeout"`
+	WorkerWait     time.Duration `mapstructure:"worker_wait"`
+	ExpectWorkers  int           `mapstructure:"expect_workers"`
+	Quiet          bool          `mapstructure:"quiet"`
+	Batch          string        `mapstructure:"batch"`
+	OverheadTarget float64       `mapstructure:"overhead_target"`
+
+	// sweep and recommend
+	BatchSizes   string        `mapstructure:"batch_sizes"`
+	WorkerCounts string        `mapstructure:"worker_counts"`
+	Codecs       string        `mapstructure:"codecs"`
+	SpinCosts    string        `mapstructure:"spin_costs"`
+	OutSizes     string        `mapstructure:"out_sizes"`
+	DocSizes     string        `mapstructure:"doc_sizes"`
+	Repeats      int           `mapstructure:"repeats"`
+	PointTime    time.Duration `mapstructure:"point_time"`
+	Records      string        `mapstructure:"records"`
+	Report       string        `mapstructure:"report"`
 
 	// workload parameters
 	Dim          int           `mapstructure:"dim"`
@@ -132,6 +146,8 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Duration("batch-timeout", 0, "reply deadline per batch (0 = derived from measured compute time)")
 	fs.Duration("worker-wait", 30*time.Second, "how long to wait for workers to attach")
 	fs.BoolP("quiet", "q", false, "no progress output")
+	fs.String("batch", "fixed", "batch sizing: fixed (batch_size) or auto (adapt during the run, starting at batch_size)")
+	fs.Float64("overhead-target", 0.05, "per-batch overhead share that --batch auto and ferry recommend aim to stay under")
 	fs.Int("dim", 0, "embedding width (0 = 384)")
 	fs.Int("chunk-tokens", 0, "chunk window in tokens (0 = 256)")
 	fs.Int("chunk-overlap", 0, "tokens shared by neighbouring chunks (0 = 32)")
@@ -224,6 +240,8 @@ func (o *Options) job() (coordinator.Config, error) {
 		return coordinator.Config{}, invalid("workload", o.Workload, "must be one of "+strings.Join(workload.Names(), ", "))
 	case o.SpinCost < 0:
 		return coordinator.Config{}, invalid("spin_cost", o.SpinCost, "must be positive")
+	case o.Batch != "fixed" && o.Batch != "auto" && o.Batch != "":
+		return coordinator.Config{}, invalid("batch", o.Batch, "must be fixed or auto")
 	}
 	workers := o.Workers
 	if workers == 0 {
@@ -237,7 +255,8 @@ func (o *Options) job() (coordinator.Config, error) {
 		},
 		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, Compress: o.Compress, InFlight: o.InFlight,
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
-		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		Limits:    proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		AutoBatch: o.Batch == "auto", OverheadTarget: o.OverheadTarget,
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err

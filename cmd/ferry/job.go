@@ -185,6 +185,15 @@ func (d docSource) Next() (string, error) {
 	return doc.Text, err
 }
 
+// Len is the number of documents when the source knows it (the generated
+// corpus), else -1; --batch auto shrinks batches near a known end.
+func (d docSource) Len() int64 {
+	if l, ok := d.Source.(interface{ Len() int64 }); ok {
+		return l.Len()
+	}
+	return -1
+}
+
 // newProgress returns a progress bar on stderr when it is a terminal and
 // output is not quiet; nil otherwise.
 func newProgress(o *Options, mode string) *progressbar.ProgressBar {

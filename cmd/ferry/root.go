@@ -34,6 +34,8 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
-	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator(), newCmdBench(), newCmdEcho())
+	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
+	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
+	root.AddCommand(newCmdBench(), newCmdEcho())
 	return root
 }

@@ -67,7 +67,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
 			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
-			Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
+			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(o.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   cfg.Workers,
 			Logger:  log,
 			Restart: true,
