@@ -205,6 +205,7 @@ func (c *collector) snapshot(wall time.Duration) Stats {
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Wall = wall
+	s.Prefix = c.next
 	for i := range NumStages {
 		s.Stages[i] = c.stages[i].quantiles()
 	}
