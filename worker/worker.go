@@ -37,6 +37,12 @@ type Config struct {
 	// PendingLimit bounds the batches queued at this worker's subscription;
 	// 0 = 64. The coordinator keeps only a few in flight per worker.
 	PendingLimit int
+	// BeforeBatch, when set, is called with each decoded batch before it is
+	// computed. It is a test hook: `ferry worker` sets it from the
+	// FERRY_TEST_CRASH_ON environment variable to make the process die on a
+	// given document, which is how the fault tests prove crash isolation.
+	// nil = none.
+	BeforeBatch func(b *proto.Batch)
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -190,6 +196,9 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	t1 := time.Now()
+	if w.cfg.BeforeBatch != nil {
+		w.cfg.BeforeBatch(&w.b)
+	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
 		_ = req.Error("400", err.Error(), nil)

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/ferrylab/ferry/proto"
@@ -67,7 +69,8 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	}
 	w, err := worker.New(worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
-		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
 	})
 	if err != nil {
 		return err
@@ -77,4 +80,23 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		return nil
 	}
 	return err
+}
+
+// envCrashOn names a TEST-ONLY hook: a worker whose batch holds a document
+// with exactly this text exits at once with code 3, as a segfaulting model
+// would. The fault tests (faulttest/) use it to prove that a document that
+// kills its worker is isolated by bisection. It is deliberately not a config
+// key; never set it in production.
+const envCrashOn = "FERRY_TEST_CRASH_ON"
+
+func crashOn(text string) func(*proto.Batch) {
+	if text == "" {
+		return nil
+	}
+	return func(b *proto.Batch) {
+		if slices.Contains(b.Docs, text) {
+			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", envCrashOn, b.ID)
+			os.Exit(3)
+		}
+	}
 }
