@@ -59,6 +59,9 @@ type Options struct {
 	MaxAttempts   int           `mapstructure:"max_attempts"`
 	BatchTimeout  time.Duration `mapstructure:"batch_timeout"`
 	WorkerWait    time.Duration `mapstructure:"worker_wait"`
+	TimeoutFloor  time.Duration `mapstructure:"timeout_floor"`
+	TimeoutCeil   time.Duration `mapstructure:"timeout_ceil"`
+	StopGrace     time.Duration `mapstructure:"stop_grace"`
 	ExpectWorkers int           `mapstructure:"expect_workers"`
 	Quiet         bool          `mapstructure:"quiet"`
 
@@ -114,6 +117,9 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("max-attempts", 3, "sends of a batch before it is split to isolate bad documents")
 	fs.Duration("batch-timeout", 0, "reply deadline per batch (0 = derived from measured compute time)")
 	fs.Duration("worker-wait", 30*time.Second, "how long to wait for workers to attach")
+	fs.Duration("timeout-floor", time.Second, "lower bound of the derived reply deadline")
+	fs.Duration("timeout-ceil", 30*time.Second, "upper bound of the derived reply deadline")
+	fs.Duration("stop-grace", 2*time.Second, "on SIGTERM/Ctrl-C, how long batches in flight may finish before exit (0 = don't wait)")
 	fs.BoolP("quiet", "q", false, "no progress output")
 	fs.Int("dim", 0, "embedding width (0 = 384)")
 	fs.Int("chunk-tokens", 0, "chunk window in tokens (0 = 256)")
@@ -207,6 +213,12 @@ func (o *Options) job() (coordinator.Config, error) {
 		return coordinator.Config{}, invalid("workload", o.Workload, "must be one of "+strings.Join(workload.Names(), ", "))
 	case o.SpinCost < 0:
 		return coordinator.Config{}, invalid("spin_cost", o.SpinCost, "must be positive")
+	case o.StopGrace < 0:
+		return coordinator.Config{}, invalid("stop_grace", o.StopGrace, "must be positive (0 = don't wait)")
+	}
+	grace := o.StopGrace
+	if grace == 0 {
+		grace = -1 // the coordinator's "none"; its zero means the default
 	}
 	workers := o.Workers
 	if workers == 0 {
@@ -220,6 +232,7 @@ func (o *Options) job() (coordinator.Config, error) {
 		},
 		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, InFlight: o.InFlight,
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
+		TimeoutFloor: o.TimeoutFloor, TimeoutCeil: o.TimeoutCeil, StopGrace: grace,
 		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
 	}
 	if err := cfg.Validate(); err != nil {
