@@ -58,7 +58,9 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	}
 	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
 	if slices.Contains(modes, coordinator.ModeProcesses) {
-		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+		// The broker outlives an interrupt (ctx) so batches in flight can
+		// still be answered during stop_grace; the deferred Shutdown ends it.
+		b, err := broker.Start(context.WithoutCancel(ctx), broker.Options{MaxPayload: int32(o.MaxPayload)})
 		if err != nil {
 			return err
 		}
