@@ -3,7 +3,6 @@ package faulttest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
