@@ -43,6 +43,9 @@ type Config struct {
 	// given document, which is how the fault tests prove crash isolation.
 	// nil = none.
 	BeforeBatch func(b *proto.Batch)
+	// JetStream also serves batches from the FERRY_BATCHES work-queue stream
+	// (dispatch=jetstream), besides requests. Default off.
+	JetStream bool
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -126,6 +129,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
 
+	// The JetStream consumer gets its own context: it must stop (and finish
+	// the batch in hand) before the connection is drained.
+	jsCtx, stopJS := context.WithCancel(context.WithoutCancel(ctx))
+	jsDone := make(chan struct{})
+	go func() { // owned: every return path below waits on jsDone
+		defer close(jsDone)
+		if w.cfg.JetStream {
+			if err := w.consumeJetStream(jsCtx, nc); err != nil && jsCtx.Err() == nil {
+				w.log.Error("jetstream consumer", "err", err)
+			}
+		}
+	}()
+	defer func() { stopJS(); <-jsDone }()
+
 	parentGone := w.watchParent(ctx)
 	var runErr error
 	select {
@@ -135,8 +152,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-closed:
 		return errors.New("worker: nats connection closed")
 	}
-	// Shutdown order: stop taking work and finish in-flight batches (Stop
-	// drains the endpoint subscriptions), then flush and close.
+	// Shutdown order: stop pulling from the batch stream and finish the
+	// batch in hand; stop taking requests and finish in-flight batches (Stop
+	// drains the endpoint subscriptions); then flush and close.
+	stopJS()
+	<-jsDone
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -181,50 +201,67 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 func (w *Worker) handle(req micro.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	codecName := req.Headers().Get(proto.HeaderCodec)
+	r := w.process(req.Headers().Get(proto.HeaderCodec), req.Data())
+	if r.code != "" {
+		_ = req.Error(r.code, r.msg, nil)
+		return
+	}
+	if err := req.Respond(r.data, micro.WithHeaders(micro.Headers(r.headers(w.cfg.Name)))); err != nil {
+		w.log.Warn("reply", "batch", r.batchID, "err", err)
+	}
+}
+
+// computed is one batch's outcome: the encoded result and the worker's own
+// stage timings, or an error code (400 bad batch, 413 result too large, 500).
+type computed struct {
+	data                    []byte // valid until the next process call
+	batchID                 uint64
+	decode, compute, encode time.Duration
+	code, msg               string
+}
+
+// headers are the reply headers carrying the worker's timings.
+func (c *computed) headers(name string) nats.Header {
+	return nats.Header{
+		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(c.decode), 10)},
+		proto.HeaderComputeNs: {strconv.FormatInt(int64(c.compute), 10)},
+		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(c.encode), 10)},
+		proto.HeaderWorker:    {name},
+	}
+}
+
+// process decodes, computes and encodes one batch, the same way for
+// request/reply and JetStream dispatch. Callers hold w.mu.
+func (w *Worker) process(codecName string, data []byte) computed {
 	if codecName == "" {
 		codecName = proto.CodecPacked
 	}
 	codec, ok := w.codecs[codecName]
 	if !ok {
-		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
-		return
+		return computed{code: "400", msg: fmt.Sprintf("unknown codec %q", codecName)}
 	}
 	t0 := time.Now()
-	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
-		_ = req.Error("400", err.Error(), nil)
-		return
+	if err := codec.DecodeBatch(data, &w.b); err != nil {
+		return computed{code: "400", msg: err.Error()}
 	}
+	defer func() { w.b.Docs = w.b.Docs[:0] }() // drop references into the message
 	t1 := time.Now()
 	if w.cfg.BeforeBatch != nil {
 		w.cfg.BeforeBatch(&w.b)
 	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
-		_ = req.Error("400", err.Error(), nil)
-		return
+		return computed{code: "400", msg: err.Error(), batchID: w.b.ID}
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
 	Compute(wl, w.b.Docs, &w.res)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if err != nil {
-		_ = req.Error("500", err.Error(), nil)
-		return
+		return computed{code: "500", msg: err.Error(), batchID: w.b.ID}
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), nil)
-		return
+		return computed{code: "413", msg: fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), batchID: w.b.ID}
 	}
-	t3 := time.Now()
-	h := micro.Headers{
-		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
-		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
-		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(t3.Sub(t2)), 10)},
-		proto.HeaderWorker:    {w.cfg.Name},
-	}
-	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
-		w.log.Warn("reply", "batch", w.b.ID, "err", err)
-	}
-	w.b.Docs = w.b.Docs[:0] // drop references into the message
+	return computed{data: w.buf, batchID: w.b.ID, decode: t1.Sub(t0), compute: t2.Sub(t1), encode: time.Since(t2)}
 }
