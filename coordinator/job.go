@@ -114,6 +114,9 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
 	st.Requeues = q.requeues.Load()
+	if r, ok := backend.(interface{ Resumed() int64 }); ok {
+		st.Resumed = r.Resumed()
+	}
 	st.Splits = q.splits.Load()
 	if n, ok := backend.(interface{ WorkerCount() int }); ok {
 		st.Workers = n.WorkerCount()

@@ -191,6 +191,14 @@ func (q *Queue) Fail(t *Task, err error) {
 	q.Split(t)
 }
 
+// GiveUp records that t failed MaxAttempts times where the queue did not
+// count (a durable queue's redeliveries): it is halved, or its single
+// document recorded as failed, as Fail does on the last attempt.
+func (q *Queue) GiveUp(t *Task, err error) {
+	t.attempts = max(t.attempts, q.cfg.MaxAttempts-1)
+	q.Fail(t, err)
+}
+
 // Split halves t and queues both halves, e.g. when its result is over the
 // payload limit or it keeps failing.
 func (q *Queue) Split(t *Task) {
