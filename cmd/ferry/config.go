@@ -62,6 +62,8 @@ type Options struct {
 	TimeoutFloor  time.Duration `mapstructure:"timeout_floor"`
 	TimeoutCeil   time.Duration `mapstructure:"timeout_ceil"`
 	StopGrace     time.Duration `mapstructure:"stop_grace"`
+	Dispatch      string        `mapstructure:"dispatch"`
+	JobID         string        `mapstructure:"job_id"`
 	ExpectWorkers int           `mapstructure:"expect_workers"`
 	Quiet         bool          `mapstructure:"quiet"`
 
@@ -119,6 +121,8 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Duration("worker-wait", 30*time.Second, "how long to wait for workers to attach")
 	fs.Duration("timeout-floor", time.Second, "lower bound of the derived reply deadline")
 	fs.Duration("timeout-ceil", 30*time.Second, "upper bound of the derived reply deadline")
+	addDispatchFlag(fs)
+	fs.String("job-id", "", "job ID for dispatch=jetstream; a coordinator restarted with the same ID resumes (\"\" = a new random one)")
 	fs.Duration("stop-grace", 2*time.Second, "on SIGTERM/Ctrl-C, how long batches in flight may finish before exit (0 = don't wait)")
 	fs.BoolP("quiet", "q", false, "no progress output")
 	fs.Int("dim", 0, "embedding width (0 = 384)")
@@ -127,6 +131,37 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Duration("spin-cost", 0, "spin workload CPU per document (0 = 200us)")
 	fs.Int("out-bytes", 0, "spin workload output bytes per document (0 = 16)")
 	fs.Uint64("model-seed", 0, "infer workload weights seed (0 = 1)")
+}
+
+// addDispatchFlag registers --dispatch (jobs, and workers: a worker given
+// jetstream also pulls batches from the stream).
+func addDispatchFlag(fs *pflag.FlagSet) {
+	fs.String("dispatch", coordinator.DispatchRequest, "how processes mode sends batches: request (request/reply), jetstream (durable streams), or both, comma separated, to compare")
+}
+
+// dispatches parses the dispatch key.
+func (o *Options) dispatches() ([]string, error) {
+	var out []string
+	for _, d := range strings.Split(o.Dispatch, ",") {
+		d = strings.TrimSpace(d)
+		switch d {
+		case "":
+			continue
+		case coordinator.DispatchRequest, coordinator.DispatchJetStream:
+			if !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		default:
+			return nil, invalid("dispatch", o.Dispatch, fmt.Sprintf("%q is not request or jetstream", d))
+		}
+	}
+	if len(out) == 0 {
+		return nil, invalid("dispatch", o.Dispatch, "no dispatch given")
+	}
+	if o.JobID != "" && !proto.ValidJobID(o.JobID) {
+		return nil, invalid("job_id", o.JobID, "want 1 to 64 letters, digits, '-' or '_'")
+	}
+	return out, nil
 }
 
 // loadOptions merges defaults, the config file, FERRY_* env and the flags
