@@ -53,12 +53,16 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	if expect == 0 {
 		expect = cfg.Workers
 	}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return err
+	}
 	nc, err := connect(o.NATSURL, "ferry-coordinator", o, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout()}
+	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch}
 	_ = coordinator.ModeProcesses
 	return runModes(ctx, env, modes)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 
@@ -56,17 +57,30 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return err
+	}
+	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers, dispatch: dispatch}
 	if slices.Contains(modes, coordinator.ModeProcesses) {
+		bo := broker.Options{MaxPayload: int32(o.MaxPayload)}
+		if slices.Contains(dispatch, coordinator.DispatchJetStream) {
+			dir, err := os.MkdirTemp("", "ferry-jetstream-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			bo.JetStream, bo.StoreDir = true, dir
+		}
 		// The broker outlives an interrupt (ctx) so batches in flight can
 		// still be answered during stop_grace; the deferred Shutdown ends it.
-		b, err := broker.Start(context.WithoutCancel(ctx), broker.Options{MaxPayload: int32(o.MaxPayload)})
+		b, err := broker.Start(context.WithoutCancel(ctx), bo)
 		if err != nil {
 			return err
 		}
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
 			Procs:   cfg.Workers,
 			Logger:  log,
 			Restart: true,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
@@ -22,9 +23,11 @@ func newCmdWorker() *cobra.Command {
 		Long: `worker connects to NATS, registers as the micro service "ferry-worker"
 (discoverable with $SRV.PING / nats micro ls) and computes the batches a
 coordinator sends it, one at a time. --procs N starts N worker processes.
-SIGTERM finishes the batch in hand, drains and exits.`,
+With --dispatch jetstream it also pulls batches from the FERRY_BATCHES
+stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.`,
 		Example: `  ferry worker --nats-url nats://127.0.0.1:4222
-  FERRY_NATS_URL=nats://broker:4222 ferry worker --procs 4 --log-format json`,
+  FERRY_NATS_URL=nats://broker:4222 ferry worker --procs 4 --log-format json
+  ferry worker --nats-url nats://broker:4222 --dispatch jetstream`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := loadOptions(cmd)
@@ -39,6 +42,7 @@ SIGTERM finishes the batch in hand, drains and exits.`,
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
 	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
 	fs.Int("max-doc-bytes", 1<<20, "reject batches with a document larger than this")
+	addDispatchFlag(fs)
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
 	_ = fs.MarkHidden("parent-pid")
 	return cmd
@@ -52,10 +56,14 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	if o.Procs < 1 {
 		return invalid("procs", o.Procs, "must be at least 1")
 	}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return err
+	}
 	if o.Procs > 1 {
 		// Supervise N single workers as child processes.
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--procs", "1", "--nats-url", o.NATSURL, "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--parent-pid", strconv.Itoa(os.Getpid())},
+			Args:    []string{"worker", "--procs", "1", "--nats-url", o.NATSURL, "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--parent-pid", strconv.Itoa(os.Getpid())},
 			Procs:   o.Procs,
 			Logger:  log,
 			Restart: true,
@@ -71,6 +79,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
 		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
 		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
+		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
 	})
 	if err != nil {
 		return err
