@@ -71,6 +71,12 @@ func docs(n int) []string {
 // Their output goes to a file that is printed if the test fails.
 func pool(t testing.TB, url string, n int, restart bool, env ...string) *worker.Pool {
 	t.Helper()
+	return poolWith(t, url, n, restart, nil, env...)
+}
+
+// poolWith is pool with extra `ferry worker` arguments.
+func poolWith(t testing.TB, url string, n int, restart bool, args []string, env ...string) *worker.Pool {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "workers.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -78,7 +84,7 @@ func pool(t testing.TB, url string, n int, restart bool, env ...string) *worker.
 	}
 	p, err := worker.StartPool(context.Background(), worker.PoolConfig{
 		Exe:       ferryBin,
-		Args:      []string{"worker", "--nats-url", url, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+		Args:      append([]string{"worker", "--nats-url", url, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}, args...),
 		Procs:     n,
 		Env:       env,
 		Restart:   restart,

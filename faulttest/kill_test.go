@@ -65,6 +65,12 @@ func TestSIGKILLWorkers(t *testing.T) {
 	nc := connect(t, b.URL(), "ferry-coordinator")
 	probe := connect(t, b.URL(), "probe")
 
+	// Baseline: the same job on the same fleet with no faults, in this run.
+	base, err := run(context.Background(), t, nc, cfg, workers, &source{docs: d}, newLedger(t, d, cfg.Params), nil)
+	if err != nil {
+		t.Fatalf("baseline job: %v", err)
+	}
+
 	points := faultPoints(r, n, kills)
 	var killed []int
 	src := &source{docs: d, at: func(i int) {
@@ -82,8 +88,8 @@ func TestSIGKILLWorkers(t *testing.T) {
 		t.Fatalf("job: %v", err)
 	}
 	v := l.verdict()
-	summary(t, "sigkill", v, st, fmt.Sprintf("kills=%d restarts=%d max_stall=%s",
-		len(killed), p.Restarts(), l.maxStall(start).Round(time.Millisecond)))
+	summary(t, "sigkill", v, st, fmt.Sprintf("kills=%d restarts=%d max_stall=%s baseline_wall=%s wall_ratio=%.2f",
+		len(killed), p.Restarts(), l.maxStall(start).Round(time.Millisecond), base.Wall.Round(time.Millisecond), st.Wall.Seconds()/base.Wall.Seconds()))
 	v.check(t)
 	if got := len(killed); got < kills {
 		t.Errorf("kills = %d, want %d", got, kills)
