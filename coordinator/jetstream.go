@@ -349,7 +349,7 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	id := j.nonce + "-" + strconv.FormatUint(j.sends.Add(1), 10)
 	for try := 0; ; try++ {
 		p.sent = time.Now()
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := j.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {

@@ -83,7 +83,11 @@ func ackWait(cons jetstream.Consumer) time.Duration {
 // compute loop takes it.
 func (w *Worker) fetch(ctx context.Context, cons jetstream.Consumer, next chan<- jetstream.Msg) {
 	for ctx.Err() == nil {
-		m, err := cons.Next(jetstream.FetchContext(ctx))
+		// Short pulls: one lost with a restarting broker costs seconds, not
+		// the default 30.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := cons.Next(jetstream.FetchContext(fctx))
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				w.log.Debug("fetch batch", "err", err)
@@ -169,14 +173,20 @@ func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg,
 	// The message ID makes a second execution of the same stream message a
 	// no-op in the results stream.
 	id := out.Subject + "#" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := js.PublishMsg(ctx, out, jetstream.WithMsgID(id)); err != nil {
-		w.log.Warn("publish result", "subject", out.Subject, "err", err)
-		_ = m.Nak()
-		return false
+	// Retried with short timeouts: an ack lost with a restarting broker
+	// must not hold the worker long, and the ID makes a retry idempotent.
+	var err error
+	for try := 0; try < 5; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err = js.PublishMsg(ctx, out, jetstream.WithMsgID(id))
+		cancel()
+		if err == nil {
+			return true
+		}
 	}
-	return true
+	w.log.Warn("publish result; handing the batch back", "subject", out.Subject, "err", err)
+	_ = m.Nak()
+	return false
 }
 
 // heartbeat tells the server every d that m is still being worked on,
