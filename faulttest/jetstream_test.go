@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,5 +300,58 @@ func TestJetStreamPoisonKillsWorker(t *testing.T) {
 	}
 	if deaths := p.Restarts(); deaths < 3 || deaths > bound {
 		t.Errorf("worker deaths = %d, want between 3 and %d", deaths, bound)
+	}
+}
+
+// TestJetStreamBrokerRestart: with dispatch=jetstream the broker is shut
+// down mid-job and started again on the same port and store. The streams
+// survive on disk, publishes are retried, the results consumer and the
+// workers' pulls resume, and the job completes with nothing lost.
+func TestJetStreamBrokerRestart(t *testing.T) {
+	r := rng(t)
+	n, workers := 6_000, 3
+	d := docs(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.BatchTimeout = time.Second // AckWait
+
+	store := t.TempDir()
+	b := natstest.NewBroker(t, broker.Options{JetStream: true, StoreDir: store})
+	u, err := url.Parse(b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	p := poolWith(t, b.URL(), workers, true, []string{"--dispatch", "jetstream"})
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	at := n/4 + r.IntN(n/2)
+	var upAt time.Time
+	src := &source{docs: d, at: func(i int) {
+		if i == at {
+			b.Shutdown()
+			b = natstest.NewBroker(t, broker.Options{JetStream: true, StoreDir: store, Port: port})
+			upAt = time.Now()
+		}
+	}}
+	l := newLedger(t, d, cfg.Params)
+	be, err := coordinator.NewJetStream(nc, cfg, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := coordinator.Run(ctx, cfg, src, be, l)
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	v := l.verdict()
+	var recovery time.Duration
+	if w := l.firstWriteAfter(upAt); !w.IsZero() {
+		recovery = w.Sub(upAt)
+	}
+	summary(t, "jetstream-broker-restart", v, st, fmt.Sprintf("recovery=%s reconnects=%d worker_restarts=%d",
+		recovery.Round(time.Millisecond), nc.Stats().Reconnects, p.Restarts()))
+	v.check(t)
+	if upAt.IsZero() || nc.Stats().Reconnects == 0 {
+		t.Errorf("the broker was not restarted mid-job")
 	}
 }
