@@ -62,7 +62,7 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		return err
 	}
 	defer nc.Close()
-	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch}
+	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch, resumable: true}
 	_ = coordinator.ModeProcesses
 	return runModes(ctx, env, modes)
 }

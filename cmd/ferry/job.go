@@ -26,8 +26,11 @@ type jobEnv struct {
 	// dispatch lists how processes mode sends batches; it runs once per
 	// entry (request, jetstream), so one report compares them.
 	dispatch []string
-	log      *slog.Logger
-	stdout   io.Writer
+	// resumable: the broker keeps its streams after this process exits
+	// (not ferry run's embedded one), so a jetstream job can be resumed.
+	resumable bool
+	log       *slog.Logger
+	stdout    io.Writer
 }
 
 // runModes runs the job once per mode, in order, writes the report and
@@ -105,6 +108,9 @@ func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coor
 	}
 	env.log.Debug("mode start", "mode", mode)
 	st, err := coordinator.Run(ctx, cfg, docSource{src}, backend, out)
+	if js, ok := backend.(*coordinator.JetStream); ok && env.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
+		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
+	}
 	if bar != nil {
 		_ = bar.Finish()
 		_ = bar.Exit()
@@ -130,7 +136,9 @@ func newBackend(env jobEnv, run modeRun) (coordinator.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		env.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
+		if env.resumable {
+			env.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
+		}
 		return js, nil
 	}
 	return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
