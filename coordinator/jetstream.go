@@ -317,7 +317,7 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	}
 	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
 	j.resumed.Add(1)
-	q.Complete(t, Result{Res: res, Worker: m.Header.Get(proto.HeaderWorker), BytesIn: len(m.Data)})
+	q.Complete(t, Result{Res: res, BytesIn: len(m.Data)}) // no worker: nothing computed in this run
 	return nil
 }
 

@@ -26,6 +26,12 @@ import (
 // the server it is still working (InProgress) every AckWait/3: only a dead
 // or paused worker's batches are redelivered. On ctx's end the fetched-ahead
 // batch is handed back (Nak) and the one in hand is finished and acked.
+//
+// A delivery past the batch's Ferry-Max-Attempts is not computed: the
+// earlier ones died with their workers, so the worker publishes a give-up
+// result ("poison: ...") and terminates the message; a batch it cannot
+// decode, or whose result is over the payload limit, likewise ("400 ...",
+// "413 ..."). The coordinator halves such batches.
 func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
