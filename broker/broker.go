@@ -28,6 +28,12 @@ type Options struct {
 	Debug       bool          // log protocol details
 	Log         bool          // log server events to stderr
 	ReadyWithin time.Duration // wait for readiness; 0 = 10s
+
+	// Users, when not empty, turns authentication on: every client must log
+	// in as one of them and gets its Role's subject permissions; anonymous
+	// connections are refused. Empty = anyone may connect (loopback use).
+	Users []User
+	TLS   TLS // zero = plain TCP
 }
 
 // DefaultMaxPayload is ferry's broker payload limit: large enough for a
@@ -66,6 +72,12 @@ func Start(ctx context.Context, o Options) (*Broker, error) {
 	if o.HTTPPort != 0 {
 		so.HTTPHost = so.Host
 	}
+	if err := applyUsers(so, o.Users); err != nil {
+		return nil, err
+	}
+	if err := applyTLS(so, o.TLS); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("broker: configure: %w", err)
@@ -99,7 +111,7 @@ func (b *Broker) done() <-chan struct{} {
 	return ch
 }
 
-// URL is the client URL, e.g. nats://127.0.0.1:4222.
+// URL is the client URL, e.g. nats://127.0.0.1:4222 (tls://... with TLS).
 func (b *Broker) URL() string { return b.srv.ClientURL() }
 
 // MonitorURL is the monitoring base URL, or "" when monitoring is off.

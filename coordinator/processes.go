@@ -180,8 +180,12 @@ func (p *Processes) waitForWorkers(ctx context.Context, q *Queue) error {
 			}
 			return nil
 		}
+		if err := p.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			// The broker will not let this user discover workers: waiting won't help.
+			return fmt.Errorf("%w: nats_user: this user may not discover workers or send work (%v); log in as a coordinator user", ErrInvalidConfig, err)
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
+			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats-url ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
 		}
 		if len(ids) != said {
@@ -291,6 +295,8 @@ func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) {
 		case errors.Is(err, errGone):
 			q.Requeue(t) // never delivered: not the batch's fault
 			return
+		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
+			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):
 			q.Split(t)
 		case ctx.Err() != nil:

@@ -344,8 +344,11 @@ func (r *reader) skip(depth int) error {
 }
 
 // elemCost is the most memory a reflection decoder spends on one array
-// element of ferry's wire types (a DocError: string header plus uint32).
-const elemCost = 24
+// element of ferry's wire types: a DocError (string header plus uint32, 24
+// bytes) twice over, because msgpack v5.4.1 sizes a slice with
+// reflect.AppendSlice(v, reflect.MakeSlice(n)) and so allocates it twice
+// (growSliceValue in decode_slice.go).
+const elemCost = 2 * 24
 
 // Check walks one msgpack value in b without allocating and reports whether
 // every declared length fits in the bytes that remain, nesting stays within

@@ -87,7 +87,9 @@ func (c packed) decodeBatch(src []byte, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	b.Workload = string(name)
+	if b.Workload != string(name) { // a reused Batch keeps its name: no allocation
+		b.Workload = string(name)
+	}
 	if err := decodeParams(&r, &b.Params); err != nil {
 		return err
 	}
@@ -152,7 +154,9 @@ func decodeParams(r *reader, p *workload.Params) error {
 	if err != nil {
 		return err
 	}
-	p.PanicOn = string(po)
+	if p.PanicOn != string(po) {
+		p.PanicOn = string(po)
+	}
 	return nil
 }
 
@@ -201,7 +205,10 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 	if err != nil {
 		return err
 	}
-	r.Attempt = uint32(min(att, math.MaxUint32))
+	if att > math.MaxUint32 {
+		return fmt.Errorf("attempt %d: %w", att, ErrMalformed)
+	}
+	r.Attempt = uint32(att)
 	o := &r.Out
 	dim, err := rd.int("dim")
 	if err != nil {
@@ -246,18 +253,25 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 	}
 	r.Errs = grow(r.Errs, ne)
 	for i := range r.Errs {
-		if k, err := rd.arrayLen("err", 1); err != nil || k != 2 {
-			return fmt.Errorf("err %d: want [doc, msg]: %w", i, ErrMalformed)
+		k, err := rd.arrayLen("err", 1)
+		if err != nil {
+			return fmt.Errorf("err %d: %w", i, err)
+		}
+		if k != 2 {
+			return fmt.Errorf("err %d: want [doc, msg], got %d fields: %w", i, k, ErrMalformed)
 		}
 		doc, err := rd.uint("err doc")
 		if err != nil {
 			return err
 		}
+		if doc > math.MaxUint32 {
+			return fmt.Errorf("err %d: doc %d: %w", i, doc, ErrMalformed)
+		}
 		msg, err := rd.strBytes("err msg", 1<<16)
 		if err != nil {
 			return err
 		}
-		r.Errs[i] = DocError{Doc: uint32(min(doc, math.MaxUint32)), Msg: string(msg)}
+		r.Errs[i] = DocError{Doc: uint32(doc), Msg: string(msg)}
 	}
 	if rd.remaining() != 0 {
 		return fmt.Errorf("%d trailing bytes: %w", rd.remaining(), ErrMalformed)

@@ -152,7 +152,9 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 			}
 			m.Stages[st.String()] = Stage{P50us: us(q.P50), P99us: us(q.P99), MeanUs: us(q.Mean)}
 		}
-		if digest == "" {
+		if s.Digest == "" {
+			r.IdenticalResults = false
+		} else if digest == "" {
 			digest = s.Digest
 		} else if digest != s.Digest {
 			r.IdenticalResults = false

@@ -34,9 +34,15 @@ type Config struct {
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
-	// PendingLimit bounds the batches queued at this worker's subscription;
-	// 0 = 64. The coordinator keeps only a few in flight per worker.
+	// PendingLimit bounds the batches queued at each of this worker's batch
+	// subscriptions; 0 = 64. The coordinator keeps only a few in flight per
+	// worker; beyond the limit NATS drops messages (logged as a slow
+	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
+	// PendingBytes bounds the bytes queued at each batch subscription, so a
+	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
+	// largest size a coordinator sends at the default 8 MiB max payload).
+	PendingBytes int
 	// BeforeBatch, when set, is called with each decoded batch before it is
 	// computed. It is a test hook: `ferry worker` sets it from the
 	// FERRY_TEST_CRASH_ON environment variable to make the process die on a
@@ -74,6 +80,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = 64
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = 64 << 20
 	}
 	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
 	if w.log == nil {
@@ -118,7 +127,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	handler := micro.HandlerFunc(w.handle)
-	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, 256<<20)
+	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
@@ -261,7 +270,7 @@ func (w *Worker) process(codecName string, data []byte) computed {
 		return computed{code: "500", msg: err.Error(), batchID: w.b.ID}
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		return computed{code: "413", msg: fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), batchID: w.b.ID}
+		return computed{code: "413", msg: fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), batchID: w.b.ID}
 	}
 	return computed{data: w.buf, batchID: w.b.ID, decode: t1.Sub(t0), compute: t2.Sub(t1), encode: time.Since(t2)}
 }

@@ -32,8 +32,8 @@ type Options struct {
 	// NATS client
 	NATSURL       string `mapstructure:"nats_url"`
 	NATSUser      string `mapstructure:"nats_user"`
-	NATSPassword  string `mapstructure:"nats_password"`
-	NATSToken     string `mapstructure:"nats_token"`
+	NATSPassword  string `mapstructure:"nats_password" secret:"true"`
+	NATSToken     string `mapstructure:"nats_token" secret:"true"`
 	NATSNKeySeed  string `mapstructure:"nats_nkey_seed"`
 	NATSCredsFile string `mapstructure:"nats_creds"`
 	NATSTLSCA     string `mapstructure:"nats_tls_ca"`
@@ -84,6 +84,17 @@ type Options struct {
 	JetStream  bool   `mapstructure:"jetstream"`
 	StoreDir   string `mapstructure:"store_dir"`
 	MaxPayload int    `mapstructure:"max_payload"`
+
+	// broker auth and TLS (docs/auth.md); secret keys never reach a report
+	AuthFile            string `mapstructure:"auth_file"`
+	WorkerUser          string `mapstructure:"worker_user"`
+	WorkerPassword      string `mapstructure:"worker_password" secret:"true"`
+	CoordinatorUser     string `mapstructure:"coordinator_user"`
+	CoordinatorPassword string `mapstructure:"coordinator_password" secret:"true"`
+	AllowAnonymous      bool   `mapstructure:"allow_anonymous"`
+	TLSCert             string `mapstructure:"tls_cert"`
+	TLSKey              string `mapstructure:"tls_key"`
+	TLSClientCA         string `mapstructure:"tls_client_ca"`
 }
 
 // flag registration, grouped by what a command needs. Defaults live here
@@ -323,12 +334,18 @@ func (o *Options) logger() (*slog.Logger, error) {
 func (o *Options) configMap() map[string]any {
 	m := map[string]any{}
 	_ = mapstructure.Decode(o, &m)
-	for _, secret := range []string{"nats_password", "nats_token", "config"} {
-		delete(m, secret)
+	delete(m, "config")
+	t := reflect.TypeFor[Options]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("secret") == "true" {
+			delete(m, t.Field(i).Tag.Get("mapstructure"))
+		}
 	}
 	for k, val := range m { // drop unset keys so reports stay short
 		if reflect.ValueOf(val).IsZero() {
 			delete(m, k)
+		} else if d, ok := val.(time.Duration); ok {
+			m[k] = d.String()
 		}
 	}
 	if u, ok := m["nats_url"].(string); ok {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"github.com/ferrylab/ferry/coordinator"
 	"github.com/spf13/cobra"
 )
 
@@ -34,18 +33,11 @@ prints the report and exits.`,
 }
 
 func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
+	cfg, log := env.cfg, env.log
 	if o.ExpectWorkers < 0 {
 		return invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}
@@ -53,16 +45,12 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	if expect == 0 {
 		expect = cfg.Workers
 	}
-	dispatch, err := o.dispatches()
-	if err != nil {
-		return err
-	}
-	nc, err := connect(o.NATSURL, "ferry-coordinator", o, log)
+	nc, err := connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	env := jobEnv{opts: o, cfg: cfg, nc: nc, expect: expect, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch, resumable: true}
-	_ = coordinator.ModeProcesses
+	env.nc, env.expect = nc, expect
+	env.resumable = true // the broker is external: its streams outlive this process
 	return runModes(ctx, env, modes)
 }

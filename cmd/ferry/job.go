@@ -14,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/sink"
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
@@ -31,6 +32,28 @@ type jobEnv struct {
 	resumable bool
 	log       *slog.Logger
 	stdout    io.Writer
+}
+
+// newJobEnv validates what every job command shares: logging, modes and
+// the job keys.
+func newJobEnv(o *Options, cmd *cobra.Command) (jobEnv, []string, error) {
+	log, err := o.logger()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	modes, err := o.modes()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	cfg, err := o.job()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	return jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch}, modes, nil
 }
 
 // runModes runs the job once per mode, in order, writes the report and
@@ -51,6 +74,9 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	var firstErr error
 	for i, run := range runs {
 		st, err := runMode(ctx, env, run, i == len(runs)-1)
+		if st == nil {
+			st = &coordinator.Stats{Mode: run.String()} // the report still names the mode that failed
+		}
 		stats, errs = append(stats, st), append(errs, err)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("%s: %w", run, err)

@@ -45,26 +45,19 @@ prints one table comparing them. Worker processes never outlive run.`,
 }
 
 func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
-	dispatch, err := o.dispatches()
-	if err != nil {
-		return err
-	}
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers, dispatch: dispatch}
+	cfg, log := env.cfg, env.log
+	env.expect = cfg.Workers
 	if slices.Contains(modes, coordinator.ModeProcesses) {
-		bo := broker.Options{MaxPayload: int32(o.MaxPayload)}
-		if slices.Contains(dispatch, coordinator.DispatchJetStream) {
+		if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		}
+		creds := newRunCredentials()
+		bo := broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()}
+		if slices.Contains(env.dispatch, coordinator.DispatchJetStream) {
 			dir, err := os.MkdirTemp("", "ferry-jetstream-")
 			if err != nil {
 				return err
@@ -80,7 +73,8 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		}
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
+			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
+			Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
 			Procs:   cfg.Workers,
 			Logger:  log,
 			Restart: true,
@@ -89,7 +83,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
-		nc, err := connect(b.URL(), "ferry-coordinator", o, log)
+		nc, err := connect(b.URL(), "ferry-coordinator", creds.coordinator, log)
 		if err != nil {
 			return err
 		}
@@ -102,8 +96,8 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a
 // configuration error naming the key.
-func connect(url, name string, o *Options, log *slog.Logger) (*nats.Conn, error) {
-	opts, err := natsconn.Options(name, o.auth(), log)
+func connect(url, name string, a natsconn.Auth, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := natsconn.Options(name, a, log)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
 	}

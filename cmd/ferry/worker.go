@@ -63,7 +63,8 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	if o.Procs > 1 {
 		// Supervise N single workers as child processes.
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--procs", "1", "--nats-url", o.NATSURL, "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--parent-pid", strconv.Itoa(os.Getpid())},
+			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--parent-pid", strconv.Itoa(os.Getpid())},
+			Env:     childEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
 			Procs:   o.Procs,
 			Logger:  log,
 			Restart: true,

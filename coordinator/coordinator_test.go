@@ -1,0 +1,265 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
+)
+
+// docs is an in-memory Source.
+type docs struct {
+	list []string
+	i    int
+}
+
+func (d *docs) Next() (string, error) {
+	if d.i >= len(d.list) {
+		return "", io.EOF
+	}
+	d.i++
+	return d.list[d.i-1], nil
+}
+
+func corpus(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("document %d talks about ferries and boats number %d", i, i*7)
+	}
+	return out
+}
+
+// orderSink checks every document arrives exactly once, in order.
+type orderSink struct {
+	mu      sync.Mutex
+	next    int64
+	written int64
+	failed  []int64
+	t       testing.TB
+}
+
+func (s *orderSink) Write(first int64, out *workload.Output, failed []bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if first != s.next {
+		s.t.Errorf("write at %d, want %d", first, s.next)
+	}
+	if out.Dim > 0 && len(out.Vecs) != len(failed)*out.Dim {
+		s.t.Errorf("write at %d: %d floats for %d docs", first, len(out.Vecs), len(failed))
+	}
+	for i, f := range failed {
+		if f {
+			s.failed = append(s.failed, first+int64(i))
+		} else {
+			s.written++
+		}
+	}
+	s.next = first + int64(len(failed))
+	return nil
+}
+
+// startWorkers runs n in-process workers against url until the test ends.
+func startWorkers(t *testing.T, url string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range n {
+		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// backend builds mode's backend with two lanes or two expected workers.
+func backend(t *testing.T, mode string, nc *nats.Conn, cfg coordinator.Config) coordinator.Backend {
+	t.Helper()
+	var b coordinator.Backend
+	var err error
+	if mode == coordinator.ModeProcesses {
+		b, err = coordinator.NewProcesses(nc, cfg, 2, nil)
+	} else {
+		b, err = coordinator.NewLocal(mode, 2, "")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func run(t *testing.T, cfg coordinator.Config, b coordinator.Backend, list []string) (*coordinator.Stats, *orderSink, error) {
+	t.Helper()
+	sink := &orderSink{t: t}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := coordinator.Run(ctx, cfg, &docs{list: list}, b, sink)
+	return st, sink, err
+}
+
+func TestModesGiveIdenticalResults(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	startWorkers(t, url, 2)
+	nc := natstest.Connect(t, url)
+	list := corpus(600)
+	for _, wl := range []string{"embed", "chunk", "infer", "spin"} {
+		t.Run(wl, func(t *testing.T) {
+			p := workload.Params{SpinCostNs: 1000, ChunkTokens: 8}
+			if wl == "infer" {
+				p.Dim = 32 // the race detector makes the full model slow
+			}
+			cfg := coordinator.Config{Workload: wl, BatchSize: 37, Workers: 2, Params: p}
+			var digest string
+			for _, mode := range coordinator.Modes() {
+				b := backend(t, mode, nc, cfg)
+				st, sink, err := run(t, cfg, b, list)
+				if err != nil {
+					t.Fatalf("%s: %v", mode, err)
+				}
+				if got, want := sink.written, int64(len(list)); got != want {
+					t.Errorf("%s: written %d, want %d", mode, got, want)
+				}
+				if digest == "" {
+					digest = st.Digest
+				} else if st.Digest != digest {
+					t.Errorf("%s: digest %s differs from serial's %s", mode, st.Digest, digest)
+				}
+			}
+		})
+	}
+}
+
+func TestMsgpackCodecMatchesPacked(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	startWorkers(t, url, 1)
+	nc := natstest.Connect(t, url)
+	list := corpus(300)
+	var digests []string
+	for _, codec := range proto.CodecNames() {
+		cfg := coordinator.Config{BatchSize: 50, Workers: 1, Codec: codec}
+		b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := run(t, cfg, b, list)
+		if err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+		digests = append(digests, st.Digest)
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("packed digest %s != msgpack digest %s", digests[0], digests[1])
+	}
+}
+
+func TestPoisonDocumentIsIsolated(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	startWorkers(t, url, 2)
+	nc := natstest.Connect(t, url)
+	list := corpus(1000)
+	const bad = 617
+	cfg := coordinator.Config{BatchSize: 100, Workers: 2, Params: workload.Params{PanicOn: list[bad]}}
+	for _, mode := range []string{coordinator.ModeGoroutines, coordinator.ModeProcesses} {
+		t.Run(mode, func(t *testing.T) {
+			b := backend(t, mode, nc, cfg)
+			st, sink, err := run(t, cfg, b, list)
+			if !errors.Is(err, coordinator.ErrDocsFailed) {
+				t.Fatalf("err = %v, want ErrDocsFailed", err)
+			}
+			if got, want := sink.written, int64(len(list)-1); got != want {
+				t.Errorf("written %d, want %d", got, want)
+			}
+			if len(st.Failed) != 1 || st.Failed[0].Index != bad {
+				t.Errorf("failed = %+v, want only document %d", st.Failed, bad)
+			}
+			if len(sink.failed) != 1 || sink.failed[0] != bad {
+				t.Errorf("sink failed = %v", sink.failed)
+			}
+		})
+	}
+}
+
+func TestEmptyInput(t *testing.T) {
+	b, _ := coordinator.NewLocal(coordinator.ModeSerial, 1, "")
+	_, _, err := run(t, coordinator.Config{}, b, nil)
+	if !errors.Is(err, coordinator.ErrNoDocuments) {
+		t.Errorf("err = %v, want ErrNoDocuments", err)
+	}
+}
+
+func TestInvalidConfigNamesKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  coordinator.Config
+		key  string
+	}{
+		{"negative batch", coordinator.Config{BatchSize: -1}, "batch_size=-1"},
+		{"negative workers", coordinator.Config{Workers: -2}, "workers=-2"},
+		{"unknown codec", coordinator.Config{Codec: "gob"}, "codec=gob"},
+		{"unknown workload", coordinator.Config{Workload: "nope"}, "workload=nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.WithDefaults().Validate()
+			if !errors.Is(err, coordinator.ErrInvalidConfig) {
+				t.Fatalf("err = %v, want ErrInvalidConfig", err)
+			}
+			if got := err.Error(); !contains(got, tc.key) {
+				t.Errorf("error %q does not name %q", got, tc.key)
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A responder that answers with a result of the wrong shape must not
+// corrupt the output: the batch fails its attempts and its documents are
+// reported, never written.
+func TestMalformedResultIsRejected(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	liar := natstest.Connect(t, url)
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	// Pose as a worker: answer discovery, then reply to batches with too few rows.
+	if _, err := liar.Subscribe("$SRV.PING.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.ping_response"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := liar.Subscribe(proto.WorkSubject("LIAR"), func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			return
+		}
+		r := proto.Result{BatchID: b.ID, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
+		out, _ := codec.AppendResult(nil, &r)
+		m.Respond(out)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1}
+	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, sink, err := run(t, cfg, b, corpus(4))
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("err = %v, want ErrDocsFailed", err)
+	}
+	if sink.written != 0 || len(st.Failed) != 4 {
+		t.Errorf("written %d, failed %d; want 0 and 4", sink.written, len(st.Failed))
+	}
+}
