@@ -109,6 +109,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if w.cfg.JetStream {
+		opts = append(opts, nats.CustomInboxPrefix(proto.WorkerInboxPrefix))
+	}
 	nc, err := nats.Connect(w.cfg.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
