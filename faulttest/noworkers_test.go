@@ -96,8 +96,8 @@ func TestNoWorkersWaitsThenResumes(t *testing.T) {
 		msg  string
 		want int
 	}{
-		{"waiting for workers", 1},          // at start, said once while none attached
-		{"no workers attached; waiting", 1}, // mid-job, said once
+		{`msg="waiting for workers" attached=0`, 1}, // at start, said once while none attached
+		{"no workers attached; waiting", 1},         // mid-job, said once
 		{"workers attached again; resuming", 1},
 	} {
 		if got := strings.Count(out, tc.msg); got != tc.want {
