@@ -63,6 +63,7 @@ type JetStream struct {
 
 	batches jetstream.Stream
 	results jetstream.Stream
+	workers jetstream.Consumer // the workers' shared consumer, watched for "no workers"
 
 	mu      sync.Mutex
 	pending map[string]*jsTask // batches sent and not answered, by batch subject
@@ -70,7 +71,6 @@ type JetStream struct {
 	changed chan struct{}      // closed and replaced when pending shrinks
 	sends   atomic.Uint64
 	resumed atomic.Int64
-	orphans atomic.Int64
 	buf     []byte
 }
 
@@ -149,6 +149,20 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	}
 	defer cc.Stop()
 	j.log.Info("jetstream dispatch", "job_id", j.job, "ack_wait", j.ackWait, "resumable_batches", len(j.stored))
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (deferred below, so run first)
+	defer cancel()
+	var noWorkers error
+	wg.Add(1)
+	go func() { // owned by Run: ends with ctx
+		defer wg.Done()
+		if err := j.watchWorkers(ctx); err != nil {
+			noWorkers = err
+			cancel()
+		}
+	}()
 	for {
 		t, err := q.Next(ctx)
 		switch {
@@ -159,10 +173,60 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 			j.awaitPending(ctx)
 			return ErrStopped
 		case err != nil:
+			cancel()
+			wg.Wait()
+			if noWorkers != nil {
+				return noWorkers
+			}
 			return err
 		}
 		if err := j.dispatch(ctx, q, t); err != nil {
+			cancel()
+			wg.Wait()
+			if noWorkers != nil {
+				return noWorkers
+			}
 			return err
+		}
+	}
+}
+
+// watchWorkers says once when batches wait and no worker is pulling (the
+// consumer has neither waiting pulls nor unacknowledged batches for three
+// checks a second apart), says again when workers are back, and returns
+// ErrNoWorkers after WorkerWait without any. The batches stay queued: the
+// job can be resumed with its ID. It returns nil when ctx ends.
+func (j *JetStream) watchWorkers(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	idle := 0
+	var alone time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		j.mu.Lock()
+		waiting := len(j.pending) > 0
+		j.mu.Unlock()
+		info, err := j.workers.Info(ctx)
+		if err != nil {
+			continue // the broker may be restarting
+		}
+		if !waiting || info.NumWaiting > 0 || info.NumAckPending > 0 {
+			if !alone.IsZero() {
+				j.log.Info("workers pulling batches again; resuming", "after", time.Since(alone).Round(time.Millisecond))
+			}
+			idle, alone = 0, time.Time{}
+			continue
+		}
+		switch idle++; {
+		case idle == 3:
+			alone = time.Now()
+			j.log.Warn("no workers pulling batches; waiting (are workers running with --dispatch jetstream?)", "up_to", j.cfg.WorkerWait)
+		case idle > 3 && time.Since(alone) > j.cfg.WorkerWait:
+			return fmt.Errorf("%w: none pulled batches for %s; the job's batches stay queued (job %s)", ErrNoWorkers, j.cfg.WorkerWait, j.job)
 		}
 	}
 }
@@ -197,7 +261,7 @@ func (j *JetStream) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: result stream: %w", err)
 	}
-	_, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
+	j.workers, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
 		Durable:       proto.WorkerConsumer,
 		Description:   "ferry workers: one batch at a time each",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -382,11 +446,13 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 		delete(j.pending, subj)
 		close(j.changed)
 		j.changed = make(chan struct{})
+	} else if q.col.discardIfDone(first, n) {
+		// A batch run twice (redelivered while its first worker was only
+		// slow, or answered both before and after a resume): written once.
 	} else if _, ok := j.stored[first]; !ok {
 		// A previous run's batch finished after this run listed the stream,
 		// or a duplicate: kept for dispatch to find; else dropped there.
 		j.stored[first] = n
-		j.orphans.Add(1)
 	}
 	j.mu.Unlock()
 	if p == nil {

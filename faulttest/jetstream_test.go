@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"net/url"
 	"os"
@@ -353,5 +354,55 @@ func TestJetStreamBrokerRestart(t *testing.T) {
 	v.check(t)
 	if upAt.IsZero() || nc.Stats().Reconnects == 0 {
 		t.Errorf("the broker was not restarted mid-job")
+	}
+}
+
+// TestJetStreamNoWorkers: with dispatch=jetstream and no worker pulling,
+// the coordinator says so once and gives up after WorkerWait with
+// ErrNoWorkers; the batches stay queued, and a run with the same job ID
+// once workers are up completes the job.
+func TestJetStreamNoWorkers(t *testing.T) {
+	n := 2_000
+	d := docs(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.WorkerWait = 2 * time.Second
+	cfg.BatchTimeout = time.Second
+
+	b := jsBroker(t)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	var logs logBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	be, err := coordinator.NewJetStream(nc, cfg, "noworkers", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = coordinator.Run(ctx, cfg, &source{docs: d}, be, newLedger(t, d, cfg.Params))
+	gaveUp := time.Since(start)
+	if !errors.Is(err, coordinator.ErrNoWorkers) {
+		t.Fatalf("err = %v, want ErrNoWorkers", err)
+	}
+	if got := strings.Count(logs.String(), "no workers pulling batches; waiting"); got != 1 {
+		t.Errorf("said %d times that no worker is pulling, want once; log:\n%s", got, logs.String())
+	}
+	queued := subjectCount(t, nc, proto.BatchStream, proto.BatchSubjectPrefix+".noworkers.>")
+
+	poolWith(t, b.URL(), 2, false, []string{"--dispatch", "jetstream"})
+	be, err = coordinator.NewJetStream(nc, cfg, "noworkers", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger(t, d, cfg.Params)
+	st, err := coordinator.Run(ctx, cfg, &source{docs: d}, be, l)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	v := l.verdict()
+	summary(t, "jetstream-no-workers", v, st, fmt.Sprintf("gave_up_after=%s queued_meanwhile=%d", gaveUp.Round(time.Millisecond), queued))
+	v.check(t)
+	if queued == 0 {
+		t.Errorf("no batches were queued while no worker was up")
 	}
 }
