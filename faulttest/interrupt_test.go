@@ -15,7 +15,7 @@ import (
 // batches already at workers are answered and written within StopGrace,
 // and the job returns the written prefix: nothing past it, nothing twice.
 func TestInterruptFinishesInFlight(t *testing.T) {
-	n, workers := 4_000, 2
+	n, workers := 2_000, 2
 	d := docs(n)
 	cfg := job(10, 2*time.Millisecond) // 20 ms a batch: several are in flight at any time
 	cfg.StopGrace = 10 * time.Second

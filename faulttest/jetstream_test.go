@@ -271,6 +271,7 @@ func TestJetStreamWorkersKilled(t *testing.T) {
 // answers with a give-up result and terminates it, and the coordinator
 // halves the batch until the document is alone and reported.
 func TestJetStreamPoisonKillsWorker(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
 	r := rng(t)
 	n, workers := 2_000, 3
 	d := docs(n)
@@ -362,6 +363,7 @@ func TestJetStreamBrokerRestart(t *testing.T) {
 // ErrNoWorkers; the batches stay queued, and a run with the same job ID
 // once workers are up completes the job.
 func TestJetStreamNoWorkers(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
 	n := 2_000
 	d := docs(n)
 	cfg := job(10, 20*time.Microsecond)

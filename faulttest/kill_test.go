@@ -51,6 +51,7 @@ func victim(r *rand.Rand, attached, running []int) int {
 // order, with its own result; re-sent batches are bounded by what the
 // killed workers could have held: kills x in-flight per worker.
 func TestSIGKILLWorkers(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
 	r := rng(t)
 	n, kills, workers := 20_000, 20, 4
 	if *long {

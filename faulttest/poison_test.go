@@ -54,6 +54,7 @@ func TestPoisonDocumentPanics(t *testing.T) {
 // after MaxAttempts it is reported by index and every other document is
 // written. Worker deaths are bounded by MaxAttempts per bisection level.
 func TestPoisonDocumentKillsWorker(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
 	r := rng(t)
 	n, workers := 5_000, 3
 	if *long {
