@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -39,7 +40,8 @@ func TestPausedWorkerLateResult(t *testing.T) {
 	var late atomic.Int64
 	sub, err := probe.Subscribe("_INBOX.>", func(m *nats.Msg) {
 		if counting.Load() && m.Header.Get(proto.HeaderComputeNs) != "" &&
-			m.Header.Get(proto.HeaderWorker) == "ferry-worker-"+strconv.FormatInt(pausedPID.Load(), 10) {
+			// The default worker name ends in its pid (ferry-worker-[host-]pid).
+			strings.HasSuffix(m.Header.Get(proto.HeaderWorker), "-"+strconv.FormatInt(pausedPID.Load(), 10)) {
 			late.Add(1)
 		}
 	})
