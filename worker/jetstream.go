@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // consumeJetStream serves batches from the FERRY_BATCHES work queue
@@ -141,27 +143,64 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, m jetstream.Msg, wait t
 		w.giveUp(js, m, result, meta, fmt.Sprintf("poison: delivered %d times without a result", meta.NumDelivered-1))
 		return
 	}
+	// The batch goes through the same handler as a request, so both
+	// dispatches compute, time and answer a batch the same way.
+	req := &streamRequest{m: m, out: &nats.Msg{Subject: result}}
 	stop := heartbeat(m, wait/3)
-	w.mu.Lock()
-	r := w.process(m.Headers().Get(proto.HeaderCodec), m.Data())
-	var out *nats.Msg
-	if r.code == "" {
-		out = &nats.Msg{Subject: result, Data: append([]byte(nil), r.data...), Header: r.headers(w.cfg.Name)}
-	}
-	w.mu.Unlock()
+	w.handle(req)
 	stop()
-	if r.code != "" {
+	if req.code != "" {
 		// A bad batch or a too-large result is not cured by redelivery.
-		w.log.Warn("batch rejected", "subject", m.Subject(), "code", r.code, "err", r.msg)
-		w.giveUp(js, m, result, meta, r.code+" "+r.msg)
+		w.log.Warn("batch rejected", "subject", m.Subject(), "code", req.code, "err", req.desc)
+		w.giveUp(js, m, result, meta, req.code+" "+req.desc)
 		return
 	}
-	if w.publish(js, m, out, meta) {
+	if w.publish(js, m, req.out, meta) {
 		if err := m.Ack(); err != nil {
 			w.log.Debug("ack batch", "subject", m.Subject(), "err", err)
 		}
 	}
 }
+
+// streamRequest lets the request handler serve a batch from the stream:
+// it reads the message and keeps the answer (or the error) for publishing
+// to the results stream.
+type streamRequest struct {
+	m          jetstream.Msg
+	out        *nats.Msg
+	code, desc string
+}
+
+func (r *streamRequest) Respond(data []byte, opts ...micro.RespondOpt) error {
+	var tmp nats.Msg
+	for _, o := range opts {
+		o(&tmp)
+	}
+	r.out.Data = append([]byte(nil), data...) // the handler reuses its buffer
+	r.out.Header = nats.Header{}
+	for k, v := range tmp.Header { // and may reuse its header map
+		r.out.Header[k] = append([]string(nil), v...)
+	}
+	return nil
+}
+
+func (r *streamRequest) RespondJSON(v any, opts ...micro.RespondOpt) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.Respond(b, opts...)
+}
+
+func (r *streamRequest) Error(code, description string, _ []byte, _ ...micro.RespondOpt) error {
+	r.code, r.desc = code, description
+	return nil
+}
+
+func (r *streamRequest) Data() []byte           { return r.m.Data() }
+func (r *streamRequest) Headers() micro.Headers { return micro.Headers(r.m.Headers()) }
+func (r *streamRequest) Subject() string        { return r.m.Subject() }
+func (r *streamRequest) Reply() string          { return "" }
 
 // giveUp publishes a result marking the whole batch failed with why, then
 // terminates the batch message so it is not delivered again.

@@ -213,67 +213,50 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 func (w *Worker) handle(req micro.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := w.process(req.Headers().Get(proto.HeaderCodec), req.Data())
-	if r.code != "" {
-		_ = req.Error(r.code, r.msg, nil)
-		return
-	}
-	if err := req.Respond(r.data, micro.WithHeaders(micro.Headers(r.headers(w.cfg.Name)))); err != nil {
-		w.log.Warn("reply", "batch", r.batchID, "err", err)
-	}
-}
-
-// computed is one batch's outcome: the encoded result and the worker's own
-// stage timings, or an error code (400 bad batch, 413 result too large, 500).
-type computed struct {
-	data                    []byte // valid until the next process call
-	batchID                 uint64
-	decode, compute, encode time.Duration
-	code, msg               string
-}
-
-// headers are the reply headers carrying the worker's timings.
-func (c *computed) headers(name string) nats.Header {
-	return nats.Header{
-		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(c.decode), 10)},
-		proto.HeaderComputeNs: {strconv.FormatInt(int64(c.compute), 10)},
-		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(c.encode), 10)},
-		proto.HeaderWorker:    {name},
-	}
-}
-
-// process decodes, computes and encodes one batch, the same way for
-// request/reply and JetStream dispatch. Callers hold w.mu.
-func (w *Worker) process(codecName string, data []byte) computed {
+	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
 		codecName = proto.CodecPacked
 	}
 	codec, ok := w.codecs[codecName]
 	if !ok {
-		return computed{code: "400", msg: fmt.Sprintf("unknown codec %q", codecName)}
+		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
+		return
 	}
 	t0 := time.Now()
-	if err := codec.DecodeBatch(data, &w.b); err != nil {
-		return computed{code: "400", msg: err.Error()}
+	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
+		_ = req.Error("400", err.Error(), nil)
+		return
 	}
-	defer func() { w.b.Docs = w.b.Docs[:0] }() // drop references into the message
 	t1 := time.Now()
 	if w.cfg.BeforeBatch != nil {
 		w.cfg.BeforeBatch(&w.b)
 	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
-		return computed{code: "400", msg: err.Error(), batchID: w.b.ID}
+		_ = req.Error("400", err.Error(), nil)
+		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
 	Compute(wl, w.b.Docs, &w.res)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if err != nil {
-		return computed{code: "500", msg: err.Error(), batchID: w.b.ID}
+		_ = req.Error("500", err.Error(), nil)
+		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		return computed{code: "413", msg: fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), batchID: w.b.ID}
+		_ = req.Error("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), nil)
+		return
 	}
-	return computed{data: w.buf, batchID: w.b.ID, decode: t1.Sub(t0), compute: t2.Sub(t1), encode: time.Since(t2)}
+	t3 := time.Now()
+	h := micro.Headers{
+		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
+		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
+		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(t3.Sub(t2)), 10)},
+		proto.HeaderWorker:    {w.cfg.Name},
+	}
+	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
+		w.log.Warn("reply", "batch", w.b.ID, "err", err)
+	}
+	w.b.Docs = w.b.Docs[:0] // drop references into the message
 }
