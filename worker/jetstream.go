@@ -90,7 +90,13 @@ func ackWait(cons jetstream.Consumer) time.Duration {
 // fetch pulls one batch at a time and holds it, heartbeating, until the
 // compute loop takes it.
 func (w *Worker) fetch(ctx context.Context, cons jetstream.Consumer, next chan<- jetstream.Msg) {
+	refreshed := time.Now()
 	for ctx.Err() == nil {
+		if time.Since(refreshed) > 5*time.Second {
+			// A later coordinator may have changed AckWait: heartbeats follow.
+			_, _ = cons.Info(ctx)
+			refreshed = time.Now()
+		}
 		// Short pulls: one lost with a restarting broker costs seconds, not
 		// the default 30.
 		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
