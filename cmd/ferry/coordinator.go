@@ -51,5 +51,6 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	}
 	defer nc.Close()
 	env.nc, env.expect = nc, expect
+	env.resumable = true // the broker is external: its streams outlive this process
 	return runModes(ctx, env, modes)
 }
