@@ -28,10 +28,15 @@ const (
 	// micro control subjects of the ferry-worker service ($SRV.*), and
 	// publish nothing but one reply to each request it receives. It cannot
 	// send work, read other clients' replies or reach any other subject.
+	// For dispatch=jetstream it may also pull from, and ack, the shared
+	// ferry-workers consumer of FERRY_BATCHES, publish results
+	// (ferry.result.>) and read its own inbox (_INBOX.ferry-worker.>).
 	RoleWorker Role = "worker"
 	// RoleCoordinator may publish work (ferry.work.>) and $SRV requests
 	// (discovery) and subscribe to its reply inboxes (_INBOX.>). It cannot
-	// subscribe to work subjects, so it cannot pose as a worker.
+	// subscribe to work subjects, so it cannot pose as a worker. For
+	// dispatch=jetstream it may also publish batches (ferry.batch.>) and
+	// manage ferry's two streams and their consumers, no other stream.
 	RoleCoordinator Role = "coordinator"
 	// RoleAdmin has no restrictions: for operators' tools (nats micro ls).
 	RoleAdmin Role = "admin"
@@ -90,16 +95,26 @@ func (r Role) permissions() *server.Permissions {
 	switch r {
 	case RoleWorker:
 		svc := "$SRV.*." + proto.ServiceName
+		consumer := proto.BatchStream + "." + proto.WorkerConsumer
 		return &server.Permissions{
-			// An empty allow list denies every publish except the replies
-			// the Response permission admits.
-			Publish:   &server.SubjectPermission{Allow: []string{}},
-			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*"}},
+			// Beyond JetStream's own subjects, every publish is denied
+			// except the replies the Response permission admits.
+			Publish: &server.SubjectPermission{Allow: []string{
+				"$JS.API.CONSUMER.INFO." + consumer, "$JS.API.CONSUMER.MSG.NEXT." + consumer,
+				"$JS.ACK." + consumer + ".>", proto.ResultSubjectPrefix + ".>",
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>"}},
 			Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
 		}
 	case RoleCoordinator:
+		allow := []string{proto.WorkSubjectPrefix + ".>", "$SRV.>", proto.BatchSubjectPrefix + ".>",
+			// It reads results through its own consumers; it never pulls batches.
+			"$JS.API.CONSUMER.MSG.NEXT." + proto.ResultStream + ".>", "$JS.API.DIRECT.GET." + proto.ResultStream + ".>"}
+		for _, stream := range []string{proto.BatchStream, proto.ResultStream} {
+			allow = append(allow, "$JS.API.STREAM.*."+stream, "$JS.API.STREAM.MSG.GET."+stream, "$JS.API.CONSUMER.*."+stream+".>")
+		}
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.>"}},
+			Publish:   &server.SubjectPermission{Allow: allow},
 			Subscribe: &server.SubjectPermission{Allow: []string{inboxPrefix + ">"}},
 		}
 	}

@@ -78,6 +78,19 @@ func (c *collector) isDone(t *Task) bool {
 	return ok && len(p.failed) >= len(t.Batch.Docs)
 }
 
+// discardIfDone counts a result for documents [first, first+n) as a
+// duplicate, and reports true, when they are already written or waiting.
+func (c *collector) discardIfDone(first int64, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[first]
+	if first+int64(n) <= c.next || (ok && len(p.failed) >= n) {
+		c.stats.Dupes++
+		return true
+	}
+	return false
+}
+
 func (c *collector) complete(t *Task, r Result) {
 	n := len(t.Batch.Docs)
 	failed := make([]bool, n)
@@ -232,6 +245,7 @@ func (c *collector) snapshot(wall time.Duration) Stats {
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Wall = wall
+	s.Prefix = c.next
 	for i := range NumStages {
 		s.Stages[i] = c.stages[i].quantiles()
 	}

@@ -47,6 +47,7 @@ type Config struct {
 	TimeoutFloor  time.Duration // lower bound of the derived deadline; 0 = 1s
 	TimeoutCeil   time.Duration // upper bound of the derived deadline; 0 = 30s
 	WorkerWait    time.Duration // how long to wait for workers (at start and when all are gone); 0 = 30s
+	StopGrace     time.Duration // after an interrupt, how long batches in flight may still finish; 0 = 2s, negative = none
 	MaxBatchBytes int           // encoded batch limit; 0 = half the broker's max payload (processes) or unlimited
 	Limits        proto.Limits  // limits on documents (max bytes per document, documents per batch)
 
@@ -103,6 +104,9 @@ func (c Config) WithDefaults() Config {
 	if c.WorkerWait == 0 {
 		c.WorkerWait = 30 * time.Second
 	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 2 * time.Second
+	}
 	c.Limits = c.Limits.WithDefaults()
 	return c
 }
@@ -131,6 +135,10 @@ func (c Config) Validate() error {
 		return bad("max_batch_size", c.MaxBatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.BatchTimeout < 0:
 		return bad("batch_timeout", c.BatchTimeout, "must be positive")
+	case c.TimeoutFloor < 0:
+		return bad("timeout_floor", c.TimeoutFloor, "must be positive")
+	case c.TimeoutCeil < 0 || (c.TimeoutCeil > 0 && c.TimeoutCeil < c.TimeoutFloor):
+		return bad("timeout_ceil", c.TimeoutCeil, "must be positive and at least timeout_floor")
 	case c.Codec != "" && !slices.Contains(proto.CodecNames(), c.Codec):
 		return bad("codec", c.Codec, fmt.Sprintf("must be one of %v", proto.CodecNames()))
 	case !slices.Contains(proto.CompressNames(), c.Compress):

@@ -70,10 +70,17 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	col := newCollector(sink, credit)
 	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
-	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{}), batch: newBatcher(cfg)}
+	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, halt: make(chan struct{}), wake: make(chan struct{}), batch: newBatcher(cfg)}
 
+	// Shutdown order on an interrupt or a failure (gctx ends): stop reading
+	// input and dispatching (halt), give the batches in flight StopGrace to
+	// be answered and written, then cancel them (workCtx) and return what is
+	// written. The backend runs on workCtx, not gctx, for that reason.
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	backendDone := make(chan struct{})
 	var textBytes int64
 	g.Go(func() error {
 		defer close(todo)
@@ -86,7 +93,8 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 		return nil
 	})
 	g.Go(func() error {
-		err := backend.Run(gctx, q)
+		defer close(backendDone)
+		err := backend.Run(workCtx, q)
 		if errors.Is(err, ErrDone) {
 			err = nil
 		}
@@ -98,6 +106,22 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 			}
 		}
 		return err
+	})
+	g.Go(func() error {
+		select {
+		case <-backendDone:
+			return nil
+		case <-gctx.Done():
+		}
+		close(q.halt)
+		grace := time.NewTimer(max(cfg.StopGrace, 0))
+		defer grace.Stop()
+		select {
+		case <-backendDone:
+		case <-grace.C:
+		}
+		cancelWork()
+		return nil
 	})
 	err := g.Wait()
 	wall := time.Since(start)
@@ -111,6 +135,10 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	}
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
+	st.Requeues = q.requeues.Load()
+	if r, ok := backend.(interface{ Resumed() int64 }); ok {
+		st.Resumed = r.Resumed()
+	}
 	st.Splits = q.splits.Load()
 	if n, ok := backend.(interface{ WorkerCount() int }); ok {
 		st.Workers = n.WorkerCount()
@@ -122,7 +150,7 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return &st, fmt.Errorf("interrupted after %d documents: %w", st.Docs, ctx.Err())
+			return &st, fmt.Errorf("interrupted after %d documents (input [0, %d) written, the rest not): %w", st.Docs, st.Prefix, ctx.Err())
 		}
 		return &st, err
 	}

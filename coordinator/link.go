@@ -17,6 +17,7 @@ import (
 var (
 	errGone     = errors.New("worker gone") // no responders: the worker is not attached
 	errTooLarge = errors.New("over the payload limit")
+	errDeadline = errors.New("no reply in time")
 )
 
 // Link is one lane's line to one worker: it encodes a batch, sends it to the
@@ -139,7 +140,7 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result
 	t3 := time.Now()
 	r = Result{Res: res, Worker: l.worker, BytesOut: len(buf), BytesIn: len(m.Data)}
 	r.Timing[StageEncode] = t1.Sub(t0)
-	workerStages(m, &r.Timing)
+	workerStages(m.Header, &r.Timing)
 	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
 	r.Timing[StageDecode] = t3.Sub(t2)
 	return r, nil
@@ -170,7 +171,7 @@ func (l *Link) wait(ctx context.Context, timeout time.Duration) (*nats.Msg, erro
 			return m, nil
 		case <-l.timer.C:
 			l.rotate()
-			return nil, fmt.Errorf("no reply within %s", timeout)
+			return nil, fmt.Errorf("%w (%s)", errDeadline, timeout)
 		case <-ctx.Done():
 			l.rotate()
 			return nil, ctx.Err()
@@ -183,13 +184,13 @@ func (l *Link) rotate() {
 	l.reply = l.inbox + "." + strconv.FormatUint(l.gen, 10)
 }
 
-// workerStages reads the worker's own stage timings from the reply.
-func workerStages(m *nats.Msg, t *Timing) {
-	v := m.Header.Get(proto.HeaderStagesNs)
+// workerStages reads the worker's own stage timings from a reply's headers.
+func workerStages(h nats.Header, t *Timing) {
+	v := h.Get(proto.HeaderStagesNs)
 	if v == "" { // an earlier worker: one header per stage
-		t[StageWorkerDecode] = headerDur(m, proto.HeaderDecodeNs)
-		t[StageCompute] = headerDur(m, proto.HeaderComputeNs)
-		t[StageWorkerEncode] = headerDur(m, proto.HeaderEncodeNs)
+		t[StageWorkerDecode] = headerDur(h, proto.HeaderDecodeNs)
+		t[StageCompute] = headerDur(h, proto.HeaderComputeNs)
+		t[StageWorkerEncode] = headerDur(h, proto.HeaderEncodeNs)
 		return
 	}
 	for _, s := range []Stage{StageWorkerDecode, StageCompute, StageWorkerEncode} {
@@ -201,8 +202,8 @@ func workerStages(m *nats.Msg, t *Timing) {
 	}
 }
 
-func headerDur(m *nats.Msg, key string) time.Duration {
-	v, err := strconv.ParseInt(m.Header.Get(key), 10, 64)
+func headerDur(h nats.Header, key string) time.Duration {
+	v, err := strconv.ParseInt(h.Get(key), 10, 64)
 	if err != nil || v < 0 {
 		return 0
 	}

@@ -37,11 +37,25 @@ type Processes struct {
 
 	ready []string // workers found by Ready
 
-	mu      sync.Mutex
-	live    map[string]bool // worker IDs with running lanes
-	seen    atomic.Int64    // most workers attached at once
-	lastPng time.Time
+	mu   sync.Mutex
+	live map[string]*attached // workers with running lanes, by ID
+	seen atomic.Int64         // most workers attached at once
 }
+
+// attached is one worker's lanes. A worker that stops answering discovery
+// for missLimit rounds is given up: its idle lanes return (a lane in the
+// middle of a batch still waits for the reply or the deadline, so a worker
+// draining on SIGTERM finishes its batches and costs no re-execution).
+type attached struct {
+	lanes  int
+	missed int // discovery rounds in a row it did not answer
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// missLimit is how many discovery rounds (~400 ms each) a worker may miss
+// before its idle lanes stop waiting for work for it.
+const missLimit = 3
 
 // NewProcesses returns the processes backend on an open connection.
 // expect is how many workers to wait for before starting (0 = one).
@@ -57,7 +71,7 @@ func NewProcesses(nc *nats.Conn, cfg Config, expect int, log *slog.Logger) (*Pro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processes{nc: nc, codec: c, cfg: cfg, expect: max(expect, 1), log: log, live: map[string]bool{}}, nil
+	return &Processes{nc: nc, codec: c, cfg: cfg, expect: max(expect, 1), log: log, live: map[string]*attached{}}, nil
 }
 
 // Name is the mode name.
@@ -73,18 +87,19 @@ func (p *Processes) MaxBatchBytes() int { return int(p.nc.MaxPayload() / 2) }
 // Ready waits until the expected workers are attached; coordinator.Run
 // calls it before starting the job's clock.
 func (p *Processes) Ready(ctx context.Context) error {
-	ids, err := p.waitForWorkers(ctx)
+	ids, err := p.waitForWorkers(ctx, nil)
 	p.ready = ids
 	return err
 }
 
 // Run discovers workers (unless Ready did) and serves q on InFlight lanes
 // per worker until the job is done. When every worker is gone it waits, up
-// to WorkerWait, for workers to come back.
+// to WorkerWait, for workers to come back. Discovery asks the fleet a few
+// times a second at most, whether or not workers answer.
 func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	first, err := p.ready, error(nil)
 	if first == nil {
-		if first, err = p.waitForWorkers(ctx); err != nil {
+		if first, err = p.waitForWorkers(ctx, q.Stopped()); err != nil {
 			return err
 		}
 	}
@@ -92,8 +107,8 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	defer wg.Wait() // every lane is owned here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Rediscovery ends when the job does: waiting out its window held the
-	// end of every job that finished during one, adding up to 150 ms.
+	// Rediscovery ends when the job does, so Run returns with it rather
+	// than at the end of a discovery window.
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	wg.Add(1)
@@ -105,8 +120,7 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		case <-dctx.Done():
 		}
 	}()
-
-	for _, id := range first {
+	for _, id := range first { // start at once; discovery below adds the rest
 		p.startLanes(ctx, q, id, &wg)
 	}
 
@@ -114,24 +128,26 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
-		// Rediscover: workers that joined, or came back, get lanes too.
-		var ids []string
-		if p.cfg.MaxWorkers == 0 || p.liveCount() < p.cfg.MaxWorkers {
-			ids, err = p.discover(dctx, 150*time.Millisecond, 0)
-			if err != nil && ctx.Err() == nil {
-				p.log.Warn("worker discovery", "err", err)
-			}
-		}
+		ids, err := p.discover(dctx, 150*time.Millisecond, 0)
 		select {
 		case <-q.Done(): // lanes end with the job; that is not workers leaving
 			return nil
 		default:
+		}
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("worker discovery", "err", err)
+		}
+		if err == nil {
+			p.reconcile(ids)
 		}
 		for _, id := range ids {
 			p.startLanes(ctx, q, id, &wg)
 		}
 		switch n := p.liveCount(); {
 		case n > 0:
+			if !alone.IsZero() {
+				p.log.Info("workers attached again; resuming", "workers", n, "after", time.Since(alone).Round(time.Millisecond))
+			}
 			alone = time.Time{}
 		case alone.IsZero():
 			alone = time.Now()
@@ -142,6 +158,9 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		select {
 		case <-q.Done():
 			return nil
+		case <-q.Stopped():
+			wg.Wait() // before cancel: lanes finish their batch, within StopGrace
+			return ErrStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
@@ -149,24 +168,57 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	}
 }
 
+// liveCount is the number of workers attached and not given up.
 func (p *Processes) liveCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.live)
+	return p.liveLocked()
 }
 
-// waitForWorkers blocks until `expect` workers answer, saying so while it
-// waits, and returns their IDs. It returns as soon as enough have answered,
-// so a job on an attached fleet starts after one ping round trip.
-func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
+func (p *Processes) liveLocked() int {
+	n := 0
+	for _, a := range p.live {
+		if a.ctx == nil || a.ctx.Err() == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcile counts the discovery rounds each attached worker missed and
+// gives up those past missLimit.
+func (p *Processes) reconcile(ids []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, a := range p.live {
+		if slices.Contains(ids, id) {
+			a.missed = 0
+			continue
+		}
+		if a.missed++; a.missed == missLimit {
+			p.log.Debug("worker stopped answering discovery; releasing its idle lanes", "id", id)
+			a.cancel()
+		}
+	}
+}
+
+// waitForWorkers blocks until `expect` workers answer and returns their IDs,
+// or until stopped closes (nil: only ctx ends the wait). It says once that
+// it is waiting, and again only when the number attached changes.
+func (p *Processes) waitForWorkers(ctx context.Context, stopped <-chan struct{}) ([]string, error) {
 	deadline := time.Now().Add(p.cfg.WorkerWait)
-	lastSay := time.Time{}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	said := -1
 	for {
-		ids, err := p.discover(ctx, 50*time.Millisecond, p.expect)
+		ids, err := p.discover(ctx, 200*time.Millisecond, p.expect)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if len(ids) >= p.expect {
+			if said >= 0 {
+				p.log.Info("workers attached; starting", "attached", len(ids))
+			}
 			return ids, nil
 		}
 		if err := p.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
@@ -177,17 +229,24 @@ func (p *Processes) waitForWorkers(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats-url ...` running against this broker?)",
 				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
 		}
-		if time.Since(lastSay) > 2*time.Second {
-			p.log.Info("waiting for workers", "attached", len(ids), "expected", p.expect, "err", err)
-			lastSay = time.Now()
+		if len(ids) != said {
+			p.log.Info("waiting for workers", "attached", len(ids), "expected", p.expect, "up_to", p.cfg.WorkerWait, "err", err)
+			said = len(ids)
+		}
+		select { // pace the pings even when discover fails at once
+		case <-tick.C:
+		case <-stopped:
+			return nil, ErrStopped
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
 
-// discover pings the ferry-worker service and collects the IDs that answer
-// within d, or until want have answered (0 = wait all of d).
-func (p *Processes) discover(ctx context.Context, d time.Duration, want int) ([]string, error) {
-	return Discover(ctx, p.nc, d, want)
+// discover asks the fleet which workers are up, within d, returning early
+// once `enough` have answered (0 = wait out d).
+func (p *Processes) discover(ctx context.Context, d time.Duration, enough int) ([]string, error) {
+	return Discover(ctx, p.nc, d, enough)
 }
 
 // Discover asks the ferry-worker micro service for its instances
@@ -235,36 +294,52 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 	}
 }
 
+// startLanes tops worker id up to InFlight running lanes: all of them for
+// a new worker, the retired ones for a worker that missed a deadline but
+// still answers pings.
 func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live[id] || (p.cfg.MaxWorkers > 0 && len(p.live) >= p.cfg.MaxWorkers) {
-		return
+	a := p.live[id]
+	if a == nil && p.cfg.MaxWorkers > 0 && p.liveLocked() >= p.cfg.MaxWorkers {
+		return // the job is capped at MaxWorkers
 	}
-	p.live[id] = true
-	if n := int64(len(p.live)); n > p.seen.Load() {
-		p.seen.Store(n)
+	if a == nil {
+		a = &attached{}
+		p.live[id] = a
+		p.log.Debug("worker attached", "id", id)
+		if n := int64(len(p.live)); n > p.seen.Load() {
+			p.seen.Store(n)
+		}
 	}
-	p.log.Debug("worker attached", "id", id)
-	var lanes atomic.Int32
-	lanes.Store(int32(p.cfg.InFlight))
-	for range p.cfg.InFlight {
+	if a.ctx == nil || a.ctx.Err() != nil { // new, or given up and back
+		a.ctx, a.cancel = context.WithCancel(ctx)
+		a.missed = 0
+	}
+	for range p.cfg.InFlight - a.lanes {
+		a.lanes++
 		wg.Add(1)
-		go func() {
+		go func(idle context.Context) {
 			defer wg.Done()
-			p.lane(ctx, q, id)
-			if lanes.Add(-1) == 0 {
-				p.mu.Lock()
+			p.lane(ctx, idle, q, id)
+			p.mu.Lock()
+			if a.lanes--; a.lanes == 0 {
+				a.cancel()
 				delete(p.live, id)
-				p.mu.Unlock()
 			}
-		}()
+			p.mu.Unlock()
+		}(a.ctx)
 	}
 }
 
 // lane sends batches to one worker, one at a time, until the job is done
-// or the worker is gone.
-func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
+// or the worker is gone. A worker that misses a deadline is suspect (dead,
+// paused, partitioned): its lane retires rather than feed it more batches
+// to lose, and discovery attaches it again if it still answers.
+//
+// idle ends when the worker is given up: it only stops the wait for the
+// next batch; a batch already sent is answered or times out on ctx.
+func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) {
 	link, err := NewLink(p.nc, p.codec, id)
 	if err != nil {
 		p.log.Warn("open link", "worker", id, "err", err)
@@ -272,7 +347,7 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 	}
 	defer link.Close()
 	for {
-		t, err := q.Next(ctx)
+		t, err := q.Next(idle)
 		if err != nil {
 			return
 		}
@@ -282,15 +357,17 @@ func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
 		case err == nil:
 			q.Complete(t, r)
 		case errors.Is(err, errGone):
-			q.Requeue(t) // not the batch's fault
+			q.Requeue(t) // never delivered: not the batch's fault
 			return
-		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
-			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
 			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):
 			q.Split(t)
 		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errDeadline):
+			p.log.Debug("batch timed out; retiring lane", "batch", t.Batch.ID, "worker", id, "err", err)
+			q.Fail(t, err)
 			return
 		default:
 			p.log.Debug("batch failed", "batch", t.Batch.ID, "worker", id, "err", err)

@@ -15,6 +15,10 @@ import (
 // ErrDone is returned by Queue.Next when every document has been written.
 var ErrDone = errors.New("coordinator: job done")
 
+// ErrStopped is returned by Queue.Next once the job is stopping (interrupt,
+// input error): a backend finishes the batches it holds and returns.
+var ErrStopped = errors.New("coordinator: job stopping")
+
 // Task is one batch on its way through a backend.
 type Task struct {
 	Batch    proto.Batch
@@ -36,22 +40,24 @@ type Queue struct {
 	todo  <-chan *Task // fresh batches from the producer; closed at end of input
 	col   *collector
 	done  chan struct{} // closed when every document is written
+	halt  chan struct{} // closed when dispatch stops; see Run
 	batch batcher       // sizes the producer's batches; told every completion
 
-	mu      sync.Mutex
-	retry   []*Task
-	wake    chan struct{} // closed and replaced when retry changes
-	ids     atomic.Uint64
-	retries atomic.Int64
-	splits  atomic.Int64
+	mu       sync.Mutex
+	retry    []*Task
+	wake     chan struct{} // closed and replaced when retry changes
+	ids      atomic.Uint64
+	retries  atomic.Int64
+	requeues atomic.Int64
+	splits   atomic.Int64
 	// perDoc is the measured compute time per document (EWMA, ns), from
 	// which reply deadlines are derived.
 	perDoc atomic.Int64
 }
 
 // Next returns the next batch to compute: a due retry first, else a fresh
-// batch. It returns ErrDone when the job is finished and ctx.Err() when ctx
-// is done.
+// batch. It returns ErrDone when the job is finished, ErrStopped when
+// dispatch has stopped and ctx.Err() when ctx is done.
 func (q *Queue) Next(ctx context.Context) (*Task, error) {
 	start := time.Now()
 	t, err := q.next(ctx)
@@ -63,6 +69,11 @@ func (q *Queue) Next(ctx context.Context) (*Task, error) {
 
 func (q *Queue) next(ctx context.Context) (*Task, error) {
 	for {
+		select {
+		case <-q.halt:
+			return nil, ErrStopped
+		default:
+		}
 		q.mu.Lock()
 		now := time.Now()
 		var wait time.Duration
@@ -116,6 +127,8 @@ func (q *Queue) wait(ctx context.Context, wake <-chan struct{}, due time.Duratio
 	case <-timer:
 	case <-q.done:
 		return nil, ErrDone
+	case <-q.halt:
+		return nil, ErrStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -128,6 +141,11 @@ func (q *Queue) NewResult() *proto.Result { return q.col.newResult() }
 
 // Done is closed when every document has been written.
 func (q *Queue) Done() <-chan struct{} { return q.done }
+
+// Stopped is closed when dispatch stops before the job is done: Next
+// returns ErrStopped from then on, and the backend should return once the
+// batches it holds are answered (their context ends after Config.StopGrace).
+func (q *Queue) Stopped() <-chan struct{} { return q.halt }
 
 // Timeout is the reply deadline for t: a fixed one if configured, else ten
 // times the expected compute time, within the configured floor and ceiling.
@@ -175,9 +193,10 @@ func (q *Queue) Complete(t *Task, r Result) {
 }
 
 // Requeue puts t back without counting an attempt: the batch never reached
-// a worker (no responders, the worker vanished).
+// a worker (no responders, the worker vanished), so nothing was computed
+// twice. Stats counts these apart from retries.
 func (q *Queue) Requeue(t *Task) {
-	q.retries.Add(1)
+	q.requeues.Add(1)
 	q.push(t, 10*time.Millisecond)
 }
 
@@ -200,6 +219,14 @@ func (q *Queue) Fail(t *Task, err error) {
 		return
 	}
 	q.Split(t)
+}
+
+// GiveUp records that t failed MaxAttempts times where the queue did not
+// count (a durable queue's redeliveries): it is halved, or its single
+// document recorded as failed, as Fail does on the last attempt.
+func (q *Queue) GiveUp(t *Task, err error) {
+	t.attempts = max(t.attempts, q.cfg.MaxAttempts-1)
+	q.Fail(t, err)
 }
 
 // Split halves t and queues both halves, e.g. when its result is over the

@@ -93,11 +93,16 @@ type Stats struct {
 	Batches   int64 // batches completed (after splits)
 	BytesOut  int64 // encoded bytes sent to workers (processes, codec)
 	BytesIn   int64 // encoded bytes received back
-	Retries   int64 // re-sends after a timeout, an error or a vanished worker
+	Retries   int64 // re-sends after a failed attempt (timeout, error reply): the batch may have been computed twice
+	Requeues  int64 // re-sends of batches that never reached a worker (no responders): nothing computed twice
 	Splits    int64 // batches halved to isolate bad documents or to fit the payload limit
 	Dupes     int64 // results discarded because their documents were already done
+	Resumed   int64 // batches taken from a previous run's stored results (dispatch=jetstream), not computed
 	Failed    []DocFailure
-	Stages    [NumStages]Quantiles
+	// Prefix is how far the output got: documents [0, Prefix) of the input
+	// are written (or failed); on interrupt nothing past it is.
+	Prefix int64
+	Stages [NumStages]Quantiles
 	// Busy is each worker's (or lane's) busy fraction: computing time over wall.
 	Busy map[string]float64
 	// AutoBatch is set when batch sizes adapted during the run; BatchSizes

@@ -45,7 +45,8 @@ const (
 	HeaderDecodeNs  = "Ferry-Decode-Ns"
 	HeaderComputeNs = "Ferry-Compute-Ns"
 	HeaderEncodeNs  = "Ferry-Encode-Ns"
-	HeaderWorker    = "Ferry-Worker"
+
+	HeaderWorker = "Ferry-Worker" // the worker's name
 
 	HeaderCodec = "Ferry-Codec" // request: the codec of the batch; absent = packed
 )

@@ -52,27 +52,30 @@ type Stage struct {
 
 // Mode is one execution mode's figures.
 type Mode struct {
-	Mode       string           `json:"mode"`
-	Workers    int              `json:"workers"`
-	WallS      float64          `json:"wall_s"`
-	Docs       int64            `json:"docs"`
-	DocsPerS   float64          `json:"docs_per_s"`
-	MBPerS     float64          `json:"text_mb_per_s"` // input text MB (10^6 bytes) per second
-	Speedup    float64          `json:"speedup"`       // docs_per_s over serial's; 0 without a serial run
-	Efficiency float64          `json:"efficiency"`    // speedup / workers
-	Batches    int64            `json:"batches"`
-	BytesOut   int64            `json:"bytes_out"`
-	BytesIn    int64            `json:"bytes_in"`
-	BusyMean   float64          `json:"busy_mean"` // mean fraction of wall time workers spent computing
-	BusyMin    float64          `json:"busy_min"`
-	CPUus      float64          `json:"cpu_us_per_doc,omitempty"` // CPU time per document, this process plus workers; 0 = not measured
-	Retries    int64            `json:"retries"`
-	Splits     int64            `json:"splits"`
-	Duplicates int64            `json:"duplicates_discarded"`
-	Failed     int              `json:"failed_docs"`
-	Digest     string           `json:"digest"`
-	Stages     map[string]Stage `json:"stages,omitempty"`
-	Error      string           `json:"error,omitempty"`
+	Mode       string                   `json:"mode"`
+	Workers    int                      `json:"workers"`
+	WallS      float64                  `json:"wall_s"`
+	Docs       int64                    `json:"docs"`
+	DocsPerS   float64                  `json:"docs_per_s"`
+	MBPerS     float64                  `json:"text_mb_per_s"` // input text MB (10^6 bytes) per second
+	Speedup    float64                  `json:"speedup"`       // docs_per_s over serial's; 0 without a serial run
+	Efficiency float64                  `json:"efficiency"`    // speedup / workers
+	Batches    int64                    `json:"batches"`
+	BytesOut   int64                    `json:"bytes_out"`
+	BytesIn    int64                    `json:"bytes_in"`
+	BusyMean   float64                  `json:"busy_mean"` // mean fraction of wall time workers spent computing
+	BusyMin    float64                  `json:"busy_min"`
+	CPUus      float64                  `json:"cpu_us_per_doc,omitempty"` // CPU time per document, this process plus workers; 0 = not measured
+	Retries    int64                    `json:"retries"`                  // re-sends after a timeout or error: possibly computed twice
+	Requeues   int64                    `json:"requeues"`                 // re-sends of batches never delivered (no responders): not computed twice
+	Splits     int64                    `json:"splits"`
+	Duplicates int64                    `json:"duplicates_discarded"`
+	Resumed    int64                    `json:"resumed_batches,omitempty"` // dispatch=jetstream: batches taken from a previous run's results
+	Failed     int                      `json:"failed_docs"`
+	Failures   []coordinator.DocFailure `json:"failures,omitempty"` // failed documents by input index (first 1,000)
+	Digest     string                   `json:"digest"`
+	Stages     map[string]Stage         `json:"stages,omitempty"`
+	Error      string                   `json:"error,omitempty"`
 	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
 	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
 	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
@@ -167,7 +170,8 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 		}
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
-		m.Retries, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Splits, s.Dupes, len(s.Failed)
+		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
+		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
 		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
 		if s.Docs > 0 {

@@ -15,7 +15,7 @@ import (
 // modes that measured it, and the verdict on identical results.
 func WriteText(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tcpu_us/doc\tbatches\tMB_out\tMB_in\tbusy\tretries\tfailed\t")
+	fmt.Fprintln(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tcpu_us/doc\tbatches\tMB_out\tMB_in\tbusy\tretries\trequeued\tfailed\t")
 	for _, m := range r.Modes {
 		if m.Mode == "" {
 			continue
@@ -24,9 +24,9 @@ func WriteText(w io.Writer, r *Report) error {
 		if m.CPUus > 0 {
 			cpu = strconv.FormatFloat(m.CPUus, 'f', 1, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t%d\t\n",
 			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency), cpu,
-			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Failed)
+			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Requeues, m.Failed)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -127,7 +127,7 @@ func ratio(x float64) string {
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"mode", "workers", "wall_s", "docs", "docs_per_s", "text_mb_per_s", "speedup", "efficiency",
-		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "splits", "duplicates_discarded", "failed_docs", "digest", "cpu_us_per_doc"}
+		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "requeues", "splits", "duplicates_discarded", "failed_docs", "digest", "cpu_us_per_doc"}
 	for st := range coordinator.NumStages {
 		head = append(head, st.String()+"_p50_us", st.String()+"_p99_us")
 	}
@@ -138,7 +138,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	i := func(x int64) string { return strconv.FormatInt(x, 10) }
 	for _, m := range r.Modes {
 		row := []string{m.Mode, i(int64(m.Workers)), f(m.WallS), i(m.Docs), f(m.DocsPerS), f(m.MBPerS), f(m.Speedup), f(m.Efficiency),
-			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.CPUus)}
+			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Requeues), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.CPUus)}
 		for st := range coordinator.NumStages {
 			s, ok := m.Stages[st.String()]
 			if !ok {

@@ -42,17 +42,23 @@ func startWorker(t *testing.T, lim proto.Limits) (*nats.Conn, string, <-chan err
 	deadline := time.Now().Add(20 * time.Second)
 	for id == "" {
 		if time.Now().After(deadline) {
-			t.Fatal("worker did not answer $SRV.PING")
+			t.Fatal("worker did not list its batch endpoint in $SRV.INFO")
 		}
-		m, err := nc.Request("$SRV.PING."+proto.ServiceName, nil, 200*time.Millisecond)
+		// INFO, not PING: a worker answers pings a moment before its batch
+		// endpoint subscribes; INFO lists the endpoint once it has.
+		m, err := nc.Request("$SRV.INFO."+proto.ServiceName, nil, 200*time.Millisecond)
 		if err != nil {
 			continue
 		}
-		var ping micro.Ping
-		if err := json.Unmarshal(m.Data, &ping); err != nil {
+		var info micro.Info
+		if err := json.Unmarshal(m.Data, &info); err != nil {
 			t.Fatal(err)
 		}
-		id = ping.ID
+		for _, e := range info.Endpoints {
+			if e.Subject == proto.WorkSubject(info.ID) {
+				id = info.ID
+			}
+		}
 	}
 	return nc, proto.WorkSubject(id), done
 }

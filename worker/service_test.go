@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,15 +34,18 @@ func runWorker(t *testing.T, url string) string {
 	nc := natstest.Connect(t, url)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		m, err := nc.Request("$SRV.PING."+proto.ServiceName, nil, 200*time.Millisecond)
+		// INFO, not PING: a worker answers pings a moment before its batch
+		// endpoint subscribes; INFO lists the endpoint once it has.
+		m, err := nc.Request("$SRV.INFO."+proto.ServiceName, nil, 200*time.Millisecond)
 		if err == nil {
-			var p micro.Ping
-			if json.Unmarshal(m.Data, &p) == nil && p.ID != "" {
-				return p.ID
+			var info micro.Info
+			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" &&
+				slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
+				return info.ID
 			}
 		}
 	}
-	t.Fatal("worker never answered $SRV.PING")
+	t.Fatal("worker never listed its batch endpoint in $SRV.INFO")
 	return ""
 }
 
@@ -75,6 +79,9 @@ func TestWorkerServesAndReportsTimings(t *testing.T) {
 	}
 	if r.BatchID != 7 || r.Out.Dim != 384 || len(r.Out.Vecs) != 2*384 {
 		t.Errorf("result = batch %d dim %d floats %d", r.BatchID, r.Out.Dim, len(r.Out.Vecs))
+	}
+	if reply.Header.Get(proto.HeaderWorker) == "" {
+		t.Errorf("reply lacks header %s", proto.HeaderWorker)
 	}
 	// decode, compute and encode nanoseconds, in one header
 	stages := strings.Fields(reply.Header.Get(proto.HeaderStagesNs))

@@ -47,6 +47,15 @@ type Config struct {
 	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
 	// largest size a coordinator sends at the default 8 MiB max payload).
 	PendingBytes int
+	// BeforeBatch, when set, is called with each decoded batch before it is
+	// computed. It is a test hook: `ferry worker` sets it from the
+	// FERRY_TEST_CRASH_ON environment variable to make the process die on a
+	// given document, which is how the fault tests prove crash isolation.
+	// nil = none.
+	BeforeBatch func(b *proto.Batch)
+	// JetStream also serves batches from the FERRY_BATCHES work-queue stream
+	// (dispatch=jetstream), besides requests. Default off.
+	JetStream bool
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -107,6 +116,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if w.cfg.JetStream {
+		opts = append(opts, nats.CustomInboxPrefix(proto.WorkerInboxPrefix))
+	}
 	nc, err := nats.Connect(w.cfg.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
@@ -143,6 +155,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
 
+	// The JetStream consumer gets its own context: it must stop (and finish
+	// the batch in hand) before the connection is drained.
+	jsCtx, stopJS := context.WithCancel(context.WithoutCancel(ctx))
+	jsDone := make(chan struct{})
+	go func() { // owned: every return path below waits on jsDone
+		defer close(jsDone)
+		if w.cfg.JetStream {
+			if err := w.consumeJetStream(jsCtx, nc); err != nil && jsCtx.Err() == nil {
+				w.log.Error("jetstream consumer", "err", err)
+			}
+		}
+	}()
+	defer func() { stopJS(); <-jsDone }()
+
 	parentGone := w.watchParent(ctx)
 	var runErr error
 	select {
@@ -152,8 +178,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-closed:
 		return errors.New("worker: nats connection closed")
 	}
-	// Shutdown order: stop taking work and finish in-flight batches (Stop
-	// drains the endpoint subscriptions), then flush and close.
+	// Shutdown order: stop pulling from the batch stream and finish the
+	// batch in hand; stop taking requests and finish in-flight batches (Stop
+	// drains the endpoint subscriptions); then flush and close.
+	stopJS()
+	<-jsDone
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -222,6 +251,9 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	t1 := time.Now()
+	if w.cfg.BeforeBatch != nil {
+		w.cfg.BeforeBatch(&w.b)
+	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
 		_ = req.Error("400", err.Error(), nil)
@@ -251,7 +283,7 @@ func (w *Worker) handle(req micro.Request) {
 }
 
 // replyHeader fills the reply's headers: the stage timings in one header,
-// and the compression when the batch came compressed. The map is reused;
+// the worker's name, and the compression when the batch came compressed. The map is reused;
 // Respond encodes it before the next batch is handled.
 func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []string) micro.Headers {
 	if w.header == nil {
@@ -262,6 +294,7 @@ func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []s
 	b = strconv.AppendInt(append(b, ' '), int64(encode), 10)
 	w.stages = b
 	w.header[proto.HeaderStagesNs] = []string{string(b)}
+	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire
 	if compress != nil {
 		w.header[proto.HeaderCompress] = compress
 	} else {

@@ -62,6 +62,11 @@ type Options struct {
 	WorkerWait     time.Duration `mapstructure:"worker_wait"`
 	ExpectWorkers  int           `mapstructure:"expect_workers"`
 	Quiet          bool          `mapstructure:"quiet"`
+	TimeoutFloor   time.Duration `mapstructure:"timeout_floor"`
+	TimeoutCeil    time.Duration `mapstructure:"timeout_ceil"`
+	StopGrace      time.Duration `mapstructure:"stop_grace"`
+	Dispatch       string        `mapstructure:"dispatch"`
+	JobID          string        `mapstructure:"job_id"`
 	Batch          string        `mapstructure:"batch"`
 	OverheadTarget float64       `mapstructure:"overhead_target"`
 
@@ -145,6 +150,11 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("max-attempts", 3, "sends of a batch before it is split to isolate bad documents")
 	fs.Duration("batch-timeout", 0, "reply deadline per batch (0 = derived from measured compute time)")
 	fs.Duration("worker-wait", 30*time.Second, "how long to wait for workers to attach")
+	fs.Duration("timeout-floor", time.Second, "lower bound of the derived reply deadline")
+	fs.Duration("timeout-ceil", 30*time.Second, "upper bound of the derived reply deadline")
+	addDispatchFlag(fs)
+	fs.String("job-id", "", "job ID for dispatch=jetstream; a coordinator restarted with the same ID resumes (\"\" = a new random one)")
+	fs.Duration("stop-grace", 2*time.Second, "on SIGTERM/Ctrl-C, how long batches in flight may finish before exit (0 = don't wait)")
 	fs.BoolP("quiet", "q", false, "no progress output")
 	fs.String("batch", "fixed", "batch sizing: fixed (batch_size) or auto (adapt during the run, starting at batch_size)")
 	fs.Float64("overhead-target", 0.05, "per-batch overhead share that --batch auto and ferry recommend aim to stay under")
@@ -154,6 +164,37 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Duration("spin-cost", 0, "spin workload CPU per document (0 = 200us)")
 	fs.Int("out-bytes", 0, "spin and noop workloads: output bytes per document (0 = 16)")
 	fs.Uint64("model-seed", 0, "infer workload weights seed (0 = 1)")
+}
+
+// addDispatchFlag registers --dispatch (jobs, and workers: a worker given
+// jetstream also pulls batches from the stream).
+func addDispatchFlag(fs *pflag.FlagSet) {
+	fs.String("dispatch", coordinator.DispatchRequest, "how processes mode sends batches: request (request/reply), jetstream (durable streams), or both, comma separated, to compare")
+}
+
+// dispatches parses the dispatch key.
+func (o *Options) dispatches() ([]string, error) {
+	var out []string
+	for _, d := range strings.Split(o.Dispatch, ",") {
+		d = strings.TrimSpace(d)
+		switch d {
+		case "":
+			continue
+		case coordinator.DispatchRequest, coordinator.DispatchJetStream:
+			if !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		default:
+			return nil, invalid("dispatch", o.Dispatch, fmt.Sprintf("%q is not request or jetstream", d))
+		}
+	}
+	if len(out) == 0 {
+		return nil, invalid("dispatch", o.Dispatch, "no dispatch given")
+	}
+	if o.JobID != "" && !proto.ValidJobID(o.JobID) {
+		return nil, invalid("job_id", o.JobID, "want 1 to 64 letters, digits, '-' or '_'")
+	}
+	return out, nil
 }
 
 // loadOptions merges defaults, the config file, FERRY_* env and the flags
@@ -242,6 +283,12 @@ func (o *Options) job() (coordinator.Config, error) {
 		return coordinator.Config{}, invalid("spin_cost", o.SpinCost, "must be positive")
 	case o.Batch != "fixed" && o.Batch != "auto" && o.Batch != "":
 		return coordinator.Config{}, invalid("batch", o.Batch, "must be fixed or auto")
+	case o.StopGrace < 0:
+		return coordinator.Config{}, invalid("stop_grace", o.StopGrace, "must be positive (0 = don't wait)")
+	}
+	grace := o.StopGrace
+	if grace == 0 {
+		grace = -1 // the coordinator's "none"; its zero means the default
 	}
 	workers := o.Workers
 	if workers == 0 {
@@ -257,6 +304,7 @@ func (o *Options) job() (coordinator.Config, error) {
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
 		Limits:    proto.Limits{MaxDocBytes: o.MaxDocBytes},
 		AutoBatch: o.Batch == "auto", OverheadTarget: o.OverheadTarget,
+		TimeoutFloor: o.TimeoutFloor, TimeoutCeil: o.TimeoutCeil, StopGrace: grace,
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err

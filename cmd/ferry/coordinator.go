@@ -57,6 +57,7 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 	}
 	defer nc.Close()
 	env.nc, env.expect = nc, expect
+	env.resumable = true // the broker is external: its streams outlive this process
 	if slices.Contains(modes, coordinator.ModeProcesses) {
 		floor, stop := coordinatorFloor(ctx, nc, o, log)
 		defer stop()

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 )
 
 // TestResultsOverPayloadAreSplit: with a 256 KiB max payload a batch of
@@ -88,13 +88,13 @@ func TestWorkerFloodStaysBounded(t *testing.T) {
 	w := spawnFerry(t, []string{"FERRY_NATS_URL=" + url}, "worker")
 	nc := natstest.Connect(t, url)
 	var id string
-	waitFor(t, 20*time.Second, "the worker to answer $SRV.PING", func() bool {
-		m, err := nc.Request("$SRV.PING."+proto.ServiceName, nil, 200*time.Millisecond)
-		if err != nil {
+	waitFor(t, 20*time.Second, "the worker to list its batch endpoint", func() bool {
+		ids, _ := coordinator.Discover(context.Background(), nc, 200*time.Millisecond, 1)
+		if len(ids) == 0 {
 			return false
 		}
-		var ping micro.Ping
-		return json.Unmarshal(m.Data, &ping) == nil && ping.ID != "" && func() bool { id = ping.ID; return true }()
+		id = ids[0]
+		return true
 	})
 	subject := proto.WorkSubject(id)
 	base := rssPeak(t, w.cmd.Process.Pid)

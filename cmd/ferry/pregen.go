@@ -48,6 +48,9 @@ type docSlice struct {
 	next int
 }
 
+// Len is the number of documents: --batch auto shrinks batches near the end.
+func (s *docSlice) Len() int64 { return int64(len(s.docs)) }
+
 func (s *docSlice) Next() (string, error) {
 	if s.next == len(s.docs) {
 		return "", io.EOF

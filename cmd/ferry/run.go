@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 
@@ -60,13 +61,24 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
 		}
 		creds := newRunCredentials()
-		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()})
+		bo := broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()}
+		if slices.Contains(env.dispatch, coordinator.DispatchJetStream) {
+			dir, err := os.MkdirTemp("", "ferry-jetstream-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			bo.JetStream, bo.StoreDir = true, dir
+		}
+		// The broker outlives an interrupt (ctx) so batches in flight can
+		// still be answered during stop_grace; the deferred Shutdown ends it.
+		b, err := broker.Start(context.WithoutCancel(ctx), bo)
 		if err != nil {
 			return err
 		}
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
 			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(o.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   cfg.Workers,
 			Logger:  log,

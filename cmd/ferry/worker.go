@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 
+	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
@@ -32,9 +35,11 @@ func newCmdWorker() *cobra.Command {
 		Long: `worker connects to NATS, registers as the micro service "ferry-worker"
 (discoverable with $SRV.PING / nats micro ls) and computes the batches a
 coordinator sends it, one at a time. --procs N starts N worker processes.
-SIGTERM finishes the batch in hand, drains and exits.`,
+With --dispatch jetstream it also pulls batches from the FERRY_BATCHES
+stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.`,
 		Example: `  ferry worker --nats-url nats://127.0.0.1:4222
-  FERRY_NATS_URL=nats://broker:4222 ferry worker --procs 4 --log-format json`,
+  FERRY_NATS_URL=nats://broker:4222 ferry worker --procs 4 --log-format json
+  ferry worker --nats-url nats://broker:4222 --dispatch jetstream`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := loadOptions(cmd)
@@ -49,6 +54,7 @@ SIGTERM finishes the batch in hand, drains and exits.`,
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
 	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
 	fs.Int("max-doc-bytes", 1<<20, "reject batches with a document larger than this")
+	addDispatchFlag(fs)
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
 	_ = fs.MarkHidden("parent-pid")
 	return cmd
@@ -62,10 +68,14 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	if o.Procs < 1 {
 		return invalid("procs", o.Procs, "must be at least 1")
 	}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return err
+	}
 	if o.Procs > 1 {
 		// Supervise N single workers as child processes.
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--parent-pid", strconv.Itoa(os.Getpid())},
+			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--parent-pid", strconv.Itoa(os.Getpid())},
 			Env:     childEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
 			Procs:   o.Procs,
 			Logger:  log,
@@ -81,7 +91,9 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	oneCore()
 	w, err := worker.New(worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
-		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
+		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
 	})
 	if err != nil {
 		return err
@@ -91,4 +103,23 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		return nil
 	}
 	return err
+}
+
+// envCrashOn names a TEST-ONLY hook: a worker whose batch holds a document
+// with exactly this text exits at once with code 3, as a segfaulting model
+// would. The fault tests (faulttest/) use it to prove that a document that
+// kills its worker is isolated by bisection. It is deliberately not a config
+// key; never set it in production.
+const envCrashOn = "FERRY_TEST_CRASH_ON"
+
+func crashOn(text string) func(*proto.Batch) {
+	if text == "" {
+		return nil
+	}
+	return func(b *proto.Batch) {
+		if slices.Contains(b.Docs, text) {
+			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", envCrashOn, b.ID)
+			os.Exit(3)
+		}
+	}
 }
