@@ -104,6 +104,14 @@ type Options struct {
 	TLSCert             string `mapstructure:"tls_cert"`
 	TLSKey              string `mapstructure:"tls_key"`
 	TLSClientCA         string `mapstructure:"tls_client_ca"`
+
+	// broker cluster
+	ServerName       string `mapstructure:"server_name"`
+	ClusterListen    string `mapstructure:"cluster_listen"`
+	ClusterName      string `mapstructure:"cluster_name"`
+	Routes           string `mapstructure:"routes"`
+	ClusterAdvertise string `mapstructure:"cluster_advertise"`
+	ClientAdvertise  string `mapstructure:"client_advertise"`
 }
 
 // flag registration, grouped by what a command needs. Defaults live here
