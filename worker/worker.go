@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/natsconn"
@@ -43,6 +44,20 @@ type Config struct {
 	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
 	// largest size a coordinator sends at the default 8 MiB max payload).
 	PendingBytes int
+	// Observe, when set, is told when each batch starts and how it ended
+	// (live metrics). It must be quick.
+	Observe func(Event)
+}
+
+// Event is one batch at this worker: Start when it begins, then one more
+// when it is answered.
+type Event struct {
+	Start  bool
+	Docs   int    // documents in the batch; 0 when it did not decode
+	Failed int    // documents the workload failed on
+	Code   string // micro error code of the reply ("400", "413", "500"); "" = ok
+
+	Decode, Compute, Encode time.Duration
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -53,7 +68,8 @@ type Worker struct {
 	wls    Workloads
 	log    *slog.Logger
 
-	nc *nats.Conn
+	nc    *nats.Conn
+	ready atomic.Pointer[nats.Conn] // set once the service is registered
 
 	mu  sync.Mutex // one batch at a time; guards the scratch below
 	b   proto.Batch
@@ -127,6 +143,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		micro.WithEndpointQueueGroup(proto.WorkQueueGroup), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
+	w.ready.Store(nc)
 	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
 
 	parentGone := w.watchParent(ctx)
@@ -151,6 +168,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped", "id", id)
 	return runErr
+}
+
+// Ready reports whether the worker is registered and connected to NATS:
+// what a container healthcheck asks.
+func (w *Worker) Ready() error {
+	nc := w.ready.Load()
+	if nc == nil {
+		return errors.New("worker: not registered yet")
+	}
+	if st := nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("worker: nats connection %s", st)
+	}
+	return nil
 }
 
 // watchParent returns a channel closed when the parent process goes away.
@@ -184,24 +214,33 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 func (w *Worker) handle(req micro.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var ev Event
+	if obs := w.cfg.Observe; obs != nil {
+		obs(Event{Start: true})
+		defer func() { obs(ev) }()
+	}
+	fail := func(code, msg string) {
+		ev.Code = code
+		_ = req.Error(code, msg, nil)
+	}
 	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
 		codecName = proto.CodecPacked
 	}
 	codec, ok := w.codecs[codecName]
 	if !ok {
-		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
+		fail("400", fmt.Sprintf("unknown codec %q", codecName))
 		return
 	}
 	t0 := time.Now()
 	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	t1 := time.Now()
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
@@ -209,14 +248,15 @@ func (w *Worker) handle(req micro.Request) {
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if err != nil {
-		_ = req.Error("500", err.Error(), nil)
+		fail("500", err.Error())
 		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), nil)
+		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max))
 		return
 	}
 	t3 := time.Now()
+	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
 	h := micro.Headers{
 		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
 		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
