@@ -87,6 +87,9 @@ type Options struct {
 	// worker
 	Procs int `mapstructure:"procs"`
 
+	// metrics (worker, coordinator)
+	MetricsAddr string `mapstructure:"metrics_addr"`
+
 	// broker
 	Listen     string `mapstructure:"listen"`
 	HTTPPort   int    `mapstructure:"http_port"`
@@ -127,6 +130,10 @@ func addNATSFlags(fs *pflag.FlagSet, def string) {
 	fs.String("nats-tls-ca", "", "CA bundle to verify the NATS server")
 	fs.String("nats-tls-cert", "", "client certificate for mutual TLS")
 	fs.String("nats-tls-key", "", "client key for mutual TLS")
+}
+
+func addMetricsFlag(fs *pflag.FlagSet) {
+	fs.String("metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port (\"\" = off)")
 }
 
 func addJobFlags(fs *pflag.FlagSet) {
