@@ -52,6 +52,7 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		return err
 	}
 	defer nc.Close()
+	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
 	if o.MetricsAddr != "" {
 		m := metrics.NewCoordinator()
 		env.cfg.Observe = m.Observe
