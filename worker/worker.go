@@ -30,7 +30,7 @@ var ErrParentGone = errors.New("worker: parent process exited")
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
 	URL       string        // NATS URL(s), comma separated; "" = nats://127.0.0.1:4222
-	Name      string        // connection name shown by the broker; "" = ferry-worker-<pid>
+	Name      string        // connection name shown by the broker and key of busy fractions; "" = ferry-worker-<host>-<pid>
 	Limits    proto.Limits  // bounds on decoded batches
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
@@ -83,7 +83,9 @@ func New(cfg Config) (*Worker, error) {
 		cfg.URL = nats.DefaultURL
 	}
 	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("ferry-worker-%d", os.Getpid())
+		// The host too: in containers every worker is PID 1.
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("ferry-worker-%s-%d", host, os.Getpid())
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = 64
