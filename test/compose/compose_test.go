@@ -349,6 +349,9 @@ func TestComposeFleet(t *testing.T) {
 		if procs.Workers != 3 {
 			t.Errorf("processes workers = %d, want 3", procs.Workers)
 		}
+		if procs.BusyMean > 1.05 {
+			t.Errorf("busy_mean = %.2f > 1: the workers' busy time was merged under one name", procs.BusyMean)
+		}
 		// Every container served part of the job, and the workers' own
 		// counters add up to at least the job.
 		var sum float64
