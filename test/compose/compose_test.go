@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package compose tests docker-compose.yml and docker-compose.cluster.yml
 // on a real Docker engine: the image is built from a fresh static binary,
 // each test brings up its own compose project, runs jobs through the
@@ -23,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -364,6 +367,32 @@ func TestComposeFleet(t *testing.T) {
 		}
 		if sum < docs {
 			t.Errorf("workers' ferry_worker_docs_total sums to %v, want >= %d", sum, docs)
+		}
+	})
+
+	t.Run("crashed worker process is restarted and rejoins", func(t *testing.T) {
+		// A worker process dying on its own (not a docker stop/kill, which
+		// no restart policy undoes) is restarted by restart: unless-stopped.
+		c := workers[0]
+		out, err := exec.Command("docker", "inspect", "-f", "{{.State.Pid}}", c).Output()
+		if err != nil {
+			t.Fatalf("docker inspect: %v", err)
+		}
+		pid, err := strconv.Atoi(firstLine(out))
+		if err != nil || pid <= 0 {
+			t.Fatalf("worker pid %q: %v", out, err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Skipf("cannot signal the container's process from here (%v): the engine is not local or we are not root", err)
+		}
+		waitFor(t, 60*time.Second, "the worker to be restarted and healthy", func() bool {
+			out, err := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Health.Status}}", c).Output()
+			f := strings.Fields(string(out))
+			return err == nil && len(f) == 2 && f[0] != "0" && f[1] == "healthy"
+		})
+		r := p.startJob("--expect-workers", "3", "--docs", "2000", "--format", "json").report(t)
+		if m := r.Modes[0]; m.Workers != 3 || m.Docs != 2000 || m.Failed != 0 {
+			t.Errorf("after the restart: workers %d, docs %d, failed %d; want 3, 2000, 0", m.Workers, m.Docs, m.Failed)
 		}
 	})
 
