@@ -12,7 +12,8 @@
 #      workers with `compose run --rm coordinator`, for docs/s.
 # It prints a markdown table: ideal = the 1-worker rate x N, efficiency =
 # docs/s over ideal, busy = mean fraction of wall time workers computed.
-# Needs the image: make image (or SKIP_BUILD=0 to let this script build it).
+# Needs the image (make image, or SKIP_BUILD=0 to let this script build it)
+# and jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,7 @@ project=ferryscale$$
 dc() { "${compose[@]}" -p "$project" -f docker-compose.yml "$@"; }
 trap 'dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || true' EXIT
 
-echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), image $FERRY_IMAGE"
+echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg), image $FERRY_IMAGE"
 echo "job: ${job[*]:-(default: embed, 20000 docs)}"
 echo
 echo "| workers | up_s | docs/s | ideal docs/s | efficiency | busy |"
@@ -47,7 +48,7 @@ for n in $(seq 1 "$max"); do
   start=$(date +%s.%N)
   FERRY_EXPECT_WORKERS=$n dc up --scale worker="$n" --exit-code-from coordinator >/dev/null 2>&1 \
     || { echo "scale.sh: up --scale worker=$n failed" >&2; dc logs --tail 20 >&2; exit 1; }
-  up_s=$(echo "$(date +%s.%N) - $start" | bc)
+  up_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 
   dc up -d --scale worker="$n" broker worker >/dev/null 2>&1
   out=$(dc run --rm -T coordinator --expect-workers "$n" --format json "${job[@]}" 2>/dev/null)
@@ -56,7 +57,7 @@ for n in $(seq 1 "$max"); do
   failed=$(jq -r '.modes[-1].failed_docs' <<<"$out")
   [[ $failed == 0 ]] || { echo "scale.sh: $failed documents failed at N=$n" >&2; exit 1; }
   base=${base:-$rate}
-  ideal=$(echo "$base * $n" | bc -l)
-  printf "| %d | %.1f | %.0f | %.0f | %.2f | %.0f%% |\n" "$n" "$up_s" "$rate" "$ideal" \
-    "$(echo "$rate / $ideal" | bc -l)" "$(echo "$busy * 100" | bc -l)"
+  awk -v n="$n" -v up="$up_s" -v r="$rate" -v b="$base" -v busy="$busy" \
+    'BEGIN { printf "| %d | %.1f | %.0f | %.0f | %.2f | %.0f%% |\n", n, up, r, b * n, r / (b * n), busy * 100 }'
+
 done
