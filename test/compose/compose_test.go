@@ -189,8 +189,9 @@ type job struct {
 	done   chan struct{}
 	err    error
 
-	mu     sync.Mutex
-	server string // the NATS server the coordinator connected to
+	mu          sync.Mutex
+	server      string // the NATS server the coordinator connected to
+	disconnects int    // times the coordinator lost its NATS connection
 }
 
 // startJob runs `compose run --rm coordinator args...` in the background.
@@ -215,9 +216,14 @@ func (p *project) startJob(args ...string) *job {
 		for sc.Scan() {
 			logs.Write(append(sc.Bytes(), '\n'))
 			var l struct{ Msg, Server string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "nats connected" {
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
 				j.mu.Lock()
-				j.server = l.Server
+				switch l.Msg {
+				case "nats connected":
+					j.server = l.Server
+				case "nats disconnected":
+					j.disconnects++
+				}
 				j.mu.Unlock()
 			}
 		}
@@ -442,14 +448,22 @@ func TestComposeClusterNodeLoss(t *testing.T) {
 	// Stop the node that both the coordinator and one worker are on, once
 	// that worker is busy with this job: the hardest single node to lose.
 	victim := p.containers(nodeWorker[node])[0]
+	node1 := p.containers(node)[0]
 	waitFor(t, 90*time.Second, node+"'s worker to serve 10 batches", func() bool {
 		return metric(t, victim, "9100", `ferry_worker_batches_total{outcome="ok"}`) >= 10
 	})
-	p.compose("stop", "-t", "5", node)
-	stoppedMidJob := j.running()
+	if !j.running() {
+		t.Fatalf("the job ended before %s could be stopped; nothing was tested", node)
+	}
+	if out, err := exec.Command("docker", "stop", "-t", "5", node1).CombinedOutput(); err != nil {
+		t.Fatalf("docker stop %s: %v: %s", node, err, out)
+	}
 	r := j.report(t)
-	if !stoppedMidJob {
-		t.Fatalf("the job ended before %s stopped; nothing was tested", node)
+	j.mu.Lock()
+	cut := j.disconnects
+	j.mu.Unlock()
+	if cut == 0 {
+		t.Fatalf("the coordinator never lost its connection to %s: the job ended before the node stopped", node)
 	}
 	m := r.Modes[0]
 	checkComplete(t, m, longDocs, want)
