@@ -27,3 +27,9 @@ image:
 # Throughput against the number of worker containers (docs/docker.md).
 scale: image
 	bash scripts/scale.sh
+
+# Random NATS passwords for the compose files (docs/auth.md); never committed.
+.env:
+	umask 077; printf 'FERRY_WORKER_PASSWORD=%s\nFERRY_COORDINATOR_PASSWORD=%s\n' \
+	  "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+	  "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $@
