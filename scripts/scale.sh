@@ -33,6 +33,12 @@ if [[ ${SKIP_BUILD:-1} == 0 ]]; then make image >&2; fi
 export FERRY_IMAGE=${FERRY_IMAGE:-ferry:dev}
 docker image inspect "$FERRY_IMAGE" >/dev/null 2>&1 || { echo "scale.sh: no image $FERRY_IMAGE: run make image" >&2; exit 1; }
 
+# The broker requires auth (docs/auth.md): passwords from .env, or throwaway ones.
+[[ -f .env ]] && { set -a; . ./.env; set +a; }
+rand() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+export FERRY_WORKER_PASSWORD=${FERRY_WORKER_PASSWORD:-$(rand)}
+export FERRY_COORDINATOR_PASSWORD=${FERRY_COORDINATOR_PASSWORD:-$(rand)}
+
 project=ferryscale$$
 dc() { "${compose[@]}" -p "$project" -f docker-compose.yml "$@"; }
 trap 'dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || true' EXIT

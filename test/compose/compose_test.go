@@ -132,6 +132,7 @@ type project struct {
 	t    *testing.T
 	name string
 	file string
+	env  []string // the NATS passwords the compose files require
 }
 
 func newProject(t *testing.T, file string) *project {
@@ -139,7 +140,11 @@ func newProject(t *testing.T, file string) *project {
 	if skipWhy != "" {
 		t.Skip(skipWhy)
 	}
-	p := &project{t: t, name: "ferrytest" + randHex(), file: file}
+	p := &project{t: t, name: "ferrytest" + randHex(), file: file, env: []string{
+		"FERRY_IMAGE=" + image,
+		"FERRY_WORKER_PASSWORD=" + randHex() + randHex(),
+		"FERRY_COORDINATOR_PASSWORD=" + randHex() + randHex(),
+	}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := p.command(context.Background(), "logs", "--no-color", "--tail", "30").CombinedOutput()
@@ -158,7 +163,7 @@ func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
 	all := append(append(composeCL[1:], "-p", p.name, "-f", filepath.Join(root, p.file)), args...)
 	cmd := exec.CommandContext(ctx, composeCL[0], all...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "FERRY_IMAGE="+image)
+	cmd.Env = append(os.Environ(), p.env...)
 	return cmd
 }
 
@@ -373,6 +378,22 @@ func TestComposeFleet(t *testing.T) {
 		}
 		if sum < docs {
 			t.Errorf("workers' ferry_worker_docs_total sums to %v, want >= %d", sum, docs)
+		}
+	})
+
+	t.Run("broker refuses anonymous clients", func(t *testing.T) {
+		// The same check the healthcheck makes, without the credentials.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := p.command(ctx, "run", "--rm", "-T", "--entrypoint", "/ferry",
+			"-e", "FERRY_NATS_USER=", "-e", "FERRY_NATS_PASSWORD=",
+			"coordinator", "health", "--nats-url", "nats://broker:4222").CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("anonymous health check: %v, want exit 1\n%s", err, out)
+		}
+		if !strings.Contains(strings.ToLower(string(out)), "authorization") {
+			t.Errorf("output does not say authorization failed:\n%s", out)
 		}
 	})
 
