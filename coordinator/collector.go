@@ -85,7 +85,8 @@ func (c *collector) discardIfDone(first int64, n int) bool {
 	return false
 }
 
-func (c *collector) complete(t *Task, r Result) {
+// complete records r for t and reports whether it was a duplicate.
+func (c *collector) complete(t *Task, r Result) (dupe bool) {
 	n := len(t.Batch.Docs)
 	failed := make([]bool, n)
 	for _, e := range r.Res.Errs {
@@ -95,7 +96,7 @@ func (c *collector) complete(t *Task, r Result) {
 	defer c.mu.Unlock()
 	if t.Batch.First < c.next || c.pending[t.Batch.First].res != nil {
 		c.stats.Dupes++
-		return
+		return true
 	}
 	for _, e := range r.Res.Errs {
 		c.addFailure(t.Batch.First+int64(e.Doc), e.Msg)
@@ -113,6 +114,7 @@ func (c *collector) complete(t *Task, r Result) {
 	}
 	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: r.Res, failed: failed}
 	c.flush()
+	return false
 }
 
 // fail records a single document that failed for good.

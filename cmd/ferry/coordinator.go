@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/ferrylab/ferry/internal/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +28,7 @@ prints the report and exits.`,
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
 	fs.String("modes", "processes", "modes to run, in order")
+	addMetricsFlag(fs)
 	fs.Int("expect-workers", 0, "workers to wait for before starting (0 = --workers, or usable cores)")
 	addJobFlags(fs)
 	return cmd
@@ -50,6 +52,17 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		return err
 	}
 	defer nc.Close()
+	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+	if o.MetricsAddr != "" {
+		m := metrics.NewCoordinator()
+		env.cfg.Observe = m.Observe
+		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, nil, log)
+		if err != nil {
+			return invalid("metrics_addr", o.MetricsAddr, err.Error())
+		}
+		defer srv.Close()
+		log.Info("metrics", "addr", srv.Addr().String())
+	}
 	env.nc, env.expect = nc, expect
 	env.resumable = true // the broker is external: its streams outlive this process
 	return runModes(ctx, env, modes)
