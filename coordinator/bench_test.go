@@ -25,14 +25,14 @@ import (
 
 func TestMain(m *testing.M) { childtest.Main(m, nil) }
 
-// sliceSource replays documents generated before the clock starts, so a
+// replaySource replays documents generated before the clock starts, so a
 // benchmark measures the backends, not the corpus generator.
-type sliceSource struct {
+type replaySource struct {
 	docs []string
 	i    int
 }
 
-func (s *sliceSource) Next() (string, error) {
+func (s *replaySource) Next() (string, error) {
 	if s.i == len(s.docs) {
 		return "", io.EOF
 	}
@@ -76,7 +76,7 @@ func startFleet(tb testing.TB, workers int) *fleet {
 // job runs one job over docs on mode and returns its stats.
 func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []string) *coordinator.Stats {
 	tb.Helper()
-	return f.run(tb, mode, cfg, &sliceSource{docs: docs})
+	return f.run(tb, mode, cfg, &replaySource{docs: docs})
 }
 
 // run runs one job over src on mode and returns its stats.
@@ -132,7 +132,7 @@ func BenchmarkModes(b *testing.B) {
 			if bc.source == "generator" {
 				return generated(b, int64(len(docs)))
 			}
-			return &sliceSource{docs: docs}
+			return &replaySource{docs: docs}
 		}
 		b.Run(fmt.Sprintf("mode=processes/batch=%d/source=%s", bc.batch, bc.source), func(b *testing.B) {
 			var wall, cpu [2]time.Duration // goroutines, processes

@@ -91,7 +91,8 @@ func (c *collector) discardIfDone(first int64, n int) bool {
 	return false
 }
 
-func (c *collector) complete(t *Task, r Result) {
+// complete records r for t and reports whether it was a duplicate.
+func (c *collector) complete(t *Task, r Result) (dupe bool) {
 	n := len(t.Batch.Docs)
 	failed := make([]bool, n)
 	for _, e := range r.Res.Errs {
@@ -101,7 +102,7 @@ func (c *collector) complete(t *Task, r Result) {
 	defer c.mu.Unlock()
 	if t.Batch.First < c.next || c.pending[t.Batch.First].res != nil {
 		c.stats.Dupes++
-		return
+		return true
 	}
 	for _, e := range r.Res.Errs {
 		c.addFailure(t.Batch.First+int64(e.Doc), e.Msg)
@@ -119,6 +120,7 @@ func (c *collector) complete(t *Task, r Result) {
 	}
 	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: r.Res, failed: failed}
 	c.flush()
+	return false
 }
 
 // newResult returns an empty Result, reusing the buffers of one already written.

@@ -64,6 +64,9 @@ type Config struct {
 	// OnProgress, when set, is called with the documents written so far
 	// each time results are flushed. It must be quick.
 	OnProgress func(written int64)
+	// Observe, when set, is told what happens to each batch as it happens
+	// (live metrics). It is called from many goroutines and must be quick.
+	Observe func(Event)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

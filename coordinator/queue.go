@@ -84,6 +84,7 @@ func (q *Queue) next(ctx context.Context) (*Task, error) {
 				if q.col.isDone(t) { // a duplicate already covered it
 					continue
 				}
+				q.observe(EventSent, t)
 				return t, nil
 			} else if wait == 0 || d < wait {
 				wait = d
@@ -93,6 +94,9 @@ func (q *Queue) next(ctx context.Context) (*Task, error) {
 		q.mu.Unlock()
 
 		t, err := q.wait(ctx, wake, wait)
+		if t != nil {
+			q.observe(EventSent, t)
+		}
 		if t != nil || err != nil {
 			return t, err
 		}
@@ -189,13 +193,20 @@ func (q *Queue) Complete(t *Task, r Result) {
 	if q.batch != nil {
 		q.batch.Observe(len(t.Batch.Docs), r.Timing, t.waited)
 	}
-	q.col.complete(t, r)
+	if q.col.complete(t, r) {
+		q.observe(EventDupe, t)
+		return
+	}
+	if q.cfg.Observe != nil {
+		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: len(r.Res.Errs), Timing: r.Timing, Worker: r.Worker})
+	}
 }
 
 // Requeue puts t back without counting an attempt: the batch never reached
 // a worker (no responders, the worker vanished), so nothing was computed
 // twice. Stats counts these apart from retries.
 func (q *Queue) Requeue(t *Task) {
+	q.observe(EventRequeue, t)
 	q.requeues.Add(1)
 	q.push(t, 10*time.Millisecond)
 }
@@ -205,20 +216,24 @@ func (q *Queue) Requeue(t *Task) {
 // record that document as failed.
 func (q *Queue) Fail(t *Task, err error) {
 	if q.col.isDone(t) {
+		q.observe(EventDupe, t)
 		return
 	}
 	t.attempts++
 	if t.attempts < q.cfg.MaxAttempts {
+		q.observe(EventRetry, t)
 		q.retries.Add(1)
 		backoff := 25 * time.Millisecond << min(t.attempts-1, 6)
 		q.push(t, backoff/2+rand.N(backoff/2+1))
 		return
 	}
 	if len(t.Batch.Docs) == 1 {
+		q.observe(EventFailed, t)
 		q.col.fail(t, fmt.Errorf("after %d attempts: %w", t.attempts, err))
 		return
 	}
-	q.Split(t)
+	q.observe(EventSplit, t)
+	q.split(t)
 }
 
 // GiveUp records that t failed MaxAttempts times where the queue did not
@@ -236,6 +251,11 @@ func (q *Queue) Split(t *Task) {
 		q.Fail(t, errors.New("single document cannot be split"))
 		return
 	}
+	q.observe(EventSplit, t)
+	q.split(t)
+}
+
+func (q *Queue) split(t *Task) {
 	q.splits.Add(1)
 	half := len(t.Batch.Docs) / 2
 	a, b := q.newTask(t.Batch.First, t.Batch.Docs[:half]), q.newTask(t.Batch.First+int64(half), t.Batch.Docs[half:])

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/natsconn"
@@ -33,7 +34,7 @@ const MaxInFlight = 64
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
 	URL       string        // NATS URL(s), comma separated; "" = nats://127.0.0.1:4222
-	Name      string        // connection name shown by the broker; "" = ferry-worker-<pid>
+	Name      string        // connection name shown by the broker and key of busy fractions; "" = ferry-worker-<host>-<pid>
 	Limits    proto.Limits  // bounds on decoded batches
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
@@ -56,6 +57,20 @@ type Config struct {
 	// JetStream also serves batches from the FERRY_BATCHES work-queue stream
 	// (dispatch=jetstream), besides requests. Default off.
 	JetStream bool
+	// Observe, when set, is told when each batch starts and how it ended
+	// (live metrics). It must be quick.
+	Observe func(Event)
+}
+
+// Event is one batch at this worker: Start when it begins, then one more
+// when it is answered.
+type Event struct {
+	Start  bool
+	Docs   int    // documents in the batch; 0 when it did not decode
+	Failed int    // documents the workload failed on
+	Code   string // micro error code of the reply ("400", "413", "500"); "" = ok
+
+	Decode, Compute, Encode time.Duration
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -67,7 +82,8 @@ type Worker struct {
 	wls    Workloads
 	log    *slog.Logger
 
-	nc *nats.Conn
+	nc    *nats.Conn
+	ready atomic.Pointer[nats.Conn] // set once the service is registered
 
 	mu     sync.Mutex // one batch at a time; guards the scratch below
 	b      proto.Batch
@@ -83,7 +99,9 @@ func New(cfg Config) (*Worker, error) {
 		cfg.URL = nats.DefaultURL
 	}
 	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("ferry-worker-%d", os.Getpid())
+		// The host too: in containers every worker is PID 1.
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("ferry-worker-%s-%d", host, os.Getpid())
 	}
 	if cfg.PendingLimit <= 0 {
 		cfg.PendingLimit = MaxInFlight
@@ -153,6 +171,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		micro.WithEndpointQueueGroup(proto.WorkQueueGroup), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
+	w.ready.Store(nc)
 	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
 
 	// The JetStream consumer gets its own context: it must stop (and finish
@@ -196,6 +215,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	return runErr
 }
 
+// Ready reports whether the worker is registered and connected to NATS:
+// what a container healthcheck asks.
+func (w *Worker) Ready() error {
+	nc := w.ready.Load()
+	if nc == nil {
+		return errors.New("worker: not registered yet")
+	}
+	if st := nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("worker: nats connection %s", st)
+	}
+	return nil
+}
+
 // watchParent returns a channel closed when the parent process goes away.
 // The kernel's parent-death signal (set by the spawner) is the first line;
 // this poll covers platforms and races where that signal is not delivered.
@@ -227,13 +259,22 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 func (w *Worker) handle(req micro.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var ev Event
+	if obs := w.cfg.Observe; obs != nil {
+		obs(Event{Start: true})
+		defer func() { obs(ev) }()
+	}
+	fail := func(code, msg string) {
+		ev.Code = code
+		_ = req.Error(code, msg, nil)
+	}
 	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
 		codecName = proto.CodecPacked
 	}
 	codec, ok := w.codecs[codecName]
 	if !ok {
-		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
+		fail("400", fmt.Sprintf("unknown codec %q", codecName))
 		return
 	}
 	var replyHeader []string // HeaderCompress of the reply: as the batch came
@@ -247,7 +288,7 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	t0 := time.Now()
 	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	t1 := time.Now()
@@ -256,7 +297,7 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
@@ -268,14 +309,15 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	if err != nil {
-		_ = req.Error("500", err.Error(), nil)
+		fail("500", err.Error())
 		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max), nil)
+		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max))
 		return
 	}
 	t3 := time.Now()
+	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
 	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader))); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}

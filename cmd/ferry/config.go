@@ -97,6 +97,9 @@ type Options struct {
 	Sizes      string `mapstructure:"sizes"`
 	RoundTrips int    `mapstructure:"roundtrips"`
 
+	// metrics (worker, coordinator)
+	MetricsAddr string `mapstructure:"metrics_addr"`
+
 	// broker
 	Listen     string `mapstructure:"listen"`
 	HTTPPort   int    `mapstructure:"http_port"`
@@ -114,6 +117,14 @@ type Options struct {
 	TLSCert             string `mapstructure:"tls_cert"`
 	TLSKey              string `mapstructure:"tls_key"`
 	TLSClientCA         string `mapstructure:"tls_client_ca"`
+
+	// broker cluster
+	ServerName       string `mapstructure:"server_name"`
+	ClusterListen    string `mapstructure:"cluster_listen"`
+	ClusterName      string `mapstructure:"cluster_name"`
+	Routes           string `mapstructure:"routes"`
+	ClusterAdvertise string `mapstructure:"cluster_advertise"`
+	ClientAdvertise  string `mapstructure:"client_advertise"`
 }
 
 // flag registration, grouped by what a command needs. Defaults live here
@@ -129,6 +140,10 @@ func addNATSFlags(fs *pflag.FlagSet, def string) {
 	fs.String("nats-tls-ca", "", "CA bundle to verify the NATS server")
 	fs.String("nats-tls-cert", "", "client certificate for mutual TLS")
 	fs.String("nats-tls-key", "", "client key for mutual TLS")
+}
+
+func addMetricsFlag(fs *pflag.FlagSet) {
+	fs.String("metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port (\"\" = off)")
 }
 
 func addJobFlags(fs *pflag.FlagSet) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/metrics"
 	"github.com/ferrylab/ferry/report"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -33,6 +34,7 @@ echo process on this machine, connected to the same NATS.`,
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
 	fs.String("modes", "processes", "modes to run, in order")
+	addMetricsFlag(fs)
 	fs.Int("expect-workers", 0, "workers to wait for before starting (0 = --workers, or usable cores)")
 	addJobFlags(fs)
 	return cmd
@@ -56,6 +58,17 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		return err
 	}
 	defer nc.Close()
+	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+	if o.MetricsAddr != "" {
+		m := metrics.NewCoordinator()
+		env.cfg.Observe = m.Observe
+		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, nil, log)
+		if err != nil {
+			return invalid("metrics_addr", o.MetricsAddr, err.Error())
+		}
+		defer srv.Close()
+		log.Info("metrics", "addr", srv.Addr().String())
+	}
 	env.nc, env.expect = nc, expect
 	env.resumable = true // the broker is external: its streams outlive this process
 	if slices.Contains(modes, coordinator.ModeProcesses) {

@@ -37,5 +37,6 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
 	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
 	root.AddCommand(newCmdBench(), newCmdEcho())
+	root.AddCommand(newCmdHealth())
 	return root
 }

@@ -8,8 +8,10 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
@@ -55,6 +57,7 @@ stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.
 	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
 	fs.Int("max-doc-bytes", 1<<20, "reject batches with a document larger than this")
 	addDispatchFlag(fs)
+	addMetricsFlag(fs)
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
 	_ = fs.MarkHidden("parent-pid")
 	return cmd
@@ -73,9 +76,12 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		return err
 	}
 	if o.Procs > 1 {
+		if o.MetricsAddr != "" {
+			log.Warn("metrics_addr is ignored with procs > 1 (children cannot share one port): run one worker per process or container to scrape each", "metrics_addr", o.MetricsAddr)
+		}
 		// Supervise N single workers as child processes.
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--parent-pid", strconv.Itoa(os.Getpid())},
+			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())},
 			Env:     childEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
 			Procs:   o.Procs,
 			Logger:  log,
@@ -89,14 +95,28 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		return nil
 	}
 	oneCore()
-	w, err := worker.New(worker.Config{
+	cfg := worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
 		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
 		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
 		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
-	})
+	}
+	var m *metrics.Worker
+	if o.MetricsAddr != "" {
+		m = metrics.NewWorker(time.Now())
+		cfg.Observe = m.Observe
+	}
+	w, err := worker.New(cfg)
 	if err != nil {
 		return err
+	}
+	if m != nil {
+		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, w.Ready, log)
+		if err != nil {
+			return invalid("metrics_addr", o.MetricsAddr, err.Error())
+		}
+		defer srv.Close()
+		log.Info("metrics", "addr", srv.Addr().String())
 	}
 	err = w.Run(ctx)
 	if errors.Is(err, worker.ErrParentGone) || errors.Is(err, context.Canceled) {
