@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,6 +29,29 @@ type Options struct {
 	Debug       bool          // log protocol details
 	Log         bool          // log server events to stderr
 	ReadyWithin time.Duration // wait for readiness; 0 = 10s
+
+	// Users, when not empty, turns authentication on: every client must log
+	// in as one of them and gets its Role's subject permissions; anonymous
+	// connections are refused. Empty = anyone may connect (loopback use).
+	Users []User
+	TLS   TLS // zero = plain TCP
+
+	// Cluster joins the server to a NATS cluster; zero = standalone. Set
+	// ServerName too, so logs and routes name each node.
+	Cluster Cluster
+	// ClientAdvertise is the host:port clients learn for this server from
+	// cluster gossip; "" = the listen address (container-internal in Docker).
+	ClientAdvertise string
+}
+
+// Cluster configures routes between brokers. Every node may list every
+// node, itself included: a server ignores a route to itself.
+type Cluster struct {
+	Name      string   // cluster name, the same on every node; "" = "ferry" when Port is set
+	Host      string   // route listen host; "" = the client Host
+	Port      int      // route listen port; 0 = not clustered, -1 = random
+	Routes    []string // seed routes, e.g. nats-route://nats1:6222
+	Advertise string   // host:port other nodes use to reach this one; "" = the listen address
 }
 
 // DefaultMaxPayload is ferry's broker payload limit: large enough for a
@@ -66,6 +90,25 @@ func Start(ctx context.Context, o Options) (*Broker, error) {
 	if o.HTTPPort != 0 {
 		so.HTTPHost = so.Host
 	}
+	if err := applyUsers(so, o.Users); err != nil {
+		return nil, err
+	}
+	if err := applyTLS(so, o.TLS); err != nil {
+		return nil, err
+	}
+	so.ClientAdvertise = o.ClientAdvertise
+	if c := o.Cluster; c.Port != 0 {
+		so.Cluster = server.ClusterOpts{Name: c.Name, Host: c.Host, Port: c.Port, Advertise: c.Advertise}
+		if so.Cluster.Name == "" {
+			so.Cluster.Name = "ferry"
+		}
+		if so.Cluster.Host == "" {
+			so.Cluster.Host = so.Host
+		}
+		if len(c.Routes) > 0 {
+			so.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		}
+	}
 	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("broker: configure: %w", err)
@@ -99,7 +142,7 @@ func (b *Broker) done() <-chan struct{} {
 	return ch
 }
 
-// URL is the client URL, e.g. nats://127.0.0.1:4222.
+// URL is the client URL, e.g. nats://127.0.0.1:4222 (tls://... with TLS).
 func (b *Broker) URL() string { return b.srv.ClientURL() }
 
 // MonitorURL is the monitoring base URL, or "" when monitoring is off.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -37,7 +38,8 @@ type Config struct {
 	BatchSize int             // documents per batch; 0 = 100
 	Workers   int             // lanes for in-process modes and workers expected for processes; 0 = GOMAXPROCS
 	Codec     string          // packed or msgpack; "" = packed
-	InFlight  int             // batches in flight per worker (pipelining); 0 = 2
+	Compress  string          // compression of batches and results on the wire: "" (none) or s2
+	InFlight  int             // batches in flight per worker (pipelining); 0 = 2; tiny batches need 16-64 to keep workers fed
 	Window    int             // batches admitted but not yet written, bounding memory; 0 = 8 x workers x in-flight
 
 	MaxAttempts   int           // sends of a batch before it is split to isolate bad documents; 0 = 3
@@ -45,12 +47,26 @@ type Config struct {
 	TimeoutFloor  time.Duration // lower bound of the derived deadline; 0 = 1s
 	TimeoutCeil   time.Duration // upper bound of the derived deadline; 0 = 30s
 	WorkerWait    time.Duration // how long to wait for workers (at start and when all are gone); 0 = 30s
+	StopGrace     time.Duration // after an interrupt, how long batches in flight may still finish; 0 = 2s, negative = none
 	MaxBatchBytes int           // encoded batch limit; 0 = half the broker's max payload (processes) or unlimited
 	Limits        proto.Limits  // limits on documents (max bytes per document, documents per batch)
+
+	// MaxWorkers caps the worker processes a processes job uses, so one pool
+	// can serve jobs of different sizes (ferry sweep); 0 = all that answer.
+	MaxWorkers int
+	// AutoBatch adapts the batch size during the run, starting at BatchSize:
+	// it holds the measured per-batch overhead under OverheadTarget and
+	// shrinks batches near the end so no worker idles while others finish.
+	AutoBatch      bool
+	OverheadTarget float64 // AutoBatch: per-batch overhead share to stay under; 0 = 0.05
+	MaxBatchSize   int     // AutoBatch: largest batch; 0 = 1024 (and at most Limits.MaxDocs)
 
 	// OnProgress, when set, is called with the documents written so far
 	// each time results are flushed. It must be quick.
 	OnProgress func(written int64)
+	// Observe, when set, is told what happens to each batch as it happens
+	// (live metrics). It is called from many goroutines and must be quick.
+	Observe func(Event)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -73,6 +89,12 @@ func (c Config) WithDefaults() Config {
 	if c.Window == 0 {
 		c.Window = 8 * c.Workers * c.InFlight
 	}
+	if c.OverheadTarget == 0 {
+		c.OverheadTarget = 0.05
+	}
+	if c.MaxBatchSize == 0 {
+		c.MaxBatchSize = min(1024, c.Limits.WithDefaults().MaxDocs)
+	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
 	}
@@ -84,6 +106,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.WorkerWait == 0 {
 		c.WorkerWait = 30 * time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 2 * time.Second
 	}
 	c.Limits = c.Limits.WithDefaults()
 	return c
@@ -99,16 +124,28 @@ func (c Config) Validate() error {
 		return bad("batch_size", c.BatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.Workers < 0:
 		return bad("workers", c.Workers, "must be positive (0 = one per core)")
-	case c.InFlight < 0:
-		return bad("inflight", c.InFlight, "must be positive")
+	case c.InFlight < 0 || c.InFlight > worker.MaxInFlight:
+		return bad("inflight", c.InFlight, fmt.Sprintf("must be between 1 and %d (what a worker queues)", worker.MaxInFlight))
 	case c.Window < 0:
 		return bad("window", c.Window, "must be positive")
 	case c.MaxAttempts < 0:
 		return bad("max_attempts", c.MaxAttempts, "must be positive")
+	case c.MaxWorkers < 0:
+		return bad("max_workers", c.MaxWorkers, "must be positive (0 = all that answer)")
+	case c.OverheadTarget < 0 || c.OverheadTarget >= 1:
+		return bad("overhead_target", c.OverheadTarget, "must be a fraction between 0 and 1")
+	case c.MaxBatchSize < 0 || c.MaxBatchSize > c.Limits.WithDefaults().MaxDocs:
+		return bad("max_batch_size", c.MaxBatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.BatchTimeout < 0:
 		return bad("batch_timeout", c.BatchTimeout, "must be positive")
+	case c.TimeoutFloor < 0:
+		return bad("timeout_floor", c.TimeoutFloor, "must be positive")
+	case c.TimeoutCeil < 0 || (c.TimeoutCeil > 0 && c.TimeoutCeil < c.TimeoutFloor):
+		return bad("timeout_ceil", c.TimeoutCeil, "must be positive and at least timeout_floor")
 	case c.Codec != "" && !slices.Contains(proto.CodecNames(), c.Codec):
 		return bad("codec", c.Codec, fmt.Sprintf("must be one of %v", proto.CodecNames()))
+	case !slices.Contains(proto.CompressNames(), c.Compress):
+		return bad("compress", c.Compress, `must be "" (none) or s2`)
 	}
 	if c.Workload != "" {
 		if _, err := workload.New(c.Workload, c.Params); err != nil {

@@ -85,6 +85,22 @@ func startWorkers(t *testing.T, url string, n int) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
+// backend builds mode's backend with two lanes or two expected workers.
+func backend(t *testing.T, mode string, nc *nats.Conn, cfg coordinator.Config) coordinator.Backend {
+	t.Helper()
+	var b coordinator.Backend
+	var err error
+	if mode == coordinator.ModeProcesses {
+		b, err = coordinator.NewProcesses(nc, cfg, 2, nil)
+	} else {
+		b, err = coordinator.NewLocal(mode, 2, "")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func run(t *testing.T, cfg coordinator.Config, b coordinator.Backend, list []string) (*coordinator.Stats, *orderSink, error) {
 	t.Helper()
 	sink := &orderSink{t: t}
@@ -108,16 +124,7 @@ func TestModesGiveIdenticalResults(t *testing.T) {
 			cfg := coordinator.Config{Workload: wl, BatchSize: 37, Workers: 2, Params: p}
 			var digest string
 			for _, mode := range coordinator.Modes() {
-				var b coordinator.Backend
-				var err error
-				if mode == coordinator.ModeProcesses {
-					b, err = coordinator.NewProcesses(nc, cfg, 2, nil)
-				} else {
-					b, err = coordinator.NewLocal(mode, 2, "")
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				b := backend(t, mode, nc, cfg)
 				st, sink, err := run(t, cfg, b, list)
 				if err != nil {
 					t.Fatalf("%s: %v", mode, err)
@@ -167,16 +174,7 @@ func TestPoisonDocumentIsIsolated(t *testing.T) {
 	cfg := coordinator.Config{BatchSize: 100, Workers: 2, Params: workload.Params{PanicOn: list[bad]}}
 	for _, mode := range []string{coordinator.ModeGoroutines, coordinator.ModeProcesses} {
 		t.Run(mode, func(t *testing.T) {
-			var b coordinator.Backend
-			var err error
-			if mode == coordinator.ModeProcesses {
-				b, err = coordinator.NewProcesses(nc, cfg, 2, nil)
-			} else {
-				b, err = coordinator.NewLocal(mode, 2, "")
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			b := backend(t, mode, nc, cfg)
 			st, sink, err := run(t, cfg, b, list)
 			if !errors.Is(err, coordinator.ErrDocsFailed) {
 				t.Fatalf("err = %v, want ErrDocsFailed", err)
@@ -236,8 +234,9 @@ func TestMalformedResultIsRejected(t *testing.T) {
 	liar := natstest.Connect(t, url)
 	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
 	// Pose as a worker: answer discovery, then reply to batches with too few rows.
-	if _, err := liar.Subscribe("$SRV.PING.ferry-worker", func(m *nats.Msg) {
-		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.ping_response"}`))
+	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
+			`"endpoints":[{"name":"batch","subject":"` + proto.WorkSubject("LIAR") + `"}]}`))
 	}); err != nil {
 		t.Fatal(err)
 	}

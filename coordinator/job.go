@@ -50,15 +50,37 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	if l, ok := backend.(interface{ MaxBatchBytes() int }); ok && cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = l.MaxBatchBytes()
 	}
-	window := int64(cfg.Window) * int64(cfg.BatchSize)
+	// A backend that must wait for its workers does so before the clock
+	// starts: throughput is not worker start-up.
+	if r, ok := backend.(interface{ Ready(context.Context) error }); ok {
+		if err := r.Ready(ctx); err != nil {
+			st := &Stats{Mode: backend.Name()}
+			if ctx.Err() != nil {
+				return st, fmt.Errorf("interrupted after 0 documents: %w", ctx.Err())
+			}
+			return st, err
+		}
+	}
+	largest := cfg.BatchSize
+	if cfg.AutoBatch {
+		largest = max(largest, cfg.MaxBatchSize)
+	}
+	window := int64(cfg.Window) * int64(largest)
 	credit := semaphore.NewWeighted(window)
 	col := newCollector(sink, credit)
 	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
-	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, wake: make(chan struct{})}
+	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, halt: make(chan struct{}), wake: make(chan struct{}), batch: newBatcher(cfg)}
 
+	// Shutdown order on an interrupt or a failure (gctx ends): stop reading
+	// input and dispatching (halt), give the batches in flight StopGrace to
+	// be answered and written, then cancel them (workCtx) and return what is
+	// written. The backend runs on workCtx, not gctx, for that reason.
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	backendDone := make(chan struct{})
 	var textBytes int64
 	g.Go(func() error {
 		defer close(todo)
@@ -71,7 +93,8 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 		return nil
 	})
 	g.Go(func() error {
-		err := backend.Run(gctx, q)
+		defer close(backendDone)
+		err := backend.Run(workCtx, q)
 		if errors.Is(err, ErrDone) {
 			err = nil
 		}
@@ -84,11 +107,38 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 		}
 		return err
 	})
+	g.Go(func() error {
+		select {
+		case <-backendDone:
+			return nil
+		case <-gctx.Done():
+		}
+		close(q.halt)
+		grace := time.NewTimer(max(cfg.StopGrace, 0))
+		defer grace.Stop()
+		select {
+		case <-backendDone:
+		case <-grace.C:
+		}
+		cancelWork()
+		return nil
+	})
 	err := g.Wait()
-	st := col.snapshot(time.Since(start))
+	wall := time.Since(start)
+	if at := col.finishedAt(); !at.IsZero() {
+		wall = at.Sub(start) // the job ends with its last write, not with the backend's teardown
+	}
+	st := col.snapshot(wall)
 	st.Mode = backend.Name()
+	if a, ok := q.batch.(*autoBatch); ok {
+		st.AutoBatch, st.BatchSizes = true, a.Steps()
+	}
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
+	st.Requeues = q.requeues.Load()
+	if r, ok := backend.(interface{ Resumed() int64 }); ok {
+		st.Resumed = r.Resumed()
+	}
 	st.Splits = q.splits.Load()
 	if n, ok := backend.(interface{ WorkerCount() int }); ok {
 		st.Workers = n.WorkerCount()
@@ -100,7 +150,7 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return &st, fmt.Errorf("interrupted after %d documents: %w", st.Docs, ctx.Err())
+			return &st, fmt.Errorf("interrupted after %d documents (input [0, %d) written, the rest not): %w", st.Docs, st.Prefix, ctx.Err())
 		}
 		return &st, err
 	}
@@ -118,9 +168,20 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 // only when the window has credit for its documents: the coordinator never
 // holds more than the window, whatever the input size.
 func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
+	total := int64(-1)
+	if l, ok := src.(interface{ Len() int64 }); ok {
+		total = l.Len()
+	}
+	left := func() int64 {
+		if total < 0 {
+			return -1
+		}
+		return max(total-docs, 0)
+	}
 	var batch []string
 	var batchBytes int
 	first := int64(0)
+	size := q.batch.Size(first, left())
 	send := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -135,7 +196,8 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 			return ctx.Err()
 		}
 		first += int64(len(batch))
-		batch, batchBytes = make([]string, 0, cfg.BatchSize), 0
+		size = q.batch.Size(first, left())
+		batch, batchBytes = make([]string, 0, size), 0
 		return nil
 	}
 	for {
@@ -162,7 +224,7 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 		batchBytes += cost
 		docs++
 		textBytes += int64(len(doc))
-		if len(batch) >= cfg.BatchSize {
+		if len(batch) >= size {
 			if err := send(); err != nil {
 				return docs, textBytes, err
 			}

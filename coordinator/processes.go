@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +22,7 @@ var ErrNoWorkers = errors.New("coordinator: no workers")
 // Processes sends batches over NATS to ferry-worker processes.
 //
 // Dispatch is credit-based: the backend discovers workers through the micro
-// service's $SRV.PING and runs InFlight lanes per worker, each sending one
+// service's $SRV.INFO and runs InFlight lanes per worker, each sending one
 // batch to that worker's own subject and waiting for the reply before it
 // takes the next. A worker is therefore never sent more than InFlight
 // batches, an idle worker always has its next batch waiting, and no worker
@@ -35,11 +35,27 @@ type Processes struct {
 	expect int
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	live    map[string]bool // worker IDs with running lanes
-	seen    atomic.Int64    // most workers attached at once
-	lastPng time.Time
+	ready []string // workers found by Ready
+
+	mu   sync.Mutex
+	live map[string]*attached // workers with running lanes, by ID
+	seen atomic.Int64         // most workers attached at once
 }
+
+// attached is one worker's lanes. A worker that stops answering discovery
+// for missLimit rounds is given up: its idle lanes return (a lane in the
+// middle of a batch still waits for the reply or the deadline, so a worker
+// draining on SIGTERM finishes its batches and costs no re-execution).
+type attached struct {
+	lanes  int
+	missed int // discovery rounds in a row it did not answer
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// missLimit is how many discovery rounds (~400 ms each) a worker may miss
+// before its idle lanes stop waiting for work for it.
+const missLimit = 3
 
 // NewProcesses returns the processes backend on an open connection.
 // expect is how many workers to wait for before starting (0 = one).
@@ -49,10 +65,13 @@ func NewProcesses(nc *nats.Conn, cfg Config, expect int, log *slog.Logger) (*Pro
 	if err != nil {
 		return nil, err
 	}
+	if c, err = proto.NewCompressed(c, cfg.Compress, int(nc.MaxPayload())); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processes{nc: nc, codec: c, cfg: cfg, expect: max(expect, 1), log: log, live: map[string]bool{}}, nil
+	return &Processes{nc: nc, codec: c, cfg: cfg, expect: max(expect, 1), log: log, live: map[string]*attached{}}, nil
 }
 
 // Name is the mode name.
@@ -65,31 +84,70 @@ func (p *Processes) WorkerCount() int { return int(p.seen.Load()) }
 // the other half as headroom for results larger than their input.
 func (p *Processes) MaxBatchBytes() int { return int(p.nc.MaxPayload() / 2) }
 
-// Run discovers workers and serves q on InFlight lanes per worker until the
-// job is done. When every worker is gone it waits, up to WorkerWait, for
-// workers to come back.
+// Ready waits until the expected workers are attached; coordinator.Run
+// calls it before starting the job's clock.
+func (p *Processes) Ready(ctx context.Context) error {
+	ids, err := p.waitForWorkers(ctx, nil)
+	p.ready = ids
+	return err
+}
+
+// Run discovers workers (unless Ready did) and serves q on InFlight lanes
+// per worker until the job is done. When every worker is gone it waits, up
+// to WorkerWait, for workers to come back. Discovery asks the fleet a few
+// times a second at most, whether or not workers answer.
 func (p *Processes) Run(ctx context.Context, q *Queue) error {
-	if err := p.waitForWorkers(ctx); err != nil {
-		return err
+	first, err := p.ready, error(nil)
+	if first == nil {
+		if first, err = p.waitForWorkers(ctx, q.Stopped()); err != nil {
+			return err
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait() // every lane is owned here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Rediscovery ends when the job does, so Run returns with it rather
+	// than at the end of a discovery window.
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-q.Done():
+			dcancel()
+		case <-dctx.Done():
+		}
+	}()
+	for _, id := range first { // start at once; discovery below adds the rest
+		p.startLanes(ctx, q, id, &wg)
+	}
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var alone time.Time // when the last worker vanished
 	for {
-		ids, err := p.discover(ctx, 150*time.Millisecond)
+		ids, err := p.discover(dctx, 150*time.Millisecond, 0)
+		select {
+		case <-q.Done(): // lanes end with the job; that is not workers leaving
+			return nil
+		default:
+		}
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("worker discovery", "err", err)
+		}
+		if err == nil {
+			p.reconcile(ids)
 		}
 		for _, id := range ids {
 			p.startLanes(ctx, q, id, &wg)
 		}
 		switch n := p.liveCount(); {
 		case n > 0:
+			if !alone.IsZero() {
+				p.log.Info("workers attached again; resuming", "workers", n, "after", time.Since(alone).Round(time.Millisecond))
+			}
 			alone = time.Time{}
 		case alone.IsZero():
 			alone = time.Now()
@@ -100,6 +158,9 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		select {
 		case <-q.Done():
 			return nil
+		case <-q.Stopped():
+			wg.Wait() // before cancel: lanes finish their batch, within StopGrace
+			return ErrStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
@@ -107,50 +168,110 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	}
 }
 
+// liveCount is the number of workers attached and not given up.
 func (p *Processes) liveCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.live)
+	return p.liveLocked()
 }
 
-// waitForWorkers blocks until `expect` workers answer, saying so while it waits.
-func (p *Processes) waitForWorkers(ctx context.Context) error {
-	deadline := time.Now().Add(p.cfg.WorkerWait)
-	lastSay := time.Time{}
-	for {
-		ids, err := p.discover(ctx, 200*time.Millisecond)
-		if ctx.Err() != nil {
-			return ctx.Err()
+func (p *Processes) liveLocked() int {
+	n := 0
+	for _, a := range p.live {
+		if a.ctx == nil || a.ctx.Err() == nil {
+			n++
 		}
-		if len(ids) >= p.expect {
-			return nil
+	}
+	return n
+}
+
+// reconcile counts the discovery rounds each attached worker missed and
+// gives up those past missLimit.
+func (p *Processes) reconcile(ids []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, a := range p.live {
+		if slices.Contains(ids, id) {
+			a.missed = 0
+			continue
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats ...` running against this broker?)",
-				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
-		}
-		if time.Since(lastSay) > 2*time.Second {
-			p.log.Info("waiting for workers", "attached", len(ids), "expected", p.expect, "err", err)
-			lastSay = time.Now()
+		if a.missed++; a.missed == missLimit {
+			p.log.Debug("worker stopped answering discovery; releasing its idle lanes", "id", id)
+			a.cancel()
 		}
 	}
 }
 
-// discover pings the ferry-worker service and collects the IDs that answer
-// within d.
-func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, error) {
-	subj, err := micro.ControlSubject(micro.PingVerb, proto.ServiceName, "")
+// waitForWorkers blocks until `expect` workers answer and returns their IDs,
+// or until stopped closes (nil: only ctx ends the wait). It says once that
+// it is waiting, and again only when the number attached changes.
+func (p *Processes) waitForWorkers(ctx context.Context, stopped <-chan struct{}) ([]string, error) {
+	deadline := time.Now().Add(p.cfg.WorkerWait)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	said := -1
+	for {
+		ids, err := p.discover(ctx, 200*time.Millisecond, p.expect)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if len(ids) >= p.expect {
+			if said >= 0 {
+				p.log.Info("workers attached; starting", "attached", len(ids))
+			}
+			return ids, nil
+		}
+		if err := p.nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			// The broker will not let this user discover workers: waiting won't help.
+			return nil, fmt.Errorf("%w: nats_user: this user may not discover workers or send work (%v); log in as a coordinator user", ErrInvalidConfig, err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %d of %d expected workers answered within %s (is `ferry worker --nats-url ...` running against this broker?)",
+				ErrNoWorkers, len(ids), p.expect, p.cfg.WorkerWait)
+		}
+		if len(ids) != said {
+			p.log.Info("waiting for workers", "attached", len(ids), "expected", p.expect, "up_to", p.cfg.WorkerWait, "err", err)
+			said = len(ids)
+		}
+		select { // pace the pings even when discover fails at once
+		case <-tick.C:
+		case <-stopped:
+			return nil, ErrStopped
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// discover asks the fleet which workers are up, within d, returning early
+// once `enough` have answered (0 = wait out d).
+func (p *Processes) discover(ctx context.Context, d time.Duration, enough int) ([]string, error) {
+	return Discover(ctx, p.nc, d, enough)
+}
+
+// Discover asks the ferry-worker micro service for its instances
+// ($SRV.INFO.ferry-worker) and returns the IDs of those whose batch
+// endpoint is up, within d, or as soon as want have answered (0 = wait all
+// of d). A worker's batch subject is proto.WorkSubject(id).
+//
+// It asks for INFO, not PING: a worker answers pings from the moment it
+// registers, a moment before its batch endpoint subscribes, and a batch
+// sent in that moment finds no responders. INFO lists an endpoint only
+// once it is subscribed, and the worker's subscription reaches the broker
+// before its answer does.
+func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]string, error) {
+	subj, err := micro.ControlSubject(micro.InfoVerb, proto.ServiceName, "")
 	if err != nil {
 		return nil, err
 	}
-	inbox := p.nc.NewRespInbox()
-	sub, err := p.nc.SubscribeSync(inbox)
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", inbox, err)
 	}
 	defer sub.Unsubscribe()
-	if err := p.nc.PublishRequest(subj, inbox, nil); err != nil {
-		return nil, fmt.Errorf("ping workers: %w", err)
+	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
+		return nil, fmt.Errorf("ask workers: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -160,125 +281,97 @@ func (p *Processes) discover(ctx context.Context, d time.Duration) ([]string, er
 		if err != nil {
 			return ids, nil
 		}
-		var ping micro.Ping
-		if json.Unmarshal(m.Data, &ping) == nil && ping.ID != "" {
-			ids = append(ids, ping.ID)
+		var info micro.Info
+		if json.Unmarshal(m.Data, &info) != nil || info.ID == "" {
+			continue
+		}
+		if slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
+			ids = append(ids, info.ID)
+		}
+		if want > 0 && len(ids) >= want {
+			return ids, nil
 		}
 	}
 }
 
+// startLanes tops worker id up to InFlight running lanes: all of them for
+// a new worker, the retired ones for a worker that missed a deadline but
+// still answers pings.
 func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.live[id] {
-		return
+	a := p.live[id]
+	if a == nil && p.cfg.MaxWorkers > 0 && p.liveLocked() >= p.cfg.MaxWorkers {
+		return // the job is capped at MaxWorkers
 	}
-	p.live[id] = true
-	if n := int64(len(p.live)); n > p.seen.Load() {
-		p.seen.Store(n)
+	if a == nil {
+		a = &attached{}
+		p.live[id] = a
+		p.log.Debug("worker attached", "id", id)
+		if n := int64(len(p.live)); n > p.seen.Load() {
+			p.seen.Store(n)
+		}
 	}
-	p.log.Debug("worker attached", "id", id)
-	var lanes atomic.Int32
-	lanes.Store(int32(p.cfg.InFlight))
-	for range p.cfg.InFlight {
+	if a.ctx == nil || a.ctx.Err() != nil { // new, or given up and back
+		a.ctx, a.cancel = context.WithCancel(ctx)
+		a.missed = 0
+	}
+	for range p.cfg.InFlight - a.lanes {
+		a.lanes++
 		wg.Add(1)
-		go func() {
+		go func(idle context.Context) {
 			defer wg.Done()
-			p.lane(ctx, q, id)
-			if lanes.Add(-1) == 0 {
-				p.mu.Lock()
+			p.lane(ctx, idle, q, id)
+			p.mu.Lock()
+			if a.lanes--; a.lanes == 0 {
+				a.cancel()
 				delete(p.live, id)
-				p.mu.Unlock()
 			}
-		}()
+			p.mu.Unlock()
+		}(a.ctx)
 	}
 }
 
-// errGone means the worker is no longer attached.
-var errGone = errors.New("worker gone")
-
 // lane sends batches to one worker, one at a time, until the job is done
-// or the worker is gone.
-func (p *Processes) lane(ctx context.Context, q *Queue, id string) {
-	subject := proto.WorkSubject(id)
-	var buf []byte
+// or the worker is gone. A worker that misses a deadline is suspect (dead,
+// paused, partitioned): its lane retires rather than feed it more batches
+// to lose, and discovery attaches it again if it still answers.
+//
+// idle ends when the worker is given up: it only stops the wait for the
+// next batch; a batch already sent is answered or times out on ctx.
+func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) {
+	link, err := NewLink(p.nc, p.codec, id)
+	if err != nil {
+		p.log.Warn("open link", "worker", id, "err", err)
+		return
+	}
+	defer link.Close()
 	for {
-		t, err := q.Next(ctx)
+		t, err := q.Next(idle)
 		if err != nil {
 			return
 		}
 		t.Batch.Attempt = uint32(t.attempts + 1)
-		var r Result
-		buf, r, err = p.roundTrip(ctx, subject, t, q.Timeout(t), buf)
+		r, err := link.RoundTrip(ctx, &t.Batch, q.NewResult(), q.Timeout(t))
 		switch {
 		case err == nil:
 			q.Complete(t, r)
 		case errors.Is(err, errGone):
-			q.Requeue(t) // not the batch's fault
+			q.Requeue(t) // never delivered: not the batch's fault
 			return
+		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
+			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):
 			q.Split(t)
 		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errDeadline):
+			p.log.Debug("batch timed out; retiring lane", "batch", t.Batch.ID, "worker", id, "err", err)
+			q.Fail(t, err)
 			return
 		default:
 			p.log.Debug("batch failed", "batch", t.Batch.ID, "worker", id, "err", err)
 			q.Fail(t, err)
 		}
 	}
-}
-
-var errTooLarge = errors.New("over the payload limit")
-
-func (p *Processes) roundTrip(ctx context.Context, subject string, t *Task, timeout time.Duration, buf []byte) ([]byte, Result, error) {
-	var r Result
-	t0 := time.Now()
-	buf, err := p.codec.AppendBatch(buf[:0], &t.Batch)
-	if err != nil {
-		return buf, r, err
-	}
-	if int64(len(buf)) > p.nc.MaxPayload() {
-		return buf, r, fmt.Errorf("batch of %d bytes: %w", len(buf), errTooLarge)
-	}
-	msg := &nats.Msg{Subject: subject, Data: buf, Header: nats.Header{proto.HeaderCodec: {p.codec.Name()}}}
-	t1 := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	reply, err := p.nc.RequestMsgWithContext(rctx, msg)
-	cancel()
-	t2 := time.Now()
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return buf, r, errGone
-	case errors.Is(err, context.DeadlineExceeded):
-		return buf, r, fmt.Errorf("no reply within %s", timeout)
-	case err != nil:
-		return buf, r, err
-	}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		msg := reply.Header.Get(micro.ErrorHeader)
-		if code == "413" {
-			return buf, r, fmt.Errorf("%s: %w", msg, errTooLarge)
-		}
-		return buf, r, fmt.Errorf("worker error %s: %s", code, msg)
-	}
-	res := &proto.Result{}
-	if err := p.codec.DecodeResult(reply.Data, res); err != nil {
-		return buf, r, err
-	}
-	t3 := time.Now()
-	r = Result{Res: res, Worker: reply.Header.Get(proto.HeaderWorker), BytesOut: len(buf), BytesIn: len(reply.Data)}
-	r.Timing[StageEncode] = t1.Sub(t0)
-	r.Timing[StageWorkerDecode] = headerDur(reply, proto.HeaderDecodeNs)
-	r.Timing[StageCompute] = headerDur(reply, proto.HeaderComputeNs)
-	r.Timing[StageWorkerEncode] = headerDur(reply, proto.HeaderEncodeNs)
-	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
-	r.Timing[StageDecode] = t3.Sub(t2)
-	return buf, r, nil
-}
-
-func headerDur(m *nats.Msg, key string) time.Duration {
-	v, err := strconv.ParseInt(m.Header.Get(key), 10, 64)
-	if err != nil || v < 0 {
-		return 0
-	}
-	return time.Duration(v)
 }

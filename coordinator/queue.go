@@ -15,12 +15,19 @@ import (
 // ErrDone is returned by Queue.Next when every document has been written.
 var ErrDone = errors.New("coordinator: job done")
 
+// ErrStopped is returned by Queue.Next once the job is stopping (interrupt,
+// input error): a backend finishes the batches it holds and returns.
+var ErrStopped = errors.New("coordinator: job stopping")
+
 // Task is one batch on its way through a backend.
 type Task struct {
 	Batch    proto.Batch
 	attempts int       // sends that ended in a timeout or an error reply
 	readyAt  time.Time // earliest re-send, for backoff
 	fresh    bool      // admitted by the producer (holds window credit)
+	// waited is how long the lane that took this task waited for it: a
+	// per-batch cost no stage measures (hand-off, a producer running behind).
+	waited time.Duration
 }
 
 // Queue hands batches to a backend's lanes and takes back their results. It
@@ -29,27 +36,44 @@ type Task struct {
 // and a result whose documents are already done is discarded, so every
 // document is written exactly once, in input order.
 type Queue struct {
-	cfg  Config
-	todo <-chan *Task // fresh batches from the producer; closed at end of input
-	col  *collector
-	done chan struct{} // closed when every document is written
+	cfg   Config
+	todo  <-chan *Task // fresh batches from the producer; closed at end of input
+	col   *collector
+	done  chan struct{} // closed when every document is written
+	halt  chan struct{} // closed when dispatch stops; see Run
+	batch batcher       // sizes the producer's batches; told every completion
 
-	mu      sync.Mutex
-	retry   []*Task
-	wake    chan struct{} // closed and replaced when retry changes
-	ids     atomic.Uint64
-	retries atomic.Int64
-	splits  atomic.Int64
+	mu       sync.Mutex
+	retry    []*Task
+	wake     chan struct{} // closed and replaced when retry changes
+	ids      atomic.Uint64
+	retries  atomic.Int64
+	requeues atomic.Int64
+	splits   atomic.Int64
 	// perDoc is the measured compute time per document (EWMA, ns), from
 	// which reply deadlines are derived.
 	perDoc atomic.Int64
 }
 
 // Next returns the next batch to compute: a due retry first, else a fresh
-// batch. It returns ErrDone when the job is finished and ctx.Err() when ctx
-// is done.
+// batch. It returns ErrDone when the job is finished, ErrStopped when
+// dispatch has stopped and ctx.Err() when ctx is done.
 func (q *Queue) Next(ctx context.Context) (*Task, error) {
+	start := time.Now()
+	t, err := q.next(ctx)
+	if t != nil {
+		t.waited = time.Since(start)
+	}
+	return t, err
+}
+
+func (q *Queue) next(ctx context.Context) (*Task, error) {
 	for {
+		select {
+		case <-q.halt:
+			return nil, ErrStopped
+		default:
+		}
 		q.mu.Lock()
 		now := time.Now()
 		var wait time.Duration
@@ -60,6 +84,7 @@ func (q *Queue) Next(ctx context.Context) (*Task, error) {
 				if q.col.isDone(t) { // a duplicate already covered it
 					continue
 				}
+				q.observe(EventSent, t)
 				return t, nil
 			} else if wait == 0 || d < wait {
 				wait = d
@@ -69,6 +94,9 @@ func (q *Queue) Next(ctx context.Context) (*Task, error) {
 		q.mu.Unlock()
 
 		t, err := q.wait(ctx, wake, wait)
+		if t != nil {
+			q.observe(EventSent, t)
+		}
 		if t != nil || err != nil {
 			return t, err
 		}
@@ -89,18 +117,39 @@ func (q *Queue) wait(ctx context.Context, wake <-chan struct{}, due time.Duratio
 		if ok {
 			return t, nil
 		}
+		// The input has ended: a closed channel is always ready, so wait
+		// without it or every idle lane spins until the job is done.
+		select {
+		case <-wake:
+		case <-timer:
+		case <-q.done:
+			return nil, ErrDone
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	case <-wake:
 	case <-timer:
 	case <-q.done:
 		return nil, ErrDone
+	case <-q.halt:
+		return nil, ErrStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	return nil, nil
 }
 
+// NewResult returns a Result for a backend to compute or decode into; it
+// reuses the buffers of results already written.
+func (q *Queue) NewResult() *proto.Result { return q.col.newResult() }
+
 // Done is closed when every document has been written.
 func (q *Queue) Done() <-chan struct{} { return q.done }
+
+// Stopped is closed when dispatch stops before the job is done: Next
+// returns ErrStopped from then on, and the backend should return once the
+// batches it holds are answered (their context ends after Config.StopGrace).
+func (q *Queue) Stopped() <-chan struct{} { return q.halt }
 
 // Timeout is the reply deadline for t: a fixed one if configured, else ten
 // times the expected compute time, within the configured floor and ceiling.
@@ -141,13 +190,24 @@ func (q *Queue) Complete(t *Task, r Result) {
 			q.perDoc.Store((7*old + per) / 8)
 		}
 	}
-	q.col.complete(t, r)
+	if q.batch != nil {
+		q.batch.Observe(len(t.Batch.Docs), r.Timing, t.waited)
+	}
+	if q.col.complete(t, r) {
+		q.observe(EventDupe, t)
+		return
+	}
+	if q.cfg.Observe != nil {
+		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: len(r.Res.Errs), Timing: r.Timing, Worker: r.Worker})
+	}
 }
 
 // Requeue puts t back without counting an attempt: the batch never reached
-// a worker (no responders, the worker vanished).
+// a worker (no responders, the worker vanished), so nothing was computed
+// twice. Stats counts these apart from retries.
 func (q *Queue) Requeue(t *Task) {
-	q.retries.Add(1)
+	q.observe(EventRequeue, t)
+	q.requeues.Add(1)
 	q.push(t, 10*time.Millisecond)
 }
 
@@ -156,20 +216,32 @@ func (q *Queue) Requeue(t *Task) {
 // record that document as failed.
 func (q *Queue) Fail(t *Task, err error) {
 	if q.col.isDone(t) {
+		q.observe(EventDupe, t)
 		return
 	}
 	t.attempts++
 	if t.attempts < q.cfg.MaxAttempts {
+		q.observe(EventRetry, t)
 		q.retries.Add(1)
 		backoff := 25 * time.Millisecond << min(t.attempts-1, 6)
 		q.push(t, backoff/2+rand.N(backoff/2+1))
 		return
 	}
 	if len(t.Batch.Docs) == 1 {
+		q.observe(EventFailed, t)
 		q.col.fail(t, fmt.Errorf("after %d attempts: %w", t.attempts, err))
 		return
 	}
-	q.Split(t)
+	q.observe(EventSplit, t)
+	q.split(t)
+}
+
+// GiveUp records that t failed MaxAttempts times where the queue did not
+// count (a durable queue's redeliveries): it is halved, or its single
+// document recorded as failed, as Fail does on the last attempt.
+func (q *Queue) GiveUp(t *Task, err error) {
+	t.attempts = max(t.attempts, q.cfg.MaxAttempts-1)
+	q.Fail(t, err)
 }
 
 // Split halves t and queues both halves, e.g. when its result is over the
@@ -179,6 +251,11 @@ func (q *Queue) Split(t *Task) {
 		q.Fail(t, errors.New("single document cannot be split"))
 		return
 	}
+	q.observe(EventSplit, t)
+	q.split(t)
+}
+
+func (q *Queue) split(t *Task) {
 	q.splits.Add(1)
 	half := len(t.Batch.Docs) / 2
 	a, b := q.newTask(t.Batch.First, t.Batch.Docs[:half]), q.newTask(t.Batch.First+int64(half), t.Batch.Docs[half:])

@@ -93,16 +93,30 @@ type Stats struct {
 	Batches   int64 // batches completed (after splits)
 	BytesOut  int64 // encoded bytes sent to workers (processes, codec)
 	BytesIn   int64 // encoded bytes received back
-	Retries   int64 // re-sends after a timeout, an error or a vanished worker
+	Retries   int64 // re-sends after a failed attempt (timeout, error reply): the batch may have been computed twice
+	Requeues  int64 // re-sends of batches that never reached a worker (no responders): nothing computed twice
 	Splits    int64 // batches halved to isolate bad documents or to fit the payload limit
 	Dupes     int64 // results discarded because their documents were already done
+	Resumed   int64 // batches taken from a previous run's stored results (dispatch=jetstream), not computed
 	Failed    []DocFailure
-	Stages    [NumStages]Quantiles
+	// Prefix is how far the output got: documents [0, Prefix) of the input
+	// are written (or failed); on interrupt nothing past it is.
+	Prefix int64
+	Stages [NumStages]Quantiles
 	// Busy is each worker's (or lane's) busy fraction: computing time over wall.
 	Busy map[string]float64
+	// AutoBatch is set when batch sizes adapted during the run; BatchSizes
+	// then traces the sizes chosen.
+	AutoBatch  bool
+	BatchSizes []SizeStep
 	// Digest is a SHA-256 over every document's output in input order: equal
 	// digests mean bit-identical results.
 	Digest string
+	// CPU is the CPU time the job took on this machine (this process, with
+	// an embedded broker, plus the worker processes), set by a caller that
+	// can see them; 0 = not measured. Unlike wall time it does not depend
+	// on the share of a busy machine a mode's threads get.
+	CPU time.Duration
 }
 
 // DocsPerSec is throughput in documents per second.
@@ -123,6 +137,19 @@ func (s *Stats) BusyMean() float64 {
 		sum += b
 	}
 	return sum / float64(len(s.Busy))
+}
+
+// Overhead is the share of the mean per-batch time (all measured stages)
+// not spent computing; 0 when only compute was measured.
+func (s *Stats) Overhead() float64 {
+	var total time.Duration
+	for st := range NumStages {
+		total += s.Stages[st].Mean
+	}
+	if total <= 0 {
+		return 0
+	}
+	return float64(total-s.Stages[StageCompute].Mean) / float64(total)
 }
 
 // BusyMin is the least busy worker's fraction.

@@ -35,11 +35,20 @@ const (
 // Reply headers carrying the worker's own monotonic timings, in nanoseconds,
 // so the coordinator can split a round trip into its stages.
 const (
+	// HeaderStagesNs is "<decode> <compute> <encode>" in nanoseconds, in
+	// one header because every header line costs the coordinator about a
+	// microsecond to parse (nats.go's DecodeHeadersMsg).
+	HeaderStagesNs = "Ferry-Stages-Ns"
+
+	// The one-header-per-stage form of earlier workers; coordinators still
+	// read it when HeaderStagesNs is absent.
 	HeaderDecodeNs  = "Ferry-Decode-Ns"
 	HeaderComputeNs = "Ferry-Compute-Ns"
 	HeaderEncodeNs  = "Ferry-Encode-Ns"
-	HeaderWorker    = "Ferry-Worker"
-	HeaderCodec     = "Ferry-Codec"
+
+	HeaderWorker = "Ferry-Worker" // the worker's name
+
+	HeaderCodec = "Ferry-Codec" // request: the codec of the batch; absent = packed
 )
 
 // WorkSubject is the subject a worker with the given micro instance ID serves.

@@ -39,6 +39,9 @@ type Manifest struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	CPUModel   string `json:"cpu_model,omitempty"`
 	NATSServer string `json:"nats_server"`
+	// CgroupCPU is the cgroup CPU quota ("max 100000" = none; cgroup v2
+	// cpu.max, or v1 cfs quota and period); "" when unreadable.
+	CgroupCPU string `json:"cgroup_cpu_max,omitempty"`
 }
 
 // Stage is one stage's per-batch time, in microseconds.
@@ -50,27 +53,34 @@ type Stage struct {
 
 // Mode is one execution mode's figures.
 type Mode struct {
-	Mode       string           `json:"mode"`
-	Workers    int              `json:"workers"`
-	WallS      float64          `json:"wall_s"`
-	Docs       int64            `json:"docs"`
-	DocsPerS   float64          `json:"docs_per_s"`
-	MBPerS     float64          `json:"text_mb_per_s"` // input text MB (10^6 bytes) per second
-	Speedup    float64          `json:"speedup"`       // docs_per_s over serial's; 0 without a serial run
-	Efficiency float64          `json:"efficiency"`    // speedup / workers
-	Batches    int64            `json:"batches"`
-	BytesOut   int64            `json:"bytes_out"`
-	BytesIn    int64            `json:"bytes_in"`
-	BusyMean   float64          `json:"busy_mean"` // mean fraction of wall time workers spent computing
-	BusyMin    float64          `json:"busy_min"`
-	Retries    int64            `json:"retries"`
-	Splits     int64            `json:"splits"`
-	Duplicates int64            `json:"duplicates_discarded"`
-	Failed     int              `json:"failed_docs"`
-	Digest     string           `json:"digest"`
-	GFLOPs     float64          `json:"gflops,omitempty"` // GFLOP/s, for workloads that count FLOPs (infer)
-	Stages     map[string]Stage `json:"stages,omitempty"`
-	Error      string           `json:"error,omitempty"`
+	Mode       string                   `json:"mode"`
+	Workers    int                      `json:"workers"`
+	WallS      float64                  `json:"wall_s"`
+	Docs       int64                    `json:"docs"`
+	DocsPerS   float64                  `json:"docs_per_s"`
+	MBPerS     float64                  `json:"text_mb_per_s"` // input text MB (10^6 bytes) per second
+	Speedup    float64                  `json:"speedup"`       // docs_per_s over serial's; 0 without a serial run
+	Efficiency float64                  `json:"efficiency"`    // speedup / workers
+	Batches    int64                    `json:"batches"`
+	BytesOut   int64                    `json:"bytes_out"`
+	BytesIn    int64                    `json:"bytes_in"`
+	BusyMean   float64                  `json:"busy_mean"` // mean fraction of wall time workers spent computing
+	BusyMin    float64                  `json:"busy_min"`
+	CPUus      float64                  `json:"cpu_us_per_doc,omitempty"` // CPU time per document, this process plus workers; 0 = not measured
+	Retries    int64                    `json:"retries"`                  // re-sends after a timeout or error: possibly computed twice
+	Requeues   int64                    `json:"requeues"`                 // re-sends of batches never delivered (no responders): not computed twice
+	Splits     int64                    `json:"splits"`
+	Duplicates int64                    `json:"duplicates_discarded"`
+	Resumed    int64                    `json:"resumed_batches,omitempty"` // dispatch=jetstream: batches taken from a previous run's results
+	Failed     int                      `json:"failed_docs"`
+	Failures   []coordinator.DocFailure `json:"failures,omitempty"` // failed documents by input index (first 1,000)
+	Digest     string                   `json:"digest"`
+	GFLOPs     float64                  `json:"gflops,omitempty"` // GFLOP/s, for workloads that count FLOPs (infer)
+	Stages     map[string]Stage         `json:"stages,omitempty"`
+	Error      string                   `json:"error,omitempty"`
+	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
+	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
+	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
 }
 
 // FloorPoint is the raw NATS echo round trip for one payload size, measured
@@ -81,7 +91,13 @@ type FloorPoint struct {
 	RawP99us  float64 `json:"raw_p99_us"`
 	FerryP50  float64 `json:"ferry_p50_us,omitempty"`
 	FerryP99  float64 `json:"ferry_p99_us,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"` // ferry_p50_us / raw_p50_us
 	Roundtrip int     `json:"roundtrips"`
+	// BatchBytes and ResultBytes are ferry's encoded request and reply.
+	BatchBytes  int `json:"batch_bytes,omitempty"`
+	ResultBytes int `json:"result_bytes,omitempty"`
+	// Stages is ferry's median time per stage, in microseconds.
+	Stages map[string]float64 `json:"ferry_stages_p50_us,omitempty"`
 }
 
 // NewManifest reads the current machine.
@@ -89,8 +105,24 @@ func NewManifest() Manifest {
 	return Manifest{
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel: cpuModel(), NATSServer: broker.Version(),
+		CPUModel: cpuModel(), NATSServer: broker.Version(), CgroupCPU: cgroupCPU(),
 	}
+}
+
+func cgroupCPU() string {
+	if b, err := os.ReadFile("/sys/fs/cgroup/cpu.max"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	q, err1 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	p, err2 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	quota := strings.TrimSpace(string(q))
+	if quota == "-1" {
+		quota = "max"
+	}
+	return quota + " " + strings.TrimSpace(string(p)) + " (cgroup v1)"
 }
 
 func cpuModel() string {
@@ -140,8 +172,13 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 		}
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
-		m.Retries, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Splits, s.Dupes, len(s.Failed)
+		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
+		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
+		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
+		if s.Docs > 0 {
+			m.CPUus = us(s.CPU) / float64(s.Docs)
+		}
 		m.Stages = map[string]Stage{}
 		for st := range coordinator.NumStages {
 			q := s.Stages[st]
@@ -150,7 +187,9 @@ func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
 			}
 			m.Stages[st.String()] = Stage{P50us: us(q.P50), P99us: us(q.P99), MeanUs: us(q.Mean)}
 		}
-		if digest == "" {
+		if s.Digest == "" {
+			r.IdenticalResults = false
+		} else if digest == "" {
 			digest = s.Digest
 		} else if digest != s.Digest {
 			r.IdenticalResults = false

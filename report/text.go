@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -16,7 +17,7 @@ import (
 func WriteText(w io.Writer, r *Report) error {
 	flops := slices.ContainsFunc(r.Modes, func(m Mode) bool { return m.GFLOPs > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tbatches\tMB_out\tMB_in\tbusy\tretries\tfailed\t")
+	fmt.Fprint(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tcpu_us/doc\tbatches\tMB_out\tMB_in\tbusy\tretries\trequeued\tfailed\t")
 	if flops {
 		fmt.Fprint(tw, "GFLOP/s\tper_core\t")
 	}
@@ -25,9 +26,13 @@ func WriteText(w io.Writer, r *Report) error {
 		if m.Mode == "" {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t",
-			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency),
-			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Failed)
+		cpu := "-"
+		if m.CPUus > 0 {
+			cpu = strconv.FormatFloat(m.CPUus, 'f', 1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t%d\t",
+			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency), cpu,
+			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Requeues, m.Failed)
 		if flops {
 			fmt.Fprintf(tw, "%.2f\t%.2f\t", m.GFLOPs, m.GFLOPs/float64(max(m.Workers, 1)))
 		}
@@ -79,16 +84,38 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 	for _, m := range r.Modes {
+		if len(m.BatchSizes) > 0 {
+			fmt.Fprintf(w, "\n%s: batch auto chose %s; overhead %.1f%%\n", m.Mode, sizeTrace(m.BatchSizes), 100*m.Overhead)
+		}
+	}
+	for _, m := range r.Modes {
 		if m.Error != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", modeName(m), m.Error)
 		}
 	}
+	writeFloor(w, r.Floor)
 	verdict := "identical results across modes: yes"
 	if !r.IdenticalResults {
 		verdict = "identical results across modes: NO (digests differ)"
 	}
 	_, err := fmt.Fprintf(w, "\n%s\n", verdict)
 	return err
+}
+
+// sizeTrace prints the sizes chosen as "16 (doc 0) -> 64 (doc 32) ...",
+// eliding the middle of a long trace.
+func sizeTrace(steps []coordinator.SizeStep) string {
+	var parts []string
+	for i, s := range steps {
+		if len(steps) > 12 && i == 6 {
+			parts = append(parts, fmt.Sprintf("... %d more", len(steps)-12))
+		}
+		if len(steps) > 12 && i >= 6 && i < len(steps)-6 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d (doc %d)", s.Size, s.First))
+	}
+	return strings.Join(parts, " -> ")
 }
 
 func modeName(m Mode) string {
@@ -110,7 +137,7 @@ func ratio(x float64) string {
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"mode", "workers", "wall_s", "docs", "docs_per_s", "text_mb_per_s", "speedup", "efficiency",
-		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "splits", "duplicates_discarded", "failed_docs", "digest", "gflops"}
+		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "requeues", "splits", "duplicates_discarded", "failed_docs", "digest", "cpu_us_per_doc"}
 	for st := range coordinator.NumStages {
 		head = append(head, st.String()+"_p50_us", st.String()+"_p99_us")
 	}
@@ -121,7 +148,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	i := func(x int64) string { return strconv.FormatInt(x, 10) }
 	for _, m := range r.Modes {
 		row := []string{m.Mode, i(int64(m.Workers)), f(m.WallS), i(m.Docs), f(m.DocsPerS), f(m.MBPerS), f(m.Speedup), f(m.Efficiency),
-			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.GFLOPs)}
+			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Requeues), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.CPUus)}
 		for st := range coordinator.NumStages {
 			s, ok := m.Stages[st.String()]
 			if !ok {

@@ -15,7 +15,7 @@ import (
 // PoolConfig configures a pool of worker OS processes.
 type PoolConfig struct {
 	Exe    string       // the ferry binary; "" = this executable
-	Args   []string     // arguments of each child, e.g. worker --nats URL
+	Args   []string     // arguments of each child, e.g. worker --nats-url URL
 	Procs  int          // number of children; must be >= 1
 	Env    []string     // extra environment for children
 	Logger *slog.Logger // nil = discard

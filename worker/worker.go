@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/natsconn"
@@ -26,17 +27,50 @@ import (
 // this worker has exited: a worker never outlives `ferry run`.
 var ErrParentGone = errors.New("worker: parent process exited")
 
+// MaxInFlight is the most batches a coordinator may have in flight to one
+// worker: the default PendingLimit.
+const MaxInFlight = 64
+
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
 	URL       string        // NATS URL(s), comma separated; "" = nats://127.0.0.1:4222
-	Name      string        // connection name shown by the broker; "" = ferry-worker-<pid>
+	Name      string        // connection name shown by the broker and key of busy fractions; "" = ferry-worker-<host>-<pid>
 	Limits    proto.Limits  // bounds on decoded batches
 	ParentPID int           // exit when this process is no longer our parent; 0 = don't watch
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
-	// PendingLimit bounds the batches queued at this worker's subscription;
-	// 0 = 64. The coordinator keeps only a few in flight per worker.
+	// PendingLimit bounds the batches queued at each of this worker's batch
+	// subscriptions; 0 = 64 (MaxInFlight), the most in flight a coordinator sends one
+	// worker. Beyond the limit NATS drops messages (logged as a slow
+	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
+	// PendingBytes bounds the bytes queued at each batch subscription, so a
+	// flood cannot grow the worker's memory; 0 = 64 MiB (16 batches of the
+	// largest size a coordinator sends at the default 8 MiB max payload).
+	PendingBytes int
+	// BeforeBatch, when set, is called with each decoded batch before it is
+	// computed. It is a test hook: `ferry worker` sets it from the
+	// FERRY_TEST_CRASH_ON environment variable to make the process die on a
+	// given document, which is how the fault tests prove crash isolation.
+	// nil = none.
+	BeforeBatch func(b *proto.Batch)
+	// JetStream also serves batches from the FERRY_BATCHES work-queue stream
+	// (dispatch=jetstream), besides requests. Default off.
+	JetStream bool
+	// Observe, when set, is told when each batch starts and how it ended
+	// (live metrics). It must be quick.
+	Observe func(Event)
+}
+
+// Event is one batch at this worker: Start when it begins, then one more
+// when it is answered.
+type Event struct {
+	Start  bool
+	Docs   int    // documents in the batch; 0 when it did not decode
+	Failed int    // documents the workload failed on
+	Code   string // micro error code of the reply ("400", "413", "500"); "" = ok
+
+	Decode, Compute, Encode time.Duration
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -44,15 +78,19 @@ type Config struct {
 type Worker struct {
 	cfg    Config
 	codecs map[string]proto.Codec
+	zipped map[string]proto.Codec // the codecs with s2, for batches sent compressed
 	wls    Workloads
 	log    *slog.Logger
 
-	nc *nats.Conn
+	nc    *nats.Conn
+	ready atomic.Pointer[nats.Conn] // set once the service is registered
 
-	mu  sync.Mutex // one batch at a time; guards the scratch below
-	b   proto.Batch
-	res proto.Result
-	buf []byte
+	mu     sync.Mutex // one batch at a time; guards the scratch below
+	b      proto.Batch
+	res    proto.Result
+	buf    []byte
+	stages []byte        // HeaderStagesNs value being built
+	header micro.Headers // the reply's headers, rewritten per batch
 }
 
 // New validates cfg and returns a worker ready to Run.
@@ -61,10 +99,15 @@ func New(cfg Config) (*Worker, error) {
 		cfg.URL = nats.DefaultURL
 	}
 	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("ferry-worker-%d", os.Getpid())
+		// The host too: in containers every worker is PID 1.
+		host, _ := os.Hostname()
+		cfg.Name = fmt.Sprintf("ferry-worker-%s-%d", host, os.Getpid())
 	}
 	if cfg.PendingLimit <= 0 {
-		cfg.PendingLimit = 64
+		cfg.PendingLimit = MaxInFlight
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = 64 << 20
 	}
 	w := &Worker{cfg: cfg, codecs: map[string]proto.Codec{}, log: cfg.Logger}
 	if w.log == nil {
@@ -91,12 +134,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: %w", err)
 	}
 	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if w.cfg.JetStream {
+		opts = append(opts, nats.CustomInboxPrefix(proto.WorkerInboxPrefix))
+	}
 	nc, err := nats.Connect(w.cfg.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
 	}
 	defer nc.Close()
 	w.nc = nc
+	// A compressed batch may decompress to at most what a plain one could carry.
+	w.zipped = map[string]proto.Codec{}
+	for name, c := range w.codecs {
+		if w.zipped[name], err = proto.NewCompressed(c, proto.CompressS2, int(nc.MaxPayload())); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+	}
 
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        proto.ServiceName,
@@ -109,7 +162,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	handler := micro.HandlerFunc(w.handle)
-	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, 256<<20)
+	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
@@ -118,7 +171,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		micro.WithEndpointQueueGroup(proto.WorkQueueGroup), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
+	w.ready.Store(nc)
 	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
+
+	// The JetStream consumer gets its own context: it must stop (and finish
+	// the batch in hand) before the connection is drained.
+	jsCtx, stopJS := context.WithCancel(context.WithoutCancel(ctx))
+	jsDone := make(chan struct{})
+	go func() { // owned: every return path below waits on jsDone
+		defer close(jsDone)
+		if w.cfg.JetStream {
+			if err := w.consumeJetStream(jsCtx, nc); err != nil && jsCtx.Err() == nil {
+				w.log.Error("jetstream consumer", "err", err)
+			}
+		}
+	}()
+	defer func() { stopJS(); <-jsDone }()
 
 	parentGone := w.watchParent(ctx)
 	var runErr error
@@ -129,8 +197,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-closed:
 		return errors.New("worker: nats connection closed")
 	}
-	// Shutdown order: stop taking work and finish in-flight batches (Stop
-	// drains the endpoint subscriptions), then flush and close.
+	// Shutdown order: stop pulling from the batch stream and finish the
+	// batch in hand; stop taking requests and finish in-flight batches (Stop
+	// drains the endpoint subscriptions); then flush and close.
+	stopJS()
+	<-jsDone
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -142,6 +213,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info("worker stopped", "id", id)
 	return runErr
+}
+
+// Ready reports whether the worker is registered and connected to NATS:
+// what a container healthcheck asks.
+func (w *Worker) Ready() error {
+	nc := w.ready.Load()
+	if nc == nil {
+		return errors.New("worker: not registered yet")
+	}
+	if st := nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("worker: nats connection %s", st)
+	}
+	return nil
 }
 
 // watchParent returns a channel closed when the parent process goes away.
@@ -175,47 +259,88 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 func (w *Worker) handle(req micro.Request) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var ev Event
+	if obs := w.cfg.Observe; obs != nil {
+		obs(Event{Start: true})
+		defer func() { obs(ev) }()
+	}
+	fail := func(code, msg string) {
+		ev.Code = code
+		_ = req.Error(code, msg, nil)
+	}
 	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
 		codecName = proto.CodecPacked
 	}
 	codec, ok := w.codecs[codecName]
 	if !ok {
-		_ = req.Error("400", fmt.Sprintf("unknown codec %q", codecName), nil)
+		fail("400", fmt.Sprintf("unknown codec %q", codecName))
+		return
+	}
+	var replyHeader []string // HeaderCompress of the reply: as the batch came
+	switch z := req.Headers().Get(proto.HeaderCompress); z {
+	case proto.CompressNone:
+	case proto.CompressS2:
+		codec, replyHeader = w.zipped[codecName], []string{z}
+	default:
+		_ = req.Error("400", fmt.Sprintf("unknown compression %q", z), nil)
 		return
 	}
 	t0 := time.Now()
 	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	t1 := time.Now()
+	if w.cfg.BeforeBatch != nil {
+		w.cfg.BeforeBatch(&w.b)
+	}
 	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
 	if err != nil {
-		_ = req.Error("400", err.Error(), nil)
+		fail("400", err.Error())
 		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
 	Compute(wl, w.b.Docs, &w.res)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
+	if errors.Is(err, proto.ErrLimit) {
+		_ = req.Error("413", fmt.Sprintf("result: %v; use smaller batches", err), nil)
+		return
+	}
 	if err != nil {
-		_ = req.Error("500", err.Error(), nil)
+		fail("500", err.Error())
 		return
 	}
 	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		_ = req.Error("413", fmt.Sprintf("result of %d bytes is over the broker's max_payload of %d; use smaller batches", len(w.buf), max), nil)
+		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max))
 		return
 	}
 	t3 := time.Now()
-	h := micro.Headers{
-		proto.HeaderDecodeNs:  {strconv.FormatInt(int64(t1.Sub(t0)), 10)},
-		proto.HeaderComputeNs: {strconv.FormatInt(int64(t2.Sub(t1)), 10)},
-		proto.HeaderEncodeNs:  {strconv.FormatInt(int64(t3.Sub(t2)), 10)},
-		proto.HeaderWorker:    {w.cfg.Name},
-	}
-	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
+	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
+	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader))); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message
+}
+
+// replyHeader fills the reply's headers: the stage timings in one header,
+// the worker's name, and the compression when the batch came compressed. The map is reused;
+// Respond encodes it before the next batch is handled.
+func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []string) micro.Headers {
+	if w.header == nil {
+		w.header = micro.Headers{}
+	}
+	b := strconv.AppendInt(w.stages[:0], int64(decode), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(compute), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(encode), 10)
+	w.stages = b
+	w.header[proto.HeaderStagesNs] = []string{string(b)}
+	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire
+	if compress != nil {
+		w.header[proto.HeaderCompress] = compress
+	} else {
+		delete(w.header, proto.HeaderCompress)
+	}
+	return w.header
 }

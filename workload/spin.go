@@ -2,6 +2,9 @@ package workload
 
 import (
 	"encoding/binary"
+	"math"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,12 +83,26 @@ var calibration struct {
 	perUs float64
 }
 
+// SpinRateEnv names the environment variable that pins the calibration to
+// a number of iterations per microsecond. A parent sets it for the worker
+// processes it starts, so every process spins the same iterations per
+// document: calibrated separately on a busy machine, workers can spin a
+// third of what the parent does, and modes would no longer compare.
+const SpinRateEnv = "FERRY_SPIN_RATE"
+
 // SpinIterationsPerUs is how many spinLoop iterations this process runs per
 // microsecond; spin uses it to turn SpinCostNs into work. It calibrates on
-// first use (about 25 ms) and then returns the cached figure, so reports can
-// print the achieved cost next to the requested one.
+// first use (about 25 ms), unless SpinRateEnv holds a positive rate, and
+// then returns the cached figure, so reports can print the achieved cost
+// next to the requested one.
 func SpinIterationsPerUs() float64 {
-	calibration.once.Do(func() { calibration.perUs = calibrate() })
+	calibration.once.Do(func() {
+		if v, err := strconv.ParseFloat(os.Getenv(SpinRateEnv), 64); err == nil && v > 0 && !math.IsInf(v, 0) {
+			calibration.perUs = v
+			return
+		}
+		calibration.perUs = calibrate()
+	})
 	return calibration.perUs
 }
 

@@ -2,6 +2,10 @@ package workload
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +43,31 @@ func TestSpinCost(t *testing.T) {
 	process(t, w, docs)
 	if per := time.Since(start) / 20; per < 300*time.Microsecond || per > 20*time.Millisecond {
 		t.Fatalf("spin took %v per doc, want about 1ms", per)
+	}
+}
+
+// TestSpinRateEnvPinsTheCalibration runs this test binary again with the
+// rate pinned: the child must use it, not calibrate.
+func TestSpinRateEnvPinsTheCalibration(t *testing.T) {
+	if os.Getenv("FERRY_TEST_SPIN_CHILD") == "1" {
+		fmt.Printf("rate=%g\n", SpinIterationsPerUs())
+		return
+	}
+	for _, tc := range []struct {
+		name, env string
+		pinned    bool
+	}{{"pinned", "123.5", true}, {"garbage calibrates", "fast", false}, {"negative calibrates", "-1", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run", "^TestSpinRateEnvPinsTheCalibration$")
+			cmd.Env = append(os.Environ(), "FERRY_TEST_SPIN_CHILD=1", SpinRateEnv+"="+tc.env)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Contains(string(out), "rate=123.5\n")
+			if got != tc.pinned || !strings.Contains(string(out), "rate=") {
+				t.Errorf("%s=%s: child printed %q, pinned = %v, want %v", SpinRateEnv, tc.env, out, got, tc.pinned)
+			}
+		})
 	}
 }

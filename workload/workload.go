@@ -74,6 +74,7 @@ var registry = map[string]Factory{
 	"chunk": newChunk,
 	"embed": newEmbed,
 	"infer": newInfer,
+	"noop":  newNoop,
 	"spin":  newSpin,
 }
 

@@ -32,8 +32,8 @@ type Options struct {
 	// NATS client
 	NATSURL       string `mapstructure:"nats_url"`
 	NATSUser      string `mapstructure:"nats_user"`
-	NATSPassword  string `mapstructure:"nats_password"`
-	NATSToken     string `mapstructure:"nats_token"`
+	NATSPassword  string `mapstructure:"nats_password" secret:"true"`
+	NATSToken     string `mapstructure:"nats_token" secret:"true"`
 	NATSNKeySeed  string `mapstructure:"nats_nkey_seed"`
 	NATSCredsFile string `mapstructure:"nats_creds"`
 	NATSTLSCA     string `mapstructure:"nats_tls_ca"`
@@ -41,26 +41,46 @@ type Options struct {
 	NATSTLSKey    string `mapstructure:"nats_tls_key"`
 
 	// job
-	Modes         string        `mapstructure:"modes"`
-	Workers       int           `mapstructure:"workers"`
-	Workload      string        `mapstructure:"workload"`
-	BatchSize     int           `mapstructure:"batch_size"`
-	Docs          int64         `mapstructure:"docs"`
-	DocWords      int           `mapstructure:"doc_words"`
-	DocBytes      int           `mapstructure:"doc_bytes"`
-	Seed          uint64        `mapstructure:"seed"`
-	Input         string        `mapstructure:"input"`
-	MaxDocs       int64         `mapstructure:"max_docs"`
-	MaxDocBytes   int           `mapstructure:"max_doc_bytes"`
-	Out           string        `mapstructure:"out"`
-	Format        string        `mapstructure:"format"`
-	Codec         string        `mapstructure:"codec"`
-	InFlight      int           `mapstructure:"inflight"`
-	MaxAttempts   int           `mapstructure:"max_attempts"`
-	BatchTimeout  time.Duration `mapstructure:"batch_timeout"`
-	WorkerWait    time.Duration `mapstructure:"worker_wait"`
-	ExpectWorkers int           `mapstructure:"expect_workers"`
-	Quiet         bool          `mapstructure:"quiet"`
+	Modes          string        `mapstructure:"modes"`
+	Workers        int           `mapstructure:"workers"`
+	Workload       string        `mapstructure:"workload"`
+	BatchSize      int           `mapstructure:"batch_size"`
+	Docs           int64         `mapstructure:"docs"`
+	DocWords       int           `mapstructure:"doc_words"`
+	DocBytes       int           `mapstructure:"doc_bytes"`
+	Seed           uint64        `mapstructure:"seed"`
+	Input          string        `mapstructure:"input"`
+	MaxDocs        int64         `mapstructure:"max_docs"`
+	MaxDocBytes    int           `mapstructure:"max_doc_bytes"`
+	Out            string        `mapstructure:"out"`
+	Format         string        `mapstructure:"format"`
+	Codec          string        `mapstructure:"codec"`
+	Compress       string        `mapstructure:"compress"`
+	InFlight       int           `mapstructure:"inflight"`
+	MaxAttempts    int           `mapstructure:"max_attempts"`
+	BatchTimeout   time.Duration `mapstructure:"batch_timeout"`
+	WorkerWait     time.Duration `mapstructure:"worker_wait"`
+	ExpectWorkers  int           `mapstructure:"expect_workers"`
+	Quiet          bool          `mapstructure:"quiet"`
+	TimeoutFloor   time.Duration `mapstructure:"timeout_floor"`
+	TimeoutCeil    time.Duration `mapstructure:"timeout_ceil"`
+	StopGrace      time.Duration `mapstructure:"stop_grace"`
+	Dispatch       string        `mapstructure:"dispatch"`
+	JobID          string        `mapstructure:"job_id"`
+	Batch          string        `mapstructure:"batch"`
+	OverheadTarget float64       `mapstructure:"overhead_target"`
+
+	// sweep and recommend
+	BatchSizes   string        `mapstructure:"batch_sizes"`
+	WorkerCounts string        `mapstructure:"worker_counts"`
+	Codecs       string        `mapstructure:"codecs"`
+	SpinCosts    string        `mapstructure:"spin_costs"`
+	OutSizes     string        `mapstructure:"out_sizes"`
+	DocSizes     string        `mapstructure:"doc_sizes"`
+	Repeats      int           `mapstructure:"repeats"`
+	PointTime    time.Duration `mapstructure:"point_time"`
+	Records      string        `mapstructure:"records"`
+	Report       string        `mapstructure:"report"`
 
 	// workload parameters
 	Dim          int           `mapstructure:"dim"`
@@ -73,12 +93,39 @@ type Options struct {
 	// worker
 	Procs int `mapstructure:"procs"`
 
+	// bench transport
+	Sizes      string `mapstructure:"sizes"`
+	RoundTrips int    `mapstructure:"roundtrips"`
+
+	// metrics (worker, coordinator)
+	MetricsAddr string `mapstructure:"metrics_addr"`
+
 	// broker
 	Listen     string `mapstructure:"listen"`
 	HTTPPort   int    `mapstructure:"http_port"`
 	JetStream  bool   `mapstructure:"jetstream"`
 	StoreDir   string `mapstructure:"store_dir"`
 	MaxPayload int    `mapstructure:"max_payload"`
+
+	// broker auth and TLS (docs/auth.md); secret keys never reach a report
+	AuthFile            string `mapstructure:"auth_file"`
+	WorkerUser          string `mapstructure:"worker_user"`
+	WorkerPassword      string `mapstructure:"worker_password" secret:"true"`
+	CoordinatorUser     string `mapstructure:"coordinator_user"`
+	CoordinatorPassword string `mapstructure:"coordinator_password" secret:"true"`
+	AllowAnonymous      bool   `mapstructure:"allow_anonymous"`
+	TLSCert             string `mapstructure:"tls_cert"`
+	TLSKey              string `mapstructure:"tls_key"`
+	TLSClientCA         string `mapstructure:"tls_client_ca"`
+
+	// broker cluster
+	ServerName       string `mapstructure:"server_name"`
+	ClusterListen    string `mapstructure:"cluster_listen"`
+	ClusterName      string `mapstructure:"cluster_name"`
+	Routes           string `mapstructure:"routes"`
+	ClusterAdvertise string `mapstructure:"cluster_advertise"`
+	ClientAdvertise  string `mapstructure:"client_advertise"`
+
 	// LLM mock server (mockllm; the in-process mock of llm and pipeline)
 	LLMListen    string        `mapstructure:"llm_listen"`
 	LatencyP50   time.Duration `mapstructure:"latency_p50"`
@@ -113,6 +160,10 @@ func addNATSFlags(fs *pflag.FlagSet, def string) {
 	fs.String("nats-tls-key", "", "client key for mutual TLS")
 }
 
+func addMetricsFlag(fs *pflag.FlagSet) {
+	fs.String("metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port (\"\" = off)")
+}
+
 func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("workers", 0, "workers: goroutines in-process, worker processes for processes mode (0 = usable cores)")
 	fs.String("workload", "embed", "workload: "+strings.Join(workload.Names(), ", "))
@@ -121,17 +172,56 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.String("out", "", "write results in input order to FILE (.npy float32 matrix or .jsonl)")
 	fs.StringP("format", "f", "text", "report format: "+strings.Join(report.Formats, ", "))
 	fs.String("codec", proto.CodecPacked, "wire codec: "+strings.Join(proto.CodecNames(), ", "))
+	fs.String("compress", "", `compress batches and results on the wire: "" (off) or s2`)
 	fs.Int("inflight", 2, "batches in flight per worker process (pipelining)")
 	fs.Int("max-attempts", 3, "sends of a batch before it is split to isolate bad documents")
 	fs.Duration("batch-timeout", 0, "reply deadline per batch (0 = derived from measured compute time)")
 	fs.Duration("worker-wait", 30*time.Second, "how long to wait for workers to attach")
+	fs.Duration("timeout-floor", time.Second, "lower bound of the derived reply deadline")
+	fs.Duration("timeout-ceil", 30*time.Second, "upper bound of the derived reply deadline")
+	addDispatchFlag(fs)
+	fs.String("job-id", "", "job ID for dispatch=jetstream; a coordinator restarted with the same ID resumes (\"\" = a new random one)")
+	fs.Duration("stop-grace", 2*time.Second, "on SIGTERM/Ctrl-C, how long batches in flight may finish before exit (0 = don't wait)")
 	fs.BoolP("quiet", "q", false, "no progress output")
+	fs.String("batch", "fixed", "batch sizing: fixed (batch_size) or auto (adapt during the run, starting at batch_size)")
+	fs.Float64("overhead-target", 0.05, "per-batch overhead share that --batch auto and ferry recommend aim to stay under")
 	fs.Int("dim", 0, "embedding width (0 = 384)")
 	fs.Int("chunk-tokens", 0, "chunk window in tokens (0 = 256)")
 	fs.Int("chunk-overlap", 0, "tokens shared by neighbouring chunks (0 = 32)")
 	fs.Duration("spin-cost", 0, "spin workload CPU per document (0 = 200us)")
-	fs.Int("out-bytes", 0, "spin workload output bytes per document (0 = 16)")
+	fs.Int("out-bytes", 0, "spin and noop workloads: output bytes per document (0 = 16)")
 	fs.Uint64("model-seed", 0, "infer workload weights seed (0 = 1)")
+}
+
+// addDispatchFlag registers --dispatch (jobs, and workers: a worker given
+// jetstream also pulls batches from the stream).
+func addDispatchFlag(fs *pflag.FlagSet) {
+	fs.String("dispatch", coordinator.DispatchRequest, "how processes mode sends batches: request (request/reply), jetstream (durable streams), or both, comma separated, to compare")
+}
+
+// dispatches parses the dispatch key.
+func (o *Options) dispatches() ([]string, error) {
+	var out []string
+	for _, d := range strings.Split(o.Dispatch, ",") {
+		d = strings.TrimSpace(d)
+		switch d {
+		case "":
+			continue
+		case coordinator.DispatchRequest, coordinator.DispatchJetStream:
+			if !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		default:
+			return nil, invalid("dispatch", o.Dispatch, fmt.Sprintf("%q is not request or jetstream", d))
+		}
+	}
+	if len(out) == 0 {
+		return nil, invalid("dispatch", o.Dispatch, "no dispatch given")
+	}
+	if o.JobID != "" && !proto.ValidJobID(o.JobID) {
+		return nil, invalid("job_id", o.JobID, "want 1 to 64 letters, digits, '-' or '_'")
+	}
+	return out, nil
 }
 
 // addCorpusFlags registers the keys openSource reads.
@@ -229,6 +319,14 @@ func (o *Options) job() (coordinator.Config, error) {
 		return coordinator.Config{}, invalid("workload", o.Workload, "must be one of "+strings.Join(workload.Names(), ", "))
 	case o.SpinCost < 0:
 		return coordinator.Config{}, invalid("spin_cost", o.SpinCost, "must be positive")
+	case o.Batch != "fixed" && o.Batch != "auto" && o.Batch != "":
+		return coordinator.Config{}, invalid("batch", o.Batch, "must be fixed or auto")
+	case o.StopGrace < 0:
+		return coordinator.Config{}, invalid("stop_grace", o.StopGrace, "must be positive (0 = don't wait)")
+	}
+	grace := o.StopGrace
+	if grace == 0 {
+		grace = -1 // the coordinator's "none"; its zero means the default
 	}
 	workers := o.Workers
 	if workers == 0 {
@@ -240,14 +338,32 @@ func (o *Options) job() (coordinator.Config, error) {
 			Dim: o.Dim, ChunkTokens: o.ChunkTokens, ChunkOverlap: o.ChunkOverlap,
 			SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes, Seed: o.ModelSeed,
 		},
-		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, InFlight: o.InFlight,
+		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, Compress: o.Compress, InFlight: o.InFlight,
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
-		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		Limits:    proto.Limits{MaxDocBytes: o.MaxDocBytes},
+		AutoBatch: o.Batch == "auto", OverheadTarget: o.OverheadTarget,
+		TimeoutFloor: o.TimeoutFloor, TimeoutCeil: o.TimeoutCeil, StopGrace: grace,
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// wireCodec is the codec and compression keys as one codec; maxBytes
+// bounds what a compressed message may decompress to.
+func (o *Options) wireCodec(maxBytes int) (proto.Codec, error) {
+	if !slices.Contains(proto.CodecNames(), o.Codec) {
+		return nil, invalid("codec", o.Codec, "must be one of "+strings.Join(proto.CodecNames(), ", "))
+	}
+	if !slices.Contains(proto.CompressNames(), o.Compress) {
+		return nil, invalid("compress", o.Compress, `must be "" (off) or s2`)
+	}
+	c, err := proto.NewCodec(o.Codec, proto.Limits{MaxDocBytes: o.MaxDocBytes})
+	if err != nil {
+		return nil, err
+	}
+	return proto.NewCompressed(c, o.Compress, maxBytes)
 }
 
 // modes parses the modes key.
@@ -297,8 +413,12 @@ func (o *Options) logger() (*slog.Logger, error) {
 func (o *Options) configMap() map[string]any {
 	m := map[string]any{}
 	_ = mapstructure.Decode(o, &m)
-	for _, secret := range []string{"nats_password", "nats_token", "config"} {
-		delete(m, secret)
+	delete(m, "config")
+	t := reflect.TypeFor[Options]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("secret") == "true" {
+			delete(m, t.Field(i).Tag.Get("mapstructure"))
+		}
 	}
 	for k, val := range m { // drop unset keys so reports stay short
 		if reflect.ValueOf(val).IsZero() {

@@ -15,6 +15,7 @@ import (
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
@@ -24,21 +25,71 @@ type jobEnv struct {
 	cfg    coordinator.Config
 	nc     *nats.Conn // nil unless processes mode runs
 	expect int        // workers to wait for in processes mode
-	log    *slog.Logger
-	stdout io.Writer
+	// dispatch lists how processes mode sends batches; it runs once per
+	// entry (request, jetstream), so one report compares them.
+	dispatch []string
+	// resumable: the broker keeps its streams after this process exits
+	// (not ferry run's embedded one), so a jetstream job can be resumed.
+	resumable bool
+	log       *slog.Logger
+	stdout    io.Writer
+	docs      []string // the generated corpus, made before the modes; nil = stream the input
+	// workerPIDs lists the local worker processes, whose CPU time counts in
+	// processes mode; nil when workers are elsewhere (no CPU figure then).
+	workerPIDs func() []int
+	// floor, when set, measures the transport floor after a processes run.
+	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
+}
+
+// newJobEnv validates what every job command shares: logging, modes and
+// the job keys.
+func newJobEnv(o *Options, cmd *cobra.Command) (jobEnv, []string, error) {
+	log, err := o.logger()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	modes, err := o.modes()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	cfg, err := o.job()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	dispatch, err := o.dispatches()
+	if err != nil {
+		return jobEnv{}, nil, err
+	}
+	return jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), dispatch: dispatch}, modes, nil
 }
 
 // runModes runs the job once per mode, in order, writes the report and
 // returns the first error (after the report, so partial results are shown).
 func runModes(ctx context.Context, env jobEnv, modes []string) error {
+	var runs []modeRun
+	for _, m := range modes {
+		if m != coordinator.ModeProcesses {
+			runs = append(runs, modeRun{mode: m})
+			continue
+		}
+		for _, d := range env.dispatch {
+			runs = append(runs, modeRun{mode: m, dispatch: d})
+		}
+	}
 	var stats []*coordinator.Stats
 	var errs []error
-	var firstErr error
-	for i, mode := range modes {
-		st, err := runMode(ctx, env, mode, i == len(modes)-1)
+	var firstErr, err error
+	if env.docs, err = pregenerate(env.opts); err != nil {
+		return err
+	}
+	for i, run := range runs {
+		st, err := runMode(ctx, env, run, i == len(runs)-1)
+		if st == nil {
+			st = &coordinator.Stats{Mode: run.String()} // the report still names the mode that failed
+		}
 		stats, errs = append(stats, st), append(errs, err)
 		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("%s: %w", mode, err)
+			firstErr = fmt.Errorf("%s: %w", run, err)
 		}
 		if ctx.Err() != nil || errors.Is(err, coordinator.ErrNoDocuments) || errors.Is(err, coordinator.ErrInvalidConfig) {
 			break
@@ -50,6 +101,11 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 			r.SetGFLOPs(f)
 		}
 	}
+	if st := processesStats(stats); env.floor != nil && st != nil && st.Batches > 0 && ctx.Err() == nil {
+		if r.Floor, err = env.floor(ctx, st); err != nil {
+			env.log.Warn("transport floor not measured", "err", err)
+		}
+	}
 	if err := report.Write(env.stdout, r, env.opts.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -59,18 +115,46 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 	return firstErr
 }
 
+// processesStats is the processes run's stats (request dispatch), if any.
+func processesStats(stats []*coordinator.Stats) *coordinator.Stats {
+	for _, s := range stats {
+		if s != nil && s.Mode == coordinator.ModeProcesses {
+			return s
+		}
+	}
+	return nil
+}
+
+// modeRun is one row of the report: a mode, and for processes how it dispatches.
+type modeRun struct {
+	mode     string
+	dispatch string // processes only; "" = request
+}
+
+func (r modeRun) String() string {
+	if r.dispatch == "" || r.dispatch == coordinator.DispatchRequest {
+		return r.mode
+	}
+	return r.mode + "/" + r.dispatch
+}
+
 // runMode runs the job on one mode. Only the last mode writes --out, so
 // the file holds one copy of the results.
-func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coordinator.Stats, error) {
-	backend, err := newBackend(env, mode)
+func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coordinator.Stats, error) {
+	mode := run.String()
+	backend, err := newBackend(env, run)
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(env.opts)
-	if err != nil {
-		return nil, err
+	var src coordinator.Source = &docSlice{docs: env.docs}
+	if env.docs == nil {
+		s, err := openSource(env.opts)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		src = docSource{s}
 	}
-	defer src.Close()
 	var out sink.Writer = sink.Discard{}
 	if writeOut && env.opts.Out != "" {
 		if out, err = sink.Create(env.opts.Out); err != nil {
@@ -83,7 +167,18 @@ func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coor
 		cfg.OnProgress = func(n int64) { _ = bar.Set64(n) }
 	}
 	env.log.Debug("mode start", "mode", mode)
-	st, err := coordinator.Run(ctx, cfg, docSource{src}, backend, out)
+	clock := cpuClock{}
+	if run.mode == coordinator.ModeProcesses {
+		clock.pids = env.workerPIDs
+	}
+	cpu0, cpuOK := clock.now()
+	st, err := coordinator.Run(ctx, cfg, src, backend, out)
+	if cpu1, ok := clock.now(); st != nil && cpuOK && ok && (run.mode != coordinator.ModeProcesses || env.workerPIDs != nil) {
+		st.CPU = cpu1 - cpu0
+	}
+	if js, ok := backend.(*coordinator.JetStream); ok && env.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
+		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
+	}
 	if bar != nil {
 		_ = bar.Finish()
 		_ = bar.Exit()
@@ -97,14 +192,31 @@ func runMode(ctx context.Context, env jobEnv, mode string, writeOut bool) (*coor
 	return st, err
 }
 
-func newBackend(env jobEnv, mode string) (coordinator.Backend, error) {
-	if mode == coordinator.ModeProcesses {
-		if env.nc == nil {
-			return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
+func newBackend(env jobEnv, run modeRun) (coordinator.Backend, error) {
+	if run.mode == coordinator.ModeCodec && env.cfg.Compress != "" {
+		c, err := env.opts.wireCodec(64 << 20) // the largest max_payload ferry's broker takes
+		if err != nil {
+			return nil, err
 		}
-		return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
+		return coordinator.NewCodecMode(env.cfg.Workers, c)
 	}
-	return coordinator.NewLocal(mode, env.cfg.Workers, env.cfg.Codec)
+	if run.mode != coordinator.ModeProcesses {
+		return coordinator.NewLocal(run.mode, env.cfg.Workers, env.cfg.Codec)
+	}
+	if env.nc == nil {
+		return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
+	}
+	if run.dispatch == coordinator.DispatchJetStream {
+		js, err := coordinator.NewJetStream(env.nc, env.cfg, env.opts.JobID, env.log)
+		if err != nil {
+			return nil, err
+		}
+		if env.resumable {
+			env.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
+		}
+		return js, nil
+	}
+	return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
 }
 
 // openSource opens --input, or the generated corpus.
@@ -125,6 +237,15 @@ type docSource struct{ corpus.Source }
 func (d docSource) Next() (string, error) {
 	doc, err := d.Source.Next()
 	return doc.Text, err
+}
+
+// Len is the number of documents when the source knows it (the generated
+// corpus), else -1; --batch auto shrinks batches near a known end.
+func (d docSource) Len() int64 {
+	if l, ok := d.Source.(interface{ Len() int64 }); ok {
+		return l.Len()
+	}
+	return -1
 }
 
 // newProgress returns a progress bar on stderr when it is a terminal and

@@ -41,8 +41,13 @@ func (m *mockProc) stderr() string {
 // ends and returns once it logs its address.
 func startMockLLM(t *testing.T, env []string, args ...string) *mockProc {
 	t.Helper()
+	return startMockLLMArgs(t, env, append([]string{"mockllm", "--llm-listen", "127.0.0.1:0"}, args...)...)
+}
+
+func startMockLLMArgs(t *testing.T, env []string, args ...string) *mockProc {
+	t.Helper()
 	m := &mockProc{done: make(chan error, 1)}
-	m.cmd = exec.Command(ferryBin, append([]string{"mockllm", "--llm-listen", "127.0.0.1:0"}, args...)...)
+	m.cmd = exec.Command(ferryBin, args...)
 	m.cmd.Env = append(os.Environ(), env...)
 	pipe, err := m.cmd.StderrPipe()
 	if err != nil {
@@ -79,6 +84,20 @@ func startMockLLM(t *testing.T, env []string, args ...string) *mockProc {
 		t.Fatalf("mockllm did not log its address; stderr:\n%s", m.stderr())
 	}
 	return m
+}
+
+func TestMockLLMListenAlias(t *testing.T) {
+	// The compose file runs `ferry mockllm --listen 0.0.0.0:8080`; the
+	// broker's listen key in the environment must not move the mock.
+	m := startMockLLMArgs(t, []string{"FERRY_LISTEN=127.0.0.1:1"}, "mockllm", "--listen", "127.0.0.1:0")
+	res, err := http.Get(m.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("healthz = %d", res.StatusCode)
+	}
 }
 
 func TestMockLLMServesAndStopsOnSignal(t *testing.T) {

@@ -16,6 +16,10 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { // the first signal stops gracefully; a second one kills at once
+		<-ctx.Done()
+		stop()
+	}()
 	err := newCmdRoot().ExecuteContext(ctx)
 	stop()
 	os.Exit(exitCode(err))

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -238,5 +240,97 @@ func TestNoOrphanWorkers(t *testing.T) {
 				t.Errorf("stderr %q does not say the run was interrupted", stderr.String())
 			}
 		})
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs the binary in the background until the test ends.
+func start(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd
+}
+
+// The roles as separate processes: a standalone broker, a worker command
+// supervising two worker processes, and a coordinator that waits for them.
+func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
+	waitFor(t, 10*time.Second, "the broker to listen", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	workers := start(t, "worker", "--nats-url", url, "--procs", "2", "--log-level", "warn")
+	out, stderr, code := ferry(t, nil, "coordinator", "--nats-url", url, "--expect-workers", "2", "-q",
+		"--docs", "500", "--modes", "serial,processes", "--format", "json")
+	if code != 0 {
+		t.Fatalf("coordinator exit %d: %s", code, stderr)
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if !r.IdenticalResults || len(r.Modes) != 2 || r.Modes[1].Workers != 2 || r.Modes[1].Docs != 500 {
+		t.Errorf("report = %+v", r.Modes)
+	}
+	kids := children(workers.Process.Pid)
+	if got, want := len(kids), 2; got != want {
+		t.Errorf("ferry worker --procs 2 has %d children, want %d", got, want)
+	}
+	// SIGTERM on the supervisor stops its children too.
+	workers.Process.Signal(syscall.SIGTERM)
+	waitFor(t, 15*time.Second, "worker children to exit", func() bool {
+		for _, k := range kids {
+			if alive(k) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestCoordinatorSaysWhenWorkersAreMissing(t *testing.T) {
+	port := freePort(t)
+	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	waitFor(t, 10*time.Second, "the broker to listen", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	_, stderr, code := ferry(t, nil, "coordinator", "--nats-url", url, "--expect-workers", "1", "--worker-wait", "1s", "-q", "--docs", "10")
+	if code == 0 || !strings.Contains(stderr, "0 of 1 expected workers") {
+		t.Errorf("exit %d, stderr %q; want a clear message about missing workers", code, stderr)
 	}
 }

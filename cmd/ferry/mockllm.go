@@ -36,11 +36,18 @@ Ctrl-C stops accepting, lets in-flight replies finish briefly, and exits 0.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("listen") {
+				o.LLMListen = o.Listen
+			}
 			return runMockLLM(cmd.Context(), o)
 		},
 	}
 	fs := cmd.Flags()
 	fs.String("llm-listen", "127.0.0.1:8080", "listen address host:port (port 0 = any free port)")
+	// --listen spells it as the compose file and the broker do; only the
+	// flag counts, since the listen key (env, config file) is the broker's.
+	fs.String("listen", "", "alias of --llm-listen")
+	_ = fs.MarkHidden("listen")
 	addMockFlags(fs)
 	return cmd
 }

@@ -57,7 +57,7 @@ a mock started in this process (see ferry mockllm for its flags).`,
 	addLLMClientFlags(fs)
 	addMockFlags(fs)
 	// The chunk stage always runs chunk; these job keys do not apply.
-	for _, name := range []string{"workload", "spin-cost", "out-bytes", "model-seed"} {
+	for _, name := range []string{"workload", "spin-cost", "out-bytes", "model-seed", "dispatch", "job-id"} {
 		_ = fs.MarkHidden(name)
 	}
 	return cmd
@@ -135,7 +135,7 @@ func runPipeline(ctx context.Context, o *Options, stdout io.Writer) (err error) 
 // runPipelineMode runs the pipeline with the chunk stage on mode; only the
 // last mode writes --out.
 func runPipelineMode(ctx context.Context, env jobEnv, mode string, client *llm.Client, writeOut bool) (*pipeline.Stats, error) {
-	backend, err := newBackend(env, mode)
+	backend, err := newBackend(env, modeRun{mode: mode})
 	if err != nil {
 		return nil, err
 	}
@@ -166,16 +166,21 @@ func runPipelineMode(ctx context.Context, env jobEnv, mode string, client *llm.C
 	return st, err
 }
 
-// startLocalWorkers starts an embedded broker and one worker process per
-// worker, as ferry run does, and connects to it. stop shuts down in order:
-// connection, workers (they drain), broker.
+// startLocalWorkers starts an embedded broker (with per-run credentials)
+// and one worker process per worker, as ferry run does, and connects to
+// it. stop shuts down in order: connection, workers (they drain), broker.
 func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.Logger) (*nats.Conn, func(), error) {
-	b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+	if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+		return nil, nil, invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+	}
+	creds := newRunCredentials()
+	b, err := broker.Start(context.WithoutCancel(ctx), broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()})
 	if err != nil {
 		return nil, nil, err
 	}
 	pool, err := worker.StartPool(ctx, worker.PoolConfig{
-		Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+		Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+		Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
 		Procs:   workers,
 		Logger:  log,
 		Restart: true,
@@ -184,7 +189,7 @@ func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.L
 		b.Shutdown()
 		return nil, nil, err
 	}
-	nc, err := connect(b.URL(), "ferry-pipeline", o, log)
+	nc, err := connect(b.URL(), "ferry-pipeline", creds.coordinator, log)
 	if err != nil {
 		pool.Stop()
 		b.Shutdown()

@@ -23,7 +23,7 @@ Every key is listed with its default in configs/ferry.yaml.`,
 		Example: `  ferry run                                 # embedded NATS, one worker process per core, all modes
   ferry run --docs 50000 --batch-size 200 --format json
   ferry broker --listen 0.0.0.0:4222 --http-port 8222
-  ferry worker --nats nats://broker:4222 --procs 4
+  ferry worker --nats-url nats://broker:4222 --procs 4
   ferry coordinator --nats nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -34,7 +34,10 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
-	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator(),
-		newCmdMockLLM(), newCmdLLM(), newCmdPipeline())
+	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
+	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
+	root.AddCommand(newCmdBench(), newCmdEcho())
+	root.AddCommand(newCmdHealth())
+	root.AddCommand(newCmdMockLLM(), newCmdLLM(), newCmdPipeline())
 	return root
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/transport"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -22,7 +25,10 @@ func newCmdRun() *cobra.Command {
 		Long: `run starts an embedded NATS server on a loopback port, spawns one ferry worker
 process per usable core, runs the job in each mode (serial, goroutines,
 processes by default), checks that every mode produced identical results and
-prints one table comparing them. Worker processes never outlive run.`,
+prints one table comparing them. With processes mode it also spawns an
+echo process and, after the modes, measures the transport floor: a raw NATS
+echo round trip next to ferry's own with empty compute, at 64 B and at the
+run's mean message size. Worker processes never outlive run.`,
 		Example: `  ferry run
   ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
   ferry run --workload chunk --input ./notes --out chunks.jsonl
@@ -44,27 +50,36 @@ prints one table comparing them. Worker processes never outlive run.`,
 }
 
 func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	log, err := o.logger()
+	env, modes, err := newJobEnv(o, cmd)
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
-	if err != nil {
-		return err
-	}
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: cmd.OutOrStdout(), expect: cfg.Workers}
+	cfg, log := env.cfg, env.log
+	env.expect = cfg.Workers
 	if slices.Contains(modes, coordinator.ModeProcesses) {
-		b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
+		if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+			return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		}
+		creds := newRunCredentials()
+		bo := broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()}
+		if slices.Contains(env.dispatch, coordinator.DispatchJetStream) {
+			dir, err := os.MkdirTemp("", "ferry-jetstream-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			bo.JetStream, bo.StoreDir = true, dir
+		}
+		// The broker outlives an interrupt (ctx) so batches in flight can
+		// still be answered during stop_grace; the deferred Shutdown ends it.
+		b, err := broker.Start(context.WithoutCancel(ctx), bo)
 		if err != nil {
 			return err
 		}
 		defer b.Shutdown()
 		pool, err := worker.StartPool(ctx, worker.PoolConfig{
-			Args:    []string{"worker", "--nats-url", b.URL(), "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
+			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
+			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(o.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   cfg.Workers,
 			Logger:  log,
 			Restart: true,
@@ -73,21 +88,50 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
-		nc, err := connect(b.URL(), "ferry-coordinator", o, log)
+		env.workerPIDs = pool.PIDs
+		echo, echoSubject, err := startEcho(ctx, childEnv(b.URL(), creds.worker), log)
+		if err != nil {
+			return err
+		}
+		defer echo.Stop()
+		nc, err := connect(b.URL(), "ferry-coordinator", creds.coordinator, log)
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
 		env.nc = nc
+		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+			return runFloor(ctx, nc, o, echoSubject, st)
+		}
 		log.Debug("embedded broker", "url", b.URL(), "workers", cfg.Workers)
 	}
 	return runModes(ctx, env, modes)
 }
 
+// runFloor measures the transport floor after a processes run, at 64 B and
+// at the run's mean message size (batch and result bytes averaged), 500
+// round trips each way: about half a second for embed batches.
+func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats) ([]report.FloorPoint, error) {
+	codec, err := o.wireCodec(int(nc.MaxPayload()))
+	if err != nil {
+		return nil, err
+	}
+	sizes := []int{64}
+	typical := int((st.BytesOut + st.BytesIn) / (2 * st.Batches))
+	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
+		sizes = append(sizes, typical)
+	}
+	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 500, EchoSubject: echoSubject})
+	if err != nil {
+		return nil, err
+	}
+	return report.FloorPoints(points), nil
+}
+
 // connect opens the coordinator's NATS connection; an unreachable URL is a
 // configuration error naming the key.
-func connect(url, name string, o *Options, log *slog.Logger) (*nats.Conn, error) {
-	opts, err := natsconn.Options(name, o.auth(), log)
+func connect(url, name string, a natsconn.Auth, log *slog.Logger) (*nats.Conn, error) {
+	opts, err := natsconn.Options(name, a, log)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
 	}

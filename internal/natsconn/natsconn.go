@@ -5,6 +5,7 @@
 package natsconn
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -49,6 +50,9 @@ func Options(name string, a Auth, log *slog.Logger) ([]nats.Option, error) {
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			asyncError(log, sub, err)
+		}),
 	}
 	if a.User != "" {
 		opts = append(opts, nats.UserInfo(a.User, a.Password))
@@ -75,6 +79,23 @@ func Options(name string, a Auth, log *slog.Logger) ([]nats.Option, error) {
 	return opts, nil
 }
 
+// asyncError logs what the broker or the client library reports outside a
+// call: permission violations and slow consumers (a subscription over its
+// pending limit drops messages). It names the subject and the limit.
+func asyncError(log *slog.Logger, sub *nats.Subscription, err error) {
+	if sub == nil {
+		log.Warn("nats error", "err", err)
+		return
+	}
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		msgs, bytes, _ := sub.PendingLimits()
+		log.Warn("nats slow consumer: messages dropped over the subscription's pending limit",
+			"subject", sub.Subject, "pending_limit_msgs", msgs, "pending_limit_bytes", bytes)
+		return
+	}
+	log.Warn("nats error", "subject", sub.Subject, "err", err)
+}
+
 // Redact hides credentials in a comma-separated list of NATS URLs.
 func Redact(urls string) string {
 	parts := strings.Split(urls, ",")
@@ -85,7 +106,9 @@ func Redact(urls string) string {
 			continue
 		}
 		if u.User != nil {
-			u.User = url.User("***")
+			u.User = nil // url.User("***") would print %2A%2A%2A
+			parts[i] = strings.Replace(u.String(), "://", "://***@", 1)
+			continue
 		}
 		parts[i] = u.String()
 	}

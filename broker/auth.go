@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ferrylab/ferry/proto"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrAuthConfig is wrapped by every invalid user or TLS setting.
+var ErrAuthConfig = errors.New("broker: invalid auth config")
+
+// Role is what a user may do on the broker. The permissions are fixed by
+// ferry's subjects, so a fleet is configured by naming roles, not subjects.
+type Role string
+
+// Roles accepted in Options.Users.
+const (
+	// RoleWorker may subscribe to the work subjects (ferry.work.>) and the
+	// micro control subjects of the ferry-worker service ($SRV.*), and
+	// publish nothing but one reply to each request it receives. It cannot
+	// send work, read other clients' replies or reach any other subject.
+	// For dispatch=jetstream it may also pull from, and ack, the shared
+	// ferry-workers consumer of FERRY_BATCHES, publish results
+	// (ferry.result.>) and read its own inbox (_INBOX.ferry-worker.>).
+	RoleWorker Role = "worker"
+	// RoleCoordinator may publish work (ferry.work.>) and $SRV requests
+	// (discovery) and subscribe to its reply inboxes (_INBOX.>). It cannot
+	// subscribe to work subjects, so it cannot pose as a worker. For
+	// dispatch=jetstream it may also publish batches (ferry.batch.>) and
+	// manage ferry's two streams and their consumers, no other stream.
+	RoleCoordinator Role = "coordinator"
+	// RoleAdmin has no restrictions: for operators' tools (nats micro ls).
+	RoleAdmin Role = "admin"
+)
+
+// Roles lists the roles.
+func Roles() []Role { return []Role{RoleWorker, RoleCoordinator, RoleAdmin} }
+
+// WorkerReplyWindow is how long a worker may take to answer a request it
+// received. It is far above any batch deadline ferry derives (30 s at most),
+// so only a batch_timeout longer than this needs it raised.
+const WorkerReplyWindow = 15 * time.Minute
+
+// User is one identity the broker accepts: a name with a password, or a
+// public nkey whose seed the client holds. Its String form never includes
+// the password.
+type User struct {
+	Name     string `yaml:"user" json:"user"`         // user name (password auth)
+	Password string `yaml:"password" json:"password"` // plain text or a bcrypt hash ("$2a$..."), never logged
+	NKey     string `yaml:"nkey" json:"nkey"`         // public user nkey ("U..."), instead of Name and Password
+	Role     Role   `yaml:"role" json:"role"`         // worker, coordinator or admin
+}
+
+// String names the user and role, never the password.
+func (u User) String() string {
+	if u.NKey != "" {
+		return fmt.Sprintf("nkey %s (%s)", u.NKey, u.Role)
+	}
+	return fmt.Sprintf("%s (%s)", u.Name, u.Role)
+}
+
+// GoString is String, so %#v does not print the password either.
+func (u User) GoString() string { return u.String() }
+
+func (u User) validate() error {
+	if !slices.Contains(Roles(), u.Role) {
+		return fmt.Errorf("%w: %s: role %q is not one of %v", ErrAuthConfig, u, u.Role, Roles())
+	}
+	switch {
+	case u.NKey != "" && (u.Name != "" || u.Password != ""):
+		return fmt.Errorf("%w: %s: give either nkey or user and password, not both", ErrAuthConfig, u)
+	case u.NKey != "":
+		if !nkeys.IsValidPublicUserKey(u.NKey) {
+			return fmt.Errorf("%w: nkey %q is not a public user nkey (it starts with U; the seed, starting with SU, stays with the client)", ErrAuthConfig, u.NKey)
+		}
+	case u.Name == "":
+		return fmt.Errorf("%w: a user needs a name and password, or an nkey", ErrAuthConfig)
+	case u.Password == "":
+		return fmt.Errorf("%w: user %q has no password", ErrAuthConfig, u.Name)
+	}
+	return nil
+}
+
+// permissions are the role's subject permissions; nil means unrestricted.
+func (r Role) permissions() *server.Permissions {
+	switch r {
+	case RoleWorker:
+		svc := "$SRV.*." + proto.ServiceName
+		consumer := proto.BatchStream + "." + proto.WorkerConsumer
+		return &server.Permissions{
+			// Beyond JetStream's own subjects, every publish is denied
+			// except the replies the Response permission admits.
+			Publish: &server.SubjectPermission{Allow: []string{
+				"$JS.API.CONSUMER.INFO." + consumer, "$JS.API.CONSUMER.MSG.NEXT." + consumer,
+				"$JS.ACK." + consumer + ".>", proto.ResultSubjectPrefix + ".>",
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>"}},
+			Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
+		}
+	case RoleCoordinator:
+		allow := []string{proto.WorkSubjectPrefix + ".>", "$SRV.>", proto.BatchSubjectPrefix + ".>",
+			// It reads results through its own consumers; it never pulls batches.
+			"$JS.API.CONSUMER.MSG.NEXT." + proto.ResultStream + ".>", "$JS.API.DIRECT.GET." + proto.ResultStream + ".>"}
+		for _, stream := range []string{proto.BatchStream, proto.ResultStream} {
+			allow = append(allow, "$JS.API.STREAM.*."+stream, "$JS.API.STREAM.MSG.GET."+stream, "$JS.API.CONSUMER.*."+stream+".>")
+		}
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: allow},
+			Subscribe: &server.SubjectPermission{Allow: []string{inboxPrefix + ">"}},
+		}
+	}
+	return nil
+}
+
+// inboxPrefix is nats.go's reply inbox prefix.
+const inboxPrefix = "_INBOX."
+
+// applyUsers turns authentication on in so when users is not empty.
+func applyUsers(so *server.Options, users []User) error {
+	names := map[string]bool{}
+	for _, u := range users {
+		if err := u.validate(); err != nil {
+			return err
+		}
+		key := u.Name + "\x00" + u.NKey
+		if names[key] {
+			return fmt.Errorf("%w: %s is listed twice", ErrAuthConfig, u)
+		}
+		names[key] = true
+		if u.NKey != "" {
+			so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: u.NKey, Permissions: u.Role.permissions()})
+			continue
+		}
+		so.Users = append(so.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Role.permissions()})
+	}
+	return nil
+}
+
+// TLS configures TLS for client connections. The zero value is plain TCP.
+type TLS struct {
+	Cert string // server certificate chain (PEM file); with Key, every client must use TLS
+	Key  string // server private key (PEM file)
+	// ClientCA, when set, turns on mutual TLS: a client must present a
+	// certificate signed by this CA (PEM file) or it is refused.
+	ClientCA string
+}
+
+// Enabled reports whether t turns TLS on.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.Key != "" }
+
+func applyTLS(so *server.Options, t TLS) error {
+	if !t.Enabled() {
+		if t.ClientCA != "" {
+			return fmt.Errorf("%w: a client CA needs the server's own certificate and key too", ErrAuthConfig)
+		}
+		return nil
+	}
+	if t.Cert == "" || t.Key == "" {
+		return fmt.Errorf("%w: TLS needs both a certificate and a key", ErrAuthConfig)
+	}
+	verify := t.ClientCA != ""
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: t.Cert, KeyFile: t.Key, CaFile: t.ClientCA, Verify: verify})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrAuthConfig, err)
+	}
+	so.TLS, so.TLSConfig, so.TLSVerify, so.TLSTimeout = true, cfg, verify, 2
+	return nil
+}
+
+// usersFile is the auth file's shape.
+type usersFile struct {
+	Users []User `yaml:"users"`
+}
+
+// LoadUsers reads a users file (YAML, or JSON, which is YAML too):
+//
+//	users:
+//	  - {user: worker, password: "$2a$11$...", role: worker}
+//	  - {nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4, role: coordinator}
+//
+// Unknown fields are errors, so a misspelt key cannot silently weaken auth.
+// Errors name the file and never quote a password.
+func LoadUsers(path string) ([]User, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuthConfig, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var f usersFile
+	if err := dec.Decode(&f); err != nil {
+		// yaml errors name keys, types and lines, not values; they span
+		// lines, and a user gets one.
+		return nil, fmt.Errorf("%w: %s: %s", ErrAuthConfig, path, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	if len(f.Users) == 0 {
+		return nil, fmt.Errorf("%w: %s lists no users", ErrAuthConfig, path)
+	}
+	for i, u := range f.Users {
+		if err := u.validate(); err != nil {
+			return nil, fmt.Errorf("%s: user %d: %w", path, i+1, err)
+		}
+	}
+	return f.Users, nil
+}

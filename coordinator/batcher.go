@@ -1,0 +1,166 @@
+package coordinator
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// batcher decides how many documents go into each batch: the producer asks
+// Size before it cuts a batch, the queue reports every completed batch to
+// Observe. fixedBatch (batch_size) and autoBatch (--batch auto) are the two.
+type batcher interface {
+	// Size is the size of the batch that starts at document first; left is
+	// the documents not yet batched, or -1 when the input length is unknown.
+	Size(first, left int64) int
+	// Observe is told each completed batch's size, its measured stages
+	// and how long the lane waited for it.
+	Observe(docs int, tm Timing, waited time.Duration)
+}
+
+func newBatcher(cfg Config) batcher {
+	if !cfg.AutoBatch {
+		return fixedBatch(cfg.BatchSize)
+	}
+	return newAutoBatch(cfg.BatchSize, cfg.MaxBatchSize, cfg.Workers, cfg.OverheadTarget)
+}
+
+type fixedBatch int
+
+func (f fixedBatch) Size(int64, int64) int            { return int(f) }
+func (fixedBatch) Observe(int, Timing, time.Duration) {}
+
+// SizeStep is a change of batch size: from document First on, batches of Size.
+type SizeStep struct {
+	First int64 `json:"first"`
+	Size  int   `json:"size"`
+}
+
+// maxSteps bounds the size trace kept for the report.
+const maxSteps = 500
+
+// batchFloor is a floor on the fixed per-batch cost: the queue, the
+// collector's bookkeeping. In-process modes measure only compute and the
+// lane's wait for its next batch, which can be near zero.
+const batchFloor = 10 * time.Microsecond
+
+// autoBatch sizes batches from what completed batches measured. Per batch
+// the time is a + k*b overhead plus c*b compute, b documents; only a can be
+// amortized, so the batch size that holds a against the compute at the
+// target T, a / (a + c*b) = T, is b = a(1-T) / (T*c). (k, the per-document
+// overhead, no batch size removes; counting it would only shrink batches,
+// and a noisy slope would make them wander.) a and k come from a decayed
+// least-squares fit of each batch's non-compute stages against its size
+// (k = 0 while all sizes seen are equal), c from an average of compute per
+// document. The overhead of a batch is its non-compute stages plus the
+// time its lane waited for it; transport counts at its least value seen: the rest of it is
+// waiting behind another batch in the worker's queue, which pipelining
+// makes free.
+//
+// Near the end of the input (when its length is known) it cuts guided
+// batches, ceil(left / 2W) for W workers, so the last batches spread over
+// every worker instead of leaving one computing a full batch while the
+// others idle.
+type autoBatch struct {
+	target   float64
+	min, max int
+	workers  int
+
+	mu      sync.Mutex
+	size    int           // steady-state size
+	perItem float64       // compute ns per document: decayed compute over decayed documents
+	compute float64       // decayed sum of compute ns
+	docs    float64       // decayed sum of documents
+	hop     time.Duration // least transport time seen: the hop without queueing
+	// decayed sums for the fit of overhead ns against batch size
+	sw, sx, sy, sxx, sxy float64
+	steps                []SizeStep
+	last                 int
+	tail                 bool // cutting guided batches: the steady size no longer moves
+}
+
+func newAutoBatch(start, maxSize, workers int, target float64) *autoBatch {
+	return &autoBatch{target: target, min: 1, max: max(maxSize, 1), workers: max(workers, 1), size: min(max(start, 1), max(maxSize, 1))}
+}
+
+func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
+	if docs <= 0 || tm[StageCompute] <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The transport stage includes the wait in the worker's queue behind
+	// the batch it is computing (pipelining), which costs no throughput;
+	// the least transport seen is the hop itself.
+	if hop := tm[StageTransport]; hop > 0 && (a.hop == 0 || hop < a.hop) {
+		a.hop = hop
+	}
+	over := a.hop + waited
+	for s := range NumStages {
+		if s != StageCompute && s != StageTransport {
+			over += tm[s]
+		}
+	}
+	// Decayed sums, so a batch counts by its size and a preempted one
+	// moves the estimate little.
+	const decay = 0.95
+	a.compute = decay*a.compute + float64(tm[StageCompute])
+	a.docs = decay*a.docs + float64(docs)
+	a.perItem = a.compute / a.docs
+	x, y := float64(docs), float64(over)
+	a.sw = decay*a.sw + 1
+	a.sx = decay*a.sx + x
+	a.sy = decay*a.sy + y
+	a.sxx = decay*a.sxx + x*x
+	a.sxy = decay*a.sxy + x*y
+	fixed, _ := a.fitLocked()
+	want := fixed * (1 - a.target) / (a.target * a.perItem)
+	// Keep the size while the model is within 15% of it, and move at most
+	// 2x per batch, so noise cannot make the size wander or swing.
+	if a.tail {
+		return // guided tail batches are small by design; the steady size stays
+	}
+	cur, ceil := float64(a.size), math.Ceil(want)
+	if (want >= 0.87*cur && want <= 1.15*cur) || math.Abs(ceil-cur) <= 1 {
+		return
+	}
+	next := min(max(int(ceil), a.size/2, a.min), a.size*2, a.max)
+	a.size = max(next, 1)
+}
+
+// fitLocked returns the fixed (a) and per-document (k) overhead in ns.
+func (a *autoBatch) fitLocked() (fixed, perDoc float64) {
+	mx, my := a.sx/a.sw, a.sy/a.sw
+	vx := a.sxx/a.sw - mx*mx
+	if vx > 1e-6*mx*mx+1e-9 {
+		perDoc = max((a.sxy/a.sw-mx*my)/vx, 0)
+	}
+	fixed = max(my-perDoc*mx, float64(batchFloor))
+	return fixed, perDoc
+}
+
+func (a *autoBatch) Size(first, left int64) int {
+	if left == 0 {
+		return 1 // the input is done; nothing is left to size
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.size
+	if left > 0 {
+		guided := int((left + int64(2*a.workers) - 1) / int64(2*a.workers))
+		a.tail = a.tail || guided < a.size
+		b = int(min(int64(min(b, max(guided, a.size/8, 1))), left))
+	}
+	if b != a.last && len(a.steps) < maxSteps {
+		a.steps = append(a.steps, SizeStep{First: first, Size: b})
+	}
+	a.last = b
+	return b
+}
+
+// Steps is the trace of sizes chosen, in input order.
+func (a *autoBatch) Steps() []SizeStep {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]SizeStep(nil), a.steps...)
+}

@@ -1,0 +1,181 @@
+package coordinator
+
+import (
+	"context"
+	"io"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/workload"
+)
+
+// timing builds one batch's stages: compute per document plus a fixed and a
+// per-document overhead, all put in the encode stage.
+func timing(docs int, perDoc, fixed, perDocOver time.Duration) Timing {
+	var tm Timing
+	tm[StageCompute] = perDoc * time.Duration(docs)
+	tm[StageEncode] = fixed + perDocOver*time.Duration(docs)
+	return tm
+}
+
+func TestAutoBatchConvergesToTheModel(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		perDoc, fixed, perDocOvr time.Duration
+		target                   float64
+	}{
+		{"spin 100us, 300us fixed", 100 * time.Microsecond, 300 * time.Microsecond, 0, 0.05},
+		{"embed-like 5us, 200us fixed, 1us per doc", 5 * time.Microsecond, 200 * time.Microsecond, time.Microsecond, 0.05},
+		{"looser target", 100 * time.Microsecond, 300 * time.Microsecond, 0, 0.20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAutoBatch(4, 1<<20, 2, tc.target)
+			// Vary the sizes a little, as splits and the tail do, so the
+			// fit can tell the fixed part from the per-document part.
+			for i := range 200 {
+				n := a.Size(int64(i), -1) + i%3
+				a.Observe(n, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr), 0)
+			}
+			want := float64(tc.fixed) * (1 - tc.target) / (tc.target * float64(tc.perDoc))
+			got := float64(a.Size(0, -1))
+			if math.Abs(got-want)/want > 0.10 {
+				t.Errorf("size = %.0f, want %.0f within 10%%", got, want)
+			}
+			// At that size the fixed overhead is at the target against compute.
+			share := float64(tc.fixed) / (float64(tc.fixed) + got*float64(tc.perDoc))
+			if share > tc.target*1.1 {
+				t.Errorf("fixed overhead share at size %.0f = %.3f, over the target %.2f", got, share, tc.target)
+			}
+		})
+	}
+}
+
+func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
+	a := newAutoBatch(100, 64, 2, 0.05)
+	if got, want := a.Size(0, -1), 64; got != want {
+		t.Errorf("start size = %d, want the max %d", got, want)
+	}
+	for range 50 { // huge overhead: wants far more than the max
+		a.Observe(64, timing(64, time.Microsecond, time.Second, 0), 0)
+	}
+	if got, want := a.Size(0, -1), 64; got != want {
+		t.Errorf("size = %d, want capped at %d", got, want)
+	}
+	// Guided tail: with 2 workers, 100 documents left -> ceil(100/4) = 25,
+	// never below size/8 = 8, and never more than is left.
+	for _, tc := range []struct {
+		left int64
+		want int
+	}{{10_000, 64}, {256, 64}, {100, 25}, {20, 8}, {3, 3}} {
+		if got := a.Size(0, tc.left); got != tc.want {
+			t.Errorf("left=%d: size = %d, want %d", tc.left, got, tc.want)
+		}
+	}
+	if steps := a.Steps(); len(steps) < 3 || steps[0].Size != 64 {
+		t.Errorf("steps = %+v, want the start and the tail sizes", steps)
+	}
+}
+
+func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for i := range 100 {
+		n := a.Size(0, -1)
+		tm := timing(n, 100*time.Microsecond, 0, 0)
+		// One batch in two waits behind another in the worker's queue.
+		tm[StageTransport] = 200 * time.Microsecond
+		if i%2 == 1 {
+			tm[StageTransport] += tm[StageCompute]
+		}
+		a.Observe(n, tm, 0)
+	}
+	// Only the 200us hop counts: 200 * 0.95 / (0.05 * 100) = 38.
+	if got := a.Size(0, -1); got < 30 || got > 48 {
+		t.Errorf("size = %d, want about 38 (queueing is not overhead)", got)
+	}
+}
+
+func TestAutoBatchCountsTheWaitForABatch(t *testing.T) {
+	// In-process lanes measure only compute; a 50us wait per batch (a slow
+	// hand-off) is fixed overhead: 50 * 0.95 / (0.05 * 10) = 95.
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for range 100 {
+		n := a.Size(0, -1)
+		a.Observe(n, timing(n, 10*time.Microsecond, 0, 0), 50*time.Microsecond)
+	}
+	if got := a.Size(0, -1); got < 85 || got > 110 {
+		t.Errorf("size = %d, want about 95", got)
+	}
+}
+
+func TestAutoBatchIgnoresEmptyObservations(t *testing.T) {
+	a := newAutoBatch(16, 1024, 1, 0.05)
+	a.Observe(0, Timing{}, 0)
+	a.Observe(10, Timing{}, 0) // no compute measured
+	if got := a.Size(0, -1); got != 16 {
+		t.Errorf("size = %d, want the start size 16 until something is measured", got)
+	}
+}
+
+// sliceSource is a Source over docs that knows its length.
+type sliceSource struct {
+	docs []string
+	i    int
+}
+
+func (s *sliceSource) Next() (string, error) {
+	if s.i >= len(s.docs) {
+		return "", io.EOF
+	}
+	s.i++
+	return s.docs[s.i-1], nil
+}
+
+func (s *sliceSource) Len() int64 { return int64(len(s.docs)) }
+
+func docs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "document number " + string(rune('a'+i%26)) + " of the auto batch test " + string(rune('A'+i/26%26))
+	}
+	return out
+}
+
+func TestRunAutoBatchSameResultsAsFixed(t *testing.T) {
+	ctx := context.Background()
+	in := docs(3000)
+	cfg := Config{Workload: "spin", Params: workload.Params{SpinCostNs: 2000}, Workers: 2, BatchSize: 50}
+	run := func(cfg Config) *Stats {
+		t.Helper()
+		b, err := NewLocal(ModeGoroutines, 2, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Run(ctx, cfg, &sliceSource{docs: in}, b, sink.Discard{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	fixed := run(cfg)
+	cfg.AutoBatch = true
+	auto := run(cfg)
+	if auto.Digest != fixed.Digest || auto.Docs != 3000 {
+		t.Errorf("auto: %d docs, digest %s; fixed: digest %s", auto.Docs, auto.Digest, fixed.Digest)
+	}
+	if fixed.AutoBatch || len(fixed.BatchSizes) != 0 {
+		t.Errorf("fixed run reports auto sizes: %+v", fixed.BatchSizes)
+	}
+	if !auto.AutoBatch || len(auto.BatchSizes) < 2 {
+		t.Fatalf("auto run traced sizes %+v, want the start and at least one change", auto.BatchSizes)
+	}
+	if s := auto.BatchSizes; s[0].First != 0 || s[0].Size != 50 {
+		t.Errorf("first step = %+v, want 50 from document 0", s[0])
+	}
+	for _, st := range auto.BatchSizes {
+		if left := 3000 - st.First; st.Size < 1 || int64(st.Size) > max(left, 1) || st.Size > 1024 {
+			t.Errorf("step %+v: size outside 1..min(left=%d, 1024)", st, left)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
+)
+
+func packedCodec(tb testing.TB) proto.Codec {
+	tb.Helper()
+	c, err := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// startWorker runs a real worker in this process and returns its ID.
+func startWorker(t *testing.T, url string) string {
+	t.Helper()
+	w, err := worker.New(worker.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	nc := natstest.Connect(t, url)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ids, _ := Discover(ctx, nc, 100*time.Millisecond, 1); len(ids) > 0 {
+			return ids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker did not answer discovery")
+		}
+	}
+}
+
+func link(t *testing.T, nc *nats.Conn, c proto.Codec, id string) *Link {
+	t.Helper()
+	l, err := NewLink(nc, c, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestLinkRoundTrip(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	id := startWorker(t, url)
+	nc := natstest.Connect(t, url)
+	plain := packedCodec(t)
+	zipped, err := proto.NewCompressed(plain, proto.CompressS2, int(nc.MaxPayload()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := []string{strings.Repeat("the same words again and again ", 40), "short one", ""}
+	var bytesOut [2]int
+	for i, c := range []proto.Codec{plain, zipped} {
+		l := link(t, nc, c, id)
+		b := &proto.Batch{ID: 7, Attempt: 1, Workload: "embed", Params: workload.Params{Dim: 16}, Docs: docs}
+		r, err := l.RoundTrip(context.Background(), b, nil, 10*time.Second)
+		if err != nil {
+			t.Fatalf("round trip %d: %v", i, err)
+		}
+		if got, want := len(r.Res.Out.Vecs), 16*len(docs); got != want || r.Res.BatchID != 7 {
+			t.Fatalf("result: %d floats for batch %d, want %d for batch 7", got, r.Res.BatchID, want)
+		}
+		if r.Worker != id || r.Timing[StageCompute] <= 0 || r.Timing[StageTransport] <= 0 {
+			t.Errorf("worker %q, timing %v: want the worker's ID and measured stages", r.Worker, r.Timing)
+		}
+		bytesOut[i] = r.BytesOut
+	}
+	if bytesOut[1] >= bytesOut[0] {
+		t.Errorf("compressed batch is %d bytes, plain %d", bytesOut[1], bytesOut[0])
+	}
+}
+
+// A reply that comes after its request timed out must not be taken for the
+// next request's reply.
+func TestLinkDropsLateReply(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	codec := packedCodec(t)
+	// A fake worker that sits on the first batch until the second arrives,
+	// then answers both, the first one late.
+	fake := natstest.Connect(t, url)
+	var mu sync.Mutex
+	var held *nats.Msg
+	_, err := fake.Subscribe(proto.WorkSubject("slow"), func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if held == nil {
+			held = m
+			return
+		}
+		for _, req := range []*nats.Msg{held, m} {
+			var b proto.Batch
+			if err := codec.DecodeBatch(req.Data, &b); err != nil {
+				t.Error(err)
+				return
+			}
+			res := proto.Result{BatchID: b.ID, Attempt: b.Attempt}
+			data, _ := codec.AppendResult(nil, &res)
+			_ = req.Respond(data)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Flush()
+	l := link(t, nc, codec, "slow")
+	_, err = l.RoundTrip(context.Background(), &proto.Batch{ID: 1, Attempt: 1, Workload: "noop"}, nil, 50*time.Millisecond)
+	if !errors.Is(err, errDeadline) {
+		t.Fatalf("first round trip: err = %v, want a timeout", err)
+	}
+	r, err := l.RoundTrip(context.Background(), &proto.Batch{ID: 2, Attempt: 1, Workload: "noop"}, nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Res.BatchID, uint64(2); got != want {
+		t.Fatalf("second round trip got the result of batch %d, want %d", got, want)
+	}
+}
+
+func TestLinkErrors(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	id := startWorker(t, url)
+	nc := natstest.Connect(t, url)
+	codec := packedCodec(t)
+	ctx := context.Background()
+
+	t.Run("no worker is gone", func(t *testing.T) {
+		_, err := link(t, nc, codec, "nobody").RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "noop"}, nil, 5*time.Second)
+		if !errors.Is(err, errGone) {
+			t.Fatalf("err = %v, want errGone", err)
+		}
+	})
+	t.Run("worker error reply", func(t *testing.T) {
+		_, err := link(t, nc, codec, id).RoundTrip(ctx, &proto.Batch{ID: 1, Workload: "no-such-workload"}, nil, 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "worker error 400") {
+			t.Fatalf("err = %v, want the worker's 400", err)
+		}
+	})
+	t.Run("result over the limit", func(t *testing.T) {
+		// A small batch whose noop result is 8 x 1 MiB: over the 8 MiB payload.
+		docs := make([]string, 9)
+		b := &proto.Batch{ID: 1, Workload: "noop", Params: workload.Params{OutBytes: 1 << 20}, Docs: docs}
+		_, err := link(t, nc, codec, id).RoundTrip(ctx, b, nil, 10*time.Second)
+		if !errors.Is(err, errTooLarge) {
+			t.Fatalf("err = %v, want errTooLarge", err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := link(t, nc, codec, "nobody-either").RoundTrip(cctx, &proto.Batch{ID: 1, Workload: "noop"}, nil, 5*time.Second)
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, errGone) {
+			t.Fatalf("err = %v, want context.Canceled (or gone, if the status won the race)", err)
+		}
+	})
+}

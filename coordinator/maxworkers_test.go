@@ -1,0 +1,64 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/worker"
+)
+
+// startWorkers runs n in-process workers against url until the test ends.
+func startWorkers(t *testing.T, url string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for i := range n {
+		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
+}
+
+func TestProcessesMaxWorkersUsesOnlyThatMany(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	startWorkers(t, url, 3)
+	nc := natstest.Connect(t, url)
+	for _, tc := range []struct {
+		name       string
+		max, want  int
+		expectWait int
+	}{
+		{"one of three", 1, 1, 1},
+		{"two of three", 2, 2, 2},
+		{"all", 0, 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Workload: "embed", BatchSize: 20, Workers: tc.expectWait, MaxWorkers: tc.max}
+			b, err := NewProcesses(nc, cfg, tc.expectWait, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := Run(context.Background(), cfg, &sliceSource{docs: docs(2000)}, b, sink.Discard{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Workers; got != tc.want {
+				t.Errorf("workers = %d, want %d", got, tc.want)
+			}
+			if got := len(st.Busy); got > tc.want {
+				t.Errorf("%d workers computed batches (%v), want at most %d", got, st.Busy, tc.want)
+			}
+			if st.Docs != 2000 {
+				t.Errorf("docs = %d, want 2000", st.Docs)
+			}
+		})
+	}
+}

@@ -1,0 +1,199 @@
+// Package metrics holds ferry's Prometheus metrics: what a worker and a
+// coordinator export, each on a registry of its own (never the global one),
+// and the HTTP server that exposes them with a health endpoint.
+//
+// It only observes: worker and coordinator call the Observe hooks of their
+// Config and never read metrics back. Per-job results stay in the report;
+// these series are for watching a fleet live (rate(), histograms, busy).
+package metrics
+
+import (
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// stageBuckets span 10us to ~40s: decode and encode sit at the low end,
+// compute and transport of large batches at the high end.
+var stageBuckets = prometheus.ExponentialBuckets(10e-6, 4, 12)
+
+// newRegistry returns a registry with the Go runtime and process collectors.
+func newRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Worker is the metrics of one worker process.
+type Worker struct {
+	Registry *prometheus.Registry
+
+	batches  *prometheus.CounterVec   // by outcome
+	docs     *prometheus.CounterVec   // by outcome
+	stage    *prometheus.HistogramVec // by stage
+	inflight prometheus.Gauge
+	busy     prometheus.Counter
+}
+
+// NewWorker registers the worker metrics on a new registry. start is when
+// the worker started, for the busy fraction.
+func NewWorker(start time.Time) *Worker {
+	m := &Worker{
+		Registry: newRegistry(),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_worker_batches_total",
+			Help: "Batches answered, by outcome: ok, or the micro error code (400 bad batch, 413 result too large, 500).",
+		}, []string{"outcome"}),
+		docs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_worker_docs_total",
+			Help: "Documents computed, by outcome: ok or failed (the workload failed on that document).",
+		}, []string{"outcome"}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_worker_stage_seconds",
+			Help:    "Time per batch in each worker stage: decode, compute, encode.",
+			Buckets: stageBuckets,
+		}, []string{"stage"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_worker_inflight_batches",
+			Help: "Batches being computed now (0 or 1: a worker computes one at a time).",
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_worker_busy_seconds_total",
+			Help: "Seconds spent decoding, computing and encoding; rate() of it is the busy fraction.",
+		}),
+	}
+	busyFraction := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ferry_worker_busy_ratio",
+		Help: "Busy seconds over seconds since the worker started.",
+	}, func() float64 {
+		up := time.Since(start).Seconds()
+		if up <= 0 {
+			return 0
+		}
+		return counterValue(m.busy) / up
+	})
+	m.Registry.MustRegister(m.batches, m.docs, m.stage, m.inflight, m.busy, busyFraction)
+	// Zero series exist from the start, so rate() works before the first batch.
+	m.batches.WithLabelValues("ok")
+	for _, o := range []string{"ok", "failed"} {
+		m.docs.WithLabelValues(o)
+	}
+	return m
+}
+
+// Observe is the worker.Config.Observe hook.
+func (m *Worker) Observe(e worker.Event) {
+	if e.Start {
+		m.inflight.Inc()
+		return
+	}
+	m.inflight.Dec()
+	outcome := "ok"
+	if e.Code != "" {
+		outcome = e.Code
+	}
+	m.batches.WithLabelValues(outcome).Inc()
+	if e.Code != "" {
+		return
+	}
+	m.docs.WithLabelValues("ok").Add(float64(e.Docs - e.Failed))
+	m.docs.WithLabelValues("failed").Add(float64(e.Failed))
+	m.stage.WithLabelValues("decode").Observe(e.Decode.Seconds())
+	m.stage.WithLabelValues("compute").Observe(e.Compute.Seconds())
+	m.stage.WithLabelValues("encode").Observe(e.Encode.Seconds())
+	m.busy.Add((e.Decode + e.Compute + e.Encode).Seconds())
+}
+
+// Coordinator is the metrics of one coordinator process, across its jobs.
+type Coordinator struct {
+	Registry *prometheus.Registry
+
+	batches  *prometheus.CounterVec // by outcome
+	docs     *prometheus.CounterVec // by outcome
+	retries  prometheus.Counter
+	stage    *prometheus.HistogramVec // by stage
+	inflight prometheus.Gauge
+	busy     *prometheus.CounterVec // by worker
+}
+
+// NewCoordinator registers the coordinator metrics on a new registry.
+func NewCoordinator() *Coordinator {
+	m := &Coordinator{
+		Registry: newRegistry(),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_coordinator_batches_total",
+			Help: "Batch attempts by outcome: ok, dupe (discarded, already done), retry, requeue (worker gone), split, failed.",
+		}, []string{"outcome"}),
+		docs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_coordinator_docs_total",
+			Help: "Documents by outcome: ok (accepted), failed (failed for good), dupe (computed twice, second discarded).",
+		}, []string{"outcome"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_coordinator_retries_total",
+			Help: "Batches re-sent: after an error or timeout, or because their worker vanished (the report's retries).",
+		}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ferry_coordinator_stage_seconds",
+			Help:    "Time per batch in each stage: encode, transport, worker_decode, compute, worker_encode, decode.",
+			Buckets: stageBuckets,
+		}, []string{"stage"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ferry_coordinator_inflight_batches",
+			Help: "Batches handed to workers and not yet answered.",
+		}),
+		busy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_coordinator_worker_busy_seconds_total",
+			Help: "Seconds each worker spent on this coordinator's batches; rate() of it is that worker's busy fraction.",
+		}, []string{"worker"}),
+	}
+	m.Registry.MustRegister(m.batches, m.docs, m.retries, m.stage, m.inflight, m.busy)
+	for _, o := range []string{"ok", "retry", "requeue", "failed"} {
+		m.batches.WithLabelValues(o)
+	}
+	m.docs.WithLabelValues("ok")
+	return m
+}
+
+// Observe is the coordinator.Config.Observe hook.
+func (m *Coordinator) Observe(e coordinator.Event) {
+	if e.Kind == coordinator.EventSent {
+		m.inflight.Inc()
+		return
+	}
+	m.inflight.Dec()
+	m.batches.WithLabelValues(e.Kind.String()).Inc()
+	switch e.Kind {
+	case coordinator.EventOK:
+		m.docs.WithLabelValues("ok").Add(float64(e.Docs - e.Failed))
+		if e.Failed > 0 {
+			m.docs.WithLabelValues("failed").Add(float64(e.Failed))
+		}
+		for s := range coordinator.NumStages {
+			if d := e.Timing[s]; d > 0 {
+				m.stage.WithLabelValues(s.String()).Observe(d.Seconds())
+			}
+		}
+		if e.Worker != "" {
+			m.busy.WithLabelValues(e.Worker).Add(e.Timing.Busy().Seconds())
+		}
+	case coordinator.EventDupe:
+		m.docs.WithLabelValues("dupe").Add(float64(e.Docs))
+	case coordinator.EventFailed:
+		m.docs.WithLabelValues("failed").Add(float64(e.Docs))
+	case coordinator.EventRetry, coordinator.EventRequeue:
+		m.retries.Inc()
+	}
+}
+
+// counterValue reads a counter's current value.
+func counterValue(c prometheus.Counter) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
+}

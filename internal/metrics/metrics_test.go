@@ -1,0 +1,149 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type docs []string
+
+func (d *docs) Next() (string, error) {
+	if len(*d) == 0 {
+		return "", io.EOF
+	}
+	s := (*d)[0]
+	*d = (*d)[1:]
+	return s, nil
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestJobThroughRealWorkerCountsEveryDocument runs a job on a real worker
+// over embedded NATS with both hooks set, one poisoned document included,
+// and checks what the counters and the HTTP endpoints say.
+func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	wm := NewWorker(time.Now())
+	w, err := worker.New(worker.Config{URL: url, Observe: wm.Observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Serve("127.0.0.1:0", wm.Registry, w.Ready, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	base := "http://" + srv.Addr().String()
+	if code, body := get(t, base+"/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("healthz before the worker runs = %d %q, want 503", code, body)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker not ready: %v", w.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("healthz = %d %q, want 200", code, body)
+	}
+
+	const n, batch = 250, 20
+	in := make(docs, n)
+	for i := range in {
+		in[i] = fmt.Sprintf("document %d about ferries and rivers", i)
+	}
+	poison := in[37]
+	cm := NewCoordinator()
+	cfg := coordinator.Config{
+		Workload: "embed", Params: workload.Params{Dim: 16, PanicOn: poison},
+		BatchSize: batch, Workers: 1, Observe: cm.Observe,
+	}
+	nc := natstest.Connect(t, url)
+	backend, err := coordinator.NewProcesses(nc, cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := coordinator.Run(context.Background(), cfg, &in, backend, sink.Discard{})
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("run: err = %v, want ErrDocsFailed for the poisoned document", err)
+	}
+
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"worker docs ok", testutil.ToFloat64(wm.docs.WithLabelValues("ok")), n - 1},
+		{"worker docs failed", testutil.ToFloat64(wm.docs.WithLabelValues("failed")), 1},
+		{"worker batches ok", testutil.ToFloat64(wm.batches.WithLabelValues("ok")), float64(st.Batches)},
+		{"worker inflight", testutil.ToFloat64(wm.inflight), 0},
+		{"coordinator docs ok", testutil.ToFloat64(cm.docs.WithLabelValues("ok")), float64(st.Docs)},
+		{"coordinator docs failed", testutil.ToFloat64(cm.docs.WithLabelValues("failed")), 1},
+		{"coordinator batches ok", testutil.ToFloat64(cm.batches.WithLabelValues("ok")), float64(st.Batches)},
+		{"coordinator inflight", testutil.ToFloat64(cm.inflight), 0},
+		{"coordinator retries", testutil.ToFloat64(cm.retries), float64(st.Retries)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if st.Docs != n-1 {
+		t.Errorf("report docs = %d, want %d", st.Docs, n-1)
+	}
+	if got := testutil.ToFloat64(wm.busy); got <= 0 {
+		t.Errorf("worker busy seconds = %v, want > 0", got)
+	}
+
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`ferry_worker_docs_total{outcome="ok"} %d`, n-1),
+		fmt.Sprintf(`ferry_worker_stage_seconds_count{stage="compute"} %d`, st.Batches),
+		"ferry_worker_busy_ratio ",
+		"go_goroutines ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if got := testutil.CollectAndCount(cm.stage); got != int(coordinator.NumStages) {
+		t.Errorf("coordinator stage series = %d, want one per stage (%d)", got, coordinator.NumStages)
+	}
+}
+
+func TestServeRefusesABusyAddress(t *testing.T) {
+	a, err := Serve("127.0.0.1:0", NewCoordinator().Registry, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	if _, err := Serve(a.Addr().String(), NewCoordinator().Registry, nil, nil); err == nil {
+		t.Errorf("second Serve on %s succeeded", a.Addr())
+	}
+}

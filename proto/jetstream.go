@@ -1,0 +1,85 @@
+package proto
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// JetStream names for durable dispatch (dispatch=jetstream). Batches are
+// messages on a work-queue stream, one subject per batch:
+//
+//	ferry.batch.<job>.<first>-<count>
+//
+// and each result goes to the results stream on the matching subject
+//
+//	ferry.result.<job>.<first>-<count>
+//
+// so a restarted coordinator finds a job's finished batches by subject,
+// whatever batch IDs the previous run used.
+const (
+	BatchStream    = "FERRY_BATCHES" // work queue: a batch is removed when a worker acks it
+	ResultStream   = "FERRY_RESULTS" // results, latest per batch subject
+	WorkerConsumer = "ferry-workers" // the durable pull consumer every worker shares
+
+	BatchSubjectPrefix  = "ferry.batch"
+	ResultSubjectPrefix = "ferry.result"
+
+	// WorkerInboxPrefix is the reply inbox prefix of a worker that pulls
+	// from JetStream, so a broker's worker role can let it read its own
+	// pull and publish acks without reading the coordinator's replies
+	// (_INBOX.<random>...).
+	WorkerInboxPrefix = "_INBOX.ferry-worker"
+
+	// HeaderDelivery carries the JetStream delivery count of the batch a
+	// result answers: above 1, the batch was executed more than once.
+	HeaderDelivery = "Ferry-Delivery"
+	// HeaderMaxAttempts on a batch is how many deliveries a worker may
+	// compute; a worker handed a later delivery publishes a give-up result
+	// and terminates the message instead (it kills or hangs its workers).
+	HeaderMaxAttempts = "Ferry-Max-Attempts"
+	// HeaderError on a result marks it as a failure of the whole batch, with
+	// the reason: "413 ..." (result too large: split it), "400 ..." (bad
+	// batch) or "poison ..." (MaxAttempts deliveries without a result).
+	HeaderError = "Ferry-Error"
+)
+
+// ErrBadSubject is returned for a subject that is not a ferry batch or
+// result subject.
+var ErrBadSubject = errors.New("proto: not a ferry batch subject")
+
+var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidJobID reports whether id can be a job ID: one NATS subject token of
+// letters, digits, '-' and '_', at most 64 bytes.
+func ValidJobID(id string) bool { return jobIDPattern.MatchString(id) }
+
+// BatchSubject is the subject of job's batch of count documents from first.
+func BatchSubject(job string, first int64, count int) string {
+	return fmt.Sprintf("%s.%s.%d-%d", BatchSubjectPrefix, job, first, count)
+}
+
+// ResultSubject is the subject of job's result for the same batch.
+func ResultSubject(job string, first int64, count int) string {
+	return fmt.Sprintf("%s.%s.%d-%d", ResultSubjectPrefix, job, first, count)
+}
+
+// ParseBatchSubject splits a batch or result subject into its job and range.
+func ParseBatchSubject(subject string) (job string, first int64, count int, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 || parts[0] != "ferry" || (parts[1] != "batch" && parts[1] != "result") {
+		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	}
+	a, b, ok := strings.Cut(parts[3], "-")
+	if !ok {
+		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	}
+	first, err1 := strconv.ParseInt(a, 10, 64)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || first < 0 || n <= 0 {
+		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	}
+	return parts[2], first, n, nil
+}

@@ -1,0 +1,103 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func sample() *Report {
+	serial := &coordinator.Stats{Mode: "serial", Workers: 1, Wall: 2 * time.Second, Docs: 1000, TextBytes: 360_000, Batches: 10,
+		Busy: map[string]float64{"serial-0": 0.98}, Digest: "abc"}
+	serial.Stages[coordinator.StageCompute] = coordinator.Quantiles{P50: 190 * time.Millisecond, P99: 210 * time.Millisecond, Mean: 195 * time.Millisecond, N: 10}
+	procs := &coordinator.Stats{Mode: "processes", Workers: 2, Wall: 1250 * time.Millisecond, Docs: 1000, TextBytes: 360_000, Batches: 10,
+		BytesOut: 370_000, BytesIn: 1_540_000, Retries: 1, Busy: map[string]float64{"w1": 0.9, "w2": 0.8}, Digest: "abc",
+		CPU: 16 * time.Millisecond}
+	for st, us := range []time.Duration{40, 300, 20, 190_000, 30, 60} {
+		procs.Stages[st] = coordinator.Quantiles{P50: us * time.Microsecond, P99: 2 * us * time.Microsecond, Mean: us * time.Microsecond, N: 10}
+	}
+	r := New(map[string]any{"batch_size": 100, "workload": "embed"}, []*coordinator.Stats{serial, procs, nil}, []error{nil, nil, errors.New("gil: interrupted")})
+	r.Manifest = Manifest{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", NumCPU: 2, GOMAXPROCS: 2, NATSServer: "2.15.2"}
+	r.Floor = []FloorPoint{
+		{Bytes: 64, RawP50us: 50, RawP99us: 90, FerryP50: 60, FerryP99: 120, Ratio: 1.2, Roundtrip: 500},
+		{Bytes: 95_000, RawP50us: 300, RawP99us: 900, FerryP50: 345, FerryP99: 1000, Ratio: 1.15, Roundtrip: 500},
+	}
+	return r
+}
+
+func TestDerivedFigures(t *testing.T) {
+	r := sample()
+	p := r.Modes[1]
+	if got, want := p.Speedup, 1.6; got != want {
+		t.Errorf("speedup = %v, want %v", got, want)
+	}
+	if got, want := p.Efficiency, 0.8; got != want {
+		t.Errorf("efficiency = %v, want %v", got, want)
+	}
+	if got, want := p.BusyMean, 0.85; got < want-1e-9 || got > want+1e-9 {
+		t.Errorf("busy = %v, want %v", got, want)
+	}
+	if r.IdenticalResults {
+		t.Error("a failed mode must make identical_results false")
+	}
+	if got, want := p.CPUus, 16.0; got != want {
+		t.Errorf("cpu_us_per_doc = %v, want %v (16 ms over 1,000 documents)", got, want)
+	}
+	if got := r.Modes[0].CPUus; got != 0 {
+		t.Errorf("cpu_us_per_doc = %v for a mode whose CPU was not measured, want 0", got)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, format := range Formats {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Write(&buf, sample(), format); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", "report."+format)
+			if *update {
+				os.WriteFile(path, buf.Bytes(), 0o644)
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./report -update)", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("%s output changed; got:\n%s\nwant:\n%s", format, buf.Bytes(), want)
+			}
+		})
+	}
+}
+
+func TestJSONSchemaKeys(t *testing.T) {
+	var buf bytes.Buffer
+	Write(&buf, sample(), "json")
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"schema", "config", "manifest", "modes", "identical_results"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	mode := m["modes"].([]any)[1].(map[string]any)
+	for _, k := range []string{"mode", "wall_s", "docs_per_s", "speedup", "efficiency", "batches", "bytes_out", "bytes_in", "stages", "busy_mean"} {
+		if _, ok := mode[k]; !ok {
+			t.Errorf("mode lacks %q", k)
+		}
+	}
+	if _, ok := mode["stages"].(map[string]any)["transport"].(map[string]any)["p99_us"]; !ok {
+		t.Error("stages.transport.p99_us missing")
+	}
+}

@@ -1,0 +1,159 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/ferrylab/ferry/sweep"
+)
+
+// SweepSchema versions the sweep JSON; bump it on any incompatible change.
+const SweepSchema = "ferry.sweep/v1"
+
+// SweepReport is a sweep: its configuration, the machine, every run and
+// what was derived from them.
+type SweepReport struct {
+	Schema   string         `json:"schema"`
+	Config   map[string]any `json:"config"`
+	Manifest Manifest       `json:"manifest"`
+	Sweep    *sweep.Result  `json:"sweep"`
+}
+
+// NewSweep wraps a sweep's result with the manifest of this machine.
+func NewSweep(cfg map[string]any, res *sweep.Result) *SweepReport {
+	return &SweepReport{Schema: SweepSchema, Config: cfg, Manifest: NewManifest(), Sweep: res}
+}
+
+// WriteSweep renders r as text or JSON.
+func WriteSweep(w io.Writer, r *SweepReport, format string) error {
+	switch format {
+	case "text", "":
+		return WriteSweepText(w, r)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return fmt.Errorf("report: sweep format %q: must be text or json", format)
+}
+
+// WriteSweepText prints one table per series (workload setting, codec and
+// workers), then the fits, the break-even and the auto-batch comparison.
+func WriteSweepText(w io.Writer, r *SweepReport) error {
+	res := r.Sweep
+	state := ""
+	if res.Interrupted {
+		state = " (interrupted: partial)"
+	}
+	fmt.Fprintf(w, "sweep: %d runs of %d points, %d repeats, seed %d%s\n", len(res.Records), len(res.Points), res.Repeats, res.Seed, state)
+	series := ""
+	var tw *tabwriter.Writer
+	flush := func() {
+		if tw != nil {
+			tw.Flush()
+		}
+	}
+	for _, s := range res.Points {
+		if s.Series() != series {
+			flush()
+			series = s.Series()
+			fmt.Fprintf(w, "\n%s\n", series)
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "mode\tbatch\tdocs\tdocs/s\t±IQR\tmin..max\tbatch_us\toverhead\tmean_batch\tn\t")
+		}
+		iqr := 0.0
+		if s.DocsPerS.Median > 0 {
+			iqr = 100 * (s.DocsPerS.Q3 - s.DocsPerS.Q1) / 2 / s.DocsPerS.Median
+		}
+		n := fmt.Sprint(s.N)
+		if s.Errors > 0 {
+			n += fmt.Sprintf(" (%d failed)", s.Errors)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.0f%%\t%.0f..%.0f\t%.0f\t%.1f%%\t%.1f\t%s\t\n", s.Mode, s.Batch(), s.Docs,
+			s.DocsPerS.Median, iqr, s.DocsPerS.Min, s.DocsPerS.Max, s.BatchUs.Median, 100*s.Overhead, s.MeanBatch, n)
+	}
+	flush()
+	if len(res.Fits) > 0 {
+		fmt.Fprintln(w, "\nfit per mode: t(b) = a + c*b, one worker's wall time per batch of b documents (least squares weighted by 1/t^2)")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "series\tmode\ta_us\tc_us\tR2\tsizes\t")
+		for _, f := range res.Fits {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.2f\t%.4f\t%d\t\n", f.Series, f.Mode, f.AUs, f.CUs, f.R2, f.N)
+		}
+		tw.Flush()
+	}
+	if len(res.BreakEvens) > 0 {
+		fmt.Fprintf(w, "\nbreak-even: the batch size where processes reach %.0f%% of goroutines' throughput\n", 100*res.Level)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "series\tpredicted\tobserved\tpredicted/observed\trecommended (%.0f%% overhead)\t\n", 100*res.Target)
+		for _, b := range res.BreakEvens {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", b.Series, predicted(b), observed(b), agreement(b), recommended(b))
+		}
+		tw.Flush()
+	}
+	if len(res.Autos) > 0 {
+		fmt.Fprintln(w, "\nbatch auto against the best fixed batch size of the same series and mode")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "group\tauto docs/s\tmean batch\toverhead\tbest fixed\tbest docs/s\tauto/best\t")
+		for _, a := range res.Autos {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f%%\t%d\t%.0f\t%.2fx\t\n", a.Group, a.DocsPerS, a.MeanBatch, 100*a.Overhead, a.BestBatch, a.BestDocsS, a.Ratio)
+		}
+		tw.Flush()
+	}
+	return nil
+}
+
+func predicted(b sweep.BreakEven) string {
+	if b.Never {
+		return "never"
+	}
+	return fmt.Sprintf("%.1f", b.Predicted)
+}
+
+func observed(b sweep.BreakEven) string {
+	if b.Observed == 0 {
+		return "not reached"
+	}
+	return fmt.Sprintf("%.1f", b.Observed)
+}
+
+func agreement(b sweep.BreakEven) string {
+	if b.Never || b.Observed == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f (%+.0f%%)", b.Predicted/b.Observed, 100*(b.Predicted/b.Observed-1))
+}
+
+func recommended(b sweep.BreakEven) string {
+	if b.Recommended == 0 {
+		return "none reaches it"
+	}
+	return fmt.Sprintf("%d (%.1f%%)", b.Recommended, 100*b.RecommendedOverhead)
+}
+
+// Recommendation is the one line ferry recommend prints for br.
+func Recommendation(b sweep.BreakEven, target float64) string {
+	p := b.Processes
+	if b.Recommended == 0 {
+		if len(b.Ratios) == 0 {
+			return fmt.Sprintf("batch_size=? (no batch size measured for %s)", b.Series)
+		}
+		r := b.Ratios[0]
+		for _, x := range b.Ratios {
+			if x.Observed > r.Observed {
+				r = x
+			}
+		}
+		return fmt.Sprintf("batch_size=%d (processes never reach %.0f%% overhead: per-document cost %.2fus vs goroutines %.2fus; best measured %.1f%% overhead at %d; %s)",
+			r.Batch, 100*target, p.CUs, b.Goroutines.CUs, 100*(1-r.Observed), r.Batch, b.Series)
+	}
+	obs := "not reached in the sweep"
+	if b.Observed > 0 {
+		obs = fmt.Sprintf("observed %.1f", b.Observed)
+	}
+	return fmt.Sprintf("batch_size=%d (processes overhead %.1f%% vs goroutines, target %.0f%%; break-even at %.0f%%: predicted %s, %s; fit processes a=%.0fus c=%.2fus R2=%.3f, goroutines a=%.1fus c=%.2fus R2=%.3f; %s)",
+		b.Recommended, 100*b.RecommendedOverhead, 100*target, 100*sweep.BreakEvenLevel, predicted(b), obs,
+		p.AUs, p.CUs, p.R2, b.Goroutines.AUs, b.Goroutines.CUs, b.Goroutines.R2, b.Series)
+}

@@ -1,0 +1,146 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/transport"
+)
+
+// TransportSchema versions `ferry bench transport --format json`.
+const TransportSchema = "ferry.transport/v1"
+
+// Transport is the output of `ferry bench transport`.
+type Transport struct {
+	Schema   string         `json:"schema"`
+	Config   map[string]any `json:"config"`
+	Manifest Manifest       `json:"manifest"`
+	Points   []FloorPoint   `json:"points"`
+}
+
+// NewTransport builds the transport report from measured points.
+func NewTransport(cfg map[string]any, points []transport.Point) *Transport {
+	return &Transport{Schema: TransportSchema, Config: cfg, Manifest: NewManifest(), Points: FloorPoints(points)}
+}
+
+// FloorPoints converts measured points to their report form.
+func FloorPoints(points []transport.Point) []FloorPoint {
+	out := make([]FloorPoint, 0, len(points))
+	for _, p := range points {
+		fp := FloorPoint{
+			Bytes: p.Bytes, RawP50us: us(p.Raw.P50), RawP99us: us(p.Raw.P99),
+			FerryP50: us(p.Ferry.P50), FerryP99: us(p.Ferry.P99), Ratio: round3(p.Ratio()),
+			Roundtrip: p.Raw.N, BatchBytes: p.BatchBytes, ResultBytes: p.ResultBytes,
+			Stages: map[string]float64{},
+		}
+		for s := range coordinator.NumStages {
+			fp.Stages[s.String()] = us(p.Stages[s])
+		}
+		out = append(out, fp)
+	}
+	return out
+}
+
+func round3(x float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 3, 64), 64)
+	return v
+}
+
+// WriteTransport renders r in format (text, json or csv).
+func WriteTransport(w io.Writer, r *Transport, format string) error {
+	switch format {
+	case "text", "":
+		return writeTransportText(w, r)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	case "csv":
+		return writeTransportCSV(w, r)
+	}
+	return fmt.Errorf("report: unknown format %q (known: %v)", format, Formats)
+}
+
+func writeTransportText(w io.Writer, r *Transport) error {
+	n := 0
+	if len(r.Points) > 0 {
+		n = r.Points[0].Roundtrip
+	}
+	fmt.Fprintf(w, "raw NATS echo vs ferry batch round trip (noop workload), one request in flight, %d round trips each per size\n", n)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "bytes\traw_p50_us\traw_p99_us\tferry_p50_us\tferry_p99_us\tratio\t")
+	for s := range coordinator.NumStages {
+		fmt.Fprintf(tw, "%s\t", s)
+	}
+	fmt.Fprintln(tw)
+	for _, p := range r.Points {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t", size(p.Bytes), p.RawP50us, p.RawP99us, p.FerryP50, p.FerryP99, p.Ratio)
+		for s := range coordinator.NumStages {
+			fmt.Fprintf(tw, "%.0f\t", p.Stages[s.String()])
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "\nstages are ferry's medians in microseconds; ratio is ferry_p50 / raw_p50, measured alternately in this run")
+	return err
+}
+
+func writeTransportCSV(w io.Writer, r *Transport) error {
+	cw := csv.NewWriter(w)
+	head := []string{"bytes", "raw_p50_us", "raw_p99_us", "ferry_p50_us", "ferry_p99_us", "ratio", "roundtrips", "batch_bytes", "result_bytes"}
+	for s := range coordinator.NumStages {
+		head = append(head, s.String()+"_p50_us")
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
+	for _, p := range r.Points {
+		row := []string{strconv.Itoa(p.Bytes), f(p.RawP50us), f(p.RawP99us), f(p.FerryP50), f(p.FerryP99), f(p.Ratio),
+			strconv.Itoa(p.Roundtrip), strconv.Itoa(p.BatchBytes), strconv.Itoa(p.ResultBytes)}
+		for s := range coordinator.NumStages {
+			row = append(row, f(p.Stages[s.String()]))
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// writeFloor prints the transport floor measured alongside a run, one line
+// per payload size.
+func writeFloor(w io.Writer, floor []FloorPoint) {
+	if len(floor) == 0 {
+		return
+	}
+	parts := make([]string, 0, len(floor))
+	for _, p := range floor {
+		parts = append(parts, fmt.Sprintf("%s: raw NATS echo %.0f us, ferry %.0f us (%.2fx)", size(p.Bytes), p.RawP50us, p.FerryP50, p.Ratio))
+	}
+	fmt.Fprintf(w, "\ntransport floor, p50 round trip with empty compute, this run: %s\n", strings.Join(parts, "; "))
+}
+
+// size prints a byte count the way people read it: 64 B, 16 KiB, 4 MiB.
+func size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,53 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/transport"
+)
+
+func TestTransportReport(t *testing.T) {
+	p := transport.Point{Bytes: 1 << 20, BatchBytes: 1<<20 + 9, ResultBytes: 1<<20 + 12,
+		Raw:   transport.Sample{P50: 4 * time.Millisecond, P99: 9 * time.Millisecond, N: 200},
+		Ferry: transport.Sample{P50: 6 * time.Millisecond, P99: 12 * time.Millisecond, N: 200}}
+	p.Stages[coordinator.StageEncode] = 150 * time.Microsecond
+	r := NewTransport(map[string]any{"codec": "packed"}, []transport.Point{{Bytes: 64}, p})
+	if got := r.Points[1]; got.Ratio != 1.5 || got.RawP50us != 4000 || got.FerryP99 != 12000 || got.Stages["encode"] != 150 || got.Roundtrip != 200 {
+		t.Errorf("point = %+v", got)
+	}
+	if r.Points[0].Ratio != 0 {
+		t.Errorf("an unmeasured point has ratio %v, want 0", r.Points[0].Ratio)
+	}
+	var text, js, csv bytes.Buffer
+	for f, w := range map[string]*bytes.Buffer{"text": &text, "json": &js, "csv": &csv} {
+		if err := WriteTransport(w, r, f); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if s := text.String(); !strings.Contains(s, "1 MiB") || !strings.Contains(s, "1.50x") || !strings.Contains(s, "64 B") {
+		t.Errorf("text report:\n%s", s)
+	}
+	var back Transport
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Schema != TransportSchema || back.Points[1].Ratio != 1.5 {
+		t.Errorf("json report %v: %s", err, js.String())
+	}
+	if !strings.HasPrefix(csv.String(), "bytes,raw_p50_us,raw_p99_us,ferry_p50_us,ferry_p99_us,ratio,") {
+		t.Errorf("csv header: %s", csv.String())
+	}
+	if err := WriteTransport(&text, r, "xml"); err == nil {
+		t.Error("unknown format accepted")
+	}
+}
+
+func TestSize(t *testing.T) {
+	for n, want := range map[int]string{64: "64 B", 1023: "1023 B", 1024: "1 KiB", 95_000: "92.8 KiB", 4 << 20: "4 MiB", 3<<20 + 1: "3.0 MiB"} {
+		if got := size(n); got != want {
+			t.Errorf("size(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

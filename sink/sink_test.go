@@ -1,0 +1,103 @@
+package sink
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferrylab/ferry/workload"
+)
+
+func TestNPYStreamsRowsAndFixesShape(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.npy")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two writes of 2 and 3 documents, dim 3; document 3 failed and is skipped.
+	w.Write(0, &workload.Output{Dim: 3, Vecs: []float32{1, 2, 3, 4, 5, 6}}, []bool{false, false})
+	w.Write(2, &workload.Output{Dim: 3, Vecs: []float32{7, 8, 9, 0, 0, 0, 10, 11, 12}}, []bool{false, true, false})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b[:6]), "\x93NUMPY"; got != want {
+		t.Fatalf("magic = %q", got)
+	}
+	hlen := int(binary.LittleEndian.Uint16(b[8:10]))
+	if got, want := 10+hlen, npyHeaderLen; got != want || (10+hlen)%64 != 0 {
+		t.Fatalf("header length %d, want %d (a multiple of 64)", got, want)
+	}
+	header := string(b[10 : 10+hlen])
+	if !strings.Contains(header, "'shape': (4, 3)") || !strings.HasSuffix(header, "\n") {
+		t.Errorf("header = %q", header)
+	}
+	var got []float32
+	for i := npyHeaderLen; i < len(b); i += 4 {
+		got = append(got, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
+	}
+	want := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	if len(got) != len(want) {
+		t.Fatalf("rows = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("rows = %v, want %v", got, want)
+		}
+	}
+}
+
+func TestNPYRefusesNonVectorWorkloads(t *testing.T) {
+	w, err := Create(filepath.Join(t.TempDir(), "c.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	err = w.Write(0, &workload.Output{Spans: []workload.Span{{Doc: 0, End: 3, Tokens: 1}}}, []bool{false})
+	if err == nil || !strings.Contains(err.Error(), ".jsonl") {
+		t.Errorf("err = %v, want a hint to use .jsonl", err)
+	}
+}
+
+func TestJSONLRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.jsonl")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &workload.Output{Spans: []workload.Span{{Doc: 0, Start: 0, End: 5, Tokens: 1}, {Doc: 2, Start: 0, End: 9, Tokens: 2}, {Doc: 2, Start: 4, End: 9, Tokens: 1}}}
+	if err := w.Write(10, out, []bool{false, true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	var recs []record
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 2 || recs[0].Index != 10 || recs[1].Index != 12 || len(recs[1].Spans) != 2 || len(recs[0].Spans) != 1 {
+		t.Errorf("records = %+v", recs)
+	}
+}
+
+func TestCreateRejectsUnknownExtension(t *testing.T) {
+	if _, err := Create(filepath.Join(t.TempDir(), "x.parquet")); err == nil {
+		t.Error("want an error for .parquet")
+	}
+}

@@ -1,0 +1,426 @@
+package sweep
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+// Result is a sweep's records and what was derived from them.
+type Result struct {
+	Seed        uint64       `json:"seed"`
+	Repeats     int          `json:"repeats"`
+	Target      float64      `json:"overhead_target"` // overhead the recommendation holds
+	Level       float64      `json:"break_even_level"`
+	Interrupted bool         `json:"interrupted,omitempty"`
+	Records     []Record     `json:"records"`
+	Points      []Summary    `json:"points"`
+	Fits        []Fit        `json:"fits"`
+	BreakEvens  []BreakEven  `json:"break_evens"`
+	Autos       []AutoResult `json:"auto,omitempty"`
+}
+
+// BreakEvenLevel is the share of goroutines' throughput at which processes
+// are said to break even.
+const BreakEvenLevel = 0.95
+
+// Spread is a sample's median and spread.
+type Spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	Q1     float64 `json:"q1"`
+	Q3     float64 `json:"q3"`
+}
+
+// NewSpread summarises xs (nil or empty gives zeros).
+func NewSpread(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	v := slices.Clone(xs)
+	slices.Sort(v)
+	return Spread{Median: quantile(v, 0.5), Min: v[0], Max: v[len(v)-1], Q1: quantile(v, 0.25), Q3: quantile(v, 0.75)}
+}
+
+// quantile interpolates linearly between the order statistics of sorted v.
+func quantile(v []float64, q float64) float64 {
+	pos := q * float64(len(v)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(v)-1)
+	return v[lo] + (pos-float64(lo))*(v[hi]-v[lo])
+}
+
+// Summary is one point over its repeats.
+type Summary struct {
+	Point
+	Key       string  `json:"key"`
+	N         int     `json:"n"`      // runs without error
+	Errors    int     `json:"errors"` // runs that failed
+	Docs      int64   `json:"docs"`   // documents per run
+	DocsPerS  Spread  `json:"docs_per_s"`
+	BatchUs   Spread  `json:"batch_us"`
+	MeanBatch float64 `json:"mean_batch"` // median of documents per batch
+	Overhead  float64 `json:"overhead"`   // median non-compute share of per-batch stage time
+	// Median per-batch stage means, microseconds.
+	EncodeUs       float64 `json:"encode_us"`
+	TransportUs    float64 `json:"transport_us"`
+	WorkerDecodeUs float64 `json:"worker_decode_us"`
+	ComputeUs      float64 `json:"compute_us"`
+	WorkerEncodeUs float64 `json:"worker_encode_us"`
+	DecodeUs       float64 `json:"decode_us"`
+}
+
+// Summarize groups records by point, in the order of points (points with
+// no record are left out).
+func Summarize(points []Point, recs []Record) []Summary {
+	by := map[string][]Record{}
+	for _, r := range recs {
+		by[r.Key()] = append(by[r.Key()], r)
+	}
+	var out []Summary
+	for _, p := range points {
+		rs := by[p.Key()]
+		if len(rs) == 0 {
+			continue
+		}
+		s := Summary{Point: p, Key: p.Key()}
+		var thr, bus, mb, ov []float64
+		var st [6][]float64
+		for _, r := range rs {
+			if r.Error != "" {
+				s.Errors++
+				continue
+			}
+			s.N++
+			s.Docs = r.Docs
+			thr, bus, mb, ov = append(thr, r.DocsPerS), append(bus, r.BatchUs), append(mb, r.MeanBatch), append(ov, r.Overhead)
+			for i, x := range []float64{r.EncodeUs, r.TransportUs, r.WorkerDecodeUs, r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs} {
+				st[i] = append(st[i], x)
+			}
+		}
+		s.DocsPerS, s.BatchUs = NewSpread(thr), NewSpread(bus)
+		s.MeanBatch, s.Overhead = NewSpread(mb).Median, NewSpread(ov).Median
+		s.EncodeUs, s.TransportUs, s.WorkerDecodeUs = NewSpread(st[0]).Median, NewSpread(st[1]).Median, NewSpread(st[2]).Median
+		s.ComputeUs, s.WorkerEncodeUs, s.DecodeUs = NewSpread(st[3]).Median, NewSpread(st[4]).Median, NewSpread(st[5]).Median
+		out = append(out, s)
+	}
+	return out
+}
+
+// Fit is t(b) = A + C*b fitted to one group's median per-batch times
+// (BatchUs) against batch size, weighted by 1/t^2 so that small and large
+// batches count alike (relative error). R2 is the weighted coefficient of
+// determination.
+type Fit struct {
+	Group   string  `json:"group"`
+	Series  string  `json:"series"`
+	Mode    string  `json:"mode"`
+	Workers int     `json:"workers"`
+	AUs     float64 `json:"a_us"` // fixed time per batch
+	CUs     float64 `json:"c_us"` // time per document
+	R2      float64 `json:"r2"`
+	N       int     `json:"n"` // batch sizes fitted
+}
+
+// At is the fitted per-batch time at batch size b, microseconds.
+func (f Fit) At(b float64) float64 { return f.AUs + f.CUs*b }
+
+// Throughput is the fitted documents per second at batch size b.
+func (f Fit) Throughput(b float64) float64 {
+	if t := f.At(b); t > 0 {
+		return float64(f.Workers) * b / t * 1e6
+	}
+	return 0
+}
+
+// FitLine fits y = a + c*x by least squares weighted by 1/y^2.
+func FitLine(x, y []float64) (a, c, r2 float64) {
+	var s, sx, sy, sxx, sxy float64
+	for i := range x {
+		if y[i] <= 0 {
+			continue
+		}
+		w := 1 / (y[i] * y[i])
+		s += w
+		sx += w * x[i]
+		sy += w * y[i]
+		sxx += w * x[i] * x[i]
+		sxy += w * x[i] * y[i]
+	}
+	den := s*sxx - sx*sx
+	if s == 0 || den == 0 {
+		return 0, 0, 0
+	}
+	c = (s*sxy - sx*sy) / den
+	a = (sy - c*sx) / s
+	mean := sy / s
+	var res, tot float64
+	for i := range x {
+		if y[i] <= 0 {
+			continue
+		}
+		w := 1 / (y[i] * y[i])
+		res += w * (y[i] - a - c*x[i]) * (y[i] - a - c*x[i])
+		tot += w * (y[i] - mean) * (y[i] - mean)
+	}
+	if tot > 0 {
+		r2 = 1 - res/tot
+	}
+	return a, c, r2
+}
+
+// BreakEven compares processes with goroutines on one series.
+type BreakEven struct {
+	Series     string `json:"series"`
+	Workers    int    `json:"workers"`
+	Goroutines Fit    `json:"goroutines"`
+	Processes  Fit    `json:"processes"`
+	// Predicted is the batch size at which the fits put processes at
+	// Level x goroutines' throughput: (L*a_p - a_g) / (c_g - L*c_p).
+	// Never means the per-document costs rule it out at any size.
+	Predicted float64 `json:"predicted"`
+	Never     bool    `json:"never,omitempty"`
+	// Observed interpolates (in log batch size) between the swept sizes
+	// where the throughput ratio crosses Level; 0 when it never does
+	// within the grid, the smallest size when it is already there. The
+	// ratio at a size is the median over repeats of processes over
+	// goroutines in the same repeat (they ran back to back).
+	Observed float64 `json:"observed"`
+	// Recommended is the smallest batch size whose predicted overhead
+	// (1 - processes/goroutines throughput) is at most Target; with the
+	// default 5% target it is Predicted rounded up.
+	Recommended         int     `json:"recommended"`
+	RecommendedOverhead float64 `json:"recommended_overhead"`
+	Ratios              []Ratio `json:"ratios"`
+}
+
+// Ratio is processes over goroutines throughput at one batch size.
+type Ratio struct {
+	Batch     int     `json:"batch"`
+	Observed  float64 `json:"observed"`
+	Predicted float64 `json:"predicted"`
+}
+
+// AutoResult sets an auto-batched point against the best fixed batch size
+// of its group.
+type AutoResult struct {
+	Group     string  `json:"group"`
+	DocsPerS  float64 `json:"docs_per_s"`
+	MeanBatch float64 `json:"mean_batch"`
+	Overhead  float64 `json:"overhead"`
+	BestBatch int     `json:"best_batch"`
+	BestDocsS float64 `json:"best_docs_per_s"`
+	Ratio     float64 `json:"ratio"` // auto over best fixed
+}
+
+// Analyze rebuilds a Result from records alone (a records file), with
+// points ordered by series, mode and batch size.
+func Analyze(recs []Record, target float64) *Result {
+	r := &Result{Target: target, Records: recs}
+	seen := map[string]bool{}
+	var points []Point
+	for _, rec := range recs {
+		if !seen[rec.Key()] {
+			seen[rec.Key()] = true
+			points = append(points, rec.Point)
+		}
+		r.Repeats = max(r.Repeats, rec.Repeat+1)
+	}
+	slices.SortStableFunc(points, func(a, b Point) int {
+		return cmp.Or(cmp.Compare(a.Series(), b.Series()), cmp.Compare(a.Mode, b.Mode), cmp.Compare(a.BatchSize, b.BatchSize))
+	})
+	r.finish(points)
+	return r
+}
+
+// finish derives summaries, fits, break-evens and auto comparisons.
+func (r *Result) finish(points []Point) {
+	if r.Target == 0 {
+		r.Target = 0.05
+	}
+	r.Level = BreakEvenLevel
+	r.Points = Summarize(points, r.Records)
+	r.Fits, r.BreakEvens, r.Autos = nil, nil, nil
+	groups := map[string][]Summary{}
+	var order []string
+	for _, s := range r.Points {
+		g := s.Group()
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], s)
+	}
+	fits := map[string]Fit{}
+	for _, g := range order {
+		ss := groups[g]
+		var x, y []float64
+		var best *Summary
+		var auto *Summary
+		for i := range ss {
+			s := &ss[i]
+			if s.N == 0 {
+				continue
+			}
+			if s.BatchSize == 0 {
+				auto = s
+				continue
+			}
+			x, y = append(x, float64(s.BatchSize)), append(y, s.BatchUs.Median)
+			if best == nil || s.DocsPerS.Median > best.DocsPerS.Median {
+				best = s
+			}
+		}
+		if auto != nil && best != nil && best.DocsPerS.Median > 0 {
+			r.Autos = append(r.Autos, AutoResult{Group: g, DocsPerS: auto.DocsPerS.Median, MeanBatch: auto.MeanBatch, Overhead: auto.Overhead,
+				BestBatch: best.BatchSize, BestDocsS: best.DocsPerS.Median, Ratio: auto.DocsPerS.Median / best.DocsPerS.Median})
+		}
+		if len(x) < 2 {
+			continue
+		}
+		a, c, r2 := FitLine(x, y)
+		f := Fit{Group: g, Series: ss[0].Series(), Mode: ss[0].Mode, Workers: ss[0].Workers, AUs: a, CUs: c, R2: r2, N: len(x)}
+		r.Fits = append(r.Fits, f)
+		fits[g] = f
+	}
+	for _, f := range r.Fits {
+		if f.Mode != coordinator.ModeProcesses {
+			continue
+		}
+		g, ok := fits[f.Series+"/mode="+coordinator.ModeGoroutines]
+		if !ok {
+			continue
+		}
+		r.BreakEvens = append(r.BreakEvens, r.breakEven(g, f, groups))
+	}
+}
+
+func (r *Result) breakEven(g, p Fit, groups map[string][]Summary) BreakEven {
+	be := BreakEven{Series: p.Series, Workers: p.Workers, Goroutines: g, Processes: p}
+	be.Predicted, be.Never = crossing(g, p, r.Level)
+	if b, never := crossing(g, p, 1-r.Target); !never {
+		be.Recommended = max(int(math.Ceil(b)), 1)
+		if gt := g.Throughput(float64(be.Recommended)); gt > 0 {
+			be.RecommendedOverhead = 1 - p.Throughput(float64(be.Recommended))/gt
+		}
+	}
+	thr := func(group string) map[int]float64 {
+		m := map[int]float64{}
+		for _, s := range groups[group] {
+			if s.N > 0 && s.BatchSize > 0 {
+				m[s.BatchSize] = s.DocsPerS.Median
+			}
+		}
+		return m
+	}
+	tg, tp := thr(g.Group), thr(p.Group)
+	paired := r.pairedRatios(g.Group, p.Group)
+	for b, x := range tp {
+		if y, ok := tg[b]; ok && y > 0 {
+			pred := 0.0
+			if gt := g.Throughput(float64(b)); gt > 0 {
+				pred = p.Throughput(float64(b)) / gt
+			}
+			obs := x / y
+			if rs := paired[b]; len(rs) > 0 {
+				obs = NewSpread(rs).Median
+			}
+			be.Ratios = append(be.Ratios, Ratio{Batch: b, Observed: obs, Predicted: pred})
+		}
+	}
+	slices.SortFunc(be.Ratios, func(a, b Ratio) int { return cmp.Compare(a.Batch, b.Batch) })
+	be.Observed = observedCrossing(be.Ratios, r.Level)
+	return be
+}
+
+// pairedRatios returns, per batch size, processes over goroutines
+// throughput of the runs of one repeat (which ran back to back).
+func (r *Result) pairedRatios(gGroup, pGroup string) map[int][]float64 {
+	type at struct{ batch, repeat int }
+	g := map[at]float64{}
+	for _, rec := range r.Records {
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == gGroup && rec.DocsPerS > 0 {
+			g[at{rec.BatchSize, rec.Repeat}] = rec.DocsPerS
+		}
+	}
+	out := map[int][]float64{}
+	for _, rec := range r.Records {
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == pGroup {
+			if y, ok := g[at{rec.BatchSize, rec.Repeat}]; ok {
+				out[rec.BatchSize] = append(out[rec.BatchSize], rec.DocsPerS/y)
+			}
+		}
+	}
+	return out
+}
+
+// crossing solves (a_g + c_g b) / (a_p + c_p b) = level for b, the batch
+// size where processes reach level x goroutines' throughput (per-batch
+// times scale inversely with throughput at equal workers). never is set
+// when no batch size reaches it; b is at least 1.
+func crossing(g, p Fit, level float64) (b float64, never bool) {
+	num := level*p.AUs - g.AUs
+	den := g.CUs - level*p.CUs
+	switch {
+	case num <= 0 && den >= 0:
+		return 1, false // already there at any size
+	case den <= 0:
+		return 0, true
+	}
+	return max(num/den, 1), false
+}
+
+// observedCrossing is the first batch size where the observed ratio,
+// made non-decreasing in batch size (Monotone), reaches level,
+// interpolated in log batch size from the size before. Monotone keeps one
+// lucky run at a small batch size from setting the crossing.
+func observedCrossing(rs []Ratio, level float64) float64 {
+	ys := make([]float64, len(rs))
+	for i, r := range rs {
+		ys[i] = r.Observed
+	}
+	ys = Monotone(ys)
+	for i, r := range rs {
+		if ys[i] < level {
+			continue
+		}
+		if i == 0 {
+			return float64(r.Batch)
+		}
+		prev := rs[i-1]
+		f := (level - ys[i-1]) / (ys[i] - ys[i-1])
+		lb := math.Log(float64(prev.Batch)) + f*(math.Log(float64(r.Batch))-math.Log(float64(prev.Batch)))
+		return math.Exp(lb)
+	}
+	return 0
+}
+
+// Monotone returns the non-decreasing sequence closest to ys in least
+// squares (isotonic regression, pool adjacent violators): runs that break
+// the order are replaced by their mean.
+func Monotone(ys []float64) []float64 {
+	type block struct {
+		sum float64
+		n   int
+	}
+	var bs []block
+	for _, y := range ys {
+		bs = append(bs, block{y, 1})
+		for len(bs) > 1 {
+			a, b := bs[len(bs)-2], bs[len(bs)-1]
+			if a.sum/float64(a.n) <= b.sum/float64(b.n) {
+				break
+			}
+			bs = append(bs[:len(bs)-2], block{a.sum + b.sum, a.n + b.n})
+		}
+	}
+	out := make([]float64, 0, len(ys))
+	for _, b := range bs {
+		for range b.n {
+			out = append(out, b.sum/float64(b.n))
+		}
+	}
+	return out
+}
