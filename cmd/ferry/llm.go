@@ -67,7 +67,7 @@ func addLLMClientFlags(fs *pflag.FlagSet) {
 	fs.Duration("llm-timeout", time.Minute, "timeout of each HTTP attempt")
 	fs.Int("llm-max-attempts", 4, "attempts per call, the first included (1 = never retry)")
 	fs.Int("llm-max-prompt-bytes", 768<<10, "longer prompts fail their call without a request")
-	fs.Bool("llm-warmup", false, "open connections before timing with one GET per concurrent call (no completions)")
+	fs.Bool("llm-warmup", false, "before timing, open --concurrency connections (one rejected POST {} each: no tokens spent)")
 }
 
 // llmClientConfig validates the client keys; URL and APIKey are set by the endpoint.
