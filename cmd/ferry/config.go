@@ -150,7 +150,7 @@ func addJobFlags(fs *pflag.FlagSet) {
 	fs.Int("workers", 0, "workers: goroutines in-process, worker processes for processes mode (0 = usable cores)")
 	fs.String("workload", "embed", "workload: "+strings.Join(workload.Names(), ", "))
 	fs.Int("batch-size", 100, "documents per batch")
-	fs.Int64("docs", 20000, "documents in the generated corpus (ignored with --input)")
+	fs.Int64("docs", 100000, "documents in the generated corpus (ignored with --input)")
 	fs.Int("doc-words", 100, "words per generated document")
 	fs.Int("doc-bytes", 0, "exact bytes per generated document, overriding --doc-words (0 = off)")
 	fs.Uint64("seed", 1, "corpus seed: the generated corpus is a function of it")
