@@ -1,15 +1,13 @@
 package coordinator
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/semaphore"
@@ -38,8 +36,8 @@ type collector struct {
 	next      int64 // first document not yet written
 	total     int64 // documents in the input; -1 until the input ends
 	pending   map[int64]piece
-	hash      hash.Hash
-	err       error // a sink error ends the job
+	hash      *xxhash.Digest // 64-bit xxHash: ~10x SHA-256 speed on the flush path
+	err       error          // a sink error ends the job
 	done      chan struct{}
 	stages    [NumStages]samples
 	busy      map[string]time.Duration
@@ -62,7 +60,7 @@ type piece struct {
 func newCollector(sink Sink, credit *semaphore.Weighted) *collector {
 	return &collector{
 		sink: sink, credit: credit, total: -1,
-		pending: map[int64]piece{}, hash: sha256.New(),
+		pending: map[int64]piece{}, hash: xxhash.New(),
 		done: make(chan struct{}), busy: map[string]time.Duration{},
 	}
 }
@@ -255,6 +253,6 @@ func (c *collector) snapshot(wall time.Duration) Stats {
 	for w, b := range c.busy {
 		s.Busy[w] = b.Seconds() / wall.Seconds()
 	}
-	s.Digest = hex.EncodeToString(c.hash.Sum(nil))
+	s.Digest = fmt.Sprintf("%016x", c.hash.Sum64())
 	return s
 }

@@ -109,7 +109,7 @@ type Stats struct {
 	// then traces the sizes chosen.
 	AutoBatch  bool
 	BatchSizes []SizeStep
-	// Digest is a SHA-256 over every document's output in input order: equal
+	// Digest is a 64-bit xxHash over every document's output in input order: equal
 	// digests mean bit-identical results.
 	Digest string
 	// CPU is the CPU time the job took on this machine (this process, with

@@ -226,7 +226,7 @@ func (o *Options) dispatches() ([]string, error) {
 
 // addCorpusFlags registers the keys openSource reads.
 func addCorpusFlags(fs *pflag.FlagSet) {
-	fs.Int64("docs", 20000, "documents in the generated corpus (ignored with --input)")
+	fs.Int64("docs", 100000, "documents in the generated corpus (ignored with --input)")
 	fs.Int("doc-words", 100, "words per generated document")
 	fs.Int("doc-bytes", 0, "exact bytes per generated document, overriding --doc-words (0 = off)")
 	fs.Uint64("seed", 1, "corpus seed: the generated corpus is a function of it")

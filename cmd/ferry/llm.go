@@ -63,7 +63,7 @@ prints the report and exits 1 if any call failed.`,
 func addLLMClientFlags(fs *pflag.FlagSet) {
 	fs.String("llm-url", "", `OpenAI-compatible base URL, e.g. https://api.openai.com/v1 ("" = an in-process mock); key from FERRY_LLM_API_KEY`)
 	fs.String("llm-model", "", "model name sent with each call (empty = ferry-mock)")
-	fs.Int("concurrency", 256, "LLM calls in flight at most")
+	fs.Int("concurrency", 1000, "LLM calls in flight at most (against a real API: what its rate limit allows)")
 	fs.Duration("llm-timeout", time.Minute, "timeout of each HTTP attempt")
 	fs.Int("llm-max-attempts", 4, "attempts per call, the first included (1 = never retry)")
 	fs.Int("llm-max-prompt-bytes", 768<<10, "longer prompts fail their call without a request")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -20,9 +21,34 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	stopProfile := startProfile(os.Getenv("FERRY_CPUPROFILE"))
 	err := newCmdRoot().ExecuteContext(ctx)
+	stopProfile()
 	stop()
 	os.Exit(exitCode(err))
+}
+
+// startProfile writes a CPU profile of this process to path (a debugging
+// aid: FERRY_CPUPROFILE=cpu.out ferry run; each worker gets path.<pid>).
+// An empty path does nothing.
+func startProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	if os.Getenv("FERRY_PARENT_PID") != "" {
+		path = fmt.Sprintf("%s.%d", path, os.Getpid())
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferry: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "ferry: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // exitCode prints err as one line and maps it to the process exit code:
