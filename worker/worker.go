@@ -188,7 +188,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	defer func() { stopJS(); <-jsDone }()
 
-	parentGone := w.watchParent(ctx)
+	parentGone := WatchParent(ctx, w.cfg.ParentPID)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -228,12 +228,13 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// watchParent returns a channel closed when the parent process goes away.
-// The kernel's parent-death signal (set by the spawner) is the first line;
-// this poll covers platforms and races where that signal is not delivered.
-func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
+// WatchParent returns a channel closed when pid is no longer this process's
+// parent; with pid <= 0 it is never closed. The kernel's parent-death
+// signal (set by Pool) is the first line; this poll covers platforms and
+// races where that signal is not delivered. Its goroutine ends with ctx.
+func WatchParent(ctx context.Context, pid int) <-chan struct{} {
 	gone := make(chan struct{})
-	if w.cfg.ParentPID <= 0 {
+	if pid <= 0 {
 		return gone
 	}
 	go func() { // exits with ctx or when the parent is gone
@@ -244,7 +245,7 @@ func (w *Worker) watchParent(ctx context.Context) <-chan struct{} {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if os.Getppid() != w.cfg.ParentPID {
+				if os.Getppid() != pid {
 					close(gone)
 					return
 				}

@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"os"
 	"sync"
-	"time"
 
 	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
 )
 
@@ -48,24 +47,14 @@ func runEcho(ctx context.Context, o *Options, subject string, parent int) error 
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if parent > 0 {
-		wg.Add(1)
-		go func() { // owned by this function: ends with ctx
-			defer wg.Done()
-			t := time.NewTicker(200 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if os.Getppid() != parent {
-						cancel()
-						return
-					}
-				}
-			}
-		}()
-	}
+	wg.Add(1)
+	go func() { // owned here: ends with ctx (cancel above) or the parent
+		defer wg.Done()
+		select {
+		case <-worker.WatchParent(ctx, parent):
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	return transport.Echo(ctx, nc, subject)
 }
