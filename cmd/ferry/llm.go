@@ -97,6 +97,14 @@ type endpoint struct {
 	stop func() error // stops the in-process mock; nil for an external server
 }
 
+// close stops the in-process mock, if one was started.
+func (e endpoint) close() error {
+	if e.stop == nil {
+		return nil
+	}
+	return e.stop()
+}
+
 // shown is the URL as logs and reports print it: no user info, no query.
 func (e endpoint) shown() string { return redactURL(e.url) }
 
@@ -116,7 +124,7 @@ func redactURL(s string) string {
 }
 
 // newLLMClient starts the in-process mock unless llm_url is set and returns
-// a client for the endpoint. The caller calls ep.stop, if set, when done.
+// a client for the endpoint. The caller calls ep.close when done.
 func newLLMClient(ctx context.Context, o *Options, log *slog.Logger) (*llm.Client, endpoint, error) {
 	ccfg, err := o.llmClientConfig()
 	if err != nil {
@@ -138,13 +146,12 @@ func newLLMClient(ctx context.Context, o *Options, log *slog.Logger) (*llm.Clien
 	ccfg.URL = ep.url
 	client, err := llm.NewClient(ccfg)
 	if err != nil {
-		if ep.stop != nil {
-			_ = ep.stop()
-		}
+		_ = ep.close()
 		// The only field left unchecked here is the URL.
 		return nil, endpoint{}, invalid("llm_url", ep.shown(), strings.TrimPrefix(err.Error(), llm.ErrInvalidConfig.Error()+": "))
 	}
 	log.Info("llm endpoint", "url", ep.shown(), "in_process_mock", ep.mock, "api_key", ccfg.APIKey != "")
+	checkNoFile(log, o.Concurrency)
 	return client, ep, nil
 }
 
@@ -176,14 +183,11 @@ func runLLM(ctx context.Context, o *Options, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if ep.stop != nil {
-		defer func() {
-			if serr := ep.stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-	}
-	checkNoFile(log, o.Concurrency)
+	defer func() {
+		if serr := ep.close(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	if o.LLMWarmup {
 		t0 := time.Now()
 		n, werr := client.Warm(ctx, o.Concurrency)

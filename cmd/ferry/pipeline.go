@@ -83,14 +83,11 @@ func runPipeline(ctx context.Context, o *Options, stdout io.Writer) (err error) 
 	if err != nil {
 		return err
 	}
-	if ep.stop != nil {
-		defer func() {
-			if serr := ep.stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-	}
-	checkNoFile(log, o.Concurrency)
+	defer func() {
+		if serr := ep.close(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: stdout, expect: cfg.Workers}
 	if slices.Contains(modes, coordinator.ModeProcesses) {
 		nc, stop, err := startLocalWorkers(ctx, o, cfg.Workers, log)
