@@ -134,7 +134,7 @@ func NewCoordinator() *Coordinator {
 		}, []string{"outcome"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_coordinator_retries_total",
-			Help: "Batches re-sent: after an error or timeout, or because their worker vanished (the report's retries).",
+			Help: "Batches re-sent after an error reply or a timeout, so possibly computed twice (the report's retries; requeues of never-delivered batches are batches_total{outcome=\"requeue\"}).",
 		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ferry_coordinator_stage_seconds",
@@ -184,7 +184,7 @@ func (m *Coordinator) Observe(e coordinator.Event) {
 		m.docs.WithLabelValues("dupe").Add(float64(e.Docs))
 	case coordinator.EventFailed:
 		m.docs.WithLabelValues("failed").Add(float64(e.Docs))
-	case coordinator.EventRetry, coordinator.EventRequeue:
+	case coordinator.EventRetry: // requeues count under batches_total{outcome="requeue"}
 		m.retries.Inc()
 	}
 }
