@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
@@ -36,18 +36,13 @@ var ferryBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "ferry-faults-")
+	bin, cleanup, err := childtest.BuildFerry()
 	if err != nil {
 		panic(err)
 	}
-	ferryBin = filepath.Join(dir, "ferry")
-	out, err := exec.Command("go", "build", "-o", ferryBin, "github.com/ferrylab/ferry/cmd/ferry").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	ferryBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/report"
 )
 
@@ -24,18 +25,13 @@ import (
 var ferryBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ferry-test-")
+	bin, cleanup, err := childtest.BuildFerry()
 	if err != nil {
 		panic(err)
 	}
-	ferryBin = filepath.Join(dir, "ferry")
-	out, err := exec.Command("go", "build", "-o", ferryBin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	ferryBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -123,3 +124,19 @@ func Start(tb testing.TB, role, url string, n int) *worker.Pool {
 }
 
 var extraEnv = strings.Fields(os.Getenv("FERRY_CHILDTEST_ENV"))
+
+// BuildFerry builds the ferry binary into a new temporary directory, for
+// tests that run it as a real process. Call cleanup when done with it.
+func BuildFerry() (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "ferry-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "ferry")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/ferrylab/ferry/cmd/ferry").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("go build ferry: %v\n%s", err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
