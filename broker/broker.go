@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // ErrNotReady is returned when the server does not accept connections in time.
@@ -152,6 +153,12 @@ func (b *Broker) MonitorURL() string {
 	}
 	return ""
 }
+
+// InProcess is the option that connects a client in this process to the
+// broker over an in-memory pipe rather than loopback TCP: no syscalls and no
+// kernel copies on that side of the hop. The coordinator of an embedded run
+// uses it; worker processes still cross TCP.
+func (b *Broker) InProcess() nats.Option { return nats.InProcessServer(b.srv) }
 
 // Server exposes the underlying server for tests and diagnostics.
 func (b *Broker) Server() *server.Server { return b.srv }

@@ -100,7 +100,7 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		return err
 	}
 	defer echo.Stop()
-	nc, err := connect(b.URL(), "ferry-bench", natsconn.Auth{}, log)
+	nc, err := connect(b.URL(), "ferry-bench", natsconn.Auth{}, log, b.InProcess())
 	if err != nil {
 		return err
 	}

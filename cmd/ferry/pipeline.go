@@ -186,7 +186,7 @@ func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.L
 		b.Shutdown()
 		return nil, nil, err
 	}
-	nc, err := connect(b.URL(), "ferry-pipeline", creds.coordinator, log)
+	nc, err := connect(b.URL(), "ferry-pipeline", creds.coordinator, log, b.InProcess())
 	if err != nil {
 		pool.Stop()
 		b.Shutdown()

@@ -94,7 +94,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer echo.Stop()
-		nc, err := connect(b.URL(), "ferry-coordinator", creds.coordinator, log)
+		nc, err := connect(b.URL(), "ferry-coordinator", creds.coordinator, log, b.InProcess())
 		if err != nil {
 			return err
 		}
@@ -129,9 +129,11 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 }
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a
-// configuration error naming the key.
-func connect(url, name string, a natsconn.Auth, log *slog.Logger) (*nats.Conn, error) {
+// configuration error naming the key. extra adds options, such as an embedded
+// broker's InProcess.
+func connect(url, name string, a natsconn.Auth, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := natsconn.Options(name, a, log)
+	opts = append(opts, extra...)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
 	}

@@ -253,7 +253,7 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 			return err
 		}
 		defer pool.Stop() // shutdown order: workers first (they drain), then the broker
-		nc, err := connect(b.URL(), "ferry-sweep", creds.coordinator, log)
+		nc, err := connect(b.URL(), "ferry-sweep", creds.coordinator, log, b.InProcess())
 		if err != nil {
 			return err
 		}
