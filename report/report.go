@@ -98,6 +98,11 @@ type FloorPoint struct {
 	ResultBytes int `json:"result_bytes,omitempty"`
 	// Stages is ferry's median time per stage, in microseconds.
 	Stages map[string]float64 `json:"ferry_stages_p50_us,omitempty"`
+	// Python's ProcessPoolExecutor round trip of the same payload, one task
+	// at a time, measured in the same run; 0 when not measured.
+	PythonP50us float64 `json:"python_p50_us,omitempty"`
+	PythonP99us float64 `json:"python_p99_us,omitempty"`
+	PythonRatio float64 `json:"ferry_over_python,omitempty"` // ferry_p50_us / python_p50_us
 }
 
 // NewManifest reads the current machine.

@@ -37,7 +37,8 @@ func FloorPoints(points []transport.Point) []FloorPoint {
 			Bytes: p.Bytes, RawP50us: us(p.Raw.P50), RawP99us: us(p.Raw.P99),
 			FerryP50: us(p.Ferry.P50), FerryP99: us(p.Ferry.P99), Ratio: round3(p.Ratio()),
 			Roundtrip: p.Raw.N, BatchBytes: p.BatchBytes, ResultBytes: p.ResultBytes,
-			Stages: map[string]float64{},
+			Stages:      map[string]float64{},
+			PythonP50us: us(p.Python.P50), PythonP99us: us(p.Python.P99), PythonRatio: round3(p.PythonRatio()),
 		}
 		for s := range coordinator.NumStages {
 			fp.Stages[s.String()] = us(p.Stages[s])
@@ -74,13 +75,20 @@ func writeTransportText(w io.Writer, r *Transport) error {
 	}
 	fmt.Fprintf(w, "raw NATS echo vs ferry batch round trip (noop workload), one request in flight, %d round trips each per size\n", n)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	py := r.hasPython()
 	fmt.Fprint(tw, "bytes\traw_p50_us\traw_p99_us\tferry_p50_us\tferry_p99_us\tratio\t")
+	if py {
+		fmt.Fprint(tw, "python_p50_us\tpython_p99_us\tvs_python\t")
+	}
 	for s := range coordinator.NumStages {
 		fmt.Fprintf(tw, "%s\t", s)
 	}
 	fmt.Fprintln(tw)
 	for _, p := range r.Points {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t", size(p.Bytes), p.RawP50us, p.RawP99us, p.FerryP50, p.FerryP99, p.Ratio)
+		if py {
+			fmt.Fprintf(tw, "%.0f\t%.0f\t%.2fx\t", p.PythonP50us, p.PythonP99us, p.PythonRatio)
+		}
 		for s := range coordinator.NumStages {
 			fmt.Fprintf(tw, "%.0f\t", p.Stages[s.String()])
 		}
@@ -90,12 +98,25 @@ func writeTransportText(w io.Writer, r *Transport) error {
 		return err
 	}
 	_, err := fmt.Fprintln(w, "\nstages are ferry's medians in microseconds; ratio is ferry_p50 / raw_p50, measured alternately in this run")
+	if err == nil && py {
+		_, err = fmt.Fprintf(w, "python is one task at a time through ProcessPoolExecutor (Python %v), measured after ferry in this run; vs_python is ferry_p50 / python_p50\n", r.Config["python_version"])
+	}
 	return err
+}
+
+// hasPython reports whether the Python baseline was measured.
+func (r *Transport) hasPython() bool {
+	for _, p := range r.Points {
+		if p.PythonP50us > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func writeTransportCSV(w io.Writer, r *Transport) error {
 	cw := csv.NewWriter(w)
-	head := []string{"bytes", "raw_p50_us", "raw_p99_us", "ferry_p50_us", "ferry_p99_us", "ratio", "roundtrips", "batch_bytes", "result_bytes"}
+	head := []string{"bytes", "raw_p50_us", "raw_p99_us", "ferry_p50_us", "ferry_p99_us", "ratio", "roundtrips", "batch_bytes", "result_bytes", "python_p50_us", "python_p99_us", "ferry_over_python"}
 	for s := range coordinator.NumStages {
 		head = append(head, s.String()+"_p50_us")
 	}
@@ -105,7 +126,8 @@ func writeTransportCSV(w io.Writer, r *Transport) error {
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 	for _, p := range r.Points {
 		row := []string{strconv.Itoa(p.Bytes), f(p.RawP50us), f(p.RawP99us), f(p.FerryP50), f(p.FerryP99), f(p.Ratio),
-			strconv.Itoa(p.Roundtrip), strconv.Itoa(p.BatchBytes), strconv.Itoa(p.ResultBytes)}
+			strconv.Itoa(p.Roundtrip), strconv.Itoa(p.BatchBytes), strconv.Itoa(p.ResultBytes),
+			f(p.PythonP50us), f(p.PythonP99us), f(p.PythonRatio)}
 		for s := range coordinator.NumStages {
 			row = append(row, f(p.Stages[s.String()]))
 		}

@@ -51,3 +51,29 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
+
+func TestTransportReportPythonColumns(t *testing.T) {
+	p := transport.Point{Bytes: 64,
+		Raw:    transport.Sample{P50: 100 * time.Microsecond, N: 10},
+		Ferry:  transport.Sample{P50: 120 * time.Microsecond, N: 10},
+		Python: transport.Sample{P50: 480 * time.Microsecond, P99: 600 * time.Microsecond, N: 10}}
+	r := NewTransport(map[string]any{"python_version": "3.11.7"}, []transport.Point{p})
+	if got := r.Points[0]; got.PythonP50us != 480 || got.PythonP99us != 600 || got.PythonRatio != 0.25 {
+		t.Errorf("point = %+v, want python 480/600 us and ferry_over_python 0.25", got)
+	}
+	var text bytes.Buffer
+	if err := WriteTransport(&text, r, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if s := text.String(); !strings.Contains(s, "python_p50_us") || !strings.Contains(s, "0.25x") || !strings.Contains(s, "Python 3.11.7") {
+		t.Errorf("text report lacks the Python baseline:\n%s", s)
+	}
+	p.Python = transport.Sample{}
+	text.Reset()
+	if err := WriteTransport(&text, NewTransport(nil, []transport.Point{p}), "text"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "python") {
+		t.Errorf("text report shows Python columns it did not measure:\n%s", text.String())
+	}
+}

@@ -60,6 +60,17 @@ type Point struct {
 	BatchBytes, ResultBytes int
 	// Stages is ferry's median time per stage (coordinator.Stage order).
 	Stages coordinator.Timing
+	// Python is the same crossing through Python's ProcessPoolExecutor
+	// (MeasurePython); N = 0 when not measured.
+	Python Sample
+}
+
+// PythonRatio is ferry's median round trip over Python's (0 if unmeasured).
+func (p Point) PythonRatio() float64 {
+	if p.Python.P50 <= 0 {
+		return 0
+	}
+	return float64(p.Ferry.P50) / float64(p.Python.P50)
 }
 
 // Ratio is ferry's median round trip over the raw echo's (0 if unmeasured).

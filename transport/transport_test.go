@@ -141,3 +141,28 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+func TestMeasurePython(t *testing.T) {
+	python, err := transport.FindPython("auto")
+	if err != nil {
+		t.Skip("no python3 on PATH:", err)
+	}
+	version, samples, err := transport.MeasurePython(context.Background(), python, []int{64, 64 << 10}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version == "" || len(samples) != 2 {
+		t.Fatalf("version %q, %d samples; want a version and one sample per size", version, len(samples))
+	}
+	for i, s := range samples {
+		if s.N != 5 || s.P50 <= 0 || s.P99 < s.P50 {
+			t.Errorf("size %d: sample %+v, want 5 round trips with p50 > 0 and p99 >= p50", i, s)
+		}
+	}
+	if p, err := transport.FindPython("off"); p != "" || err != nil {
+		t.Errorf(`FindPython("off") = %q, %v; want "", nil`, p, err)
+	}
+	if _, _, err := transport.MeasurePython(context.Background(), "false", []int{64}, 1); err == nil {
+		t.Error("an interpreter that fails gave no error")
+	}
+}

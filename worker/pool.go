@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ferrylab/ferry/internal/procattr"
 )
 
 // PoolConfig configures a pool of worker OS processes.
@@ -80,7 +82,7 @@ func (p *Pool) start(slot int) error {
 	cmd := exec.Command(p.cfg.Exe, p.cfg.Args...)
 	cmd.Env = append(append(os.Environ(), p.cfg.Env...), fmt.Sprintf("FERRY_PARENT_PID=%d", os.Getpid()))
 	cmd.Stdout, cmd.Stderr = p.cfg.Stdout, p.cfg.Stdout
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = procattr.Child()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("worker pool: start %s: %w", p.cfg.Exe, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -40,10 +41,14 @@ with its own bytes), then, for each payload size, times round trips to the
 echo and batch round trips through the worker with the noop workload (no
 compute; request and reply shaped to the same size), one of each in turn,
 one request in flight. It prints both medians and p99s, ferry over raw, and
-ferry's median per stage.`,
+ferry's median per stage. Then, with python3 on PATH (or --python PATH), it
+times the same payloads through Python's ProcessPoolExecutor, one task at a
+time, so the table also says what the same crossing costs a Python user on
+this machine today (--python off skips it).`,
 		Example: `  ferry bench transport
   ferry bench transport --sizes 64,64KiB,1MiB --roundtrips 1000
-  ferry bench transport --codec msgpack --format json > transport.json`,
+  ferry bench transport --codec msgpack --format json > transport.json
+  ferry bench transport --python /usr/bin/python3.12 --sizes 64,1MiB`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := loadOptions(cmd)
@@ -56,6 +61,7 @@ ferry's median per stage.`,
 	fs := cmd.Flags()
 	fs.String("sizes", "", "payload sizes, comma separated, with optional B, KiB or MiB suffix (default 64 B to 4 MiB in powers of 4)")
 	fs.Int("roundtrips", 200, "timed round trips per size, each side")
+	fs.String("python", "auto", "Python ProcessPoolExecutor baseline: auto (python3 on PATH, skipped if none), off, or an interpreter path")
 	fs.String("codec", proto.CodecPacked, "wire codec for ferry's side: "+strings.Join(proto.CodecNames(), ", "))
 	fs.String("compress", "", `compress ferry's batches and results: "" (off) or s2`)
 	fs.Int("max-doc-bytes", 1<<20, "largest document a decoder accepts")
@@ -85,6 +91,13 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 	if err != nil {
 		return err
 	}
+	python, err := transport.FindPython(o.Python)
+	switch {
+	case errors.Is(err, transport.ErrNoPython):
+		log.Info("no python3 on PATH: skipping the Python baseline")
+	case err != nil:
+		return invalid("python", o.Python, err.Error())
+	}
 	b, err := broker.Start(ctx, broker.Options{MaxPayload: int32(o.MaxPayload)})
 	if err != nil {
 		return err
@@ -109,7 +122,18 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 	if err != nil {
 		return err
 	}
-	r := report.NewTransport(map[string]any{"codec": o.Codec, "compress": o.Compress, "roundtrips": o.RoundTrips, "max_payload": o.MaxPayload}, points)
+	cfg := map[string]any{"codec": o.Codec, "compress": o.Compress, "roundtrips": o.RoundTrips, "max_payload": o.MaxPayload}
+	if python != "" {
+		version, samples, err := transport.MeasurePython(ctx, python, sizes, o.RoundTrips)
+		if err != nil {
+			return err
+		}
+		for i := range points {
+			points[i].Python = samples[i]
+		}
+		cfg["python_version"] = version
+	}
+	r := report.NewTransport(cfg, points)
 	return report.WriteTransport(cmd.OutOrStdout(), r, o.Format)
 }
 

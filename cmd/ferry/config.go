@@ -96,6 +96,7 @@ type Options struct {
 	// bench transport
 	Sizes      string `mapstructure:"sizes"`
 	RoundTrips int    `mapstructure:"roundtrips"`
+	Python     string `mapstructure:"python"`
 
 	// metrics (worker, coordinator)
 	MetricsAddr string `mapstructure:"metrics_addr"`
