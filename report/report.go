@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/transport"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -103,6 +104,16 @@ type FloorPoint struct {
 	PythonP50us float64 `json:"python_p50_us,omitempty"`
 	PythonP99us float64 `json:"python_p99_us,omitempty"`
 	PythonRatio float64 `json:"ferry_over_python,omitempty"` // ferry_p50_us / python_p50_us
+	// RawCPUus is the CPU time (broker, requester and echo together) of one
+	// raw echo round trip of Bytes each way, RawCPUInFlight at a time; 0 when
+	// not measured (the broker is not in this process).
+	RawCPUus       float64 `json:"raw_cpu_us_per_roundtrip,omitempty"`
+	RawCPUInFlight int     `json:"raw_cpu_inflight,omitempty"`
+}
+
+// SetCPU records a raw echo's measured CPU cost on p.
+func (p *FloorPoint) SetCPU(c transport.CPUCost) {
+	p.RawCPUus, p.RawCPUInFlight = us(c.PerRoundTrip), c.InFlight
 }
 
 // NewManifest reads the current machine.

@@ -94,6 +94,7 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 	writeFloor(w, r.Floor)
+	writeBoundaryCPU(w, r)
 	verdict := "identical results across modes: yes"
 	if !r.IdenticalResults {
 		verdict = "identical results across modes: NO (digests differ)"

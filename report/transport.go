@@ -152,6 +152,43 @@ func writeFloor(w io.Writer, floor []FloorPoint) {
 	fmt.Fprintf(w, "\ntransport floor, p50 round trip with empty compute, this run: %s\n", strings.Join(parts, "; "))
 }
 
+// writeBoundaryCPU says, when the floor carries a raw echo's CPU cost, how
+// much CPU per document the broker hop alone takes at this run's batch size,
+// how processes mode's CPU per document splits into compute (goroutines'),
+// that floor and ferry's own share, and the most a CPU-bound processes run
+// can reach on these cores against goroutines.
+func writeBoundaryCPU(w io.Writer, r *Report) {
+	var fp *FloorPoint
+	for i := range r.Floor {
+		if r.Floor[i].RawCPUus > 0 {
+			fp = &r.Floor[i]
+		}
+	}
+	proc, gor := r.mode(coordinator.ModeProcesses), r.mode(coordinator.ModeGoroutines)
+	if fp == nil || proc == nil || proc.Batches == 0 {
+		return
+	}
+	perBatch := float64(proc.Docs) / float64(proc.Batches)
+	floor := fp.RawCPUus / perBatch
+	fmt.Fprintf(w, "boundary CPU: a raw NATS echo of %s each way, %d in flight, costs %.0f us of CPU (broker and both ends) = %.2f us/doc at %.0f docs/batch\n",
+		size(fp.Bytes), fp.RawCPUInFlight, fp.RawCPUus, floor, perBatch)
+	if gor == nil || gor.CPUus <= 0 || proc.CPUus <= 0 {
+		return
+	}
+	fmt.Fprintf(w, "  processes %.1f us/doc = compute %.1f (goroutines) + NATS floor %.1f + ferry %.1f; CPU-bound, processes reach at most %.2fx goroutines on these cores\n",
+		proc.CPUus, gor.CPUus, floor, proc.CPUus-gor.CPUus-floor, gor.CPUus/(gor.CPUus+floor))
+}
+
+// mode returns the named mode's figures, or nil if it did not run.
+func (r *Report) mode(name string) *Mode {
+	for i := range r.Modes {
+		if r.Modes[i].Mode == name {
+			return &r.Modes[i]
+		}
+	}
+	return nil
+}
+
 // size prints a byte count the way people read it: 64 B, 16 KiB, 4 MiB.
 func size(n int) string {
 	switch {

@@ -77,3 +77,26 @@ func TestTransportReportPythonColumns(t *testing.T) {
 		t.Errorf("text report shows Python columns it did not measure:\n%s", text.String())
 	}
 }
+
+func TestBoundaryCPUSplitsProcessesCPU(t *testing.T) {
+	r := &Report{
+		Modes: []Mode{
+			{Mode: coordinator.ModeGoroutines, Docs: 100_000, Batches: 1000, CPUus: 10},
+			{Mode: coordinator.ModeProcesses, Docs: 100_000, Batches: 1000, CPUus: 15},
+		},
+		Floor: []FloorPoint{{Bytes: 64}, {Bytes: 95_000, RawCPUus: 400, RawCPUInFlight: 2}},
+	}
+	var b bytes.Buffer
+	writeBoundaryCPU(&b, r)
+	for _, want := range []string{"400 us of CPU", "= 4.00 us/doc at 100 docs/batch", "compute 10.0 (goroutines) + NATS floor 4.0 + ferry 1.0", "at most 0.71x goroutines"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("boundary CPU lines lack %q:\n%s", want, b.String())
+		}
+	}
+	r.Floor[1].RawCPUus = 0
+	b.Reset()
+	writeBoundaryCPU(&b, r)
+	if b.Len() != 0 {
+		t.Errorf("no measured CPU, yet:\n%s", b.String())
+	}
+}

@@ -95,6 +95,6 @@ func coordinatorFloor(ctx context.Context, nc *nats.Conn, o *Options, log *slog.
 		return nil, func() {}
 	}
 	return func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-		return runFloor(ctx, nc, o, subject, st)
+		return runFloor(ctx, nc, o, subject, st, nil) // the broker's CPU is not ours to read
 	}, echo.Stop
 }

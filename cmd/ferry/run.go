@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
@@ -101,7 +102,9 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		defer nc.Close()
 		env.nc = nc
 		env.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-			return runFloor(ctx, nc, o, echoSubject, st)
+			// The broker runs in this process: its CPU and the echo's are
+			// what a raw NATS batch costs.
+			return runFloor(ctx, nc, o, echoSubject, st, cpuClock{pids: echo.PIDs}.now)
 		}
 		log.Debug("embedded broker", "url", b.URL(), "workers", cfg.Workers)
 	}
@@ -110,8 +113,11 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 
 // runFloor measures the transport floor after a processes run, at 64 B and
 // at the run's mean message size (batch and result bytes averaged), 500
-// round trips each way: about half a second for embed batches.
-func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats) ([]report.FloorPoint, error) {
+// round trips each way: about half a second for embed batches. With a clock
+// that reads the broker's CPU as well as the echo's (an embedded broker), it
+// also measures the CPU a raw echo of the mean size costs, with as many in
+// flight as each worker has batches.
+func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats, clock transport.CPUClock) ([]report.FloorPoint, error) {
 	codec, err := o.wireCodec(int(nc.MaxPayload()))
 	if err != nil {
 		return nil, err
@@ -125,7 +131,16 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 	if err != nil {
 		return nil, err
 	}
-	return report.FloorPoints(points), nil
+	floor := report.FloorPoints(points)
+	if clock != nil && len(sizes) > 1 {
+		const roundTrips = 2000 // enough CPU for /proc's 10 ms ticks to be a few percent
+		cost, err := transport.MeasureCPU(ctx, nc, echoSubject, typical, o.InFlight, roundTrips, 10*time.Second, clock)
+		if err != nil {
+			return floor, err
+		}
+		floor[len(floor)-1].SetCPU(cost)
+	}
+	return floor, nil
 }
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a

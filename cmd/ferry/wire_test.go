@@ -75,6 +75,9 @@ func TestRunCompressed(t *testing.T) {
 		if len(r.Floor) != 2 || r.Floor[0].Bytes != 64 || r.Floor[1].Bytes <= 64 || r.Floor[1].RawP50us <= 0 || r.Floor[1].FerryP50 <= 0 {
 			t.Errorf("%v: transport floor = %+v, want 64 B and the mean message size", extra, r.Floor)
 		}
+		if r.Floor[len(r.Floor)-1].RawCPUus <= 0 || r.Floor[len(r.Floor)-1].RawCPUInFlight != 2 {
+			t.Errorf("%v: transport floor = %+v, want the raw echo's CPU cost at the mean size, 2 in flight", extra, r.Floor)
+		}
 	}
 	if bytesOut[1] >= bytesOut[0] {
 		t.Errorf("processes sent %d bytes compressed, %d plain", bytesOut[1], bytesOut[0])
@@ -117,5 +120,10 @@ func TestCoordinatorReportsFloor(t *testing.T) {
 	}
 	if len(r.Floor) == 0 || r.Floor[0].RawP50us <= 0 || r.Floor[0].FerryP50 <= 0 {
 		t.Errorf("transport floor = %+v", r.Floor)
+	}
+	for _, p := range r.Floor {
+		if p.RawCPUus != 0 {
+			t.Errorf("floor point %+v claims the CPU of a broker in another process", p)
+		}
 	}
 }
