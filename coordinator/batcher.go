@@ -44,10 +44,22 @@ const maxSteps = 500
 // lane's wait for its next batch, which can be near zero.
 const batchFloor = 10 * time.Microsecond
 
+// autoBatchTime is the compute per batch --batch auto grows batches to (up
+// to the largest batch) once the overhead target is met: Dask's rule of
+// thumb, tasks of 100 ms or more. The overhead the stages measure is not all
+// a batch costs: on shared cores the broker and the coordinator take CPU
+// from the workers for every batch, and a sweep on 2 cores shows processes
+// throughput still rising between batches of 5 and 20 ms. Batches this long
+// make any per-batch cost negligible, and the guided tail keeps them from
+// starving workers at the end.
+const autoBatchTime = 100 * time.Millisecond
+
 // autoBatch sizes batches from what completed batches measured. Per batch
 // the time is a + k*b overhead plus c*b compute, b documents; only a can be
 // amortized, so the batch size that holds a against the compute at the
-// target T, a / (a + c*b) = T, is b = a(1-T) / (T*c). (k, the per-document
+// target T, a / (a + c*b) = T, is b = a(1-T) / (T*c). That is the least size
+// it uses; it grows batches further to batchTime of compute each, b =
+// batchTime / c, where that is larger. (k, the per-document
 // overhead, no batch size removes; counting it would only shrink batches,
 // and a noisy slope would make them wander.) a and k come from a decayed
 // least-squares fit of each batch's non-compute stages against its size
@@ -62,9 +74,10 @@ const batchFloor = 10 * time.Microsecond
 // every worker instead of leaving one computing a full batch while the
 // others idle.
 type autoBatch struct {
-	target   float64
-	min, max int
-	workers  int
+	target    float64
+	min, max  int
+	workers   int
+	batchTime time.Duration // compute per batch to grow to; 0 = the overhead model alone
 
 	mu      sync.Mutex
 	size    int           // steady-state size
@@ -80,7 +93,7 @@ type autoBatch struct {
 }
 
 func newAutoBatch(start, maxSize, workers int, target float64) *autoBatch {
-	return &autoBatch{target: target, min: 1, max: max(maxSize, 1), workers: max(workers, 1), size: min(max(start, 1), max(maxSize, 1))}
+	return &autoBatch{target: target, min: 1, max: max(maxSize, 1), workers: max(workers, 1), size: min(max(start, 1), max(maxSize, 1)), batchTime: autoBatchTime}
 }
 
 func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
@@ -114,7 +127,7 @@ func (a *autoBatch) Observe(docs int, tm Timing, waited time.Duration) {
 	a.sxx = decay*a.sxx + x*x
 	a.sxy = decay*a.sxy + x*y
 	fixed, _ := a.fitLocked()
-	want := fixed * (1 - a.target) / (a.target * a.perItem)
+	want := max(fixed*(1-a.target)/(a.target*a.perItem), float64(a.batchTime)/a.perItem)
 	// Keep the size while the model is within 15% of it, and move at most
 	// 2x per batch, so noise cannot make the size wander or swing.
 	if a.tail {

@@ -32,6 +32,7 @@ func TestAutoBatchConvergesToTheModel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAutoBatch(4, 1<<20, 2, tc.target)
+			a.batchTime = 0 // the overhead model alone
 			// Vary the sizes a little, as splits and the tail do, so the
 			// fit can tell the fixed part from the per-document part.
 			for i := range 200 {
@@ -80,6 +81,7 @@ func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
 
 func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
 	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	a.batchTime = 0 // the overhead model alone
 	for i := range 100 {
 		n := a.Size(0, -1)
 		tm := timing(n, 100*time.Microsecond, 0, 0)
@@ -100,12 +102,38 @@ func TestAutoBatchCountsTheWaitForABatch(t *testing.T) {
 	// In-process lanes measure only compute; a 50us wait per batch (a slow
 	// hand-off) is fixed overhead: 50 * 0.95 / (0.05 * 10) = 95.
 	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	a.batchTime = 0 // the overhead model alone
 	for range 100 {
 		n := a.Size(0, -1)
 		a.Observe(n, timing(n, 10*time.Microsecond, 0, 0), 50*time.Microsecond)
 	}
 	if got := a.Size(0, -1); got < 85 || got > 110 {
 		t.Errorf("size = %d, want about 95", got)
+	}
+}
+
+func TestAutoBatchGrowsToTheBatchTime(t *testing.T) {
+	// The overhead model wants 300 * 0.95 / (0.05 * 100) = 57 documents;
+	// batches grow past it to 100 ms of compute, 1000 documents, and then
+	// to no more than the largest batch.
+	for _, tc := range []struct{ max, want int }{{1 << 20, 1000}, {600, 600}} {
+		a := newAutoBatch(16, tc.max, 2, 0.05)
+		for i := range 100 {
+			n := a.Size(int64(i), -1)
+			a.Observe(n, timing(n, 100*time.Microsecond, 300*time.Microsecond, 0), 0)
+		}
+		if got := a.Size(0, -1); got < tc.want*9/10 || got > tc.want*11/10 {
+			t.Errorf("max %d: size = %d, want about %d", tc.max, got, tc.want)
+		}
+	}
+	// A huge per-batch overhead still sets a size above the batch time's.
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for i := range 100 {
+		n := a.Size(int64(i), -1)
+		a.Observe(n, timing(n, 100*time.Microsecond, 20*time.Millisecond, 0), 0)
+	}
+	if got := a.Size(0, -1); got < 3400 || got > 4200 {
+		t.Errorf("size = %d, want about 3800 (20 ms * 0.95 / (0.05 * 100 us))", got)
 	}
 }
 
