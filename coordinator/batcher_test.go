@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"io"
 	"math"
 	"testing"
 	"time"
@@ -146,22 +145,6 @@ func TestAutoBatchIgnoresEmptyObservations(t *testing.T) {
 	}
 }
 
-// sliceSource is a Source over docs that knows its length.
-type sliceSource struct {
-	docs []string
-	i    int
-}
-
-func (s *sliceSource) Next() (string, error) {
-	if s.i >= len(s.docs) {
-		return "", io.EOF
-	}
-	s.i++
-	return s.docs[s.i-1], nil
-}
-
-func (s *sliceSource) Len() int64 { return int64(len(s.docs)) }
-
 func docs(n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -180,7 +163,7 @@ func TestRunAutoBatchSameResultsAsFixed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := Run(ctx, cfg, &sliceSource{docs: in}, b, sink.Discard{})
+		st, err := Run(ctx, cfg, NewSliceSource(in), b, sink.Discard{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -17,20 +16,6 @@ import (
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
-
-// docs is an in-memory Source.
-type docs struct {
-	list []string
-	i    int
-}
-
-func (d *docs) Next() (string, error) {
-	if d.i >= len(d.list) {
-		return "", io.EOF
-	}
-	d.i++
-	return d.list[d.i-1], nil
-}
 
 func corpus(n int) []string {
 	out := make([]string, n)
@@ -106,7 +91,7 @@ func run(t *testing.T, cfg coordinator.Config, b coordinator.Backend, list []str
 	sink := &orderSink{t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := coordinator.Run(ctx, cfg, &docs{list: list}, b, sink)
+	st, err := coordinator.Run(ctx, cfg, coordinator.NewSliceSource(list), b, sink)
 	return st, sink, err
 }
 

@@ -31,6 +31,28 @@ type Source interface {
 	Next() (string, error)
 }
 
+// SliceSource yields documents held in memory, in order. It knows its
+// length, so --batch auto can shrink batches near the end.
+type SliceSource struct {
+	docs []string
+	next int
+}
+
+// NewSliceSource returns a Source over docs.
+func NewSliceSource(docs []string) *SliceSource { return &SliceSource{docs: docs} }
+
+// Next returns the next document, or io.EOF after the last.
+func (s *SliceSource) Next() (string, error) {
+	if s.next == len(s.docs) {
+		return "", io.EOF
+	}
+	s.next++
+	return s.docs[s.next-1], nil
+}
+
+// Len is the number of documents.
+func (s *SliceSource) Len() int64 { return int64(len(s.docs)) }
+
 // Backend computes batches: it pulls Tasks from the Queue until Next returns
 // ErrDone, and answers each with Complete, Fail, Requeue or Split.
 type Backend interface {

@@ -46,7 +46,7 @@ func TestProcessesMaxWorkersUsesOnlyThatMany(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := Run(context.Background(), cfg, &sliceSource{docs: docs(2000)}, b, sink.Discard{})
+			st, err := Run(context.Background(), cfg, NewSliceSource(docs(2000)), b, sink.Discard{})
 			if err != nil {
 				t.Fatal(err)
 			}

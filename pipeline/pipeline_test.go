@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,20 +19,6 @@ import (
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 )
-
-// docs is an in-memory Source.
-type docs struct {
-	list []string
-	i    int
-}
-
-func (d *docs) Next() (string, error) {
-	if d.i >= len(d.list) {
-		return "", io.EOF
-	}
-	d.i++
-	return d.list[d.i-1], nil
-}
 
 // corpus is n documents of varied length: some with no tokens, most with
 // one to four chunks of 16 tokens.
@@ -132,7 +117,7 @@ func runPipeline(t *testing.T, cfg pipeline.Config, b coordinator.Backend, c *ll
 	defer cancel()
 	var got []pipeline.Doc
 	cfg.OnDoc = func(d pipeline.Doc) error { got = append(got, d); return nil }
-	st, err := pipeline.Run(ctx, cfg, &docs{list: list}, b, c)
+	st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
 	return st, got, err
 }
 
@@ -332,7 +317,7 @@ func TestCancelEndsPromptly(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := pipeline.Run(ctx, cfg, &docs{list: list}, b, c)
+		st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
 		done <- result{st, err}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -369,7 +354,7 @@ func TestOnDocErrorEndsRun(t *testing.T) {
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := pipeline.Run(ctx, cfg, &docs{list: list}, backend(t, coordinator.ModeGoroutines), client(t, url, 1))
+	_, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want %v", err, boom)
 	}

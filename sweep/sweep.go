@@ -394,7 +394,7 @@ func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.St
 	}
 	var src coordinator.Source = &genSource{g: gen, n: docs}
 	if texts := s.pregenerated(gen, p.DocBytes, docs); texts != nil {
-		src = &textSource{texts: texts}
+		src = coordinator.NewSliceSource(texts)
 	}
 	return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
 }
@@ -415,23 +415,6 @@ func (s *sweeper) pregenerated(gen *corpus.Generator, docBytes int, n int64) []s
 	s.texts[docBytes] = have
 	return have[:n]
 }
-
-// textSource replays pregenerated documents; Len lets auto batching
-// shrink batches near the end.
-type textSource struct {
-	texts []string
-	i     int
-}
-
-func (s *textSource) Next() (string, error) {
-	if s.i >= len(s.texts) {
-		return "", io.EOF
-	}
-	s.i++
-	return s.texts[s.i-1], nil
-}
-
-func (s *textSource) Len() int64 { return int64(len(s.texts)) }
 
 // genSource yields the first n documents of the generated corpus; Len
 // lets auto batching shrink batches near the end.

@@ -146,7 +146,7 @@ func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coor
 	if err != nil {
 		return nil, err
 	}
-	var src coordinator.Source = &docSlice{docs: env.docs}
+	var src coordinator.Source = coordinator.NewSliceSource(env.docs)
 	if env.docs == nil {
 		s, err := openSource(env.opts)
 		if err != nil {

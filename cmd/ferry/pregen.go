@@ -41,20 +41,3 @@ func pregenerate(o *Options) ([]string, error) {
 		docs = append(docs, d.Text)
 	}
 }
-
-// docSlice replays pregenerated documents.
-type docSlice struct {
-	docs []string
-	next int
-}
-
-// Len is the number of documents: --batch auto shrinks batches near the end.
-func (s *docSlice) Len() int64 { return int64(len(s.docs)) }
-
-func (s *docSlice) Next() (string, error) {
-	if s.next == len(s.docs) {
-		return "", io.EOF
-	}
-	s.next++
-	return s.docs[s.next-1], nil
-}
