@@ -47,7 +47,7 @@ func syntheticSweep() *SweepReport {
 			}
 		}
 	}
-	res := sweep.Analyze(recs, 0.05)
+	res := sweep.Analyze(recs, 0.05, 1)
 	res.Seed = 1
 	r := NewSweep(map[string]any{"workload": "spin", "spin_cost": "100us", "seed": 1}, res)
 	r.Manifest.GOMAXPROCS = 2

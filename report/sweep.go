@@ -87,11 +87,14 @@ func WriteSweepText(w io.Writer, r *SweepReport) error {
 	if len(res.BreakEvens) > 0 {
 		fmt.Fprintf(w, "\nbreak-even: the batch size where processes reach %.0f%% of goroutines' throughput\n", 100*res.Level)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "series\tpredicted\tobserved\tpredicted/observed\trecommended (%.0f%% overhead)\t\n", 100*res.Target)
+		fmt.Fprintf(tw, "series\tpredicted\t90%% interval\tobserved\t90%% interval\tpredicted/observed\trecommended (%.0f%% overhead)\t\n", 100*res.Target)
 		for _, b := range res.BreakEvens {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", b.Series, predicted(b), observed(b), agreement(b), recommended(b))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", b.Series, predicted(b), interval(b.PredictedCI), observed(b), interval(b.ObservedCI), agreement(b), recommended(b))
 		}
 		tw.Flush()
+		if res.Repeats >= 2 {
+			fmt.Fprintln(w, "intervals: 5th to 95th percentile over 200 resamples of whole repeats; an open end (inf) means some resamples never cross")
+		}
 	}
 	if len(res.Autos) > 0 {
 		fmt.Fprintln(w, "\nbatch auto against the best fixed batch size of the same series and mode")
@@ -117,6 +120,20 @@ func observed(b sweep.BreakEven) string {
 		return "not reached"
 	}
 	return fmt.Sprintf("%.1f", b.Observed)
+}
+
+// interval prints a bootstrap interval; -1 is an open end.
+func interval(ci [2]float64) string {
+	if ci == [2]float64{} {
+		return "-"
+	}
+	end := func(x float64) string {
+		if x < 0 {
+			return "inf"
+		}
+		return fmt.Sprintf("%.0f", x)
+	}
+	return end(ci[0]) + ".." + end(ci[1])
 }
 
 func agreement(b sweep.BreakEven) string {

@@ -3,6 +3,7 @@ package sweep
 import (
 	"cmp"
 	"math"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -195,6 +196,11 @@ type BreakEven struct {
 	Recommended         int     `json:"recommended"`
 	RecommendedOverhead float64 `json:"recommended_overhead"`
 	Ratios              []Ratio `json:"ratios"`
+	// PredictedCI and ObservedCI are 90% bootstrap intervals of Predicted
+	// and Observed over the sweep's repeats (Result.intervals); -1 stands for
+	// "never" or "not reached", an unbounded end. Zero without repeats.
+	PredictedCI [2]float64 `json:"predicted_ci"`
+	ObservedCI  [2]float64 `json:"observed_ci"`
 }
 
 // Ratio is processes over goroutines throughput at one batch size.
@@ -217,9 +223,10 @@ type AutoResult struct {
 }
 
 // Analyze rebuilds a Result from records alone (a records file), with
-// points ordered by series, mode and batch size.
-func Analyze(recs []Record, target float64) *Result {
-	r := &Result{Target: target, Records: recs}
+// points ordered by series, mode and batch size; seed seeds the bootstrap
+// intervals.
+func Analyze(recs []Record, target float64, seed uint64) *Result {
+	r := &Result{Target: target, Records: recs, Seed: seed}
 	seen := map[string]bool{}
 	var points []Point
 	for _, rec := range recs {
@@ -236,8 +243,15 @@ func Analyze(recs []Record, target float64) *Result {
 	return r
 }
 
-// finish derives summaries, fits, break-evens and auto comparisons.
+// finish derives summaries, fits, break-evens and auto comparisons, and the
+// break-evens' bootstrap intervals.
 func (r *Result) finish(points []Point) {
+	r.derive(points)
+	r.intervals(points)
+}
+
+// derive derives summaries, fits, break-evens and auto comparisons.
+func (r *Result) derive(points []Point) {
 	if r.Target == 0 {
 		r.Target = 0.05
 	}
@@ -333,6 +347,72 @@ func (r *Result) breakEven(g, p Fit, groups map[string][]Summary) BreakEven {
 	slices.SortFunc(be.Ratios, func(a, b Ratio) int { return cmp.Compare(a.Batch, b.Batch) })
 	be.Observed = observedCrossing(be.Ratios, r.Level)
 	return be
+}
+
+// bootstrapRounds is how many resamples a break-even's intervals take.
+const bootstrapRounds = 200
+
+// intervals sets each break-even's 90% bootstrap intervals. It resamples
+// whole repeats with replacement (a repeat keeps its back-to-back runs
+// paired), derives the break-evens again from each resample, and takes the
+// 5th and 95th percentiles; a break-even never reached counts as
+// unbounded. Where processes level off near the break-even level, a small
+// change in either mode's per-document cost moves the crossing a long way,
+// and the intervals say so.
+func (r *Result) intervals(points []Point) {
+	if r.Repeats < 2 || len(r.BreakEvens) == 0 {
+		return
+	}
+	byRepeat := make([][]Record, r.Repeats)
+	for _, rec := range r.Records {
+		if rec.Repeat >= 0 && rec.Repeat < r.Repeats {
+			byRepeat[rec.Repeat] = append(byRepeat[rec.Repeat], rec)
+		}
+	}
+	rng := rand.New(rand.NewPCG(r.Seed, 0xb007))
+	pred, obs := map[string][]float64{}, map[string][]float64{}
+	for range bootstrapRounds {
+		s := &Result{Target: r.Target, Records: make([]Record, 0, len(r.Records))}
+		for i := range r.Repeats {
+			for _, rec := range byRepeat[rng.IntN(r.Repeats)] {
+				rec.Repeat = i
+				s.Records = append(s.Records, rec)
+			}
+		}
+		s.derive(points)
+		for _, be := range s.BreakEvens {
+			p, o := be.Predicted, be.Observed
+			if be.Never {
+				p = math.Inf(1)
+			}
+			if o == 0 {
+				o = math.Inf(1)
+			}
+			pred[be.Series], obs[be.Series] = append(pred[be.Series], p), append(obs[be.Series], o)
+		}
+	}
+	for i := range r.BreakEvens {
+		be := &r.BreakEvens[i]
+		be.PredictedCI, be.ObservedCI = interval90(pred[be.Series]), interval90(obs[be.Series])
+	}
+}
+
+// interval90 is the 5th and 95th percentiles (nearest rank) of xs, with
+// +Inf written as -1.
+func interval90(xs []float64) [2]float64 {
+	if len(xs) == 0 {
+		return [2]float64{}
+	}
+	v := slices.Clone(xs)
+	slices.Sort(v)
+	at := func(q float64) float64 {
+		x := v[int(math.Round(q*float64(len(v)-1)))]
+		if math.IsInf(x, 1) {
+			return -1
+		}
+		return x
+	}
+	return [2]float64{at(0.05), at(0.95)}
 }
 
 // pairedRatios returns, per batch size, processes over goroutines

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -207,7 +208,7 @@ func TestSweepRecordsEveryRunInShuffledRounds(t *testing.T) {
 	if len(back) != 24 || back[5] != res.Records[5] {
 		t.Errorf("read back %d records; record 5 = %+v, want %+v", len(back), back[5], res.Records[5])
 	}
-	if again := Analyze(back, 0.05); len(again.Points) != 12 || len(again.BreakEvens) != 2 {
+	if again := Analyze(back, 0.05, 1); len(again.Points) != 12 || len(again.BreakEvens) != 2 {
 		t.Errorf("Analyze of the file: %d points, %d break-evens", len(again.Points), len(again.BreakEvens))
 	}
 }
@@ -269,5 +270,56 @@ func TestPointKeys(t *testing.T) {
 	p := Point{Mode: "processes", Workers: 2, BatchSize: 0, Codec: "packed", Workload: "spin", SpinCost: 100 * time.Microsecond, OutBytes: 16}
 	if got, want := p.Key(), "workload=spin/spin_cost=100µs/out_bytes=16/codec=packed/workers=2/mode=processes/batch=auto"; got != want {
 		t.Errorf("key = %q, want %q", got, want)
+	}
+}
+
+// modelRecords builds the records of a sweep whose per-batch times follow
+// t(b) = a + c*b per mode, with a multiplicative noise of +-noise that is
+// the same for both modes of one batch size and repeat except for a part
+// of its own: what runs back to back sees the same machine.
+func modelRecords(ag, cg, ap, cp, noise float64, repeats int) []Record {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var recs []Record
+	for rep := range repeats {
+		for _, b := range []int{1, 4, 16, 64, 256, 1024} {
+			shared := 1 + noise*(2*rng.Float64()-1)
+			for _, m := range []struct {
+				mode string
+				a, c float64
+			}{{coordinator.ModeGoroutines, ag, cg}, {coordinator.ModeProcesses, ap, cp}} {
+				t := (m.a + m.c*float64(b)) * shared * (1 + noise/2*(2*rng.Float64()-1))
+				recs = append(recs, Record{Seq: len(recs), Repeat: rep, Point: Point{Mode: m.mode, Workers: 2, BatchSize: b, Codec: "packed", Workload: "spin", SpinCost: 100 * time.Microsecond},
+					Docs: int64(64 * b), MeanBatch: float64(b), BatchUs: t, DocsPerS: 2 * float64(b) / t * 1e6})
+			}
+		}
+	}
+	return recs
+}
+
+func TestBreakEvenIntervals(t *testing.T) {
+	// Processes level off at 0.99x goroutines: b* = (0.95*200 - 40) /
+	// (100 - 0.95*101) = 37, well determined by five quiet repeats.
+	res := Analyze(modelRecords(40, 100, 200, 101, 0.01, 5), 0.05, 1)
+	if len(res.BreakEvens) != 1 {
+		t.Fatalf("break-evens = %d, want 1", len(res.BreakEvens))
+	}
+	be := res.BreakEvens[0]
+	lo, hi := be.PredictedCI[0], be.PredictedCI[1]
+	if lo <= 0 || hi <= 0 || lo > be.Predicted || be.Predicted > hi || hi/lo > 1.5 {
+		t.Errorf("predicted %.1f, 90%% interval %v: want a finite interval around it, narrower than 1.5x", be.Predicted, be.PredictedCI)
+	}
+	if be.ObservedCI[0] <= 0 || be.ObservedCI[1] <= 0 {
+		t.Errorf("observed %.1f, 90%% interval %v: want a finite interval", be.Observed, be.ObservedCI)
+	}
+	// Processes level off at 0.95x, the break-even level itself: noise
+	// of 2% decides whether they ever cross, and the interval says so.
+	res = Analyze(modelRecords(40, 100, 200, 100/0.95, 0.02, 5), 0.05, 1)
+	if ci := res.BreakEvens[0].PredictedCI; ci[1] != -1 {
+		t.Errorf("plateau at the level: predicted interval %v, want an open upper end (-1)", ci)
+	}
+	// One repeat: nothing to resample.
+	res = Analyze(modelRecords(40, 100, 200, 101, 0.01, 1), 0.05, 1)
+	if ci := res.BreakEvens[0].PredictedCI; ci != [2]float64{} {
+		t.Errorf("one repeat: interval %v, want none", ci)
 	}
 }

@@ -80,6 +80,7 @@ type Options struct {
 	Repeats      int           `mapstructure:"repeats"`
 	PointTime    time.Duration `mapstructure:"point_time"`
 	Records      string        `mapstructure:"records"`
+	Analyze      string        `mapstructure:"analyze"`
 	Report       string        `mapstructure:"report"`
 
 	// workload parameters

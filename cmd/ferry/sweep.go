@@ -40,10 +40,13 @@ It prints each point's median throughput and spread, fits t(b) = a + c*b per
 mode, and reports the batch size where processes reach 95% of goroutines'
 throughput, predicted by the fit and observed in the sweep. --records keeps
 every run (JSON lines or CSV, flushed as each finishes); --report writes a
-self-contained HTML report. Ctrl-C stops and still writes what was measured.`,
+self-contained HTML report. Ctrl-C stops and still writes what was measured.
+--analyze FILE runs nothing: it reads a records file and prints (and renders)
+its analysis again, for instance after a change to the model.`,
 		Example: `  ferry sweep --workload spin --spin-cost 100us
   ferry sweep --workload spin --spin-costs 10us,100us,1ms --out-sizes 16,4096 --worker-counts 2 --records runs.jsonl
-  ferry sweep --workload embed --batch-sizes 1,16,64,256,auto --report sweep.html --format json > sweep.json`,
+  ferry sweep --workload embed --batch-sizes 1,16,64,256,auto --report sweep.html --format json > sweep.json
+  ferry sweep --analyze runs.jsonl --report sweep.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := loadOptions(cmd)
@@ -106,6 +109,7 @@ func addSweepFlags(fs *pflag.FlagSet) {
 	fs.Int("repeats", 3, "runs of each point")
 	fs.Duration("point-time", 300*time.Millisecond, "aimed wall time of one run")
 	fs.String("records", "", "write every run as it finishes to FILE (.jsonl or .csv)")
+	fs.String("analyze", "", "run nothing: analyse the runs in a records FILE (.jsonl or .csv) written by --records")
 	fs.String("report", "", "write a self-contained HTML report to FILE")
 	fs.Int("max-payload", broker.DefaultMaxPayload, "embedded broker's max message size in bytes")
 }
@@ -212,6 +216,13 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 	if o.Format != "text" && o.Format != "json" {
 		return invalid("format", o.Format, "must be text or json")
 	}
+	if o.Analyze != "" {
+		res, err := analyzeRecords(o)
+		if err != nil {
+			return err
+		}
+		return writeSweep(stdout, o, res, recommend, nil)
+	}
 	o.BatchSize, o.Batch = 1, "fixed" // each point sets its own; these only pass validation
 	job, err := o.job()
 	if err != nil {
@@ -284,6 +295,31 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 		return runErr
 	}
 	log.Info("sweep done", "runs", len(res.Records), "wall", time.Since(start).Round(time.Millisecond))
+	return writeSweep(stdout, o, res, recommend, runErr)
+}
+
+// analyzeRecords reads the records file named by analyze and derives the
+// sweep's result from it, seeded for its bootstrap intervals by seed.
+func analyzeRecords(o *Options) (*sweep.Result, error) {
+	f, err := os.Open(o.Analyze)
+	if err != nil {
+		return nil, invalid("analyze", o.Analyze, err.Error())
+	}
+	defer f.Close()
+	recs, err := sweep.ReadRecords(f)
+	if err != nil {
+		return nil, invalid("analyze", o.Analyze, err.Error())
+	}
+	if len(recs) == 0 {
+		return nil, invalid("analyze", o.Analyze, "no records in the file")
+	}
+	return sweep.Analyze(recs, o.OverheadTarget, o.Seed), nil
+}
+
+// writeSweep writes a sweep's result: the HTML report if asked for, then
+// the recommendation line (recommend) or the summary; runErr, the sweep's
+// own error (an interrupt), is returned with any error of writing.
+func writeSweep(stdout io.Writer, o *Options, res *sweep.Result, recommend bool, runErr error) error {
 	cm := o.configMap()
 	for _, k := range []string{"batch", "batch_size", "docs", "input", "out", "max_docs", "workers", "expect_workers"} {
 		delete(cm, k) // each point sets its own

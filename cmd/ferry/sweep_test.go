@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,30 @@ func TestSweepWritesRecordsSummaryAndReport(t *testing.T) {
 	recs, err := sweep.ReadRecords(f)
 	if err != nil || len(recs) != 24 {
 		t.Errorf("records file: %d records, %v", len(recs), err)
+	}
+	// --analyze runs nothing and derives the same fits from the file.
+	again, stderr, code := ferry(t, nil, "sweep", "--analyze", records, "--format", "json")
+	if code != 0 {
+		t.Fatalf("--analyze: exit %d: %s", code, stderr)
+	}
+	var a report.SweepReport
+	if err := json.Unmarshal([]byte(again), &a); err != nil {
+		t.Fatalf("--analyze JSON: %v\n%s", err, again)
+	}
+	if len(a.Sweep.Records) != 24 || len(a.Sweep.Fits) != len(r.Sweep.Fits) {
+		t.Fatalf("--analyze: %d records, %d fits; want 24 and %d", len(a.Sweep.Records), len(a.Sweep.Fits), len(r.Sweep.Fits))
+	}
+	for _, f := range r.Sweep.Fits {
+		found := false
+		for _, g := range a.Sweep.Fits {
+			found = found || (g.Group == f.Group && math.Abs(g.AUs-f.AUs) < 1e-6*(1+math.Abs(f.AUs)) && math.Abs(g.CUs-f.CUs) < 1e-6*(1+math.Abs(f.CUs)))
+		}
+		if !found {
+			t.Errorf("--analyze lost or changed the fit %+v", f)
+		}
+	}
+	if _, stderr, code := ferry(t, nil, "sweep", "--analyze", filepath.Join(dir, "missing.jsonl")); code != 2 || !strings.Contains(stderr, "analyze=") {
+		t.Errorf("--analyze of a missing file: exit %d, stderr %q; want 2 naming the key", code, stderr)
 	}
 	page, err := os.ReadFile(html)
 	if err != nil {
