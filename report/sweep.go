@@ -170,7 +170,11 @@ func Recommendation(b sweep.BreakEven, target float64) string {
 	if b.Observed > 0 {
 		obs = fmt.Sprintf("observed %.1f", b.Observed)
 	}
+	pred := predicted(b)
+	if b.PredictedCI != [2]float64{} {
+		pred += " (90% interval " + interval(b.PredictedCI) + ")"
+	}
 	return fmt.Sprintf("batch_size=%d (processes overhead %.1f%% vs goroutines, target %.0f%%; break-even at %.0f%%: predicted %s, %s; fit processes a=%.0fus c=%.2fus R2=%.3f, goroutines a=%.1fus c=%.2fus R2=%.3f; %s)",
-		b.Recommended, 100*b.RecommendedOverhead, 100*target, 100*sweep.BreakEvenLevel, predicted(b), obs,
+		b.Recommended, 100*b.RecommendedOverhead, 100*target, 100*sweep.BreakEvenLevel, pred, obs,
 		p.AUs, p.CUs, p.R2, b.Goroutines.AUs, b.Goroutines.CUs, b.Goroutines.R2, b.Series)
 }
