@@ -155,7 +155,8 @@ func writeFloor(w io.Writer, floor []FloorPoint) {
 // writeBoundaryCPU says, when the floor carries a raw echo's CPU cost, how
 // much CPU per document the broker hop alone takes at this run's batch size,
 // how processes mode's CPU per document splits into compute (goroutines'),
-// that floor and ferry's own share, and the most a CPU-bound processes run
+// that floor and the rest (ferry's own work, and compute that runs slower
+// on cores shared with the broker), and the most a CPU-bound processes run
 // can reach on these cores against goroutines.
 func writeBoundaryCPU(w io.Writer, r *Report) {
 	var fp *FloorPoint
@@ -175,7 +176,7 @@ func writeBoundaryCPU(w io.Writer, r *Report) {
 	if gor == nil || gor.CPUus <= 0 || proc.CPUus <= 0 {
 		return
 	}
-	fmt.Fprintf(w, "  processes %.1f us/doc = compute %.1f (goroutines) + NATS floor %.1f + ferry %.1f; CPU-bound, processes reach at most %.2fx goroutines on these cores\n",
+	fmt.Fprintf(w, "  processes %.1f us/doc = compute %.1f (goroutines) + NATS floor %.1f + rest %.1f (ferry's own work, compute slowed by shared cores); CPU-bound, processes reach at most %.2fx goroutines on these cores\n",
 		proc.CPUus, gor.CPUus, floor, proc.CPUus-gor.CPUus-floor, gor.CPUus/(gor.CPUus+floor))
 }
 

@@ -88,7 +88,7 @@ func TestBoundaryCPUSplitsProcessesCPU(t *testing.T) {
 	}
 	var b bytes.Buffer
 	writeBoundaryCPU(&b, r)
-	for _, want := range []string{"400 us of CPU", "= 4.00 us/doc at 100 docs/batch", "compute 10.0 (goroutines) + NATS floor 4.0 + ferry 1.0", "at most 0.71x goroutines"} {
+	for _, want := range []string{"400 us of CPU", "= 4.00 us/doc at 100 docs/batch", "compute 10.0 (goroutines) + NATS floor 4.0 + rest 1.0", "at most 0.71x goroutines"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("boundary CPU lines lack %q:\n%s", want, b.String())
 		}
