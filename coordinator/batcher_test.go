@@ -36,7 +36,7 @@ func TestAutoBatchConvergesToTheModel(t *testing.T) {
 			// fit can tell the fixed part from the per-document part.
 			for i := range 200 {
 				n := a.Size(int64(i), -1) + i%3
-				a.Observe(n, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr), 0)
+				a.Observe(n, 0, timing(n, tc.perDoc, tc.fixed, tc.perDocOvr), 0)
 			}
 			want := float64(tc.fixed) * (1 - tc.target) / (tc.target * float64(tc.perDoc))
 			got := float64(a.Size(0, -1))
@@ -58,7 +58,7 @@ func TestAutoBatchRespectsBoundsAndShrinksAtTheEnd(t *testing.T) {
 		t.Errorf("start size = %d, want the max %d", got, want)
 	}
 	for range 50 { // huge overhead: wants far more than the max
-		a.Observe(64, timing(64, time.Microsecond, time.Second, 0), 0)
+		a.Observe(64, 0, timing(64, time.Microsecond, time.Second, 0), 0)
 	}
 	if got, want := a.Size(0, -1), 64; got != want {
 		t.Errorf("size = %d, want capped at %d", got, want)
@@ -89,7 +89,7 @@ func TestAutoBatchCountsQueueingAsFree(t *testing.T) {
 		if i%2 == 1 {
 			tm[StageTransport] += tm[StageCompute]
 		}
-		a.Observe(n, tm, 0)
+		a.Observe(n, 0, tm, 0)
 	}
 	// Only the 200us hop counts: 200 * 0.95 / (0.05 * 100) = 38.
 	if got := a.Size(0, -1); got < 30 || got > 48 {
@@ -104,7 +104,7 @@ func TestAutoBatchCountsTheWaitForABatch(t *testing.T) {
 	a.batchTime = 0 // the overhead model alone
 	for range 100 {
 		n := a.Size(0, -1)
-		a.Observe(n, timing(n, 10*time.Microsecond, 0, 0), 50*time.Microsecond)
+		a.Observe(n, 0, timing(n, 10*time.Microsecond, 0, 0), 50*time.Microsecond)
 	}
 	if got := a.Size(0, -1); got < 85 || got > 110 {
 		t.Errorf("size = %d, want about 95", got)
@@ -119,7 +119,7 @@ func TestAutoBatchGrowsToTheBatchTime(t *testing.T) {
 		a := newAutoBatch(16, tc.max, 2, 0.05)
 		for i := range 100 {
 			n := a.Size(int64(i), -1)
-			a.Observe(n, timing(n, 100*time.Microsecond, 300*time.Microsecond, 0), 0)
+			a.Observe(n, 0, timing(n, 100*time.Microsecond, 300*time.Microsecond, 0), 0)
 		}
 		if got := a.Size(0, -1); got < tc.want*9/10 || got > tc.want*11/10 {
 			t.Errorf("max %d: size = %d, want about %d", tc.max, got, tc.want)
@@ -129,7 +129,7 @@ func TestAutoBatchGrowsToTheBatchTime(t *testing.T) {
 	a := newAutoBatch(16, 1<<20, 2, 0.05)
 	for i := range 100 {
 		n := a.Size(int64(i), -1)
-		a.Observe(n, timing(n, 100*time.Microsecond, 20*time.Millisecond, 0), 0)
+		a.Observe(n, 0, timing(n, 100*time.Microsecond, 20*time.Millisecond, 0), 0)
 	}
 	if got := a.Size(0, -1); got < 3400 || got > 4200 {
 		t.Errorf("size = %d, want about 3800 (20 ms * 0.95 / (0.05 * 100 us))", got)
@@ -138,8 +138,8 @@ func TestAutoBatchGrowsToTheBatchTime(t *testing.T) {
 
 func TestAutoBatchIgnoresEmptyObservations(t *testing.T) {
 	a := newAutoBatch(16, 1024, 1, 0.05)
-	a.Observe(0, Timing{}, 0)
-	a.Observe(10, Timing{}, 0) // no compute measured
+	a.Observe(0, 0, Timing{}, 0)
+	a.Observe(10, 0, Timing{}, 0) // no compute measured
 	if got := a.Size(0, -1); got != 16 {
 		t.Errorf("size = %d, want the start size 16 until something is measured", got)
 	}
@@ -188,5 +188,28 @@ func TestRunAutoBatchSameResultsAsFixed(t *testing.T) {
 		if left := 3000 - st.First; st.Size < 1 || int64(st.Size) > max(left, 1) || st.Size > 1024 {
 			t.Errorf("step %+v: size outside 1..min(left=%d, 1024)", st, left)
 		}
+	}
+}
+
+func TestAutoBatchCapsGrowthByBytes(t *testing.T) {
+	// 100 ms of compute would be 10,000 documents of 10 us; at 2 KiB of
+	// text and result per document, 512 KiB holds 256 of them.
+	a := newAutoBatch(16, 1<<20, 2, 0.05)
+	for i := range 100 {
+		n := a.Size(int64(i), -1)
+		a.Observe(n, 2048*n, timing(n, 10*time.Microsecond, 10*time.Microsecond, 0), 0)
+	}
+	if got := a.Size(0, -1); got < 230 || got > 290 {
+		t.Errorf("size = %d, want about 256 (512 KiB at 2 KiB per document)", got)
+	}
+	// The overhead model still wins when it wants more: 1 ms fixed at 10 us
+	// per document needs 1900 documents for 5%.
+	a = newAutoBatch(16, 1<<20, 2, 0.05)
+	for i := range 100 {
+		n := a.Size(int64(i), -1)
+		a.Observe(n, 2048*n, timing(n, 10*time.Microsecond, time.Millisecond, 0), 0)
+	}
+	if got := a.Size(0, -1); got < 1700 || got > 2100 {
+		t.Errorf("size = %d, want about 1900 (the overhead target over the byte cap)", got)
 	}
 }

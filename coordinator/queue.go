@@ -191,7 +191,7 @@ func (q *Queue) Complete(t *Task, r Result) {
 		}
 	}
 	if q.batch != nil {
-		q.batch.Observe(len(t.Batch.Docs), r.Timing, t.waited)
+		q.batch.Observe(len(t.Batch.Docs), t.Batch.TextBytes()+r.Res.Out.Bytes(), r.Timing, t.waited)
 	}
 	if q.col.complete(t, r) {
 		q.observe(EventDupe, t)

@@ -64,6 +64,15 @@ type Batch struct {
 	Docs     []string        `msgpack:"docs"`     // document texts, in input order
 }
 
+// TextBytes is the size of the batch's document texts.
+func (b *Batch) TextBytes() int {
+	n := 0
+	for _, d := range b.Docs {
+		n += len(d)
+	}
+	return n
+}
+
 // DocError is a failure of one document of a batch.
 type DocError struct {
 	Doc uint32 `msgpack:"doc"` // position within the batch

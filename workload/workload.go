@@ -31,6 +31,11 @@ type Output struct {
 	Data   []byte    // opaque per-document payload (spin --out-bytes), Stride per document
 }
 
+// Bytes is the size of o's payload in memory: vectors, spans and data.
+func (o *Output) Bytes() int {
+	return 4*len(o.Vecs) + 16*len(o.Spans) + len(o.Data)
+}
+
 // Reset empties out and keeps its capacity.
 func (o *Output) Reset() {
 	o.Dim, o.Stride = 0, 0
