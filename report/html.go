@@ -27,7 +27,7 @@ var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"addf":      func(a, b float64) float64 { return a + b },
 	"halff":     func(a float64) float64 { return a / 2 },
 	"float":     func(i int) float64 { return float64(i) },
-	"predicted": predicted, "observed": observed, "agreement": agreement, "recommended": recommended, "interval": interval,
+	"predicted": predicted, "observed": observed, "agreement": agreement, "recommended": recommended, "interval": interval, "ratioInterval": ratioInterval,
 }).Parse(htmlTemplate))
 
 // WriteHTML renders r as one self-contained HTML page: inline SVG charts

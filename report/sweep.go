@@ -99,9 +99,9 @@ func WriteSweepText(w io.Writer, r *SweepReport) error {
 	if len(res.Autos) > 0 {
 		fmt.Fprintln(w, "\nbatch auto against the best fixed batch size of the same series and mode")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "group\tauto docs/s\tmean batch\toverhead\tbest fixed\tbest docs/s\tauto/best\t")
+		fmt.Fprintln(tw, "group\tauto docs/s\tmean batch\toverhead\tbest fixed\tbest docs/s\tauto/best\t90% interval\t")
 		for _, a := range res.Autos {
-			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f%%\t%d\t%.0f\t%.2fx\t\n", a.Group, a.DocsPerS, a.MeanBatch, 100*a.Overhead, a.BestBatch, a.BestDocsS, a.Ratio)
+			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f%%\t%d\t%.0f\t%.2fx\t%s\t\n", a.Group, a.DocsPerS, a.MeanBatch, 100*a.Overhead, a.BestBatch, a.BestDocsS, a.Ratio, ratioInterval(a.RatioCI))
 		}
 		tw.Flush()
 	}
@@ -134,6 +134,14 @@ func interval(ci [2]float64) string {
 		return fmt.Sprintf("%.0f", x)
 	}
 	return end(ci[0]) + ".." + end(ci[1])
+}
+
+// ratioInterval prints an auto/best interval, "-" when there is none.
+func ratioInterval(ci [2]float64) string {
+	if ci == [2]float64{} {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f..%.2f", ci[0], ci[1])
 }
 
 func agreement(b sweep.BreakEven) string {

@@ -220,6 +220,10 @@ type AutoResult struct {
 	BestBatch int     `json:"best_batch"`
 	BestDocsS float64 `json:"best_docs_per_s"`
 	Ratio     float64 `json:"ratio"` // auto over best fixed
+	// RatioCI is Ratio's 90% bootstrap interval over the repeats (zero
+	// without repeats). "Best fixed" is the largest of several noisy
+	// medians, so Ratio leans low; the interval shows by how much.
+	RatioCI [2]float64 `json:"ratio_ci"`
 }
 
 // Analyze rebuilds a Result from records alone (a records file), with
@@ -352,7 +356,8 @@ func (r *Result) breakEven(g, p Fit, groups map[string][]Summary) BreakEven {
 // bootstrapRounds is how many resamples a break-even's intervals take.
 const bootstrapRounds = 200
 
-// intervals sets each break-even's 90% bootstrap intervals. It resamples
+// intervals sets the 90% bootstrap intervals of each break-even and each
+// auto comparison. It resamples
 // whole repeats with replacement (a repeat keeps its back-to-back runs
 // paired), derives the break-evens again from each resample, and takes the
 // 5th and 95th percentiles; a break-even never reached counts as
@@ -360,7 +365,7 @@ const bootstrapRounds = 200
 // change in either mode's per-document cost moves the crossing a long way,
 // and the intervals say so.
 func (r *Result) intervals(points []Point) {
-	if r.Repeats < 2 || len(r.BreakEvens) == 0 {
+	if r.Repeats < 2 || len(r.BreakEvens)+len(r.Autos) == 0 {
 		return
 	}
 	byRepeat := make([][]Record, r.Repeats)
@@ -370,7 +375,7 @@ func (r *Result) intervals(points []Point) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(r.Seed, 0xb007))
-	pred, obs := map[string][]float64{}, map[string][]float64{}
+	pred, obs, auto := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for range bootstrapRounds {
 		s := &Result{Target: r.Target, Records: make([]Record, 0, len(r.Records))}
 		for i := range r.Repeats {
@@ -390,6 +395,12 @@ func (r *Result) intervals(points []Point) {
 			}
 			pred[be.Series], obs[be.Series] = append(pred[be.Series], p), append(obs[be.Series], o)
 		}
+		for _, a := range s.Autos {
+			auto[a.Group] = append(auto[a.Group], a.Ratio)
+		}
+	}
+	for i := range r.Autos {
+		r.Autos[i].RatioCI = interval90(auto[r.Autos[i].Group])
 	}
 	for i := range r.BreakEvens {
 		be := &r.BreakEvens[i]

@@ -323,3 +323,25 @@ func TestBreakEvenIntervals(t *testing.T) {
 		t.Errorf("one repeat: interval %v, want none", ci)
 	}
 }
+
+func TestAutoComparisonInterval(t *testing.T) {
+	recs := modelRecords(40, 100, 200, 101, 0.01, 5)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for rep := range 5 {
+		for _, mode := range []string{coordinator.ModeGoroutines, coordinator.ModeProcesses} {
+			// as fast as batch 1024 of the model, give or take 1%
+			docsPerS := 2 * 1024 / (200 + 101*1024.0) * 1e6 * (1 + 0.01*(2*rng.Float64()-1))
+			recs = append(recs, Record{Seq: len(recs), Repeat: rep, Point: Point{Mode: mode, Workers: 2, BatchSize: 0, Codec: "packed", Workload: "spin", SpinCost: 100 * time.Microsecond},
+				Docs: 65536, MeanBatch: 900, BatchUs: 2 * 900 / docsPerS * 1e6, DocsPerS: docsPerS})
+		}
+	}
+	res := Analyze(recs, 0.05, 1)
+	if len(res.Autos) != 2 {
+		t.Fatalf("auto comparisons = %d, want 2", len(res.Autos))
+	}
+	for _, a := range res.Autos {
+		if lo, hi := a.RatioCI[0], a.RatioCI[1]; lo <= 0 || lo > a.Ratio || a.Ratio > hi || hi-lo > 0.1 {
+			t.Errorf("%s: auto/best %.3f, 90%% interval %v: want a narrow interval around it", a.Group, a.Ratio, a.RatioCI)
+		}
+	}
+}
