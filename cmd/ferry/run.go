@@ -148,11 +148,10 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 // broker's InProcess.
 func connect(url, name string, a natsconn.Auth, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts, err := natsconn.Options(name, a, log)
-	opts = append(opts, extra...)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), err.Error())
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, invalid("nats_url", natsconn.Redact(url), "cannot connect: "+err.Error())
 	}
