@@ -12,7 +12,6 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
@@ -54,22 +53,6 @@ func (s *orderSink) Write(first int64, out *workload.Output, failed []bool) erro
 	return nil
 }
 
-// startWorkers runs n in-process workers against url until the test ends.
-func startWorkers(t *testing.T, url string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for i := range n {
-		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = w.Run(ctx) }()
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-}
-
 // backend builds mode's backend with two lanes or two expected workers.
 func backend(t *testing.T, mode string, nc *nats.Conn, cfg coordinator.Config) coordinator.Backend {
 	t.Helper()
@@ -97,7 +80,7 @@ func run(t *testing.T, cfg coordinator.Config, b coordinator.Backend, list []str
 
 func TestModesGiveIdenticalResults(t *testing.T) {
 	_, url := natstest.NewServer(t)
-	startWorkers(t, url, 2)
+	natstest.StartWorkers(t, url, 2)
 	nc := natstest.Connect(t, url)
 	list := corpus(600)
 	for _, wl := range []string{"embed", "chunk", "infer", "spin"} {
@@ -129,7 +112,7 @@ func TestModesGiveIdenticalResults(t *testing.T) {
 
 func TestMsgpackCodecMatchesPacked(t *testing.T) {
 	_, url := natstest.NewServer(t)
-	startWorkers(t, url, 1)
+	natstest.StartWorkers(t, url, 1)
 	nc := natstest.Connect(t, url)
 	list := corpus(300)
 	var digests []string
@@ -152,7 +135,7 @@ func TestMsgpackCodecMatchesPacked(t *testing.T) {
 
 func TestPoisonDocumentIsIsolated(t *testing.T) {
 	_, url := natstest.NewServer(t)
-	startWorkers(t, url, 2)
+	natstest.StartWorkers(t, url, 2)
 	nc := natstest.Connect(t, url)
 	list := corpus(1000)
 	const bad = 617

@@ -2,34 +2,15 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
-	"github.com/ferrylab/ferry/worker"
 )
-
-// startWorkers runs n in-process workers against url until the test ends.
-func startWorkers(t *testing.T, url string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for i := range n {
-		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = w.Run(ctx) }()
-	}
-}
 
 func TestProcessesMaxWorkersUsesOnlyThatMany(t *testing.T) {
 	_, url := natstest.NewServer(t)
-	startWorkers(t, url, 3)
+	natstest.StartWorkers(t, url, 3)
 	nc := natstest.Connect(t, url)
 	for _, tc := range []struct {
 		name       string

@@ -9,13 +9,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
-	"github.com/ferrylab/ferry/worker"
 )
 
 func TestFitLineRecoversALine(t *testing.T) {
@@ -88,25 +86,9 @@ func TestSpread(t *testing.T) {
 	}
 }
 
-// startWorkers runs n in-process workers against url until the test ends.
-func startWorkers(t *testing.T, url string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	for i := range n {
-		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = w.Run(ctx) }()
-	}
-}
-
 func smallSweep(t *testing.T) Config {
 	_, url := natstest.NewServer(t)
-	startWorkers(t, url, 2)
+	natstest.StartWorkers(t, url, 2)
 	return Config{
 		Grid: Grid{
 			Modes:      []string{coordinator.ModeGoroutines, coordinator.ModeProcesses},

@@ -5,9 +5,12 @@ package natstest
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -39,4 +42,21 @@ func Connect(tb testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	}
 	tb.Cleanup(nc.Close)
 	return nc
+}
+
+// StartWorkers runs n in-process workers (named w0, w1, ...) against url
+// until tb ends; cleanup stops them and waits for them to return.
+func StartWorkers(tb testing.TB, url string, n int) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	tb.Cleanup(func() { cancel(); wg.Wait() })
+	for i := range n {
+		w, err := worker.New(worker.Config{URL: url, Name: fmt.Sprintf("w%d", i)})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
 }
