@@ -12,13 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	gencorpus "github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
@@ -63,7 +64,7 @@ func genDocs(tb testing.TB, n int64) []string {
 type fleet struct {
 	nc      *nats.Conn
 	workers int
-	pool    *worker.Pool
+	pool    *spawn.Pool
 }
 
 func startFleet(tb testing.TB, workers int) *fleet {
@@ -228,7 +229,7 @@ func cpuSelf(tb testing.TB) time.Duration {
 
 // cpuChildren is the CPU time of the pool's running children, from
 // /proc/<pid>/stat (10 ms resolution, plenty over thousands of batches).
-func cpuChildren(tb testing.TB, p *worker.Pool) time.Duration {
+func cpuChildren(tb testing.TB, p *spawn.Pool) time.Duration {
 	var sum time.Duration
 	for _, pid := range p.PIDs() {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -124,8 +123,8 @@ func (c Config) Validate() error {
 		return bad("batch_size", c.BatchSize, fmt.Sprintf("must be between 1 and %d", c.Limits.WithDefaults().MaxDocs))
 	case c.Workers < 0:
 		return bad("workers", c.Workers, "must be positive (0 = one per core)")
-	case c.InFlight < 0 || c.InFlight > worker.MaxInFlight:
-		return bad("inflight", c.InFlight, fmt.Sprintf("must be between 1 and %d (what a worker queues)", worker.MaxInFlight))
+	case c.InFlight < 0 || c.InFlight > proto.MaxInFlight:
+		return bad("inflight", c.InFlight, fmt.Sprintf("must be between 1 and %d (what a worker queues)", proto.MaxInFlight))
 	case c.Window < 0:
 		return bad("window", c.Window, "must be positive")
 	case c.MaxAttempts < 0:

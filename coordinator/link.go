@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
@@ -193,13 +192,7 @@ func workerStages(h nats.Header, t *Timing) {
 		t[StageWorkerEncode] = headerDur(h, proto.HeaderEncodeNs)
 		return
 	}
-	for _, s := range []Stage{StageWorkerDecode, StageCompute, StageWorkerEncode} {
-		var f string
-		f, v, _ = strings.Cut(v, " ")
-		if n, err := strconv.ParseInt(f, 10, 64); err == nil && n >= 0 {
-			t[s] = time.Duration(n)
-		}
-	}
+	t[StageWorkerDecode], t[StageCompute], t[StageWorkerEncode] = proto.ParseStages(v)
 }
 
 func headerDur(h nats.Header, key string) time.Duration {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/errgroup"
 )
@@ -70,7 +69,7 @@ func (l *Local) Run(ctx context.Context, q *Queue) error {
 }
 
 func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
-	var wls worker.Workloads
+	var wls workload.Cache
 	var lane codecLane
 	var size outputSize
 	for {
@@ -97,12 +96,12 @@ func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
 		case l.mode == ModeGIL:
 			start := time.Now()
 			l.gil.Lock()
-			worker.Compute(wl, t.Batch.Docs, res)
+			res.Errs = workload.Compute(wl, t.Batch.Docs, &res.Out, res.Errs)
 			l.gil.Unlock()
 			tm[StageCompute] = time.Since(start)
 		default:
 			start := time.Now()
-			worker.Compute(wl, t.Batch.Docs, res)
+			res.Errs = workload.Compute(wl, t.Batch.Docs, &res.Out, res.Errs)
 			tm[StageCompute] = time.Since(start)
 		}
 		size.learn(&res.Out, len(t.Batch.Docs))
@@ -156,7 +155,7 @@ func (c *codecLane) roundTrip(codec proto.Codec, wl workload.Workload, b *proto.
 	}
 	t2 := time.Now()
 	c.mid.BatchID, c.mid.Attempt = c.b.ID, c.b.Attempt
-	worker.Compute(wl, c.b.Docs, &c.mid)
+	c.mid.Errs = workload.Compute(wl, c.b.Docs, &c.mid.Out, c.mid.Errs)
 	t3 := time.Now()
 	if c.bufR, err = codec.AppendResult(c.bufR[:0], &c.mid); err != nil {
 		return tm, 0, 0, err

@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natsconn"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -64,20 +65,20 @@ func docs(n int) []string {
 
 // pool starts n `ferry worker` processes on url and stops them on cleanup.
 // Their output goes to a file that is printed if the test fails.
-func pool(t testing.TB, url string, n int, restart bool, env ...string) *worker.Pool {
+func pool(t testing.TB, url string, n int, restart bool, env ...string) *spawn.Pool {
 	t.Helper()
 	return poolWith(t, url, n, restart, nil, env...)
 }
 
 // poolWith is pool with extra `ferry worker` arguments.
-func poolWith(t testing.TB, url string, n int, restart bool, args []string, env ...string) *worker.Pool {
+func poolWith(t testing.TB, url string, n int, restart bool, args []string, env ...string) *spawn.Pool {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "workers.log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := worker.StartPool(context.Background(), worker.PoolConfig{
+	p, err := spawn.Start(context.Background(), spawn.Config{
 		Exe:       ferryBin,
 		Args:      append([]string{"worker", "--nats-url", url, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}, args...),
 		Procs:     n,

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 )
 
@@ -48,8 +49,8 @@ func TestNoWorkersWaitsThenResumes(t *testing.T) {
 	var logs logBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	var first atomic.Pointer[worker.Pool]
-	var second *worker.Pool
+	var first atomic.Pointer[spawn.Pool]
+	var second *spawn.Pool
 	var goneAt time.Time
 	var pingsWhileGone int64
 	var gone time.Duration

@@ -10,6 +10,9 @@ package proto
 
 import (
 	"errors"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/ferrylab/ferry/workload"
 )
@@ -51,6 +54,32 @@ const (
 	HeaderCodec = "Ferry-Codec" // request: the codec of the batch; absent = packed
 )
 
+// MaxInFlight is the most batches a coordinator may have in flight to one
+// worker: what a worker queues per subscription by default.
+const MaxInFlight = 64
+
+// AppendStages appends the HeaderStagesNs value for a worker's decode,
+// compute and encode times to b.
+func AppendStages(b []byte, decode, compute, encode time.Duration) []byte {
+	b = strconv.AppendInt(b, int64(decode), 10)
+	b = strconv.AppendInt(append(b, ' '), int64(compute), 10)
+	return strconv.AppendInt(append(b, ' '), int64(encode), 10)
+}
+
+// ParseStages reads a HeaderStagesNs value: its first three fields, each
+// a non-negative count of nanoseconds; a missing or bad field reads as zero.
+func ParseStages(v string) (decode, compute, encode time.Duration) {
+	var d [3]time.Duration
+	for i := range d {
+		var f string
+		f, v, _ = strings.Cut(v, " ")
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil && n >= 0 {
+			d[i] = time.Duration(n)
+		}
+	}
+	return d[0], d[1], d[2]
+}
+
 // WorkSubject is the subject a worker with the given micro instance ID serves.
 func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
 
@@ -73,11 +102,9 @@ func (b *Batch) TextBytes() int {
 	return n
 }
 
-// DocError is a failure of one document of a batch.
-type DocError struct {
-	Doc uint32 `msgpack:"doc"` // position within the batch
-	Msg string `msgpack:"msg"`
-}
+// DocError is a failure of one document of a batch (workload.Compute
+// lists them; the wire carries them).
+type DocError = workload.DocError
 
 // Result is a worker's answer to a Batch.
 type Result struct {

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/ferrylab/ferry/sweep"
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 // Samples is one file's measurements: for each key (a sweep point or a

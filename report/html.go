@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/sweep"
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 //go:embed html.tmpl

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrylab/ferry/sweep"
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 // syntheticSweep builds a sweep whose runs follow a known model:

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ferrylab/ferry/llm"
+	"github.com/ferrylab/ferry/lab/llm"
 )
 
 // LLMSchema versions the JSON of an llm run; bump it on any incompatible change.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/llm"
-	"github.com/ferrylab/ferry/pipeline"
+	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/lab/pipeline"
 )
 
 func TestLLMReportFormats(t *testing.T) {

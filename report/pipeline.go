@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
-	"github.com/ferrylab/ferry/pipeline"
+	"github.com/ferrylab/ferry/lab/pipeline"
 )
 
 // PipelineSchema versions the JSON of a pipeline run; bump it on any incompatible change.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -112,7 +112,7 @@ type FloorPoint struct {
 }
 
 // SetCPU records a raw echo's measured CPU cost on p.
-func (p *FloorPoint) SetCPU(c transport.CPUCost) {
+func (p *FloorPoint) SetCPU(c floor.CPUCost) {
 	p.RawCPUus, p.RawCPUInFlight = us(c.PerRoundTrip), c.InFlight
 }
 

@@ -6,7 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/ferrylab/ferry/sweep"
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 // SweepSchema versions the sweep JSON; bump it on any incompatible change.

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/lab/floor"
 )
 
 // TransportSchema versions `ferry bench transport --format json`.
@@ -25,12 +25,12 @@ type Transport struct {
 }
 
 // NewTransport builds the transport report from measured points.
-func NewTransport(cfg map[string]any, points []transport.Point) *Transport {
+func NewTransport(cfg map[string]any, points []floor.Point) *Transport {
 	return &Transport{Schema: TransportSchema, Config: cfg, Manifest: NewManifest(), Points: FloorPoints(points)}
 }
 
 // FloorPoints converts measured points to their report form.
-func FloorPoints(points []transport.Point) []FloorPoint {
+func FloorPoints(points []floor.Point) []FloorPoint {
 	out := make([]FloorPoint, 0, len(points))
 	for _, p := range points {
 		fp := FloorPoint{

@@ -8,15 +8,15 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/lab/floor"
 )
 
 func TestTransportReport(t *testing.T) {
-	p := transport.Point{Bytes: 1 << 20, BatchBytes: 1<<20 + 9, ResultBytes: 1<<20 + 12,
-		Raw:   transport.Sample{P50: 4 * time.Millisecond, P99: 9 * time.Millisecond, N: 200},
-		Ferry: transport.Sample{P50: 6 * time.Millisecond, P99: 12 * time.Millisecond, N: 200}}
+	p := floor.Point{Bytes: 1 << 20, BatchBytes: 1<<20 + 9, ResultBytes: 1<<20 + 12,
+		Raw:   floor.Sample{P50: 4 * time.Millisecond, P99: 9 * time.Millisecond, N: 200},
+		Ferry: floor.Sample{P50: 6 * time.Millisecond, P99: 12 * time.Millisecond, N: 200}}
 	p.Stages[coordinator.StageEncode] = 150 * time.Microsecond
-	r := NewTransport(map[string]any{"codec": "packed"}, []transport.Point{{Bytes: 64}, p})
+	r := NewTransport(map[string]any{"codec": "packed"}, []floor.Point{{Bytes: 64}, p})
 	if got := r.Points[1]; got.Ratio != 1.5 || got.RawP50us != 4000 || got.FerryP99 != 12000 || got.Stages["encode"] != 150 || got.Roundtrip != 200 {
 		t.Errorf("point = %+v", got)
 	}
@@ -53,11 +53,11 @@ func TestSize(t *testing.T) {
 }
 
 func TestTransportReportPythonColumns(t *testing.T) {
-	p := transport.Point{Bytes: 64,
-		Raw:    transport.Sample{P50: 100 * time.Microsecond, N: 10},
-		Ferry:  transport.Sample{P50: 120 * time.Microsecond, N: 10},
-		Python: transport.Sample{P50: 480 * time.Microsecond, P99: 600 * time.Microsecond, N: 10}}
-	r := NewTransport(map[string]any{"python_version": "3.11.7"}, []transport.Point{p})
+	p := floor.Point{Bytes: 64,
+		Raw:    floor.Sample{P50: 100 * time.Microsecond, N: 10},
+		Ferry:  floor.Sample{P50: 120 * time.Microsecond, N: 10},
+		Python: floor.Sample{P50: 480 * time.Microsecond, P99: 600 * time.Microsecond, N: 10}}
+	r := NewTransport(map[string]any{"python_version": "3.11.7"}, []floor.Point{p})
 	if got := r.Points[0]; got.PythonP50us != 480 || got.PythonP99us != 600 || got.PythonRatio != 0.25 {
 		t.Errorf("point = %+v, want python 480/600 us and ferry_over_python 0.25", got)
 	}
@@ -68,9 +68,9 @@ func TestTransportReportPythonColumns(t *testing.T) {
 	if s := text.String(); !strings.Contains(s, "python_p50_us") || !strings.Contains(s, "0.25x") || !strings.Contains(s, "Python 3.11.7") {
 		t.Errorf("text report lacks the Python baseline:\n%s", s)
 	}
-	p.Python = transport.Sample{}
+	p.Python = floor.Sample{}
 	text.Reset()
-	if err := WriteTransport(&text, NewTransport(nil, []transport.Point{p}), "text"); err != nil {
+	if err := WriteTransport(&text, NewTransport(nil, []floor.Point{p}), "text"); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(text.String(), "python") {

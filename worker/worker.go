@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/internal/spawn"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -26,10 +28,6 @@ import (
 // ErrParentGone is returned by Run when the parent process that started
 // this worker has exited: a worker never outlives `ferry run`.
 var ErrParentGone = errors.New("worker: parent process exited")
-
-// MaxInFlight is the most batches a coordinator may have in flight to one
-// worker: the default PendingLimit.
-const MaxInFlight = 64
 
 // Config configures a worker. The zero value of every field is its default.
 type Config struct {
@@ -40,7 +38,7 @@ type Config struct {
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
 	// PendingLimit bounds the batches queued at each of this worker's batch
-	// subscriptions; 0 = 64 (MaxInFlight), the most in flight a coordinator sends one
+	// subscriptions; 0 = 64 (proto.MaxInFlight), the most in flight a coordinator sends one
 	// worker. Beyond the limit NATS drops messages (logged as a slow
 	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
@@ -79,7 +77,7 @@ type Worker struct {
 	cfg    Config
 	codecs map[string]proto.Codec
 	zipped map[string]proto.Codec // the codecs with s2, for batches sent compressed
-	wls    Workloads
+	wls    workload.Cache
 	log    *slog.Logger
 
 	nc    *nats.Conn
@@ -104,7 +102,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Name = fmt.Sprintf("ferry-worker-%s-%d", host, os.Getpid())
 	}
 	if cfg.PendingLimit <= 0 {
-		cfg.PendingLimit = MaxInFlight
+		cfg.PendingLimit = proto.MaxInFlight
 	}
 	if cfg.PendingBytes <= 0 {
 		cfg.PendingBytes = 64 << 20
@@ -188,7 +186,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	defer func() { stopJS(); <-jsDone }()
 
-	parentGone := WatchParent(ctx, w.cfg.ParentPID)
+	parentGone := spawn.WatchParent(ctx, w.cfg.ParentPID)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -226,33 +224,6 @@ func (w *Worker) Ready() error {
 		return fmt.Errorf("worker: nats connection %s", st)
 	}
 	return nil
-}
-
-// WatchParent returns a channel closed when pid is no longer this process's
-// parent; with pid <= 0 it is never closed. The kernel's parent-death
-// signal (set by Pool) is the first line; this poll covers platforms and
-// races where that signal is not delivered. Its goroutine ends with ctx.
-func WatchParent(ctx context.Context, pid int) <-chan struct{} {
-	gone := make(chan struct{})
-	if pid <= 0 {
-		return gone
-	}
-	go func() { // exits with ctx or when the parent is gone
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if os.Getppid() != pid {
-					close(gone)
-					return
-				}
-			}
-		}
-	}()
-	return gone
 }
 
 // handle serves one batch. Every failure is answered with a micro error
@@ -302,7 +273,7 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
-	Compute(wl, w.b.Docs, &w.res)
+	w.res.Errs = workload.Compute(wl, w.b.Docs, &w.res.Out, w.res.Errs)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if errors.Is(err, proto.ErrLimit) {
@@ -332,9 +303,7 @@ func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []s
 	if w.header == nil {
 		w.header = micro.Headers{}
 	}
-	b := strconv.AppendInt(w.stages[:0], int64(decode), 10)
-	b = strconv.AppendInt(append(b, ' '), int64(compute), 10)
-	b = strconv.AppendInt(append(b, ' '), int64(encode), 10)
+	b := proto.AppendStages(w.stages[:0], decode, compute, encode)
 	w.stages = b
 	w.header[proto.HeaderStagesNs] = []string{string(b)}
 	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire

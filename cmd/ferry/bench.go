@@ -10,13 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/transport"
-	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -91,9 +92,9 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 	if err != nil {
 		return err
 	}
-	python, err := transport.FindPython(o.Python)
+	python, err := floor.FindPython(o.Python)
 	switch {
-	case errors.Is(err, transport.ErrNoPython):
+	case errors.Is(err, floor.ErrNoPython):
 		log.Info("no python3 on PATH: skipping the Python baseline")
 	case err != nil:
 		return invalid("python", o.Python, err.Error())
@@ -118,13 +119,13 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		return err
 	}
 	defer nc.Close()
-	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: o.RoundTrips, EchoSubject: echoSubject})
+	points, err := measureFloor(ctx, nc, codec, floor.Config{Sizes: sizes, RoundTrips: o.RoundTrips, EchoSubject: echoSubject})
 	if err != nil {
 		return err
 	}
 	cfg := map[string]any{"codec": o.Codec, "compress": o.Compress, "roundtrips": o.RoundTrips, "max_payload": o.MaxPayload}
 	if python != "" {
-		version, samples, err := transport.MeasurePython(ctx, python, sizes, o.RoundTrips)
+		version, samples, err := floor.MeasurePython(ctx, python, sizes, o.RoundTrips)
 		if err != nil {
 			return err
 		}
@@ -139,8 +140,8 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 
 // startWorkers spawns n `ferry worker` processes; env (childEnv) says where
 // to connect and as whom.
-func startWorkers(ctx context.Context, env []string, n int, log *slog.Logger) (*worker.Pool, error) {
-	return worker.StartPool(ctx, worker.PoolConfig{
+func startWorkers(ctx context.Context, env []string, n int, log *slog.Logger) (*spawn.Pool, error) {
+	return spawn.Start(ctx, spawn.Config{
 		Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Env:     env,
 		Procs:   n,
@@ -154,9 +155,9 @@ func startWorkers(ctx context.Context, env []string, n int, log *slog.Logger) (*
 // the echo subject is under ferry.work. It returns the echo with its
 // subject: one of its own, since every echo on a shared broker would
 // answer a common one.
-func startEcho(ctx context.Context, env []string, log *slog.Logger) (*worker.Pool, string, error) {
-	subject := transport.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
-	p, err := worker.StartPool(ctx, worker.PoolConfig{
+func startEcho(ctx context.Context, env []string, log *slog.Logger) (*spawn.Pool, string, error) {
+	subject := floor.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	p, err := spawn.Start(ctx, spawn.Config{
 		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Procs:  1,
 		Env:    env,
@@ -167,9 +168,9 @@ func startEcho(ctx context.Context, env []string, log *slog.Logger) (*worker.Poo
 
 // measureFloor waits for the echo responder and a worker, then measures the
 // transport floor through a link to that worker.
-func measureFloor(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg transport.Config) ([]transport.Point, error) {
+func measureFloor(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg floor.Config) ([]floor.Point, error) {
 	const within = 30 * time.Second
-	if err := transport.WaitForEcho(ctx, nc, cfg.EchoSubject, within); err != nil {
+	if err := floor.WaitForEcho(ctx, nc, cfg.EchoSubject, within); err != nil {
 		return nil, err
 	}
 	id, err := waitForWorker(ctx, nc, within)
@@ -181,7 +182,7 @@ func measureFloor(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg tra
 		return nil, err
 	}
 	defer link.Close()
-	return transport.Measure(ctx, nc, link, cfg)
+	return floor.Measure(ctx, nc, link, cfg)
 }
 
 // waitForWorker returns the ID of a worker that answers discovery.
@@ -201,10 +202,10 @@ func waitForWorker(ctx context.Context, nc *nats.Conn, within time.Duration) (st
 	}
 }
 
-// parseSizes parses "64,1KiB,4MiB"; "" is transport.DefaultSizes().
+// parseSizes parses "64,1KiB,4MiB"; "" is floor.DefaultSizes().
 func parseSizes(s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
-		return transport.DefaultSizes(), nil
+		return floor.DefaultSizes(), nil
 	}
 	var out []int
 	for _, f := range strings.Split(s, ",") {

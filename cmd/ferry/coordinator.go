@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/internal/metrics"
+	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/report"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"

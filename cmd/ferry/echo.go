@@ -4,8 +4,9 @@ import (
 	"context"
 	"sync"
 
-	"github.com/ferrylab/ferry/transport"
-	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/internal/spawn"
+
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +28,7 @@ func newCmdEcho() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
-	fs.String("subject", transport.EchoSubject, "subject to answer on")
+	fs.String("subject", floor.EchoSubject, "subject to answer on")
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent")
 	return cmd
 }
@@ -51,10 +52,10 @@ func runEcho(ctx context.Context, o *Options, subject string, parent int) error 
 	go func() { // owned here: ends with ctx (cancel above) or the parent
 		defer wg.Done()
 		select {
-		case <-worker.WatchParent(ctx, parent):
+		case <-spawn.WatchParent(ctx, parent):
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	return transport.Echo(ctx, nc, subject)
+	return floor.Echo(ctx, nc, subject)
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/corpus"
-	"github.com/ferrylab/ferry/llm"
+	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/ferrylab/ferry/llm"
+	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )

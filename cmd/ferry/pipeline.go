@@ -13,12 +13,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/llm"
-	"github.com/ferrylab/ferry/pipeline"
+	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -175,7 +176,7 @@ func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.L
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := worker.StartPool(ctx, worker.PoolConfig{
+	pool, err := spawn.Start(ctx, spawn.Config{
 		Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
 		Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
 		Procs:   workers,

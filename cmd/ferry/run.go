@@ -9,12 +9,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/transport"
-	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -78,7 +79,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 			return err
 		}
 		defer b.Shutdown()
-		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+		pool, err := spawn.Start(ctx, spawn.Config{
 			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid()), "--dispatch", o.Dispatch},
 			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(o.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   cfg.Workers,
@@ -117,7 +118,7 @@ func runRun(ctx context.Context, o *Options, cmd *cobra.Command) error {
 // that reads the broker's CPU as well as the echo's (an embedded broker), it
 // also measures the CPU a raw echo of the mean size costs, with as many in
 // flight as each worker has batches.
-func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats, clock transport.CPUClock) ([]report.FloorPoint, error) {
+func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string, st *coordinator.Stats, clock floor.CPUClock) ([]report.FloorPoint, error) {
 	codec, err := o.wireCodec(int(nc.MaxPayload()))
 	if err != nil {
 		return nil, err
@@ -127,20 +128,20 @@ func runFloor(ctx context.Context, nc *nats.Conn, o *Options, echoSubject string
 	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
 		sizes = append(sizes, typical)
 	}
-	points, err := measureFloor(ctx, nc, codec, transport.Config{Sizes: sizes, RoundTrips: 500, EchoSubject: echoSubject})
+	points, err := measureFloor(ctx, nc, codec, floor.Config{Sizes: sizes, RoundTrips: 500, EchoSubject: echoSubject})
 	if err != nil {
 		return nil, err
 	}
-	floor := report.FloorPoints(points)
+	fp := report.FloorPoints(points)
 	if clock != nil && len(sizes) > 1 {
 		const roundTrips = 2000 // enough CPU for /proc's 10 ms ticks to be a few percent
-		cost, err := transport.MeasureCPU(ctx, nc, echoSubject, typical, o.InFlight, roundTrips, 10*time.Second, clock)
+		cost, err := floor.MeasureCPU(ctx, nc, echoSubject, typical, o.InFlight, roundTrips, 10*time.Second, clock)
 		if err != nil {
-			return floor, err
+			return fp, err
 		}
-		floor[len(floor)-1].SetCPU(cost)
+		fp[len(fp)-1].SetCPU(cost)
 	}
-	return floor, nil
+	return fp, nil
 }
 
 // connect opens the coordinator's NATS connection; an unreachable URL is a

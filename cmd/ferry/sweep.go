@@ -12,12 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/sweep"
-	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/lab/sweep"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -253,7 +254,7 @@ func runSweep(ctx context.Context, o *Options, stdout io.Writer, recommend bool)
 			return err
 		}
 		defer b.Shutdown()
-		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+		pool, err := spawn.Start(ctx, spawn.Config{
 			Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
 			Env:     append(childEnv(b.URL(), creds.worker), spinEnv(grid.Workload)...), // not argv: ps shows argv to everyone
 			Procs:   grid.MaxWorkers(),

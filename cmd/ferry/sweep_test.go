@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/sweep"
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 func TestSweepWritesRecordsSummaryAndReport(t *testing.T) {

@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/spawn"
+
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/internal/metrics"
+	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
@@ -80,7 +82,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 			log.Warn("metrics_addr is ignored with procs > 1 (children cannot share one port): run one worker per process or container to scrape each", "metrics_addr", o.MetricsAddr)
 		}
 		// Supervise N single workers as child processes.
-		pool, err := worker.StartPool(ctx, worker.PoolConfig{
+		pool, err := spawn.Start(ctx, spawn.Config{
 			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())},
 			Env:     childEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
 			Procs:   o.Procs,

@@ -4,7 +4,7 @@
 // called from TestMain, turns the child into a worker.
 //
 // It is for tests only; `ferry run` spawns the ferry binary instead
-// (worker.StartPool).
+// (spawn.Start).
 package childtest
 
 import (
@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/worker"
 )
@@ -108,9 +110,9 @@ func runWorker(ctx context.Context, url string) error {
 // Start starts n children of role connected to url and stops them (SIGTERM,
 // then SIGKILL) when tb's test ends. It returns once they are started, not
 // once they are connected.
-func Start(tb testing.TB, role, url string, n int) *worker.Pool {
+func Start(tb testing.TB, role, url string, n int) *spawn.Pool {
 	tb.Helper()
-	p, err := worker.StartPool(context.Background(), worker.PoolConfig{
+	p, err := spawn.Start(context.Background(), spawn.Config{
 		Exe:   os.Args[0],
 		Args:  []string{"-test.run=^$"},
 		Procs: n,

@@ -1,4 +1,8 @@
-package worker
+// Package spawn supervises child processes of ferry: it starts them with
+// the parent-death signal, restarts them when asked, and terminates and
+// reaps every one on Stop. It knows nothing of what the children do (worker
+// processes, the echo of the transport floor, a test's role).
+package spawn
 
 import (
 	"context"
@@ -14,8 +18,8 @@ import (
 	"github.com/ferrylab/ferry/internal/procattr"
 )
 
-// PoolConfig configures a pool of worker OS processes.
-type PoolConfig struct {
+// Config configures a pool of child OS processes.
+type Config struct {
 	Exe    string       // the ferry binary; "" = this executable
 	Args   []string     // arguments of each child, e.g. worker --nats-url URL
 	Procs  int          // number of children; must be >= 1
@@ -34,7 +38,7 @@ type PoolConfig struct {
 // with the kernel's parent-death signal (Linux) and told our PID, so they
 // exit even when this process is SIGKILLed.
 type Pool struct {
-	cfg    PoolConfig
+	cfg    Config
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,9 +49,9 @@ type Pool struct {
 	restarts int
 }
 
-// StartPool starts cfg.Procs children and returns once they are started
+// Start starts cfg.Procs children and returns once they are started
 // (not necessarily connected).
-func StartPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
+func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if cfg.Procs < 1 {
 		return nil, fmt.Errorf("worker pool: procs=%d must be at least 1", cfg.Procs)
 	}
@@ -158,4 +162,31 @@ func (p *Pool) signal(sig os.Signal) {
 			p.log.Debug("signal worker", "pid", cmd.Process.Pid, "err", err)
 		}
 	}
+}
+
+// WatchParent returns a channel closed when pid is no longer this process's
+// parent; with pid <= 0 it is never closed. The kernel's parent-death
+// signal (set by Pool) is the first line; this poll covers platforms and
+// races where that signal is not delivered. Its goroutine ends with ctx.
+func WatchParent(ctx context.Context, pid int) <-chan struct{} {
+	gone := make(chan struct{})
+	if pid <= 0 {
+		return gone
+	}
+	go func() { // exits with ctx or when the parent is gone
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != pid {
+					close(gone)
+					return
+				}
+			}
+		}
+	}()
+	return gone
 }

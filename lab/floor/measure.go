@@ -1,4 +1,4 @@
-package transport
+package floor
 
 import (
 	"context"

@@ -1,45 +1,50 @@
-package worker
+package workload
 
 import (
 	"fmt"
 	"sync"
-
-	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/workload"
 )
 
-// Compute runs wl over docs into res.Out, the same way in every execution
-// mode. A panic is recovered: the batch is then run one document at a time
-// so only the documents that panic fail; their rows are zero and they are
-// listed in res.Errs. One bad document never fails a batch.
-func Compute(wl workload.Workload, docs []string, res *proto.Result) {
-	res.Out.Reset()
-	res.Errs = res.Errs[:0]
-	if err := safeProcess(wl, docs, &res.Out); err == nil {
-		return
+// DocError is a failure of one document of a batch.
+type DocError struct {
+	Doc uint32 `msgpack:"doc"` // position within the batch
+	Msg string `msgpack:"msg"`
+}
+
+// Compute runs wl over docs into out, the same way in every execution
+// mode, and returns the documents that failed, appended to errs[:0]. A
+// panic is recovered: the batch is then run one document at a time so only
+// the documents that panic fail; their rows are zero. One bad document
+// never fails a batch.
+func Compute(wl Workload, docs []string, out *Output, errs []DocError) []DocError {
+	out.Reset()
+	errs = errs[:0]
+	if err := safeProcess(wl, docs, out); err == nil {
+		return errs
 	}
 	// Slow path: one document at a time, so only the bad ones fail.
-	ones := make([]workload.Output, len(docs))
+	ones := make([]Output, len(docs))
 	failed := make([]bool, len(docs))
 	for i := range docs {
 		if err := safeProcess(wl, docs[i:i+1], &ones[i]); err != nil {
 			failed[i] = true
-			res.Errs = append(res.Errs, proto.DocError{Doc: uint32(i), Msg: err.Error()})
+			errs = append(errs, DocError{Doc: uint32(i), Msg: err.Error()})
 		}
 	}
-	res.Out.Reset()
+	out.Reset()
 	for i := range ones { // widths come from any document that succeeded
 		if !failed[i] {
-			res.Out.Dim, res.Out.Stride = ones[i].Dim, ones[i].Stride
+			out.Dim, out.Stride = ones[i].Dim, ones[i].Stride
 			break
 		}
 	}
 	for i := range ones {
-		appendDoc(&res.Out, &ones[i], uint32(i), failed[i])
+		appendDoc(out, &ones[i], uint32(i), failed[i])
 	}
+	return errs
 }
 
-func safeProcess(wl workload.Workload, docs []string, out *workload.Output) (err error) {
+func safeProcess(wl Workload, docs []string, out *Output) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("workload %s panicked: %v", wl.Name(), p)
@@ -50,7 +55,7 @@ func safeProcess(wl workload.Workload, docs []string, out *workload.Output) (err
 
 // appendDoc appends a one-document output to out as document doc, or a zero
 // row when the document failed, so rows stay aligned with documents.
-func appendDoc(out, one *workload.Output, doc uint32, failed bool) {
+func appendDoc(out, one *Output, doc uint32, failed bool) {
 	if failed {
 		out.Vecs = append(out.Vecs, make([]float32, out.Dim)...)
 		out.Data = append(out.Data, make([]byte, out.Stride)...)
@@ -64,32 +69,32 @@ func appendDoc(out, one *workload.Output, doc uint32, failed bool) {
 	}
 }
 
-// Workloads caches built workloads by name and params, since building one
+// Cache caches built workloads by name and params, since building one
 // (infer's weights, spin's calibration) costs more than a batch.
-type Workloads struct {
+type Cache struct {
 	mu sync.Mutex
-	m  map[workloadKey]workload.Workload
+	m  map[workloadKey]Workload
 }
 
 type workloadKey struct {
 	name string
-	p    workload.Params
+	p    Params
 }
 
 // Get returns the workload for name and p, building it on first use.
-func (c *Workloads) Get(name string, p workload.Params) (workload.Workload, error) {
+func (c *Cache) Get(name string, p Params) (Workload, error) {
 	k := workloadKey{name, p}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if wl, ok := c.m[k]; ok {
 		return wl, nil
 	}
-	wl, err := workload.New(name, p)
+	wl, err := New(name, p)
 	if err != nil {
 		return nil, err
 	}
 	if c.m == nil {
-		c.m = map[workloadKey]workload.Workload{}
+		c.m = map[workloadKey]Workload{}
 	}
 	if len(c.m) > 64 { // hostile params must not grow the cache without bound
 		clear(c.m)

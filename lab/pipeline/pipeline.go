@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/llm"
+	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"

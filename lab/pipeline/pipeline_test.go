@@ -14,8 +14,8 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
-	"github.com/ferrylab/ferry/llm"
-	"github.com/ferrylab/ferry/pipeline"
+	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 )

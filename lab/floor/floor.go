@@ -1,4 +1,4 @@
-// Package transport measures the floor under ferry's wire: the round trip of
+// Package floor measures the floor under ferry's wire: the round trip of
 // a raw NATS echo (a plain subscriber answering each request with its own
 // bytes) next to ferry's own per-batch round trip through a worker whose
 // workload does nothing (noop), on the same connection, for a range of
@@ -8,7 +8,7 @@
 // It runs no jobs (coordinator does) and starts no processes: `ferry bench
 // transport` and `ferry run` spawn the echo responder (`ferry echo`, which
 // calls Echo) and the worker as separate OS processes.
-package transport
+package floor
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package transport_test
+package floor_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/transport"
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 )
@@ -29,7 +29,7 @@ func serveEcho(ctx context.Context, url string) error {
 		return err
 	}
 	defer nc.Close()
-	return transport.Echo(ctx, nc, transport.EchoSubject)
+	return floor.Echo(ctx, nc, floor.EchoSubject)
 }
 
 // inProcess starts a broker, an echo responder and a worker in this process
@@ -54,7 +54,7 @@ func inProcess(t *testing.T, codec string) (*nats.Conn, *coordinator.Link) {
 func link(tb testing.TB, nc *nats.Conn, codecName string) *coordinator.Link {
 	tb.Helper()
 	ctx := context.Background()
-	if err := transport.WaitForEcho(ctx, nc, transport.EchoSubject, 30*time.Second); err != nil {
+	if err := floor.WaitForEcho(ctx, nc, floor.EchoSubject, 30*time.Second); err != nil {
 		tb.Fatal(err)
 	}
 	var ids []string
@@ -81,7 +81,7 @@ func TestMeasureShapesBothSides(t *testing.T) {
 		t.Run("codec="+codec, func(t *testing.T) {
 			nc, l := inProcess(t, codec)
 			sizes := []int{256, 5000, 1<<20 + 4096} // over 1 MiB: split over two documents
-			points, err := transport.Measure(context.Background(), nc, l, transport.Config{Sizes: sizes, RoundTrips: 3, Warmup: 1})
+			points, err := floor.Measure(context.Background(), nc, l, floor.Config{Sizes: sizes, RoundTrips: 3, Warmup: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func TestMeasureShapesBothSides(t *testing.T) {
 func TestWaitForEchoGivesUp(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	nc := natstest.Connect(t, url)
-	err := transport.WaitForEcho(context.Background(), nc, "nobody.here", 100*time.Millisecond)
+	err := floor.WaitForEcho(context.Background(), nc, "nobody.here", 100*time.Millisecond)
 	if err == nil {
 		t.Fatal("WaitForEcho with no responder returned nil")
 	}
@@ -130,7 +130,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, size := range []int{64, 4 << 10, 64 << 10, 1 << 20} {
 		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
 			b.SetBytes(int64(2 * size))
-			points, err := transport.Measure(context.Background(), nc, l, transport.Config{Sizes: []int{size}, RoundTrips: b.N})
+			points, err := floor.Measure(context.Background(), nc, l, floor.Config{Sizes: []int{size}, RoundTrips: b.N})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -143,11 +143,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 func TestMeasurePython(t *testing.T) {
-	python, err := transport.FindPython("auto")
+	python, err := floor.FindPython("auto")
 	if err != nil {
 		t.Skip("no python3 on PATH:", err)
 	}
-	version, samples, err := transport.MeasurePython(context.Background(), python, []int{64, 64 << 10}, 5)
+	version, samples, err := floor.MeasurePython(context.Background(), python, []int{64, 64 << 10}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +159,10 @@ func TestMeasurePython(t *testing.T) {
 			t.Errorf("size %d: sample %+v, want 5 round trips with p50 > 0 and p99 >= p50", i, s)
 		}
 	}
-	if p, err := transport.FindPython("off"); p != "" || err != nil {
+	if p, err := floor.FindPython("off"); p != "" || err != nil {
 		t.Errorf(`FindPython("off") = %q, %v; want "", nil`, p, err)
 	}
-	if _, _, err := transport.MeasurePython(context.Background(), "false", []int{64}, 1); err == nil {
+	if _, _, err := floor.MeasurePython(context.Background(), "false", []int{64}, 1); err == nil {
 		t.Error("an interpreter that fails gave no error")
 	}
 }
