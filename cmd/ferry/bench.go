@@ -15,9 +15,9 @@ import (
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )

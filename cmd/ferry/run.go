@@ -14,8 +14,8 @@ import (
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natsconn"
-	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/lab/floor"
+	"github.com/ferrylab/ferry/report"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )

@@ -16,9 +16,9 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/lab/sweep"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
-	"github.com/ferrylab/ferry/lab/sweep"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/lab/sweep"
+	"github.com/ferrylab/ferry/report"
 )
 
 func TestSweepWritesRecordsSummaryAndReport(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
-	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/lab/floor"
+	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 )
