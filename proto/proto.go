@@ -80,6 +80,11 @@ func ParseStages(v string) (decode, compute, encode time.Duration) {
 	return d[0], d[1], d[2]
 }
 
+// EchoSubject is where the transport floor's raw echo answers by default;
+// spawners add a token of their own. It is under ferry.work so that a
+// broker's worker role may serve it and its coordinator role may send to it.
+const EchoSubject = WorkSubjectPrefix + ".echo"
+
 // WorkSubject is the subject a worker with the given micro instance ID serves.
 func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
 
@@ -114,6 +119,9 @@ type Result struct {
 	Errs    []DocError      `msgpack:"errs"` // documents that failed; their rows are zero
 }
 
+// DefaultMaxDocBytes is the largest document a decoder accepts by default.
+const DefaultMaxDocBytes = 1 << 20
+
 // Limits bound what a decoder accepts. The zero value of a field means its default.
 type Limits struct {
 	MaxDocs     int // documents per batch; 0 = 100,000
@@ -127,7 +135,7 @@ func (l Limits) WithDefaults() Limits {
 		l.MaxDocs = 100_000
 	}
 	if l.MaxDocBytes <= 0 {
-		l.MaxDocBytes = 1 << 20
+		l.MaxDocBytes = DefaultMaxDocBytes
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = 16

@@ -43,7 +43,7 @@ func TestChunkSpans(t *testing.T) {
 			if !slices.Equal(got, tt.wantTokens) {
 				t.Fatalf("window tokens %v, want %v", got, tt.wantTokens)
 			}
-			checkSpans(t, tt.doc, spans, tt.p.withDefaults())
+			checkSpans(t, tt.doc, spans, tt.p.WithDefaults())
 		})
 	}
 }
@@ -78,7 +78,7 @@ func checkSpans(t *testing.T, doc string, spans []Span, p Params) {
 }
 
 func TestChunkTestDocs(t *testing.T) {
-	p := testParams.withDefaults()
+	p := testParams.WithDefaults()
 	w := mustNew(t, "chunk", testParams)
 	for _, d := range testDocs {
 		checkSpans(t, d, process(t, w, []string{d}).Spans, p)

@@ -47,7 +47,7 @@ func (p Params) Validate() error {
 			return fmt.Errorf("%w: %s %d must be <= %d", ErrInvalidParams, c.key, c.val, c.max)
 		}
 	}
-	d := p.withDefaults()
+	d := p.WithDefaults()
 	if d.ChunkOverlap >= d.ChunkTokens {
 		return fmt.Errorf("%w: chunk_overlap %d must be < chunk_tokens %d",
 			ErrInvalidParams, d.ChunkOverlap, d.ChunkTokens)
@@ -55,8 +55,8 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// withDefaults replaces every zero field by its default.
-func (p Params) withDefaults() Params {
+// WithDefaults replaces every zero field by its default.
+func (p Params) WithDefaults() Params {
 	if p.Dim == 0 {
 		p.Dim = DefaultDim
 	}

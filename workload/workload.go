@@ -92,7 +92,7 @@ func New(name string, p Params) (Workload, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	return f(p.withDefaults())
+	return f(p.WithDefaults())
 }
 
 // Names lists the registered workloads, sorted.

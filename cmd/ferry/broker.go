@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
-	"net/url"
-	"strconv"
-	"strings"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/spf13/cobra"
@@ -29,11 +25,11 @@ work and read their replies. See docs/auth.md.`,
       --routes nats-route://n1:6222,nats-route://n2:6222,nats-route://n3:6222`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o brokerOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
-			return runBroker(cmd.Context(), o)
+			return runBroker(cmd.Context(), &o)
 		},
 	}
 	fs := cmd.Flags()
@@ -60,83 +56,44 @@ work and read their replies. See docs/auth.md.`,
 	return cmd
 }
 
-func runBroker(ctx context.Context, o *Options) error {
+type brokerOptions struct {
+	logOpts             `mapstructure:",squash"`
+	Listen              string `mapstructure:"listen"`
+	HTTPPort            int    `mapstructure:"http_port"`
+	JetStream           bool   `mapstructure:"jetstream"`
+	StoreDir            string `mapstructure:"store_dir"`
+	MaxPayload          int    `mapstructure:"max_payload"`
+	AuthFile            string `mapstructure:"auth_file"`
+	WorkerUser          string `mapstructure:"worker_user"`
+	WorkerPassword      string `mapstructure:"worker_password" secret:"true"`
+	CoordinatorUser     string `mapstructure:"coordinator_user"`
+	CoordinatorPassword string `mapstructure:"coordinator_password" secret:"true"`
+	AllowAnonymous      bool   `mapstructure:"allow_anonymous"`
+	TLSCert             string `mapstructure:"tls_cert"`
+	TLSKey              string `mapstructure:"tls_key"`
+	TLSClientCA         string `mapstructure:"tls_client_ca"`
+	ServerName          string `mapstructure:"server_name"`
+	ClusterListen       string `mapstructure:"cluster_listen"`
+	ClusterName         string `mapstructure:"cluster_name"`
+	Routes              string `mapstructure:"routes"`
+	ClusterAdvertise    string `mapstructure:"cluster_advertise"`
+	ClientAdvertise     string `mapstructure:"client_advertise"`
+}
+
+func runBroker(ctx context.Context, o *brokerOptions) error {
 	log, err := o.logger()
 	if err != nil {
 		return err
 	}
-	host, portStr, err := net.SplitHostPort(o.Listen)
-	if err != nil {
-		return invalid("listen", o.Listen, "want host:port")
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return invalid("listen", o.Listen, "bad port")
-	}
-	if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
+	if o.MaxPayload <= 0 {
 		return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
 	}
-	users, err := o.brokerUsers(log)
-	if err != nil {
-		return err
-	}
-	tlsOpts, err := o.brokerTLS()
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(users) == 0 && !loopback(host) && !o.AllowAnonymous:
-		return invalid("listen", o.Listen, "a broker reachable beyond loopback must require auth: set worker_password and coordinator_password, or auth_file (or allow_anonymous=true); see docs/auth.md")
-	case hasPasswords(users) && !tlsOpts.Enabled() && !loopback(host):
-		log.Warn("auth without TLS: passwords cross the network in clear text; set tls_cert and tls_key")
-	}
-	cluster, err := o.cluster()
-	if err != nil {
-		return err
-	}
-	b, err := broker.Start(ctx, broker.Options{
-		Host: host, Port: port, HTTPPort: o.HTTPPort, JetStream: o.JetStream, StoreDir: o.StoreDir,
-		MaxPayload: int32(o.MaxPayload), Log: true, Users: users, TLS: tlsOpts,
-		ServerName: o.ServerName, Cluster: cluster, ClientAdvertise: o.ClientAdvertise,
-	})
-	if err != nil {
-		return brokerError(err)
-	}
-	auth, tls := describeAuth(users, tlsOpts)
-	log.Info("broker ready", "url", b.URL(), "monitor", b.MonitorURL(), "nats_server", broker.Version(),
-		"auth", auth, "tls", tls, "max_payload", o.MaxPayload,
-		"server_name", o.ServerName, "cluster_listen", o.ClusterListen, "routes", o.Routes)
-	<-ctx.Done()
-	b.Shutdown()
-	return nil
-}
-
-// cluster validates the cluster keys; no cluster_listen means standalone.
-func (o *Options) cluster() (broker.Cluster, error) {
-	if o.ClusterListen == "" {
-		if o.Routes != "" {
-			return broker.Cluster{}, invalid("routes", o.Routes, "needs cluster_listen")
-		}
-		return broker.Cluster{}, nil
-	}
-	host, portStr, err := net.SplitHostPort(o.ClusterListen)
-	if err != nil {
-		return broker.Cluster{}, invalid("cluster_listen", o.ClusterListen, "want host:port")
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port <= 0 || port > 65535 {
-		return broker.Cluster{}, invalid("cluster_listen", o.ClusterListen, "bad port")
-	}
-	c := broker.Cluster{Name: o.ClusterName, Host: host, Port: port, Advertise: o.ClusterAdvertise}
-	for _, r := range strings.Split(o.Routes, ",") {
-		if r = strings.TrimSpace(r); r == "" {
-			continue
-		}
-		u, err := url.Parse(r)
-		if err != nil || u.Host == "" || (u.Scheme != "nats-route" && u.Scheme != "nats") {
-			return broker.Cluster{}, invalid("routes", r, "want nats-route://host:port")
-		}
-		c.Routes = append(c.Routes, r)
-	}
-	return c, nil
+	return broker.Serve(ctx, broker.ServeConfig{
+		Listen: o.Listen, HTTPPort: o.HTTPPort, JetStream: o.JetStream, StoreDir: o.StoreDir, MaxPayload: o.MaxPayload,
+		AuthFile: o.AuthFile, WorkerUser: o.WorkerUser, WorkerPassword: o.WorkerPassword,
+		CoordinatorUser: o.CoordinatorUser, CoordinatorPassword: o.CoordinatorPassword, AllowAnonymous: o.AllowAnonymous,
+		TLS:        broker.TLS{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA},
+		ServerName: o.ServerName, ClusterListen: o.ClusterListen, ClusterName: o.ClusterName, Routes: o.Routes,
+		ClusterAdvertise: o.ClusterAdvertise, ClientAdvertise: o.ClientAdvertise,
+	}, log)
 }

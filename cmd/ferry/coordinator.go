@@ -2,15 +2,24 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"slices"
+	"fmt"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/lab"
 	"github.com/ferrylab/ferry/metrics"
-	"github.com/ferrylab/ferry/report"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
+
+type coordinatorOptions struct {
+	logOpts       `mapstructure:",squash"`
+	natsOpts      `mapstructure:",squash"`
+	jobOpts       `mapstructure:",squash"`
+	MetricsAddr   string `mapstructure:"metrics_addr"`
+	ExpectWorkers int    `mapstructure:"expect_workers"`
+}
 
 func newCmdCoordinator() *cobra.Command {
 	cmd := &cobra.Command{
@@ -24,44 +33,46 @@ echo process on this machine, connected to the same NATS.`,
   ferry coordinator --nats-url nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy --format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o coordinatorOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
-			return runCoordinator(cmd.Context(), o, cmd)
+			return runCoordinator(cmd.Context(), cmd, &o)
 		},
 	}
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
-	fs.String("modes", "processes", "modes to run, in order")
 	addMetricsFlag(fs)
 	fs.Int("expect-workers", 0, "workers to wait for before starting (0 = --workers, or usable cores)")
-	addJobFlags(fs)
+	addJobFlags(fs, "processes")
 	return cmd
 }
 
-func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
-	env, modes, err := newJobEnv(o, cmd)
+func addMetricsFlag(fs *pflag.FlagSet) {
+	fs.String("metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port (\"\" = off)")
+}
+
+func runCoordinator(ctx context.Context, cmd *cobra.Command, o *coordinatorOptions) error {
+	log, err := o.logger()
 	if err != nil {
 		return err
 	}
-	cfg, log := env.cfg, env.log
+	cfg, err := o.lab(cmd, o, log)
+	if err != nil {
+		return err
+	}
 	if o.ExpectWorkers < 0 {
 		return invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}
-	expect := o.ExpectWorkers
-	if expect == 0 {
-		expect = cfg.Workers
-	}
-	nc, err := connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
+	nc, err := natsconn.Connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", coordinator.ErrInvalidConfig, err)
 	}
 	defer nc.Close()
 	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
 	if o.MetricsAddr != "" {
 		m := metrics.NewCoordinator()
-		env.cfg.Observe = m.Observe
+		cfg.Job.Observe = m.Observe
 		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, nil, log)
 		if err != nil {
 			return invalid("metrics_addr", o.MetricsAddr, err.Error())
@@ -69,32 +80,13 @@ func runCoordinator(ctx context.Context, o *Options, cmd *cobra.Command) error {
 		defer srv.Close()
 		log.Info("metrics", "addr", srv.Addr().String())
 	}
-	env.nc, env.expect = nc, expect
-	env.resumable = true // the broker is external: its streams outlive this process
-	if slices.Contains(modes, coordinator.ModeProcesses) {
-		floor, stop := coordinatorFloor(ctx, nc, o, log)
-		defer stop()
-		env.floor = floor
-	}
-	return runModes(ctx, env, modes)
-}
-
-// coordinatorFloor starts the floor's echo on this machine, so the floor is
-// this machine's path through the broker and back, and returns what
-// measures it and what stops the echo. The echo must subscribe, which a
-// broker's coordinator role does not allow: with credentials there is no
-// floor (floor is nil), and a note says why.
-func coordinatorFloor(ctx context.Context, nc *nats.Conn, o *Options, log *slog.Logger) (floor func(context.Context, *coordinator.Stats) ([]report.FloorPoint, error), stop func()) {
+	cfg.NATS, cfg.ExpectWorkers = nc, o.ExpectWorkers
+	// The floor's echo must subscribe, which a broker's coordinator role
+	// does not allow: with credentials there is no floor.
 	if a := o.auth(); a.User != "" || a.Token != "" || a.NKeySeed != "" || a.CredsFile != "" {
 		log.Info("no transport floor: its echo needs an anonymous connection to the broker")
-		return nil, func() {}
+	} else {
+		cfg.EchoEnv = fleet.ChildEnv(o.NATSURL, o.auth())
 	}
-	echo, subject, err := startEcho(ctx, childEnv(o.NATSURL, o.auth()), log)
-	if err != nil {
-		log.Warn("no transport floor", "err", err)
-		return nil, func() {}
-	}
-	return func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-		return runFloor(ctx, nc, o, subject, st, nil) // the broker's CPU is not ours to read
-	}, echo.Stop
+	return lab.Run(ctx, cfg)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/proto"
 
 	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/spf13/cobra"
@@ -17,29 +19,34 @@ func newCmdEcho() *cobra.Command {
 		Hidden: true, // spawned by `ferry bench transport` and `ferry run`
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o echoOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
-			parent, _ := cmd.Flags().GetInt("parent-pid")
-			subject, _ := cmd.Flags().GetString("subject")
-			return runEcho(cmd.Context(), o, subject, parent)
+			return runEcho(cmd.Context(), &o)
 		},
 	}
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
-	fs.String("subject", floor.EchoSubject, "subject to answer on")
+	fs.String("subject", proto.EchoSubject, "subject to answer on")
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent")
 	return cmd
 }
 
-func runEcho(ctx context.Context, o *Options, subject string, parent int) error {
+type echoOptions struct {
+	logOpts   `mapstructure:",squash"`
+	natsOpts  `mapstructure:",squash"`
+	Subject   string `mapstructure:"subject"`
+	ParentPID int    `mapstructure:"parent_pid"`
+}
+
+func runEcho(ctx context.Context, o *echoOptions) error {
 	log, err := o.logger()
 	if err != nil {
 		return err
 	}
 	oneCore() // on the same footing as a worker
-	nc, err := connect(o.NATSURL, "ferry-echo", o.auth(), log)
+	nc, err := natsconn.Connect(o.NATSURL, "ferry-echo", o.auth(), log)
 	if err != nil {
 		return err
 	}
@@ -52,10 +59,10 @@ func runEcho(ctx context.Context, o *Options, subject string, parent int) error 
 	go func() { // owned here: ends with ctx (cancel above) or the parent
 		defer wg.Done()
 		select {
-		case <-spawn.WatchParent(ctx, parent):
+		case <-spawn.WatchParent(ctx, o.ParentPID):
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
-	return floor.Echo(ctx, nc, subject)
+	return floor.Echo(ctx, nc, o.Subject)
 }

@@ -31,15 +31,15 @@ worker, not the broker.`,
   ferry health --http http://127.0.0.1:8222/healthz --timeout 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd) // for NATS credentials and TLS
-			if err != nil {
+			var o healthOptions // for NATS credentials and TLS
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
 			fs := cmd.Flags()
 			natsURL, _ := fs.GetString("nats-url")
 			httpURL, _ := fs.GetString("http")
 			timeout, _ := fs.GetDuration("timeout")
-			return runHealth(cmd.Context(), o, natsURL, httpURL, timeout, cmd)
+			return runHealth(cmd.Context(), &o, natsURL, httpURL, timeout, cmd)
 		},
 	}
 	fs := cmd.Flags()
@@ -49,7 +49,12 @@ worker, not the broker.`,
 	return cmd
 }
 
-func runHealth(ctx context.Context, o *Options, natsURL, httpURL string, timeout time.Duration, cmd *cobra.Command) error {
+type healthOptions struct {
+	logOpts  `mapstructure:",squash"`
+	natsOpts `mapstructure:",squash"`
+}
+
+func runHealth(ctx context.Context, o *healthOptions, natsURL, httpURL string, timeout time.Duration, cmd *cobra.Command) error {
 	if natsURL == "" && httpURL == "" {
 		return fmt.Errorf("%w: health needs --nats-url or --http", errUsage)
 	}

@@ -10,9 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 
+	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/lab/llm"
 )
 
 func main() {
@@ -51,6 +56,12 @@ func startProfile(path string) func() {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// configErrors are the sentinels of invalid configuration (exit code 2).
+var configErrors = []error{
+	errUsage, coordinator.ErrInvalidConfig, broker.ErrInvalidConfig, fleet.ErrInvalidConfig,
+	corpus.ErrInvalidConfig, llm.ErrInvalidConfig,
+}
+
 // exitCode prints err as one line and maps it to the process exit code:
 // 2 for invalid configuration or usage, 130 for an interrupt, 1 otherwise.
 func exitCode(err error) int {
@@ -59,7 +70,7 @@ func exitCode(err error) int {
 	}
 	fmt.Fprintln(os.Stderr, "ferry:", err)
 	switch {
-	case errors.Is(err, coordinator.ErrInvalidConfig), errors.Is(err, errUsage):
+	case slices.ContainsFunc(configErrors, func(e error) bool { return errors.Is(err, e) }):
 		return 2
 	case errors.Is(err, context.Canceled):
 		return 130

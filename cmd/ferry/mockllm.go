@@ -32,14 +32,14 @@ Ctrl-C stops accepting, lets in-flight replies finish briefly, and exits 0.`,
   ferry llm --llm-url http://127.0.0.1:8080 --docs 5000 --concurrency 5000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o mockLLMOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("listen") {
-				o.LLMListen = o.Listen
+				o.LLMListen, _ = cmd.Flags().GetString("listen")
 			}
-			return runMockLLM(cmd.Context(), o)
+			return runMockLLM(cmd.Context(), &o)
 		},
 	}
 	fs := cmd.Flags()
@@ -50,6 +50,24 @@ Ctrl-C stops accepting, lets in-flight replies finish briefly, and exits 0.`,
 	_ = fs.MarkHidden("listen")
 	addMockFlags(fs)
 	return cmd
+}
+
+// mockOpts are the mock's keys (mockllm, and the in-process mock of llm
+// and pipeline).
+type mockOpts struct {
+	LatencyP50   time.Duration `mapstructure:"latency_p50"`
+	LatencyP99   time.Duration `mapstructure:"latency_p99"`
+	RateLimit    float64       `mapstructure:"rate_limit"`
+	Burst        int           `mapstructure:"burst"`
+	ErrorRate    float64       `mapstructure:"error_rate"`
+	ReplyRatio   float64       `mapstructure:"reply_ratio"`
+	MaxBodyBytes int64         `mapstructure:"max_body_bytes"`
+}
+
+type mockLLMOptions struct {
+	logOpts   `mapstructure:",squash"`
+	mockOpts  `mapstructure:",squash"`
+	LLMListen string `mapstructure:"llm_listen"`
 }
 
 // addMockFlags registers the mock's behaviour, shared by mockllm and the
@@ -65,7 +83,7 @@ func addMockFlags(fs *pflag.FlagSet) {
 }
 
 // mockConfig validates the mock keys.
-func (o *Options) mockConfig() (llm.MockConfig, error) {
+func (o mockOpts) mockConfig() (llm.MockConfig, error) {
 	switch {
 	case o.LatencyP50 < 0:
 		return llm.MockConfig{}, invalid("latency_p50", o.LatencyP50, "must be >= 0")
@@ -90,7 +108,7 @@ func (o *Options) mockConfig() (llm.MockConfig, error) {
 	}, nil
 }
 
-func runMockLLM(ctx context.Context, o *Options) error {
+func runMockLLM(ctx context.Context, o *mockLLMOptions) error {
 	log, err := o.logger()
 	if err != nil {
 		return err

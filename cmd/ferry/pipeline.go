@@ -1,28 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/ferrylab/ferry/internal/spawn"
-
-	"github.com/ferrylab/ferry/broker"
-	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/lab/llm"
-	"github.com/ferrylab/ferry/lab/pipeline"
-	"github.com/ferrylab/ferry/report"
-	"github.com/nats-io/nats.go"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/lab"
 	"github.com/spf13/cobra"
 )
+
+type pipelineOptions struct {
+	logOpts  `mapstructure:",squash"`
+	jobOpts  `mapstructure:",squash"`
+	llmOpts  `mapstructure:",squash"`
+	mockOpts `mapstructure:",squash"`
+}
 
 func newCmdPipeline() *cobra.Command {
 	cmd := &cobra.Command{
@@ -44,17 +36,16 @@ a mock started in this process (see ferry mockllm for its flags).`,
   ferry pipeline --input ./notes --llm-url http://127.0.0.1:8080 --out summaries.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o pipelineOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
-			return runPipeline(cmd.Context(), o, cmd.OutOrStdout())
+			return runPipeline(cmd.Context(), cmd, &o)
 		},
 	}
 	fs := cmd.Flags()
-	fs.String("modes", "goroutines,processes", "chunk-stage modes to run, in order: "+fmt.Sprint(coordinator.Modes()))
-	addJobFlags(fs)
-	fs.Int("max-payload", broker.DefaultMaxPayload, "embedded broker's max message size in bytes")
+	addJobFlags(fs, "goroutines,processes")
+	addMaxPayloadFlag(fs)
 	addLLMClientFlags(fs)
 	addMockFlags(fs)
 	// The chunk stage always runs chunk; these job keys do not apply.
@@ -64,174 +55,26 @@ a mock started in this process (see ferry mockllm for its flags).`,
 	return cmd
 }
 
-func runPipeline(ctx context.Context, o *Options, stdout io.Writer) (err error) {
+func runPipeline(ctx context.Context, cmd *cobra.Command, o *pipelineOptions) error {
 	log, err := o.logger()
 	if err != nil {
 		return err
 	}
-	modes, err := o.modes()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.job()
+	cfg, err := o.jobOpts.lab(cmd, o, log)
 	if err != nil {
 		return err
 	}
 	if o.Out != "" && !strings.HasSuffix(o.Out, ".jsonl") {
 		return invalid("out", o.Out, "pipeline writes .jsonl (one merged summary per document)")
 	}
-	client, ep, err := newLLMClient(ctx, o, log)
+	ep, err := o.endpoint(o.mockOpts)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if serr := ep.close(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	env := jobEnv{opts: o, cfg: cfg, log: log, stdout: stdout, expect: cfg.Workers}
-	if slices.Contains(modes, coordinator.ModeProcesses) {
-		nc, stop, err := startLocalWorkers(ctx, o, cfg.Workers, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		env.nc = nc
-	}
-
-	var (
-		stats    []*pipeline.Stats
-		errs     []error
-		firstErr error
-	)
-	for i, mode := range modes {
-		client.CloseIdleConnections() // each mode dials its own connections
-		st, err := runPipelineMode(ctx, env, mode, client, i == len(modes)-1)
-		stats, errs = append(stats, st), append(errs, err)
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("%s: %w", mode, err)
-		}
-		if ctx.Err() != nil || errors.Is(err, coordinator.ErrNoDocuments) || errors.Is(err, coordinator.ErrInvalidConfig) {
-			break
-		}
-	}
-	cfgMap := o.configMap()
-	cfgMap["modes"] = strings.Join(modes, ",")
-	if u, ok := cfgMap["llm_url"].(string); ok {
-		cfgMap["llm_url"] = redactURL(u)
-	}
-	r := report.NewPipeline(cfgMap, ep.shown(), ep.mock, o.Concurrency, stats, errs)
-	if err := report.WritePipeline(stdout, r, o.Format); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	if firstErr == nil && !r.IdenticalResults {
-		firstErr = errors.New("modes produced different results (see digests with --format json)")
-	}
-	return firstErr
-}
-
-// runPipelineMode runs the pipeline with the chunk stage on mode; only the
-// last mode writes --out.
-func runPipelineMode(ctx context.Context, env jobEnv, mode string, client *llm.Client, writeOut bool) (*pipeline.Stats, error) {
-	backend, err := newBackend(env, modeRun{mode: mode})
-	if err != nil {
-		return nil, err
-	}
-	src, err := openSource(env.opts)
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	cfg := pipeline.Config{Chunk: env.cfg, Concurrency: env.opts.Concurrency, MergeDim: env.opts.Dim}
-	var out *docWriter
-	if writeOut && env.opts.Out != "" {
-		if out, err = createDocWriter(env.opts.Out); err != nil {
-			return nil, err
-		}
-		cfg.OnDoc = out.write
-	}
-	env.log.Debug("pipeline start", "mode", mode)
-	st, err := pipeline.Run(ctx, cfg, docSource{src}, backend, client)
-	if out != nil {
-		if cerr := out.close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}
-	if st != nil {
-		env.log.Info("pipeline done", "mode", mode, "docs", st.Docs, "chunks", st.Chunks,
-			"wall", st.Wall.Round(1e6), "overlap", strconv.FormatFloat(st.Overlap(), 'f', 2, 64))
-	}
-	return st, err
-}
-
-// startLocalWorkers starts an embedded broker (with per-run credentials)
-// and one worker process per worker, as ferry run does, and connects to
-// it. stop shuts down in order: connection, workers (they drain), broker.
-func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.Logger) (*nats.Conn, func(), error) {
-	if o.MaxPayload <= 0 || o.MaxPayload > 64<<20 {
-		return nil, nil, invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
-	}
-	creds := newRunCredentials()
-	b, err := broker.Start(context.WithoutCancel(ctx), broker.Options{MaxPayload: int32(o.MaxPayload), Users: creds.users()})
-	if err != nil {
-		return nil, nil, err
-	}
-	pool, err := spawn.Start(ctx, spawn.Config{
-		Args:    []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(osGetpid())},
-		Env:     childEnv(b.URL(), creds.worker), // not argv: ps shows argv to everyone
-		Procs:   workers,
-		Logger:  log,
-		Restart: true,
+	cfg.Report["modes"] = strings.Join(cfg.Modes, ",")
+	return lab.RunPipeline(ctx, lab.PipelineConfig{
+		Job: cfg.Job, Modes: cfg.Modes, Input: cfg.Input, Out: o.Out, MergeDim: o.Dim, Endpoint: ep,
+		Fleet:  fleet.Config{MaxPayload: o.MaxPayload},
+		Report: cfg.Report, Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	})
-	if err != nil {
-		b.Shutdown()
-		return nil, nil, err
-	}
-	nc, err := connect(b.URL(), "ferry-pipeline", creds.coordinator, log, b.InProcess())
-	if err != nil {
-		pool.Stop()
-		b.Shutdown()
-		return nil, nil, err
-	}
-	return nc, func() { nc.Close(); pool.Stop(); b.Shutdown() }, nil
-}
-
-// docWriter writes merged documents as JSON lines, in input order.
-type docWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	enc *json.Encoder
-}
-
-func createDocWriter(path string) (*docWriter, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	return &docWriter{f: f, w: w, enc: json.NewEncoder(w)}, nil
-}
-
-func (d *docWriter) write(doc pipeline.Doc) error {
-	rec := struct {
-		Index   int64  `json:"index"`
-		Chunks  int    `json:"chunks"`
-		Summary string `json:"summary,omitempty"`
-		Error   string `json:"error,omitempty"`
-	}{Index: doc.Index, Chunks: doc.Chunks, Summary: doc.Summary}
-	if doc.Err != nil {
-		rec.Error = doc.Err.Error()
-	}
-	return d.enc.Encode(rec)
-}
-
-func (d *docWriter) close() error {
-	err := d.w.Flush()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("close output: %w", err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -19,7 +20,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func osGetpid() int { return os.Getpid() }
+type workerOptions struct {
+	logOpts     `mapstructure:",squash"`
+	natsOpts    `mapstructure:",squash"`
+	Procs       int    `mapstructure:"procs"`
+	MaxDocBytes int    `mapstructure:"max_doc_bytes"`
+	Dispatch    string `mapstructure:"dispatch"`
+	MetricsAddr string `mapstructure:"metrics_addr"`
+	ParentPID   int    `mapstructure:"parent_pid"`
+}
 
 // oneCore gives this process one P unless GOMAXPROCS is set. A worker
 // stands for one core and computes one batch at a time; with one P its
@@ -46,18 +55,17 @@ stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.
   ferry worker --nats-url nats://broker:4222 --dispatch jetstream`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := loadOptions(cmd)
-			if err != nil {
+			var o workerOptions
+			if err := load(cmd, &o); err != nil {
 				return err
 			}
-			parent, _ := cmd.Flags().GetInt("parent-pid")
-			return runWorker(cmd.Context(), o, parent)
+			return runWorker(cmd.Context(), &o)
 		},
 	}
 	fs := cmd.Flags()
 	addNATSFlags(fs, "nats://127.0.0.1:4222")
 	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
-	fs.Int("max-doc-bytes", 1<<20, "reject batches with a document larger than this")
+	fs.Int("max-doc-bytes", proto.DefaultMaxDocBytes, "reject batches with a document larger than this")
 	addDispatchFlag(fs)
 	addMetricsFlag(fs)
 	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
@@ -65,7 +73,7 @@ stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.
 	return cmd
 }
 
-func runWorker(ctx context.Context, o *Options, parent int) error {
+func runWorker(ctx context.Context, o *workerOptions) error {
 	log, err := o.logger()
 	if err != nil {
 		return err
@@ -73,7 +81,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	if o.Procs < 1 {
 		return invalid("procs", o.Procs, "must be at least 1")
 	}
-	dispatch, err := o.dispatches()
+	dispatch, err := parseList(o.Dispatch, "dispatch", oneOf([]string{coordinator.DispatchRequest, coordinator.DispatchJetStream}))
 	if err != nil {
 		return err
 	}
@@ -84,7 +92,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 		// Supervise N single workers as child processes.
 		pool, err := spawn.Start(ctx, spawn.Config{
 			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())},
-			Env:     childEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
+			Env:     fleet.ChildEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
 			Procs:   o.Procs,
 			Logger:  log,
 			Restart: true,
@@ -98,7 +106,7 @@ func runWorker(ctx context.Context, o *Options, parent int) error {
 	}
 	oneCore()
 	cfg := worker.Config{
-		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: parent,
+		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: o.ParentPID,
 		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
 		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
 		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),

@@ -114,3 +114,18 @@ func Redact(urls string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Connect opens a connection named name to url with the credentials a;
+// extra adds options (an embedded broker's InProcess, say). Its errors name
+// the URL with any password redacted.
+func Connect(url, name string, a Auth, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := Options(name, a, log)
+	if err != nil {
+		return nil, fmt.Errorf("nats_url=%s: %w", Redact(url), err)
+	}
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("nats_url=%s: cannot connect: %w", Redact(url), err)
+	}
+	return nc, nil
+}

@@ -17,17 +17,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 )
 
-// EchoSubject is where Echo answers by default; spawners add a token of
-// their own. It is under ferry.work so that a broker's worker role may
-// serve it and its coordinator role may send to it.
-const EchoSubject = proto.WorkSubjectPrefix + ".echo"
-
 // ErrNoEcho is returned when no echo responder answers in time.
-var ErrNoEcho = errors.New("transport: no echo responder")
+var ErrNoEcho = errors.New("floor: no echo responder")
 
 // Echo answers every request on subject with the request's own bytes until
 // ctx is done, then drains its subscription. It is the cheapest responder

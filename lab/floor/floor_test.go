@@ -29,7 +29,7 @@ func serveEcho(ctx context.Context, url string) error {
 		return err
 	}
 	defer nc.Close()
-	return floor.Echo(ctx, nc, floor.EchoSubject)
+	return floor.Echo(ctx, nc, proto.EchoSubject)
 }
 
 // inProcess starts a broker, an echo responder and a worker in this process
@@ -54,7 +54,7 @@ func inProcess(t *testing.T, codec string) (*nats.Conn, *coordinator.Link) {
 func link(tb testing.TB, nc *nats.Conn, codecName string) *coordinator.Link {
 	tb.Helper()
 	ctx := context.Background()
-	if err := floor.WaitForEcho(ctx, nc, floor.EchoSubject, 30*time.Second); err != nil {
+	if err := floor.WaitForEcho(ctx, nc, proto.EchoSubject, 30*time.Second); err != nil {
 		tb.Fatal(err)
 	}
 	var ids []string

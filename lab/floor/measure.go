@@ -35,7 +35,7 @@ func (c Config) withDefaults() Config {
 		c.Timeout = 10 * time.Second
 	}
 	if c.EchoSubject == "" {
-		c.EchoSubject = EchoSubject
+		c.EchoSubject = proto.EchoSubject
 	}
 	return c
 }
@@ -212,4 +212,40 @@ func ceilDiv(a, b int) int {
 		return -ceilDiv(-a, b)
 	}
 	return (a + b - 1) / b
+}
+
+// MeasureWorker waits up to 30 s for the echo responder and a worker, then
+// measures the floor through a link to that worker.
+func MeasureWorker(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg Config) ([]Point, error) {
+	const within = 30 * time.Second
+	if err := WaitForEcho(ctx, nc, cfg.EchoSubject, within); err != nil {
+		return nil, err
+	}
+	id, err := waitForWorker(ctx, nc, within)
+	if err != nil {
+		return nil, err
+	}
+	link, err := coordinator.NewLink(nc, codec, id)
+	if err != nil {
+		return nil, err
+	}
+	defer link.Close()
+	return Measure(ctx, nc, link, cfg)
+}
+
+// waitForWorker returns the ID of a worker that answers discovery.
+func waitForWorker(ctx context.Context, nc *nats.Conn, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		ids, err := coordinator.Discover(ctx, nc, 250*time.Millisecond, 1)
+		if len(ids) > 0 {
+			return ids[0], nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%w: none answered within %s (%v)", coordinator.ErrNoWorkers, within, err)
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package fleet
 
 import (
 	"fmt"
@@ -9,24 +9,24 @@ import (
 	"time"
 )
 
-// cpuClock reads the CPU time of this process plus a set of child
+// CPUClock reads the CPU time of this process plus a set of child
 // processes, so a report can say what each mode cost in CPU, which a busy
 // machine does not skew the way it skews wall time.
-type cpuClock struct {
-	pids func() []int // the worker processes; nil = none to count
+type CPUClock struct {
+	PIDs func() []int // the child processes to count; nil = none
 }
 
-// now returns the CPU time so far; ok is false where it cannot be read.
-func (c cpuClock) now() (d time.Duration, ok bool) {
+// Now returns the CPU time so far; ok is false where it cannot be read.
+func (c CPUClock) Now() (d time.Duration, ok bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, false
 	}
 	d = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if c.pids == nil {
+	if c.PIDs == nil {
 		return d, true
 	}
-	for _, pid := range c.pids() {
+	for _, pid := range c.PIDs() {
 		t, err := procCPU(pid)
 		if err != nil {
 			return 0, false

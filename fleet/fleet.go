@@ -1,0 +1,263 @@
+// Package fleet starts a local fleet: an embedded NATS broker on a loopback
+// port with throwaway per-run credentials, N `ferry worker` processes of
+// this executable, optionally the echo process the transport floor needs,
+// and the coordinator's in-process connection to the broker. Close stops
+// them in the one order that loses nothing.
+//
+// It is the only place that brings a local fleet up (ferry run, sweep,
+// pipeline and bench transport all call Start). It runs no jobs (the
+// coordinator does) and measures nothing but CPU time (CPUClock).
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
+)
+
+// ErrInvalidConfig is wrapped by every error of Config.Validate.
+var ErrInvalidConfig = errors.New("fleet: invalid configuration")
+
+// MaxPayloadLimit is the largest max_payload the embedded broker takes.
+const MaxPayloadLimit = 64 << 20
+
+// Config configures a local fleet. The zero value of every field is its default.
+type Config struct {
+	// Workers is the number of worker processes; 0 = none (a fleet with
+	// only a broker and, with Echo, the echo process).
+	Workers int
+	// MaxPayload is the broker's max message size in bytes; 0 =
+	// broker.DefaultMaxPayload. At most MaxPayloadLimit.
+	MaxPayload int
+	// JetStream enables JetStream on the broker, with its store in a
+	// temporary folder removed by Close, and has workers serve the work
+	// queue too (dispatch=jetstream). Default off.
+	JetStream bool
+	// Echo also starts the echo process that answers raw NATS requests on
+	// EchoSubject, for the transport floor. Default off.
+	Echo bool
+	// Workload, when "spin", pins the workers' spin calibration to this
+	// process's, so every mode spins the same iterations per document.
+	Workload string
+	// Name is the coordinator connection's name; "" = "ferry-coordinator".
+	Name string
+	// Logger receives the fleet's log; nil = discard.
+	Logger *slog.Logger
+}
+
+// Validate checks c, naming the key at fault.
+func (c Config) Validate() error {
+	switch {
+	case c.Workers < 0:
+		return fmt.Errorf("%w: workers=%d: must be positive", ErrInvalidConfig, c.Workers)
+	case c.MaxPayload < 0 || c.MaxPayload > MaxPayloadLimit:
+		return fmt.Errorf("%w: max_payload=%d: must be between 1 and 64 MiB", ErrInvalidConfig, c.MaxPayload)
+	}
+	return nil
+}
+
+// WithDefaults fills the zero fields of c with their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxPayload == 0 {
+		c.MaxPayload = broker.DefaultMaxPayload
+	}
+	if c.Name == "" {
+		c.Name = "ferry-coordinator"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	broker   *broker.Broker
+	conn     *nats.Conn
+	workers  *spawn.Pool
+	echo     *Echo
+	storeDir string
+}
+
+// Start brings a fleet up and returns once the workers are started (not
+// necessarily attached: the coordinator waits for them) and the
+// coordinator's connection is open. On error everything started is stopped.
+func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	f := &Fleet{}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	creds := newCredentials()
+	bo := broker.Options{MaxPayload: int32(cfg.MaxPayload), Users: creds.users()}
+	if cfg.JetStream {
+		if f.storeDir, err = os.MkdirTemp("", "ferry-jetstream-"); err != nil {
+			return nil, err
+		}
+		bo.JetStream, bo.StoreDir = true, f.storeDir
+	}
+	// The broker outlives an interrupt (ctx) so batches in flight can
+	// still be answered during the coordinator's stop grace; Close ends it.
+	if f.broker, err = broker.Start(context.WithoutCancel(ctx), bo); err != nil {
+		return nil, err
+	}
+	env := ChildEnv(f.broker.URL(), creds.worker) // not argv: ps shows argv to everyone
+	if cfg.Workers > 0 {
+		args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
+		if cfg.JetStream {
+			args = append(args, "--dispatch", "request,jetstream")
+		}
+		if f.workers, err = spawn.Start(ctx, spawn.Config{
+			Args:    args,
+			Env:     append(env, spinEnv(cfg.Workload)...),
+			Procs:   cfg.Workers,
+			Logger:  cfg.Logger,
+			Restart: true,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Echo {
+		if f.echo, err = StartEcho(ctx, env, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+	if f.conn, err = natsconn.Connect(f.broker.URL(), cfg.Name, creds.coordinator, cfg.Logger, f.broker.InProcess()); err != nil {
+		return nil, err
+	}
+	cfg.Logger.Debug("local fleet", "url", f.broker.URL(), "workers", cfg.Workers, "jetstream", cfg.JetStream)
+	return f, nil
+}
+
+// Conn is the coordinator's connection to the fleet's broker, in-process
+// (no loopback TCP on this side of the hop). Close closes it.
+func (f *Fleet) Conn() *nats.Conn { return f.conn }
+
+// URL is the broker's client URL.
+func (f *Fleet) URL() string { return f.broker.URL() }
+
+// WorkerPIDs lists the running worker processes.
+func (f *Fleet) WorkerPIDs() []int {
+	if f.workers == nil {
+		return nil
+	}
+	return f.workers.PIDs()
+}
+
+// Echo is the fleet's echo process; nil unless Config.Echo.
+func (f *Fleet) Echo() *Echo { return f.echo }
+
+// Close stops the fleet. Shutdown order: the coordinator's connection, the
+// echo, the workers (SIGTERM: they drain their batch in flight), then the
+// broker, then its store. Safe on a partly started fleet.
+func (f *Fleet) Close() {
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	if f.echo != nil {
+		f.echo.Stop()
+	}
+	if f.workers != nil {
+		f.workers.Stop()
+	}
+	if f.broker != nil {
+		f.broker.Shutdown()
+	}
+	if f.storeDir != "" {
+		os.RemoveAll(f.storeDir)
+	}
+}
+
+// Echo is a running `ferry echo` process: a plain NATS subscriber that
+// answers each request on Subject with its own bytes.
+type Echo struct {
+	pool    *spawn.Pool
+	Subject string // one of its own: every echo on a shared broker would answer a common one
+}
+
+// StartEcho spawns the echo process; env (ChildEnv) says where to connect
+// and as whom, with a worker's rights, as the subject is under ferry.work.
+func StartEcho(ctx context.Context, env []string, log *slog.Logger) (*Echo, error) {
+	subject := proto.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	p, err := spawn.Start(ctx, spawn.Config{
+		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
+		Procs:  1,
+		Env:    env,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Echo{pool: p, Subject: subject}, nil
+}
+
+// PIDs lists the echo process.
+func (e *Echo) PIDs() []int { return e.pool.PIDs() }
+
+// Stop terminates the echo process.
+func (e *Echo) Stop() { e.pool.Stop() }
+
+// ChildEnv passes a NATS URL and credentials to a child process through its
+// environment: argv is readable by every user (ps), /proc/PID/environ only
+// by the owner. Empty values override whatever the parent's environment
+// held, so a child uses exactly these settings.
+func ChildEnv(url string, a natsconn.Auth) []string {
+	return []string{
+		"FERRY_NATS_URL=" + url,
+		"FERRY_NATS_USER=" + a.User,
+		"FERRY_NATS_PASSWORD=" + a.Password,
+		"FERRY_NATS_TOKEN=" + a.Token,
+		"FERRY_NATS_NKEY_SEED=" + a.NKeySeed,
+		"FERRY_NATS_CREDS=" + a.CredsFile,
+		"FERRY_NATS_TLS_CA=" + a.TLSCA,
+		"FERRY_NATS_TLS_CERT=" + a.TLSCert,
+		"FERRY_NATS_TLS_KEY=" + a.TLSKey,
+	}
+}
+
+// credentials are one fleet's throwaway users for its embedded broker: its
+// workers cannot send work and nothing else on the machine can join the
+// run without reading the coordinator's memory or environment.
+type credentials struct {
+	worker, coordinator natsconn.Auth
+}
+
+func newCredentials() credentials {
+	return credentials{
+		worker:      natsconn.Auth{User: "worker", Password: rand.Text()},
+		coordinator: natsconn.Auth{User: "coordinator", Password: rand.Text()},
+	}
+}
+
+func (c credentials) users() []broker.User {
+	return []broker.User{
+		{Name: c.worker.User, Password: c.worker.Password, Role: broker.RoleWorker},
+		{Name: c.coordinator.User, Password: c.coordinator.Password, Role: broker.RoleCoordinator},
+	}
+}
+
+// spinEnv pins the spin calibration of the workers started here to this
+// process's (see workload.SpinRateEnv); nil for other workloads.
+func spinEnv(name string) []string {
+	if name != "spin" {
+		return nil
+	}
+	return []string{workload.SpinRateEnv + "=" + strconv.FormatFloat(workload.SpinIterationsPerUs(), 'g', -1, 64)}
+}

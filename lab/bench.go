@@ -1,0 +1,82 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/lab/floor"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/report"
+)
+
+// BenchConfig configures RunBenchTransport.
+type BenchConfig struct {
+	Sizes      []int       // payload sizes in bytes; nil = floor.DefaultSizes()
+	RoundTrips int         // timed round trips per size, each side; at least 1
+	Codec      proto.Codec // ferry's side of the wire; built with MaxPayload as its bound
+	Python     string      // "auto", "off" or an interpreter path
+	MaxPayload int         // the embedded broker's max_payload; 0 = its default
+	Report     map[string]any
+	Format     string
+	Stdout     io.Writer
+	Logger     *slog.Logger
+}
+
+// RunBenchTransport starts a local fleet of one worker and the echo, times
+// raw NATS echoes against ferry's batch round trips per size, then Python's
+// ProcessPoolExecutor on the same payloads when an interpreter is found,
+// and writes the report.
+func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
+	log := orDiscard(cfg.Logger)
+	if cfg.Sizes == nil {
+		cfg.Sizes = floor.DefaultSizes()
+	}
+	fc := fleet.Config{Workers: 1, Echo: true, MaxPayload: cfg.MaxPayload, Name: "ferry-bench", Logger: log}
+	if err := fc.Validate(); err != nil {
+		return err
+	}
+	limit := fc.WithDefaults().MaxPayload
+	for _, s := range cfg.Sizes {
+		if s > limit-4096 {
+			return fmt.Errorf("%w: sizes: %d bytes does not fit max_payload %d with room for framing", coordinator.ErrInvalidConfig, s, limit)
+		}
+	}
+	if cfg.RoundTrips < 1 {
+		return fmt.Errorf("%w: roundtrips=%d: must be at least 1", coordinator.ErrInvalidConfig, cfg.RoundTrips)
+	}
+	python, err := floor.FindPython(cfg.Python)
+	switch {
+	case errors.Is(err, floor.ErrNoPython):
+		log.Info("no python3 on PATH: skipping the Python baseline")
+	case err != nil:
+		return fmt.Errorf("%w: python=%s: %v", coordinator.ErrInvalidConfig, cfg.Python, err)
+	}
+	f, err := fleet.Start(ctx, fc)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	points, err := floor.MeasureWorker(ctx, f.Conn(), cfg.Codec, floor.Config{Sizes: cfg.Sizes, RoundTrips: cfg.RoundTrips, EchoSubject: f.Echo().Subject})
+	if err != nil {
+		return err
+	}
+	rcfg := map[string]any{}
+	maps.Copy(rcfg, cfg.Report)
+	if python != "" {
+		version, samples, err := floor.MeasurePython(ctx, python, cfg.Sizes, cfg.RoundTrips)
+		if err != nil {
+			return err
+		}
+		for i := range points {
+			points[i].Python = samples[i]
+		}
+		rcfg["python_version"] = version
+	}
+	return report.WriteTransport(orStdout(cfg.Stdout), report.NewTransport(rcfg, points), cfg.Format)
+}

@@ -1,0 +1,91 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
+)
+
+// Input says where a job's documents come from: a file or folder (Path),
+// or else the generated corpus (Gen).
+type Input struct {
+	Path   string           // a file (one document per line, or .jsonl) or a folder; "" = generated
+	Limits corpus.Limits    // bounds on Path's documents
+	Gen    corpus.GenConfig // the generated corpus, when Path is ""
+}
+
+// open opens the input.
+func (in Input) open() (corpus.Source, error) {
+	if in.Path != "" {
+		src, err := corpus.Open(in.Path, in.Limits)
+		if err != nil {
+			return nil, fmt.Errorf("%w: input=%s: %v", coordinator.ErrInvalidConfig, in.Path, err)
+		}
+		return src, nil
+	}
+	return corpus.Generated(in.Gen)
+}
+
+// total is the number of documents when known before reading, else -1.
+func (in Input) total() int64 {
+	if in.Path != "" {
+		return -1
+	}
+	return in.Gen.Docs
+}
+
+// pregenMaxBytes is the largest generated corpus Run keeps in memory.
+const pregenMaxBytes = 256 << 20
+
+// pregenerate generates the corpus once, before any mode runs, when it is
+// generated (no Path) and small enough to hold; nil otherwise. Streamed,
+// the generator ran on the coordinator inside every mode's timing, about
+// 5 us of CPU per document: common to all modes, it diluted their
+// differences, and in goroutines mode its one goroutine competed with the
+// lanes for the same cores and starved them (54% busy against 86%), while
+// in processes mode it ran beside the workers (docs/wire.md).
+func (in Input) pregenerate() ([]string, error) {
+	est := in.Gen.Docs * int64(7*in.Gen.Words+2)
+	if in.Gen.DocBytes > 0 {
+		est = in.Gen.Docs * int64(in.Gen.DocBytes)
+	}
+	if in.Path != "" || est > pregenMaxBytes {
+		return nil, nil
+	}
+	src, err := in.open()
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	docs := make([]string, 0, in.Gen.Docs)
+	for {
+		d, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d.Text)
+	}
+}
+
+// docSource adapts a corpus.Source to the coordinator's.
+type docSource struct{ corpus.Source }
+
+func (d docSource) Next() (string, error) {
+	doc, err := d.Source.Next()
+	return doc.Text, err
+}
+
+// Len is the number of documents when the source knows it (the generated
+// corpus), else -1; --batch auto shrinks batches near a known end.
+func (d docSource) Len() int64 {
+	if l, ok := d.Source.(interface{ Len() int64 }); ok {
+		return l.Len()
+	}
+	return -1
+}

@@ -1,0 +1,353 @@
+// Package lab holds ferry's experiments built on the engine: Run compares
+// the execution modes on one job (ferry run and ferry coordinator), and
+// its subpackages measure the transport floor (floor), sweep the break-even
+// batch size (sweep), and run the I/O row (llm) and the hybrid pipeline
+// (pipeline).
+//
+// It owns what an experiment needs around a job: the local fleet when one
+// is wanted, the corpus generated before the timings, one CPU clock per
+// mode, the floor after a processes run, and the report. It parses no
+// flags (cmd/ferry does) and renders nothing itself (report does).
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/lab/floor"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures Run: one job, run once per mode.
+type Config struct {
+	Job      coordinator.Config // the job; Workers is the workers of every mode
+	Modes    []string           // in order; at least one
+	Dispatch []string           // how processes mode sends batches, one run each; nil = request
+	JobID    string             // dispatch=jetstream's job ID; "" = a new random one
+	Input    Input              // the documents
+	Out      string             // write the last mode's results to this file; "" = none
+
+	// Where processes mode runs. With NATS nil, Run starts a local fleet
+	// (Fleet: embedded broker, Job.Workers worker processes, the echo).
+	// With NATS set, workers are already attached to that broker: Run waits
+	// for ExpectWorkers of them, and measures the floor only when EchoEnv
+	// is set (the echo's connection settings, fleet.ChildEnv).
+	Fleet         fleet.Config
+	NATS          *nats.Conn
+	ExpectWorkers int      // with NATS; 0 = Job.Workers
+	EchoEnv       []string // with NATS; nil = no floor
+
+	Report   map[string]any // the configuration echoed in the report
+	Format   string         // report format (report.Formats); "" = text
+	Stdout   io.Writer      // where the report goes; nil = discard
+	Progress Progress       // nil = none
+	Logger   *slog.Logger   // nil = discard
+}
+
+// Progress makes a progress display for one mode's run (total = -1 when
+// unknown); it returns what to call with the documents done, and what
+// ends the display. The command line's bar is one.
+type Progress func(mode string, total int64) (set func(int64), done func())
+
+func (c *Config) withDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if len(c.Dispatch) == 0 {
+		c.Dispatch = []string{coordinator.DispatchRequest}
+	}
+	if c.ExpectWorkers == 0 {
+		c.ExpectWorkers = c.Job.Workers
+	}
+}
+
+// Run runs the job once per mode, in order, writes the report and returns
+// the first error (after the report, so partial results are shown).
+func Run(ctx context.Context, cfg Config) error {
+	cfg.withDefaults()
+	if err := cfg.Job.Validate(); err != nil {
+		return err
+	}
+	if len(cfg.Modes) == 0 {
+		return fmt.Errorf("%w: modes: none given", coordinator.ErrInvalidConfig)
+	}
+	env := runEnv{cfg: cfg, log: cfg.Logger}
+	if slices.Contains(cfg.Modes, coordinator.ModeProcesses) {
+		stop, err := env.attach(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	docs, err := cfg.Input.pregenerate()
+	if err != nil {
+		return err
+	}
+	env.docs = docs
+	var runs []modeRun
+	for _, m := range cfg.Modes {
+		if m != coordinator.ModeProcesses {
+			runs = append(runs, modeRun{mode: m})
+			continue
+		}
+		for _, d := range cfg.Dispatch {
+			runs = append(runs, modeRun{mode: m, dispatch: d})
+		}
+	}
+	stats, errs, firstErr := eachMode(ctx, runs, func(i int, run modeRun) (*coordinator.Stats, error) {
+		st, err := env.runMode(ctx, run, i == len(runs)-1)
+		if st == nil {
+			st = &coordinator.Stats{Mode: run.String()} // the report still names the mode that failed
+		}
+		return st, err
+	})
+	r := report.New(cfg.Report, stats, errs)
+	if wl, err := workload.New(cfg.Job.Workload, cfg.Job.Params); err == nil {
+		if f, ok := wl.(workload.Flopper); ok {
+			r.SetGFLOPs(f)
+		}
+	}
+	if st := processesStats(stats); env.floor != nil && st != nil && st.Batches > 0 && ctx.Err() == nil {
+		if r.Floor, err = env.floor(ctx, st); err != nil {
+			cfg.Logger.Warn("transport floor not measured", "err", err)
+		}
+	}
+	if err := report.Write(cfg.Stdout, r, cfg.Format); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if firstErr == nil && !r.IdenticalResults {
+		firstErr = errors.New("modes produced different results (see digests with --format json)")
+	}
+	return firstErr
+}
+
+// eachMode runs fn for each run in order and returns every run's result
+// and error, and the first error named by its run. It stops early on an
+// interrupt and on errors every later run would hit too.
+func eachMode[R fmt.Stringer, S any](ctx context.Context, runs []R, fn func(i int, run R) (S, error)) (stats []S, errs []error, first error) {
+	for i, run := range runs {
+		st, err := fn(i, run)
+		stats, errs = append(stats, st), append(errs, err)
+		if err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", run, err)
+		}
+		if ctx.Err() != nil || errors.Is(err, coordinator.ErrNoDocuments) || errors.Is(err, coordinator.ErrInvalidConfig) {
+			break
+		}
+	}
+	return stats, errs, first
+}
+
+// runEnv is what running the modes needs beyond Config.
+type runEnv struct {
+	cfg  Config
+	log  *slog.Logger
+	nc   *nats.Conn
+	docs []string // the generated corpus, made before the modes; nil = stream the input
+	// workerPIDs lists the local worker processes, whose CPU time counts in
+	// processes mode; nil when workers are elsewhere (no CPU figure then).
+	workerPIDs func() []int
+	// resumable: the broker keeps its streams after this process exits
+	// (not an embedded one), so a jetstream job can be resumed.
+	resumable bool
+	// floor, when set, measures the transport floor after a processes run.
+	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
+}
+
+// attach connects processes mode to its workers: a local fleet, or the
+// broker of cfg.NATS. stop releases what it started.
+func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
+	cfg := e.cfg
+	if cfg.NATS != nil {
+		e.nc, e.resumable = cfg.NATS, true // the broker is external: its streams outlive this process
+		if cfg.EchoEnv == nil {
+			return func() {}, nil
+		}
+		echo, err := fleet.StartEcho(ctx, cfg.EchoEnv, e.log)
+		if err != nil {
+			e.log.Warn("no transport floor", "err", err)
+			return func() {}, nil
+		}
+		e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+			return measureFloor(ctx, e.nc, cfg.Job, echo.Subject, st, nil) // the broker's CPU is not ours to read
+		}
+		return echo.Stop, nil
+	}
+	fc := cfg.Fleet
+	fc.Workers, fc.Echo, fc.Workload = cfg.Job.Workers, true, cfg.Job.Workload
+	fc.JetStream = slices.Contains(cfg.Dispatch, coordinator.DispatchJetStream)
+	if fc.Logger == nil {
+		fc.Logger = e.log
+	}
+	f, err := fleet.Start(ctx, fc)
+	if err != nil {
+		return nil, err
+	}
+	e.nc, e.workerPIDs = f.Conn(), f.WorkerPIDs
+	echo := f.Echo()
+	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+		// The broker runs in this process: its CPU and the echo's are
+		// what a raw NATS batch costs.
+		return measureFloor(ctx, e.nc, cfg.Job, echo.Subject, st, fleet.CPUClock{PIDs: echo.PIDs}.Now)
+	}
+	return f.Close, nil
+}
+
+// processesStats is the processes run's stats (request dispatch), if any.
+func processesStats(stats []*coordinator.Stats) *coordinator.Stats {
+	for _, s := range stats {
+		if s != nil && s.Mode == coordinator.ModeProcesses {
+			return s
+		}
+	}
+	return nil
+}
+
+// modeRun is one row of the report: a mode, and for processes how it dispatches.
+type modeRun struct {
+	mode     string
+	dispatch string // processes only; "" = request
+}
+
+func (r modeRun) String() string {
+	if r.dispatch == "" || r.dispatch == coordinator.DispatchRequest {
+		return r.mode
+	}
+	return r.mode + "/" + r.dispatch
+}
+
+// runMode runs the job on one mode. Only the last mode writes Out, so the
+// file holds one copy of the results.
+func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coordinator.Stats, error) {
+	mode := run.String()
+	backend, err := e.backend(run)
+	if err != nil {
+		return nil, err
+	}
+	var src coordinator.Source = coordinator.NewSliceSource(e.docs)
+	if e.docs == nil {
+		s, err := e.cfg.Input.open()
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		src = docSource{s}
+	}
+	var out sink.Writer = sink.Discard{}
+	if writeOut && e.cfg.Out != "" {
+		if out, err = sink.Create(e.cfg.Out); err != nil {
+			return nil, err
+		}
+	}
+	cfg := e.cfg.Job
+	if e.cfg.Progress != nil {
+		set, done := e.cfg.Progress(mode, e.cfg.Input.total())
+		cfg.OnProgress = set
+		defer done()
+	}
+	e.log.Debug("mode start", "mode", mode)
+	clock := fleet.CPUClock{}
+	if run.mode == coordinator.ModeProcesses {
+		clock.PIDs = e.workerPIDs
+	}
+	cpu0, cpuOK := clock.Now()
+	st, err := coordinator.Run(ctx, cfg, src, backend, out)
+	if cpu1, ok := clock.Now(); st != nil && cpuOK && ok && (run.mode != coordinator.ModeProcesses || e.workerPIDs != nil) {
+		st.CPU = cpu1 - cpu0
+	}
+	if js, ok := backend.(*coordinator.JetStream); ok && e.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
+		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
+	}
+	if cerr := out.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close output: %w", cerr)
+	}
+	if st != nil {
+		e.log.Info("mode done", "mode", mode, "docs", st.Docs, "wall", st.Wall.Round(time.Millisecond), "docs_per_s", int(st.DocsPerSec()))
+	}
+	return st, err
+}
+
+func (e *runEnv) backend(run modeRun) (coordinator.Backend, error) {
+	job := e.cfg.Job
+	if run.mode == coordinator.ModeCodec && job.Compress != "" {
+		c, err := wireCodec(job, fleet.MaxPayloadLimit) // the largest max_payload ferry's broker takes
+		if err != nil {
+			return nil, err
+		}
+		return coordinator.NewCodecMode(job.Workers, c)
+	}
+	if run.mode != coordinator.ModeProcesses {
+		return coordinator.NewLocal(run.mode, job.Workers, job.Codec)
+	}
+	if e.nc == nil {
+		return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
+	}
+	if run.dispatch == coordinator.DispatchJetStream {
+		js, err := coordinator.NewJetStream(e.nc, job, e.cfg.JobID, e.log)
+		if err != nil {
+			return nil, err
+		}
+		if e.resumable {
+			e.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
+		}
+		return js, nil
+	}
+	return coordinator.NewProcesses(e.nc, job, e.cfg.ExpectWorkers, e.log)
+}
+
+// wireCodec is the job's codec and compression as one codec; maxBytes
+// bounds what a compressed message may decompress to.
+func wireCodec(job coordinator.Config, maxBytes int) (proto.Codec, error) {
+	c, err := proto.NewCodec(job.Codec, job.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return proto.NewCompressed(c, job.Compress, maxBytes)
+}
+
+// measureFloor measures the transport floor after a processes run, at 64 B
+// and at the run's mean message size (batch and result bytes averaged), 500
+// round trips each way: about half a second for embed batches. With a
+// clock that reads the broker's CPU as well as the echo's (an embedded
+// broker), it also measures the CPU a raw echo of the mean size costs, with
+// as many in flight as each worker has batches.
+func measureFloor(ctx context.Context, nc *nats.Conn, job coordinator.Config, echoSubject string, st *coordinator.Stats, clock floor.CPUClock) ([]report.FloorPoint, error) {
+	job = job.WithDefaults()
+	codec, err := wireCodec(job, int(nc.MaxPayload()))
+	if err != nil {
+		return nil, err
+	}
+	sizes := []int{64}
+	typical := int((st.BytesOut + st.BytesIn) / (2 * st.Batches))
+	if typical = min(typical, int(nc.MaxPayload())-4096); typical > 64 {
+		sizes = append(sizes, typical)
+	}
+	points, err := floor.MeasureWorker(ctx, nc, codec, floor.Config{Sizes: sizes, RoundTrips: 500, EchoSubject: echoSubject})
+	if err != nil {
+		return nil, err
+	}
+	fp := report.FloorPoints(points)
+	if clock != nil && len(sizes) > 1 {
+		const roundTrips = 2000 // enough CPU for /proc's 10 ms ticks to be a few percent
+		cost, err := floor.MeasureCPU(ctx, nc, echoSubject, typical, job.InFlight, roundTrips, 10*time.Second, clock)
+		if err != nil {
+			return fp, err
+		}
+		fp[len(fp)-1].SetCPU(cost)
+	}
+	return fp, nil
+}
