@@ -44,7 +44,7 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 	limit := fc.WithDefaults().MaxPayload
 	for _, s := range cfg.Sizes {
 		if s > limit-4096 {
-			return fmt.Errorf("%w: sizes: %d bytes does not fit max_payload %d with room for framing", coordinator.ErrInvalidConfig, s, limit)
+			return fmt.Errorf("%w: sizes=%d: %d bytes does not fit max_payload %d with room for framing", coordinator.ErrInvalidConfig, s, s, limit)
 		}
 	}
 	if cfg.RoundTrips < 1 {

@@ -59,9 +59,6 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 		}
 		defer records.Close()
 	}
-	if err := sc.Validate(); err != nil {
-		return err
-	}
 	if slices.Contains(sc.Modes, coordinator.ModeProcesses) {
 		fc := cfg.Fleet
 		fc.Workers, fc.Workload, fc.Name, fc.Logger = sc.MaxWorkers(), sc.Workload, "ferry-sweep", log
@@ -71,6 +68,9 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 		}
 		defer f.Close()
 		sc.NC = f.Conn()
+	}
+	if err := sc.Validate(); err != nil {
+		return err
 	}
 	set, done := func(sweep.Record, int) {}, func() {}
 	if cfg.Progress != nil {
