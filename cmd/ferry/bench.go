@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/broker"
@@ -134,7 +135,7 @@ func runBenchTransport(ctx context.Context, o *Options, cmd *cobra.Command) erro
 		}
 		cfg["python_version"] = version
 	}
-	r := report.NewTransport(cfg, points)
+	r := report.NewTransport(machine.Probe(), cfg, points)
 	return report.WriteTransport(cmd.OutOrStdout(), r, o.Format)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
@@ -95,7 +96,7 @@ func runModes(ctx context.Context, env jobEnv, modes []string) error {
 			break
 		}
 	}
-	r := report.New(env.opts.configMap(), stats, errs)
+	r := report.New(machine.Probe(), env.opts.configMap(), stats, errs)
 	if wl, err := workload.New(env.cfg.Workload, env.cfg.Params); err == nil {
 		if f, ok := wl.(workload.Flopper); ok {
 			r.SetGFLOPs(f)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
@@ -201,7 +202,7 @@ func runLLM(ctx context.Context, o *Options, stdout io.Writer) (err error) {
 	if u, ok := cfg["llm_url"].(string); ok {
 		cfg["llm_url"] = redactURL(u)
 	}
-	r := report.NewLLM(cfg, ep.shown(), ep.mock, o.Concurrency, st, tally)
+	r := report.NewLLM(machine.Probe(), cfg, ep.shown(), ep.mock, o.Concurrency, st, tally)
 	if err := report.WriteLLM(stdout, r, o.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/broker"
@@ -120,7 +121,7 @@ func runPipeline(ctx context.Context, o *Options, stdout io.Writer) (err error) 
 	if u, ok := cfgMap["llm_url"].(string); ok {
 		cfgMap["llm_url"] = redactURL(u)
 	}
-	r := report.NewPipeline(cfgMap, ep.shown(), ep.mock, o.Concurrency, stats, errs)
+	r := report.NewPipeline(machine.Probe(), cfgMap, ep.shown(), ep.mock, o.Concurrency, stats, errs)
 	if err := report.WritePipeline(stdout, r, o.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/broker"
@@ -328,7 +329,7 @@ func writeSweep(stdout io.Writer, o *Options, res *sweep.Result, recommend bool,
 	if recommend && o.Docs > 0 {
 		cm["docs"] = o.Docs
 	}
-	rep := report.NewSweep(cm, res)
+	rep := report.NewSweep(machine.Probe(), cm, res)
 	if o.Report != "" {
 		if err := writeHTML(o.Report, rep); err != nil {
 			return errors.Join(runErr, err)
