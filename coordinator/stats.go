@@ -1,9 +1,9 @@
 package coordinator
 
 import (
-	"math/rand/v2"
-	"slices"
 	"time"
+
+	"github.com/ferrylab/ferry/internal/quantile"
 )
 
 // Stage is one step of a batch's life. In-process modes measure only the
@@ -33,48 +33,26 @@ func (t *Timing) Busy() time.Duration {
 	return t[StageWorkerDecode] + t[StageCompute] + t[StageWorkerEncode]
 }
 
-// maxSamples bounds the per-stage samples kept for percentiles; past it a
-// reservoir keeps a uniform sample, so memory stays flat on huge jobs.
-const maxSamples = 1 << 16
-
+// samples keeps one stage's times for its quantiles in bounded memory.
 type samples struct {
-	v    []time.Duration
-	seen int64
-	rng  *rand.Rand
+	s quantile.Stream[time.Duration]
 }
 
-func (s *samples) add(d time.Duration) {
-	s.seen++
-	if len(s.v) < maxSamples {
-		s.v = append(s.v, d)
-		return
-	}
-	if s.rng == nil {
-		s.rng = rand.New(rand.NewPCG(1, 2))
-	}
-	if i := s.rng.Int64N(s.seen); i < maxSamples {
-		s.v[i] = d
-	}
-}
+func (s *samples) add(d time.Duration) { s.s.Add(d) }
 
-// Quantiles summarises one stage.
+// Quantiles summarises one stage. P50 and P99 are nearest-rank quantiles
+// (internal/quantile), exact up to 65,536 batches and from a uniform sample
+// past that; Mean and N cover every batch.
 type Quantiles struct {
 	P50, P99, Mean time.Duration
 	N              int64
 }
 
 func (s *samples) quantiles() Quantiles {
-	if len(s.v) == 0 {
+	if s.s.N() == 0 {
 		return Quantiles{}
 	}
-	v := slices.Clone(s.v)
-	slices.Sort(v)
-	var sum time.Duration
-	for _, d := range v {
-		sum += d
-	}
-	at := func(q float64) time.Duration { return v[min(len(v)-1, int(q*float64(len(v))))] }
-	return Quantiles{P50: at(0.50), P99: at(0.99), Mean: sum / time.Duration(len(v)), N: s.seen}
+	return Quantiles{P50: s.s.Quantile(0.50), P99: s.s.Quantile(0.99), Mean: s.s.Mean(), N: s.s.N()}
 }
 
 // DocFailure is a document that failed for good, by input index.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 )
 
 // TestBrokerRestart: the broker is shut down mid-job and a new one started
@@ -74,7 +75,7 @@ func TestBrokerRestart(t *testing.T) {
 		t.Errorf("worker processes restarted %d times; a broker restart should not kill workers", got)
 	}
 	// Discovery still finds the whole fleet on the new broker.
-	waitFor(t, 10*time.Second, "all workers registered on the new broker", func() bool {
+	poll.WaitFor(t, 10*time.Second, "all workers registered on the new broker", func() bool {
 		return len(attachedPIDs(probe)) == workers
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/workload"
@@ -112,7 +113,7 @@ func TestJetStreamCoordinatorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { first.Process.Kill(); first.Wait() })
-	waitFor(t, 2*time.Minute, "the first run to get going", func() bool {
+	poll.WaitFor(t, 2*time.Minute, "the first run to get going", func() bool {
 		return subjectCount(t, probe, proto.ResultStream, results) >= killAt
 	})
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
@@ -137,7 +138,7 @@ func TestJetStreamCoordinatorKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { second.Process.Kill(); second.Wait() })
-	waitFor(t, time.Minute, "run 2 to index the stored results", func() bool {
+	poll.WaitFor(t, time.Minute, "run 2 to index the stored results", func() bool {
 		return strings.Contains(stderr2.String(), "jetstream dispatch")
 	})
 	poolWith(t, b.URL(), workers, true, []string{"--dispatch", "jetstream"})

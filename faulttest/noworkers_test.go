@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/internal/spawn"
 
 	"github.com/ferrylab/ferry/broker"
@@ -63,10 +64,10 @@ func TestNoWorkersWaitsThenResumes(t *testing.T) {
 		first.Load().Stop()
 		goneAt = time.Now()
 		before := pings.Load()
-		if !poll(30*time.Second, func() bool { return strings.Contains(logs.String(), "no workers attached; waiting") }) {
+		if !poll.Until(30*time.Second, func() bool { return strings.Contains(logs.String(), "no workers attached; waiting") }) {
 			t.Errorf("the coordinator never said it has no workers")
 		}
-		poll(30*time.Second, func() bool { return pings.Load()-before >= 5 })
+		poll.Until(30*time.Second, func() bool { return pings.Load()-before >= 5 })
 		pingsWhileGone, gone = pings.Load()-before, time.Since(goneAt)
 		second = pool(t, b.URL(), workers, false)
 	}}
@@ -80,7 +81,7 @@ func TestNoWorkersWaitsThenResumes(t *testing.T) {
 		defer close(done)
 		st, err = run(context.Background(), t, nc, cfg, workers, src, l, log)
 	}()
-	waitFor(t, 30*time.Second, "a few discovery rounds with no workers", func() bool { return pings.Load() >= 5 })
+	poll.WaitFor(t, 30*time.Second, "a few discovery rounds with no workers", func() bool { return pings.Load() >= 5 })
 	waited, pingsBefore := time.Since(start), pings.Load()
 	first.Store(pool(t, b.URL(), workers, false))
 	<-done

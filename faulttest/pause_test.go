@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 )
@@ -74,7 +75,7 @@ func TestPausedWorkerLateResult(t *testing.T) {
 		case holdAt:
 			// Everything read so far, including the paused worker's batches,
 			// must be written by the others before it resumes.
-			if !poll(time.Minute, func() bool { return l.prefix() >= int64(holdAt) }) {
+			if !poll.Until(time.Minute, func() bool { return l.prefix() >= int64(holdAt) }) {
 				t.Errorf("the fleet did not recompute the paused worker's batches")
 			}
 			pausedFor = time.Since(stoppedAt)
@@ -82,11 +83,11 @@ func TestPausedWorkerLateResult(t *testing.T) {
 			if err := syscall.Kill(int(pausedPID.Load()), syscall.SIGCONT); err != nil {
 				t.Errorf("SIGCONT: %v", err)
 			}
-			if !poll(30*time.Second, func() bool { return late.Load() > 0 }) {
+			if !poll.Until(30*time.Second, func() bool { return late.Load() > 0 }) {
 				t.Errorf("the paused worker never replied after SIGCONT")
 			}
 			// Let the other late replies (one per lane at most) arrive too.
-			poll(2*time.Second, func() bool { return late.Load() >= int64(cfg.InFlight) })
+			poll.Until(2*time.Second, func() bool { return late.Load() >= int64(cfg.InFlight) })
 			counting.Store(false)
 		}
 	}}

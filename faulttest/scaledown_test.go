@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 )
 
 // TestGracefulScaleDown: half the workers get SIGTERM mid-job. Each one
@@ -51,7 +52,7 @@ func TestGracefulScaleDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("job: %v", err)
 	}
-	waitFor(t, 15*time.Second, "the stopped workers to exit", func() bool {
+	poll.WaitFor(t, 15*time.Second, "the stopped workers to exit", func() bool {
 		return len(p.PIDs()) == workers-len(stopped)
 	})
 	v := l.verdict()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
@@ -78,5 +79,5 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 		}
 		rcfg["python_version"] = version
 	}
-	return report.WriteTransport(orStdout(cfg.Stdout), report.NewTransport(rcfg, points), cfg.Format)
+	return report.WriteTransport(orStdout(cfg.Stdout), report.NewTransport(machine.Probe(), rcfg, points), cfg.Format)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/report"
 )
@@ -141,7 +142,7 @@ func RunLLM(ctx context.Context, cfg LLMConfig) (err error) {
 	var tally llm.Tally
 	prompts, inputErr := promptSeq(src)
 	st, runErr := llm.Run(ctx, client, prompts, concurrency, tally.Add)
-	r := report.NewLLM(cfg.Report, ep.shown(), ep.mock, concurrency, st, tally)
+	r := report.NewLLM(machine.Probe(), cfg.Report, ep.shown(), ep.mock, concurrency, st, tally)
 	if err := report.WriteLLM(orStdout(cfg.Stdout), r, cfg.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

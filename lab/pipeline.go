@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/report"
@@ -80,7 +81,7 @@ func RunPipeline(ctx context.Context, cfg PipelineConfig) (err error) {
 		}
 		return runPipelineMode(ctx, env, cfg, string(mode), client, out)
 	})
-	r := report.NewPipeline(cfg.Report, ep.shown(), ep.mock, cfg.Endpoint.Client.Concurrency, stats, errs)
+	r := report.NewPipeline(machine.Probe(), cfg.Report, ep.shown(), ep.mock, cfg.Endpoint.Client.Concurrency, stats, errs)
 	if err := report.WritePipeline(orStdout(cfg.Stdout), r, cfg.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return st, err
 	})
-	r := report.New(cfg.Report, stats, errs)
+	r := report.New(machine.Probe(), cfg.Report, stats, errs)
 	if wl, err := workload.New(cfg.Job.Workload, cfg.Job.Params); err == nil {
 		if f, ok := wl.(workload.Flopper); ok {
 			r.SetGFLOPs(f)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/sweep"
 	"github.com/ferrylab/ferry/report"
 )
@@ -118,7 +119,7 @@ func analyzeRecords(path string, target float64, seed uint64) (*sweep.Result, er
 // the recommendation line (recommend) or the summary; runErr, the sweep's
 // own error (an interrupt), is returned with any error of writing.
 func writeSweep(cfg SweepConfig, res *sweep.Result, runErr error) error {
-	rep := report.NewSweep(cfg.Report, res)
+	rep := report.NewSweep(machine.Probe(), cfg.Report, res)
 	if cfg.HTML != "" {
 		if err := writeHTML(cfg.HTML, rep); err != nil {
 			return errors.Join(runErr, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/sweep"
 )
 
@@ -49,8 +50,7 @@ func syntheticSweep() *SweepReport {
 	}
 	res := sweep.Analyze(recs, 0.05, 1)
 	res.Seed = 1
-	r := NewSweep(map[string]any{"workload": "spin", "spin_cost": "100us", "seed": 1}, res)
-	r.Manifest.GOMAXPROCS = 2
+	r := NewSweep(machine.Info{GOMAXPROCS: 2}, map[string]any{"workload": "spin", "spin_cost": "100us", "seed": 1}, res)
 	return r
 }
 

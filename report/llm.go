@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/llm"
 )
 
@@ -43,10 +44,11 @@ type LLM struct {
 	FirstError  string           `json:"first_error,omitempty"`
 }
 
-// NewLLM builds the report of a run from Run's Stats and a Tally of its results.
-func NewLLM(cfg map[string]any, endpoint string, mock bool, concurrency int, s llm.Stats, t llm.Tally) *LLM {
+// NewLLM builds the report of a run on machine m from Run's Stats and a
+// Tally of its results.
+func NewLLM(m machine.Info, cfg map[string]any, endpoint string, mock bool, concurrency int, s llm.Stats, t llm.Tally) *LLM {
 	return &LLM{
-		Schema: LLMSchema, Config: cfg, Manifest: NewManifest(), Endpoint: endpoint, Mock: mock,
+		Schema: LLMSchema, Config: cfg, Manifest: newManifest(m), Endpoint: endpoint, Mock: mock,
 		Concurrency: concurrency, Calls: s.Calls, OK: s.Calls - s.Errors, Errors: s.Errors, Retries: s.Retries,
 		WallS: s.Wall.Seconds(), CallsPerS: s.CallsPerSec, P50ms: ms(s.LatencyP50), P99ms: ms(s.LatencyP99),
 		InFlight: s.InFlightPeak, SerialS: s.SerialEstimate.Seconds(), Speedup: s.Speedup(),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
 )
@@ -17,7 +18,7 @@ func TestLLMReportFormats(t *testing.T) {
 	st := llm.Stats{Calls: 10, Errors: 2, Retries: 3, Wall: time.Second, LatencyP50: 500 * time.Millisecond,
 		LatencyP99: 900 * time.Millisecond, InFlightPeak: 10, SerialEstimate: 6 * time.Second, CallsPerSec: 10}
 	ty := llm.Tally{ByKind: map[string]int64{"http_500": 1, "refused": 1}, FirstError: "call 3: boom"}
-	r := NewLLM(map[string]any{"concurrency": 10}, "http://127.0.0.1:1", true, 10, st, ty)
+	r := NewLLM(machine.Info{}, map[string]any{"concurrency": 10}, "http://127.0.0.1:1", true, 10, st, ty)
 	for _, tc := range []struct {
 		format string
 		check  func(t *testing.T, out string)
@@ -71,7 +72,7 @@ func TestPipelineReportDigestsAndOverlap(t *testing.T) {
 		{"a mode failed", []*pipeline.Stats{run("serial", "aa"), nil}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := NewPipeline(nil, "http://x", false, 8, tc.stats, make([]error, len(tc.stats)))
+			r := NewPipeline(machine.Info{}, nil, "http://x", false, 8, tc.stats, make([]error, len(tc.stats)))
 			if r.IdenticalResults != tc.identical {
 				t.Errorf("identical = %v, want %v", r.IdenticalResults, tc.identical)
 			}
@@ -101,7 +102,7 @@ func TestGFLOPsColumn(t *testing.T) {
 		{Mode: "serial", Workers: 1, Wall: 2 * time.Second, Docs: 10},
 		{Mode: "goroutines", Workers: 2, Wall: time.Second, Docs: 10},
 	}
-	r := New(nil, stats, nil)
+	r := New(machine.Info{}, nil, stats, nil)
 	var b bytes.Buffer
 	if err := WriteText(&b, r); err != nil {
 		t.Fatal(err)

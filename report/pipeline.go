@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/pipeline"
 )
 
@@ -63,10 +64,10 @@ type PipelineStage struct {
 	WorkS   float64 `json:"work_s"`   // item time summed: compute, call latency or merge
 }
 
-// NewPipeline builds the report from each mode's stats (nil for a mode
-// that failed before running).
-func NewPipeline(cfg map[string]any, endpoint string, mock bool, concurrency int, stats []*pipeline.Stats, errs []error) *Pipeline {
-	r := &Pipeline{Schema: PipelineSchema, Config: cfg, Manifest: NewManifest(), Endpoint: endpoint, Mock: mock,
+// NewPipeline builds the report of runs on machine m from each mode's
+// stats (nil for a mode that failed before running).
+func NewPipeline(m machine.Info, cfg map[string]any, endpoint string, mock bool, concurrency int, stats []*pipeline.Stats, errs []error) *Pipeline {
+	r := &Pipeline{Schema: PipelineSchema, Config: cfg, Manifest: newManifest(m), Endpoint: endpoint, Mock: mock,
 		Concurrency: concurrency, IdenticalResults: true}
 	for i, s := range stats {
 		var run PipelineRun

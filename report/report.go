@@ -1,19 +1,17 @@
 // Package report turns a run's measurements into what users read: an
 // aligned text table, JSON with a stable schema, or CSV. It computes the
 // derived figures (speedup, efficiency, identical results) in one place and
-// does no measuring itself.
+// does no measuring itself: the caller passes the measurements and the
+// machine they were taken on (internal/machine.Probe).
 package report
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
-	"strings"
 
-	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/workload"
 )
@@ -116,48 +114,18 @@ func (p *FloorPoint) SetCPU(c floor.CPUCost) {
 	p.RawCPUus, p.RawCPUInFlight = us(c.PerRoundTrip), c.InFlight
 }
 
-// NewManifest reads the current machine.
-func NewManifest() Manifest {
+// newManifest is the manifest of machine m.
+func newManifest(m machine.Info) Manifest {
 	return Manifest{
-		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		CPUModel: cpuModel(), NATSServer: broker.Version(), CgroupCPU: cgroupCPU(),
+		GoVersion: m.GoVersion, GOOS: m.GOOS, GOARCH: m.GOARCH, NumCPU: m.NumCPU, GOMAXPROCS: m.GOMAXPROCS,
+		CPUModel: m.CPUModel, NATSServer: m.NATSServer, CgroupCPU: m.CgroupCPU,
 	}
 }
 
-func cgroupCPU() string {
-	if b, err := os.ReadFile("/sys/fs/cgroup/cpu.max"); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	q, err1 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
-	p, err2 := os.ReadFile("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
-	if err1 != nil || err2 != nil {
-		return ""
-	}
-	quota := strings.TrimSpace(string(q))
-	if quota == "-1" {
-		quota = "max"
-	}
-	return quota + " " + strings.TrimSpace(string(p)) + " (cgroup v1)"
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// New builds a report from each mode's stats (nil entries, for modes that
-// failed, carry only their error).
-func New(cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
-	r := &Report{Schema: Schema, Config: cfg, Manifest: NewManifest(), IdenticalResults: true}
+// New builds a report of a run on machine m from each mode's stats (nil
+// entries, for modes that failed, carry only their error).
+func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []error) *Report {
+	r := &Report{Schema: Schema, Config: cfg, Manifest: newManifest(m), IdenticalResults: true}
 	var serial float64
 	for _, s := range stats {
 		if s != nil && s.Mode == coordinator.ModeSerial {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -25,8 +26,8 @@ func sample() *Report {
 	for st, us := range []time.Duration{40, 300, 20, 190_000, 30, 60} {
 		procs.Stages[st] = coordinator.Quantiles{P50: us * time.Microsecond, P99: 2 * us * time.Microsecond, Mean: us * time.Microsecond, N: 10}
 	}
-	r := New(map[string]any{"batch_size": 100, "workload": "embed"}, []*coordinator.Stats{serial, procs, nil}, []error{nil, nil, errors.New("gil: interrupted")})
-	r.Manifest = Manifest{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", NumCPU: 2, GOMAXPROCS: 2, NATSServer: "2.15.2"}
+	m := machine.Info{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", NumCPU: 2, GOMAXPROCS: 2, NATSServer: "2.15.2"}
+	r := New(m, map[string]any{"batch_size": 100, "workload": "embed"}, []*coordinator.Stats{serial, procs, nil}, []error{nil, nil, errors.New("gil: interrupted")})
 	r.Floor = []FloorPoint{
 		{Bytes: 64, RawP50us: 50, RawP99us: 90, FerryP50: 60, FerryP99: 120, Ratio: 1.2, Roundtrip: 500},
 		{Bytes: 95_000, RawP50us: 300, RawP99us: 900, FerryP50: 345, FerryP99: 1000, Ratio: 1.15, Roundtrip: 500},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/sweep"
 )
 
@@ -21,9 +22,9 @@ type SweepReport struct {
 	Sweep    *sweep.Result  `json:"sweep"`
 }
 
-// NewSweep wraps a sweep's result with the manifest of this machine.
-func NewSweep(cfg map[string]any, res *sweep.Result) *SweepReport {
-	return &SweepReport{Schema: SweepSchema, Config: cfg, Manifest: NewManifest(), Sweep: res}
+// NewSweep wraps a sweep's result with the manifest of machine m, where it ran.
+func NewSweep(m machine.Info, cfg map[string]any, res *sweep.Result) *SweepReport {
+	return &SweepReport{Schema: SweepSchema, Config: cfg, Manifest: newManifest(m), Sweep: res}
 }
 
 // WriteSweep renders r as text or JSON.

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
 )
 
@@ -24,9 +25,9 @@ type Transport struct {
 	Points   []FloorPoint   `json:"points"`
 }
 
-// NewTransport builds the transport report from measured points.
-func NewTransport(cfg map[string]any, points []floor.Point) *Transport {
-	return &Transport{Schema: TransportSchema, Config: cfg, Manifest: NewManifest(), Points: FloorPoints(points)}
+// NewTransport builds the transport report from points measured on machine m.
+func NewTransport(m machine.Info, cfg map[string]any, points []floor.Point) *Transport {
+	return &Transport{Schema: TransportSchema, Config: cfg, Manifest: newManifest(m), Points: FloorPoints(points)}
 }
 
 // FloorPoints converts measured points to their report form.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
 )
 
@@ -16,7 +17,7 @@ func TestTransportReport(t *testing.T) {
 		Raw:   floor.Sample{P50: 4 * time.Millisecond, P99: 9 * time.Millisecond, N: 200},
 		Ferry: floor.Sample{P50: 6 * time.Millisecond, P99: 12 * time.Millisecond, N: 200}}
 	p.Stages[coordinator.StageEncode] = 150 * time.Microsecond
-	r := NewTransport(map[string]any{"codec": "packed"}, []floor.Point{{Bytes: 64}, p})
+	r := NewTransport(machine.Info{}, map[string]any{"codec": "packed"}, []floor.Point{{Bytes: 64}, p})
 	if got := r.Points[1]; got.Ratio != 1.5 || got.RawP50us != 4000 || got.FerryP99 != 12000 || got.Stages["encode"] != 150 || got.Roundtrip != 200 {
 		t.Errorf("point = %+v", got)
 	}
@@ -57,7 +58,7 @@ func TestTransportReportPythonColumns(t *testing.T) {
 		Raw:    floor.Sample{P50: 100 * time.Microsecond, N: 10},
 		Ferry:  floor.Sample{P50: 120 * time.Microsecond, N: 10},
 		Python: floor.Sample{P50: 480 * time.Microsecond, P99: 600 * time.Microsecond, N: 10}}
-	r := NewTransport(map[string]any{"python_version": "3.11.7"}, []floor.Point{p})
+	r := NewTransport(machine.Info{}, map[string]any{"python_version": "3.11.7"}, []floor.Point{p})
 	if got := r.Points[0]; got.PythonP50us != 480 || got.PythonP99us != 600 || got.PythonRatio != 0.25 {
 		t.Errorf("point = %+v, want python 480/600 us and ferry_over_python 0.25", got)
 	}
@@ -70,7 +71,7 @@ func TestTransportReportPythonColumns(t *testing.T) {
 	}
 	p.Python = floor.Sample{}
 	text.Reset()
-	if err := WriteTransport(&text, NewTransport(nil, []floor.Point{p}), "text"); err != nil {
+	if err := WriteTransport(&text, NewTransport(machine.Info{}, nil, []floor.Point{p}), "text"); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(text.String(), "python") {

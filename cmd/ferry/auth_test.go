@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/report"
 	"github.com/nats-io/nats.go"
 )
@@ -80,7 +81,7 @@ func spawnBroker(t *testing.T, env []string, args ...string) (*ferryProc, string
 	t.Helper()
 	b := spawnFerry(t, env, append([]string{"broker", "--listen", "127.0.0.1:0", "--http-port", "0"}, args...)...)
 	var url string
-	waitFor(t, 20*time.Second, "broker ready", func() bool {
+	poll.WaitFor(t, 20*time.Second, "broker ready", func() bool {
 		if m := readyURL.FindStringSubmatch(b.out.String()); m != nil {
 			url = m[1]
 		}
@@ -119,7 +120,7 @@ func TestAuthenticatedFleet(t *testing.T) {
 	w := spawnFerry(t, []string{"FERRY_NATS_URL=" + url, "FERRY_NATS_USER=worker", "FERRY_NATS_PASSWORD=" + wpw},
 		"worker", "--procs", "2", "--log-level", "debug")
 	var kids []int
-	waitFor(t, 20*time.Second, "two worker processes", func() bool { kids = children(w.cmd.Process.Pid); return len(kids) == 2 })
+	poll.WaitFor(t, 20*time.Second, "two worker processes", func() bool { kids = children(w.cmd.Process.Pid); return len(kids) == 2 })
 	for _, k := range kids {
 		if c := cmdline(k); strings.Contains(c, wpw) || strings.Contains(c, url) {
 			t.Errorf("worker child argv %q shows the password or URL", c)
@@ -203,7 +204,7 @@ func TestRunUsesThrowawayCredentials(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var kid int
-	waitFor(t, 20*time.Second, "a worker process", func() bool {
+	poll.WaitFor(t, 20*time.Second, "a worker process", func() bool {
 		k := children(cmd.Process.Pid)
 		if len(k) > 0 {
 			kid = k[0]
@@ -211,7 +212,7 @@ func TestRunUsesThrowawayCredentials(t *testing.T) {
 		return kid != 0
 	})
 	var password, url string
-	waitFor(t, 10*time.Second, "the worker's environment", func() bool {
+	poll.WaitFor(t, 10*time.Second, "the worker's environment", func() bool {
 		for _, kv := range environ(kid) {
 			if v, ok := strings.CutPrefix(kv, "FERRY_NATS_PASSWORD="); ok {
 				password = v
@@ -316,6 +317,6 @@ func TestBrokerConfigErrors(t *testing.T) {
 	}
 	t.Run("allow_anonymous lets it start", func(t *testing.T) {
 		b := spawnFerry(t, nil, "broker", "--listen", "0.0.0.0:0", "--http-port", "0", "--allow-anonymous")
-		waitFor(t, 20*time.Second, "broker ready", func() bool { return strings.Contains(b.out.String(), "broker ready") })
+		poll.WaitFor(t, 20*time.Second, "broker ready", func() bool { return strings.Contains(b.out.String(), "broker ready") })
 	})
 }

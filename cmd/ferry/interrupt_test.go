@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrylab/ferry/internal/poll"
 )
 
 // TestInterruptWritesPrefix: SIGTERM on `ferry run` mid-job stops dispatch,
@@ -41,7 +43,7 @@ func TestInterruptWritesPrefix(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			waitFor(t, 60*time.Second, "results in --out", func() bool {
+			poll.WaitFor(t, 60*time.Second, "results in --out", func() bool {
 				fi, err := os.Stat(out)
 				return err == nil && fi.Size() > 1<<20
 			})

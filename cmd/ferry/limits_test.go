@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
@@ -88,7 +89,7 @@ func TestWorkerFloodStaysBounded(t *testing.T) {
 	w := spawnFerry(t, []string{"FERRY_NATS_URL=" + url}, "worker")
 	nc := natstest.Connect(t, url)
 	var id string
-	waitFor(t, 20*time.Second, "the worker to list its batch endpoint", func() bool {
+	poll.WaitFor(t, 20*time.Second, "the worker to list its batch endpoint", func() bool {
 		ids, _ := coordinator.Discover(context.Background(), nc, 200*time.Millisecond, 1)
 		if len(ids) == 0 {
 			return false
@@ -121,7 +122,7 @@ func TestWorkerFloodStaysBounded(t *testing.T) {
 	dropped := func() bool {
 		return strings.Contains(w.out.String(), "slow consumer") && strings.Contains(w.out.String(), "pending_limit_msgs=64")
 	}
-	waitFor(t, 30*time.Second, "the worker to drop messages or grow", func() bool {
+	poll.WaitFor(t, 30*time.Second, "the worker to drop messages or grow", func() bool {
 		return dropped() || rssPeak(t, w.cmd.Process.Pid) > limit
 	})
 	peak := rssPeak(t, w.cmd.Process.Pid)
@@ -138,7 +139,7 @@ func TestWorkerFloodStaysBounded(t *testing.T) {
 	b := &proto.Batch{ID: 1 << 40, Attempt: 1, Workload: "embed", Docs: []string{"after the flood"}}
 	data, _ := codec.AppendBatch(nil, b)
 	var reply *nats.Msg
-	waitFor(t, 60*time.Second, "a reply after the flood", func() bool {
+	poll.WaitFor(t, 60*time.Second, "a reply after the flood", func() bool {
 		var err error
 		reply, err = nc.RequestMsg(&nats.Msg{Subject: subject, Data: data}, 2*time.Second)
 		return err == nil

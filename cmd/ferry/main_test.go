@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/internal/childtest"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/report"
 )
 
@@ -180,18 +181,6 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestNoOrphanWorkers(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -210,14 +199,14 @@ func TestNoOrphanWorkers(t *testing.T) {
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 			var kids []int
-			waitFor(t, 30*time.Second, "two worker processes", func() bool {
+			poll.WaitFor(t, 30*time.Second, "two worker processes", func() bool {
 				kids = children(cmd.Process.Pid)
 				return len(kids) >= 2
 			})
 			time.Sleep(300 * time.Millisecond) // let the job get going: this is a scenario, not a wait
 			cmd.Process.Signal(tc.sig)
 			err := cmd.Wait()
-			waitFor(t, 15*time.Second, "workers to exit", func() bool {
+			poll.WaitFor(t, 15*time.Second, "workers to exit", func() bool {
 				for _, k := range kids {
 					if alive(k) {
 						return false
@@ -278,7 +267,7 @@ func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
 	port := freePort(t)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
-	waitFor(t, 10*time.Second, "the broker to listen", func() bool {
+	poll.WaitFor(t, 10*time.Second, "the broker to listen", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
@@ -304,7 +293,7 @@ func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
 	}
 	// SIGTERM on the supervisor stops its children too.
 	workers.Process.Signal(syscall.SIGTERM)
-	waitFor(t, 15*time.Second, "worker children to exit", func() bool {
+	poll.WaitFor(t, 15*time.Second, "worker children to exit", func() bool {
 		for _, k := range kids {
 			if alive(k) {
 				return false
@@ -318,7 +307,7 @@ func TestCoordinatorSaysWhenWorkersAreMissing(t *testing.T) {
 	port := freePort(t)
 	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	waitFor(t, 10*time.Second, "the broker to listen", func() bool {
+	poll.WaitFor(t, 10*time.Second, "the broker to listen", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()

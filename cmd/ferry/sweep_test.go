@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/lab/sweep"
 	"github.com/ferrylab/ferry/report"
 )
@@ -127,7 +128,7 @@ func TestSweepInterruptKeepsRecordsAndWorkers(t *testing.T) {
 		b, _ := os.ReadFile(records)
 		return bytes.Count(b, []byte("\n"))
 	}
-	waitFor(t, 60*time.Second, "three records", func() bool { return lines() >= 3 })
+	poll.WaitFor(t, 60*time.Second, "three records", func() bool { return lines() >= 3 })
 	kids := children(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGINT)
 	err := cmd.Wait()
@@ -143,7 +144,7 @@ func TestSweepInterruptKeepsRecordsAndWorkers(t *testing.T) {
 	if !strings.Contains(stdout.String(), "interrupted: partial") {
 		t.Errorf("summary does not say it is partial:\n%s", stdout.String())
 	}
-	waitFor(t, 15*time.Second, "workers to exit", func() bool {
+	poll.WaitFor(t, 15*time.Second, "workers to exit", func() bool {
 		for _, k := range kids {
 			if alive(k) {
 				return false

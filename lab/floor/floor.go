@@ -14,9 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/quantile"
 	"github.com/nats-io/nats.go"
 )
 
@@ -38,24 +38,21 @@ func Echo(ctx context.Context, nc *nats.Conn, subject string) error {
 	return sub.Drain()
 }
 
-// Sample summarises round-trip times.
+// Sample summarises round-trip times; P50 and P99 are nearest-rank
+// quantiles (internal/quantile).
 type Sample struct {
 	P50, P99, Mean time.Duration
 	N              int
 }
 
-func summarise(d []time.Duration) Sample {
-	if len(d) == 0 {
+// times gathers round-trip times for a Sample.
+type times = quantile.Stream[time.Duration]
+
+func summarise(t *times) Sample {
+	if t.N() == 0 {
 		return Sample{}
 	}
-	v := slices.Clone(d)
-	slices.Sort(v)
-	var sum time.Duration
-	for _, x := range v {
-		sum += x
-	}
-	at := func(q float64) time.Duration { return v[min(len(v)-1, int(q*float64(len(v))))] }
-	return Sample{P50: at(0.50), P99: at(0.99), Mean: sum / time.Duration(len(v)), N: len(v)}
+	return Sample{P50: t.Quantile(0.50), P99: t.Quantile(0.99), Mean: t.Mean(), N: int(t.N())}
 }
 
 // Raw is a requester for an echo responder on the same footing as ferry's

@@ -113,9 +113,9 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 	}
 	p := Point{Bytes: size}
 	data := []byte(text)
-	var rawT, ferryT []time.Duration
+	var rawT, ferryT times
 	var res proto.Result // reused, as processes mode reuses written results
-	var stages [coordinator.NumStages][]time.Duration
+	var stages [coordinator.NumStages]times
 	for i := range cfg.Warmup + cfg.RoundTrips {
 		timed := i >= cfg.Warmup
 		for k := range 2 {
@@ -125,7 +125,7 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 					return p, err
 				}
 				if timed {
-					rawT = append(rawT, time.Since(t0))
+					rawT.Add(time.Since(t0))
 				}
 				continue
 			}
@@ -139,16 +139,16 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 			if !timed {
 				continue
 			}
-			ferryT = append(ferryT, d)
+			ferryT.Add(d)
 			for s := range coordinator.NumStages {
-				stages[s] = append(stages[s], r.Timing[s])
+				stages[s].Add(r.Timing[s])
 			}
 			p.BatchBytes, p.ResultBytes = r.BytesOut, r.BytesIn
 		}
 	}
-	p.Raw, p.Ferry = summarise(rawT), summarise(ferryT)
+	p.Raw, p.Ferry = summarise(&rawT), summarise(&ferryT)
 	for s := range coordinator.NumStages {
-		p.Stages[s] = summarise(stages[s]).P50
+		p.Stages[s] = stages[s].Quantile(0.50)
 	}
 	return p, nil
 }

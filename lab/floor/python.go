@@ -71,11 +71,11 @@ func MeasurePython(ctx context.Context, python string, sizes []int, roundTrips i
 		if len(us) != roundTrips {
 			return "", nil, fmt.Errorf("transport: python baseline: %d round trips of %d bytes, want %d", len(us), s, roundTrips)
 		}
-		d := make([]time.Duration, len(us))
-		for j, v := range us {
-			d[j] = time.Duration(v * float64(time.Microsecond))
+		var t times
+		for _, v := range us {
+			t.Add(time.Duration(v * float64(time.Microsecond)))
 		}
-		samples[i] = summarise(d)
+		samples[i] = summarise(&t)
 	}
 	return res.Python, samples, nil
 }

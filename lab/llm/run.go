@@ -3,12 +3,11 @@ package llm
 import (
 	"context"
 	"iter"
-	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/quantile"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -19,8 +18,8 @@ type Stats struct {
 	Errors         int64         // calls that returned an error
 	Retries        int64         // attempts beyond each call's first
 	Wall           time.Duration // Run's wall time
-	LatencyP50     time.Duration // median call latency
-	LatencyP99     time.Duration // 99th percentile call latency
+	LatencyP50     time.Duration // median call latency (nearest rank, internal/quantile)
+	LatencyP99     time.Duration // 99th percentile call latency (nearest rank; from a uniform sample past 65,536 calls)
 	InFlightPeak   int64         // most calls in flight at once
 	SerialEstimate time.Duration // sum of call latencies: what a serial loop would have taken
 	CallsPerSec    float64       // Calls / Wall
@@ -92,11 +91,12 @@ func peakMax(peak *atomic.Int64, v int64) {
 	}
 }
 
-// recorder accumulates per-call results; the caller locks it.
+// recorder accumulates per-call results; the caller locks it. Latencies
+// go into a quantile.Stream, so memory stays flat however many calls a run
+// makes.
 type recorder struct {
 	calls, errors, retries int64
-	latencies              []time.Duration
-	sum                    time.Duration
+	latency                quantile.Stream[time.Duration]
 }
 
 func (r *recorder) add(comp Completion, err error) {
@@ -105,28 +105,17 @@ func (r *recorder) add(comp Completion, err error) {
 		r.errors++
 	}
 	r.retries += int64(max(comp.Attempts-1, 0))
-	r.latencies = append(r.latencies, comp.Latency)
-	r.sum += comp.Latency
+	r.latency.Add(comp.Latency)
 }
 
 func (r *recorder) stats(wall time.Duration) Stats {
-	slices.Sort(r.latencies)
 	s := Stats{
 		Calls: r.calls, Errors: r.errors, Retries: r.retries, Wall: wall,
-		LatencyP50: percentile(r.latencies, 0.50), LatencyP99: percentile(r.latencies, 0.99),
-		SerialEstimate: r.sum,
+		LatencyP50: r.latency.Quantile(0.50), LatencyP99: r.latency.Quantile(0.99),
+		SerialEstimate: r.latency.Sum(),
 	}
 	if wall > 0 {
 		s.CallsPerSec = float64(r.calls) / wall.Seconds()
 	}
 	return s
-}
-
-// percentile is the nearest-rank percentile of sorted d; 0 for no data.
-func percentile(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(d)))) - 1
-	return d[min(max(i, 0), len(d)-1)]
 }

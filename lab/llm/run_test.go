@@ -98,24 +98,25 @@ func TestRunCanceled(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	d := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	tests := []struct {
-		name string
-		d    []time.Duration
-		p    float64
-		want time.Duration
-	}{
-		{name: "empty", p: 0.5, want: 0},
-		{name: "p50", d: d, p: 0.5, want: 5},
-		{name: "p99", d: d, p: 0.99, want: 10},
-		{name: "one", d: d[:1], p: 0.99, want: 1},
+// TestRecorder checks the figures Run reports from its calls: nearest-rank
+// latencies, over every call, failed ones included.
+func TestRecorder(t *testing.T) {
+	var r recorder
+	for i := range 10 {
+		var err error
+		if i%5 == 0 {
+			err = errors.New("refused")
+		}
+		r.add(Completion{Latency: time.Duration(10 - i), Attempts: 1 + i%2}, err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.d, tt.p); got != tt.want {
-				t.Errorf("percentile(%v, %v) = %v, want %v", tt.d, tt.p, got, tt.want)
-			}
-		})
+	s := r.stats(time.Second)
+	if s.Calls != 10 || s.Errors != 2 || s.Retries != 5 {
+		t.Errorf("calls %d, errors %d, retries %d; want 10, 2, 5", s.Calls, s.Errors, s.Retries)
+	}
+	if s.LatencyP50 != 5 || s.LatencyP99 != 10 || s.SerialEstimate != 55 || s.CallsPerSec != 10 {
+		t.Errorf("p50 %d, p99 %d, serial %d, calls/s %v; want 5, 10, 55, 10", s.LatencyP50, s.LatencyP99, s.SerialEstimate, s.CallsPerSec)
+	}
+	if got := (&recorder{}).stats(0); got != (Stats{}) {
+		t.Errorf("no calls: %+v, want zero Stats", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/quantile"
 )
 
 // Result is a sweep's records and what was derived from them.
@@ -27,7 +28,8 @@ type Result struct {
 // are said to break even.
 const BreakEvenLevel = 0.95
 
-// Spread is a sample's median and spread.
+// Spread is a sample's median and spread: nearest-rank quantiles
+// (internal/quantile), so the median of an even count is the lower middle.
 type Spread struct {
 	Median float64 `json:"median"`
 	Min    float64 `json:"min"`
@@ -43,15 +45,7 @@ func NewSpread(xs []float64) Spread {
 	}
 	v := slices.Clone(xs)
 	slices.Sort(v)
-	return Spread{Median: quantile(v, 0.5), Min: v[0], Max: v[len(v)-1], Q1: quantile(v, 0.25), Q3: quantile(v, 0.75)}
-}
-
-// quantile interpolates linearly between the order statistics of sorted v.
-func quantile(v []float64, q float64) float64 {
-	pos := q * float64(len(v)-1)
-	lo := int(math.Floor(pos))
-	hi := min(lo+1, len(v)-1)
-	return v[lo] + (pos-float64(lo))*(v[hi]-v[lo])
+	return Spread{Median: quantile.Sorted(v, 0.5), Min: v[0], Max: v[len(v)-1], Q1: quantile.Sorted(v, 0.25), Q3: quantile.Sorted(v, 0.75)}
 }
 
 // Summary is one point over its repeats.
@@ -417,7 +411,7 @@ func interval90(xs []float64) [2]float64 {
 	v := slices.Clone(xs)
 	slices.Sort(v)
 	at := func(q float64) float64 {
-		x := v[int(math.Round(q*float64(len(v)-1)))]
+		x := quantile.Sorted(v, q)
 		if math.IsInf(x, 1) {
 			return -1
 		}

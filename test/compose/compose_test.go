@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/report"
 )
 
@@ -298,18 +299,6 @@ func metric(t *testing.T, container, port, sample string) float64 {
 	return -1
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // The long job: spin burns a set CPU time per document (about 12 CPU
 // seconds in all, so several seconds on two cores), and its output depends
 // only on the text, so a serial run on the host with a tiny cost gives the
@@ -423,7 +412,7 @@ func TestComposeFleet(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Skipf("cannot signal the container's process from here (%v): the engine is not local or we are not root", err)
 		}
-		waitFor(t, 60*time.Second, "the worker to be restarted and healthy", func() bool {
+		poll.WaitFor(t, 60*time.Second, "the worker to be restarted and healthy", func() bool {
 			out, err := exec.Command("docker", "inspect", "-f", "{{.RestartCount}} {{.State.Health.Status}}", c).Output()
 			f := strings.Fields(string(out))
 			return err == nil && len(f) == 2 && f[0] != "0" && f[1] == "healthy"
@@ -439,7 +428,7 @@ func TestComposeFleet(t *testing.T) {
 		victim := workers[len(workers)-1]
 		before := metric(t, victim, "9100", `ferry_worker_batches_total{outcome="ok"}`)
 		j := p.startJob(append([]string{"--expect-workers", "3"}, longJob...)...)
-		waitFor(t, 90*time.Second, "the victim to serve 5 batches of this job", func() bool {
+		poll.WaitFor(t, 90*time.Second, "the victim to serve 5 batches of this job", func() bool {
 			return metric(t, victim, "9100", `ferry_worker_batches_total{outcome="ok"}`) >= before+5 || !j.running()
 		})
 		j.mustBeRunning(t)
@@ -474,7 +463,7 @@ func TestComposeClusterNodeLoss(t *testing.T) {
 
 	j := p.startJob(longJob...)
 	var node string
-	waitFor(t, 90*time.Second, "the coordinator to say which node it is on", func() bool {
+	poll.WaitFor(t, 90*time.Second, "the coordinator to say which node it is on", func() bool {
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		node = j.server
@@ -486,7 +475,7 @@ func TestComposeClusterNodeLoss(t *testing.T) {
 	// Stop the node that both the coordinator and one worker are on, once
 	// that worker is busy with this job: the hardest single node to lose.
 	victim, node1 := ids[nodeWorker[node]], ids[node]
-	waitFor(t, 90*time.Second, node+"'s worker to serve 5 batches", func() bool {
+	poll.WaitFor(t, 90*time.Second, node+"'s worker to serve 5 batches", func() bool {
 		return metric(t, victim, "9100", `ferry_worker_batches_total{outcome="ok"}`) >= 5 || !j.running()
 	})
 	j.mustBeRunning(t)
