@@ -24,7 +24,7 @@ Every key is listed with its default in configs/ferry.yaml.`,
   ferry run --docs 50000 --batch-size 200 --format json
   ferry broker --listen 0.0.0.0:4222 --http-port 8222
   ferry worker --nats-url nats://broker:4222 --procs 4
-  ferry coordinator --nats nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy`,
+  ferry coordinator --nats-url nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
