@@ -1,7 +1,7 @@
-// Package coordinator runs a job: it reads documents, cuts them into
-// batches, hands them to a Backend (serial, goroutines, gil, codec or
-// worker processes over NATS), puts the results back in input order, writes
-// each document exactly once and measures where the time went.
+// Package coordinator runs a job: it reads documents from a corpus.Source,
+// cuts them into batches, hands them to a Backend (serial, goroutines, gil,
+// codec or worker processes over NATS), puts the results back in input
+// order, writes each document exactly once and measures where the time went.
 //
 // It does not parse flags or config files (cmd/ferry does) and it does not
 // start brokers or worker processes (broker and the spawner in cmd/ferry do).
@@ -14,6 +14,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ferrylab/ferry/corpus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
@@ -24,34 +25,6 @@ var ErrNoDocuments = errors.New("coordinator: the input has no documents")
 // ErrDocsFailed is returned (wrapped) when some documents failed for good;
 // every other document was still written.
 var ErrDocsFailed = errors.New("coordinator: some documents failed")
-
-// Source yields the job's documents in input order; Next returns io.EOF at
-// the end. It is read by one goroutine.
-type Source interface {
-	Next() (string, error)
-}
-
-// SliceSource yields documents held in memory, in order. It knows its
-// length, so --batch auto can shrink batches near the end.
-type SliceSource struct {
-	docs []string
-	next int
-}
-
-// NewSliceSource returns a Source over docs.
-func NewSliceSource(docs []string) *SliceSource { return &SliceSource{docs: docs} }
-
-// Next returns the next document, or io.EOF after the last.
-func (s *SliceSource) Next() (string, error) {
-	if s.next == len(s.docs) {
-		return "", io.EOF
-	}
-	s.next++
-	return s.docs[s.next-1], nil
-}
-
-// Len is the number of documents.
-func (s *SliceSource) Len() int64 { return int64(len(s.docs)) }
 
 // Backend computes batches: it pulls Tasks from the Queue until Next returns
 // ErrDone, and answers each with Complete, Fail, Requeue or Split.
@@ -64,7 +37,8 @@ type Backend interface {
 
 // Run runs one job of cfg over src on backend, writing results to sink.
 // It returns the job's statistics even on error (partial on interrupt).
-func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink) (*Stats, error) {
+// Run does not close src or sink: the caller opened them.
+func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, sink Sink) (*Stats, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -189,11 +163,8 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 // produce reads src into batches and sends them to todo, admitting each
 // only when the window has credit for its documents: the coordinator never
 // holds more than the window, whatever the input size.
-func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
-	total := int64(-1)
-	if l, ok := src.(interface{ Len() int64 }); ok {
-		total = l.Len()
-	}
+func produce(ctx context.Context, cfg Config, src corpus.Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
+	total := src.Len()
 	left := func() int64 {
 		if total < 0 {
 			return -1
@@ -223,13 +194,14 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 		return nil
 	}
 	for {
-		doc, err := src.Next()
+		d, err := src.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return docs, textBytes, fmt.Errorf("read input: %w", err)
 		}
+		doc := d.Text
 		if len(doc) > cfg.Limits.MaxDocBytes {
 			return docs, textBytes, fmt.Errorf("%w: document %d has %d bytes, over max_doc_bytes=%d", ErrInvalidConfig, docs, len(doc), cfg.Limits.MaxDocBytes)
 		}

@@ -146,14 +146,14 @@ func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coor
 	if err != nil {
 		return nil, err
 	}
-	var src coordinator.Source = coordinator.NewSliceSource(env.docs)
+	var src corpus.Source = corpus.Slice(env.docs)
 	if env.docs == nil {
 		s, err := openSource(env.opts)
 		if err != nil {
 			return nil, err
 		}
 		defer s.Close()
-		src = docSource{s}
+		src = s
 	}
 	var out sink.Writer = sink.Discard{}
 	if writeOut && env.opts.Out != "" {
@@ -229,23 +229,6 @@ func openSource(o *Options) (corpus.Source, error) {
 		return src, nil
 	}
 	return corpus.Generated(corpus.GenConfig{Seed: o.Seed, Docs: o.Docs, Words: o.DocWords, DocBytes: o.DocBytes})
-}
-
-// docSource adapts a corpus.Source to the coordinator's.
-type docSource struct{ corpus.Source }
-
-func (d docSource) Next() (string, error) {
-	doc, err := d.Source.Next()
-	return doc.Text, err
-}
-
-// Len is the number of documents when the source knows it (the generated
-// corpus), else -1; --batch auto shrinks batches near a known end.
-func (d docSource) Len() int64 {
-	if l, ok := d.Source.(interface{ Len() int64 }); ok {
-		return l.Len()
-	}
-	return -1
 }
 
 // newProgress returns a progress bar on stderr when it is a terminal and

@@ -151,7 +151,7 @@ func runPipelineMode(ctx context.Context, env jobEnv, mode string, client *llm.C
 		cfg.OnDoc = out.write
 	}
 	env.log.Debug("pipeline start", "mode", mode)
-	st, err := pipeline.Run(ctx, cfg, docSource{src}, backend, client)
+	st, err := pipeline.Run(ctx, cfg, src, backend, client)
 	if out != nil {
 		if cerr := out.close(); cerr != nil && err == nil {
 			err = cerr

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/errgroup"
@@ -196,7 +197,7 @@ type run struct {
 
 // Run runs the pipeline over src, chunking on backend and calling client.
 // It returns the statistics even on error (partial on interrupt).
-func Run(ctx context.Context, cfg Config, src coordinator.Source, backend coordinator.Backend, client *llm.Client) (*Stats, error) {
+func Run(ctx context.Context, cfg Config, src corpus.Source, backend coordinator.Backend, client *llm.Client) (*Stats, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -261,22 +262,26 @@ func Run(ctx context.Context, cfg Config, src coordinator.Source, backend coordi
 // textSource keeps each document's text for the sink, which gets only
 // the chunk spans, and counts documents into the chunk stage.
 type textSource struct {
-	src coordinator.Source
-	r   *run
+	corpus.Source
+	r *run
 }
 
-func (s textSource) Next() (string, error) {
-	text, err := s.src.Next()
+func (s textSource) Next() (corpus.Doc, error) {
+	d, err := s.Source.Next()
 	if err != nil {
-		return text, err
+		return d, err
 	}
 	s.r.mu.Lock()
-	s.r.texts[s.r.read] = text
+	s.r.texts[s.r.read] = d.Text
 	s.r.read++
 	s.r.mu.Unlock()
 	s.r.track.add(stageChunk, 1)
-	return text, nil
+	return d, nil
 }
+
+// Len is -1 whatever src knows: the chunk stage has always cut its batches
+// without a known end.
+func (s textSource) Len() int64 { return -1 }
 
 // Write is the chunk stage's sink: it gets chunk spans in input order and
 // hands each chunk to the LLM stage (a document without chunks straight

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
@@ -20,9 +21,9 @@ import (
 	"github.com/ferrylab/ferry/workload"
 )
 
-// corpus is n documents of varied length: some with no tokens, most with
+// texts is n documents of varied length: some with no tokens, most with
 // one to four chunks of 16 tokens.
-func corpus(n int) []string {
+func texts(n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		var b strings.Builder
@@ -117,12 +118,12 @@ func runPipeline(t *testing.T, cfg pipeline.Config, b coordinator.Backend, c *ll
 	defer cancel()
 	var got []pipeline.Doc
 	cfg.OnDoc = func(d pipeline.Doc) error { got = append(got, d); return nil }
-	st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
+	st, err := pipeline.Run(ctx, cfg, corpus.Slice(list), b, c)
 	return st, got, err
 }
 
 func TestModesGiveIdenticalResults(t *testing.T) {
-	list := corpus(150)
+	list := texts(150)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: 2 * time.Millisecond})
 	want, chunks := expected(t, m, list, chunkParams)
 	var digest string
@@ -186,7 +187,7 @@ func checkStages(t *testing.T, st *pipeline.Stats, docs, calls int64) {
 }
 
 func TestTinyWindowStillFinishes(t *testing.T) {
-	list := corpus(60)
+	list := texts(60)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: time.Millisecond})
 	maxChunks := 0
 	for _, d := range list {
@@ -229,7 +230,7 @@ func TestTinyWindowStillFinishes(t *testing.T) {
 }
 
 func TestBadEndpointsFailDocumentsNotTheRun(t *testing.T) {
-	list := corpus(40)
+	list := texts(40)
 	refused := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -286,7 +287,7 @@ func TestBadEndpointsFailDocumentsNotTheRun(t *testing.T) {
 }
 
 func TestPoisonDocumentFailsAlone(t *testing.T) {
-	list := corpus(50)
+	list := texts(50)
 	bad := 17
 	_, url := mockServer(t, llm.MockConfig{})
 	p := chunkParams
@@ -305,7 +306,7 @@ func TestPoisonDocumentFailsAlone(t *testing.T) {
 }
 
 func TestCancelEndsPromptly(t *testing.T) {
-	list := corpus(400)
+	list := texts(400)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: time.Hour})
 	b, c := backend(t, coordinator.ModeGoroutines), client(t, url, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -317,7 +318,7 @@ func TestCancelEndsPromptly(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
+		st, err := pipeline.Run(ctx, cfg, corpus.Slice(list), b, c)
 		done <- result{st, err}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -342,7 +343,7 @@ func TestCancelEndsPromptly(t *testing.T) {
 }
 
 func TestOnDocErrorEndsRun(t *testing.T) {
-	list := corpus(200)
+	list := texts(200)
 	_, url := mockServer(t, llm.MockConfig{})
 	boom := errors.New("disk full")
 	cfg := pipeline.Config{Chunk: coordinator.Config{BatchSize: 10, Params: chunkParams}, Concurrency: 4, Window: 2, MergeDim: 8,
@@ -354,7 +355,7 @@ func TestOnDocErrorEndsRun(t *testing.T) {
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
+	_, err := pipeline.Run(ctx, cfg, corpus.Slice(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want %v", err, boom)
 	}
