@@ -54,6 +54,8 @@ func (s *orderSink) Write(first int64, out *workload.Output, failed []bool) erro
 	return nil
 }
 
+func (s *orderSink) Close() error { return nil }
+
 // backend builds mode's backend with two lanes or two expected workers.
 func backend(t *testing.T, mode string, nc *nats.Conn, cfg coordinator.Config) coordinator.Backend {
 	t.Helper()

@@ -1,7 +1,8 @@
 // Package coordinator runs a job: it reads documents from a corpus.Source,
 // cuts them into batches, hands them to a Backend (serial, goroutines, gil,
 // codec or worker processes over NATS), puts the results back in input
-// order, writes each document exactly once and measures where the time went.
+// order, writes each document exactly once to a sink.Writer and measures
+// where the time went.
 //
 // It does not parse flags or config files (cmd/ferry does) and it does not
 // start brokers or worker processes (broker and the spawner in cmd/ferry do).
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/sink"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
@@ -35,10 +37,10 @@ type Backend interface {
 	Run(ctx context.Context, q *Queue) error
 }
 
-// Run runs one job of cfg over src on backend, writing results to sink.
-// It returns the job's statistics even on error (partial on interrupt).
-// Run does not close src or sink: the caller opened them.
-func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, sink Sink) (*Stats, error) {
+// Run runs one job of cfg over src on backend, writing results to out in
+// input order. It returns the job's statistics even on error (partial on
+// interrupt). Run does not close src or out: the caller opened them.
+func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, out sink.Writer) (*Stats, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,7 +65,7 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, si
 	}
 	window := int64(cfg.Window) * int64(largest)
 	credit := semaphore.NewWeighted(window)
-	col := newCollector(sink, credit)
+	col := newCollector(out, credit)
 	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
 	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, halt: make(chan struct{}), wake: make(chan struct{}), batch: newBatcher(cfg)}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -37,14 +38,14 @@ func BenchmarkDispatch(b *testing.B) {
 					return be
 				}
 				// Warm up: workers attached, streams created, spin calibrated.
-				if _, err := coordinator.Run(context.Background(), cfg, &source{docs: docs(20 * batch)}, newBackend(), discard{}); err != nil {
+				if _, err := coordinator.Run(context.Background(), cfg, &source{docs: docs(20 * batch)}, newBackend(), sink.Discard{}); err != nil {
 					b.Fatal(err)
 				}
 				d := docs(b.N * batch)
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := time.Now()
-				st, err := coordinator.Run(context.Background(), cfg, &source{docs: d}, newBackend(), discard{})
+				st, err := coordinator.Run(context.Background(), cfg, &source{docs: d}, newBackend(), sink.Discard{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -53,7 +54,3 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(int64, *workload.Output, []bool) error { return nil }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/sink"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
@@ -240,6 +241,8 @@ func (l *ledger) Write(first int64, o *workload.Output, failed []bool) error {
 	return nil
 }
 
+func (l *ledger) Close() error { return nil }
+
 // prefix is how many documents have been written (or failed) in order.
 func (l *ledger) prefix() int64 {
 	l.mu.Lock()
@@ -339,7 +342,7 @@ func job(batch int, spin time.Duration) coordinator.Config {
 }
 
 // run runs cfg over src on the processes backend and returns its stats.
-func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Config, expect int, src corpus.Source, sink coordinator.Sink, log *slog.Logger) (*coordinator.Stats, error) {
+func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Config, expect int, src corpus.Source, out sink.Writer, log *slog.Logger) (*coordinator.Stats, error) {
 	t.Helper()
 	be, err := coordinator.NewProcesses(nc, cfg, expect, log)
 	if err != nil {
@@ -347,7 +350,7 @@ func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Confi
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	return coordinator.Run(ctx, cfg, src, be, sink)
+	return coordinator.Run(ctx, cfg, src, be, out)
 }
 
 // logBuffer is a goroutine-safe log destination the tests read back.

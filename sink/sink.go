@@ -1,6 +1,8 @@
 // Package sink writes a job's results, in input order, as they are
 // flushed: a .npy float32 matrix (numpy.load reads it directly) for vector
-// workloads, or JSON lines for anything. It holds no results in memory.
+// workloads, or JSON lines for anything. Writer is ferry's one result sink:
+// the coordinator writes every job's results to one. It holds no results in
+// memory, and it does not order, hash or count them (the coordinator does).
 package sink
 
 import (
@@ -16,11 +18,29 @@ import (
 	"github.com/ferrylab/ferry/workload"
 )
 
-// Writer is a sink that must be closed to finish the file.
+// Writer receives a job's results in input order, from one goroutine at a
+// time.
 type Writer interface {
+	// Write gets documents [first, first+len(failed)) of the input. Row i of
+	// out belongs to document first+i; failed[i] marks a document with no
+	// result (its row is zero and it must not be written). out is reused
+	// once Write returns. An error ends the job.
 	Write(first int64, out *workload.Output, failed []bool) error
+	// Close finishes the output (flushes and closes a file). The
+	// coordinator never calls it: whoever opened the Writer does.
 	Close() error
 }
+
+// WriteFunc adapts a function to a Writer whose Close does nothing.
+type WriteFunc func(first int64, out *workload.Output, failed []bool) error
+
+// Write calls f.
+func (f WriteFunc) Write(first int64, out *workload.Output, failed []bool) error {
+	return f(first, out, failed)
+}
+
+// Close does nothing.
+func (f WriteFunc) Close() error { return nil }
 
 // Discard drops results (the digest is still computed by the coordinator).
 type Discard struct{}

@@ -28,6 +28,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -222,7 +223,7 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend coordinator
 	g.Go(func() error {
 		defer close(chunkDone)
 		defer close(r.calls) // the sink, its only sender, has returned
-		st, err := coordinator.Run(gctx, cfg.Chunk, textSource{src, r}, backend, r)
+		st, err := coordinator.Run(gctx, cfg.Chunk, textSource{src, r}, backend, sink.WriteFunc(r.Write))
 		chunkStats = st
 		if errors.Is(err, coordinator.ErrDocsFailed) {
 			return nil // each failed document went to the merge as failed
