@@ -1,8 +1,10 @@
 // Package sink writes a job's results, in input order, as they are
 // flushed: a .npy float32 matrix (numpy.load reads it directly) for vector
 // workloads, or JSON lines for anything. Writer is ferry's one result sink:
-// the coordinator writes every job's results to one. It holds no results in
-// memory, and it does not order, hash or count them (the coordinator does).
+// the coordinator writes every job's results to one. JSONLines writes any
+// other records one JSON value a line (the pipeline's merged documents).
+// It holds no results in memory, and it does not order, hash or count them
+// (the coordinator does).
 package sink
 
 import (
@@ -10,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,7 @@ func Create(path string) (Writer, error) {
 	case ".npy":
 		return newNPY(f)
 	case ".jsonl", ".json", ".ndjson":
-		return &JSONL{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+		return &JSONL{lines: newJSONLines(f, 1<<20)}, nil
 	}
 	f.Close()
 	os.Remove(path)
@@ -69,8 +70,7 @@ func Create(path string) (Writer, error) {
 // {"index":N,"vec":[...]} for vectors, "spans":[{"start","end","tokens"}]
 // for chunks, "data" (base64) for opaque payloads.
 type JSONL struct {
-	f *os.File
-	w *bufio.Writer
+	lines *JSONLines
 }
 
 type span struct {
@@ -87,7 +87,6 @@ type record struct {
 }
 
 func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
-	enc := json.NewEncoder(j.w)
 	si := 0
 	for i, f := range failed {
 		rec := record{Index: first + int64(i)}
@@ -105,19 +104,47 @@ func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
 		if o.Stride > 0 {
 			rec.Data = base64.StdEncoding.EncodeToString(o.Data[i*o.Stride : (i+1)*o.Stride])
 		}
-		if err := enc.Encode(&rec); err != nil {
+		if err := j.lines.Encode(&rec); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (j *JSONL) Close() error {
-	if err := j.w.Flush(); err != nil {
-		j.f.Close()
-		return err
-	}
-	return j.f.Close()
+func (j *JSONL) Close() error { return j.lines.Close() }
+
+// JSONLines writes one JSON value per line to a file, through a buffer:
+// for records that are not a workload.Output, such as the pipeline's
+// merged documents. It is not safe for concurrent use.
+type JSONLines struct {
+	f   *os.File
+	w   *bufio.Writer
+	enc *json.Encoder
 }
 
-var _ io.Closer = (*JSONL)(nil)
+// CreateJSONLines creates (or truncates) the file at path.
+func CreateJSONLines(path string) (*JSONLines, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create output: %w", err)
+	}
+	return newJSONLines(f, 1<<16), nil
+}
+
+func newJSONLines(f *os.File, size int) *JSONLines {
+	w := bufio.NewWriterSize(f, size)
+	return &JSONLines{f: f, w: w, enc: json.NewEncoder(w)}
+}
+
+// Encode writes v as JSON (encoding/json's Encoder, HTML escaping on) and
+// a newline.
+func (j *JSONLines) Encode(v any) error { return j.enc.Encode(v) }
+
+// Close flushes the buffer and closes the file.
+func (j *JSONLines) Close() error {
+	err := j.w.Flush()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

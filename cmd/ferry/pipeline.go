@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +17,7 @@ import (
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
@@ -143,18 +141,18 @@ func runPipelineMode(ctx context.Context, env jobEnv, mode string, client *llm.C
 	}
 	defer src.Close()
 	cfg := pipeline.Config{Chunk: env.cfg, Concurrency: env.opts.Concurrency, MergeDim: env.opts.Dim}
-	var out *docWriter
+	var out *sink.JSONLines
 	if writeOut && env.opts.Out != "" {
-		if out, err = createDocWriter(env.opts.Out); err != nil {
+		if out, err = sink.CreateJSONLines(env.opts.Out); err != nil {
 			return nil, err
 		}
-		cfg.OnDoc = out.write
+		cfg.OnDoc = func(d pipeline.Doc) error { return out.Encode(d.Record()) }
 	}
 	env.log.Debug("pipeline start", "mode", mode)
 	st, err := pipeline.Run(ctx, cfg, src, backend, client)
 	if out != nil {
-		if cerr := out.close(); cerr != nil && err == nil {
-			err = cerr
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close output: %w", cerr)
 		}
 	}
 	if st != nil {
@@ -194,44 +192,4 @@ func startLocalWorkers(ctx context.Context, o *Options, workers int, log *slog.L
 		return nil, nil, err
 	}
 	return nc, func() { nc.Close(); pool.Stop(); b.Shutdown() }, nil
-}
-
-// docWriter writes merged documents as JSON lines, in input order.
-type docWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	enc *json.Encoder
-}
-
-func createDocWriter(path string) (*docWriter, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	return &docWriter{f: f, w: w, enc: json.NewEncoder(w)}, nil
-}
-
-func (d *docWriter) write(doc pipeline.Doc) error {
-	rec := struct {
-		Index   int64  `json:"index"`
-		Chunks  int    `json:"chunks"`
-		Summary string `json:"summary,omitempty"`
-		Error   string `json:"error,omitempty"`
-	}{Index: doc.Index, Chunks: doc.Chunks, Summary: doc.Summary}
-	if doc.Err != nil {
-		rec.Error = doc.Err.Error()
-	}
-	return d.enc.Encode(rec)
-}
-
-func (d *docWriter) close() error {
-	err := d.w.Flush()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("close output: %w", err)
-	}
-	return nil
 }

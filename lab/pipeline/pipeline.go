@@ -108,6 +108,24 @@ type Doc struct {
 	Err     error  // nil = merged; else why the document failed
 }
 
+// Record is a Doc as one line of JSON: ferry pipeline --out writes one per
+// document, in input order, through a sink.JSONLines.
+type Record struct {
+	Index   int64  `json:"index"`
+	Chunks  int    `json:"chunks"`
+	Summary string `json:"summary,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Record returns d as a Record: its error as text.
+func (d Doc) Record() Record {
+	r := Record{Index: d.Index, Chunks: d.Chunks, Summary: d.Summary}
+	if d.Err != nil {
+		r.Error = d.Err.Error()
+	}
+	return r
+}
+
 // Stage is what one stage did.
 type Stage struct {
 	Name  string // chunk, llm or merge

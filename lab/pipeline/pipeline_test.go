@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -358,5 +359,30 @@ func TestOnDocErrorEndsRun(t *testing.T) {
 	_, err := pipeline.Run(ctx, cfg, corpus.Slice(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want %v", err, boom)
+	}
+}
+
+// A Record's JSON is ferry pipeline --out's line format; the bytes are pinned.
+func TestDocRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  pipeline.Doc
+		want string
+	}{
+		{name: "merged", doc: pipeline.Doc{Index: 3, Chunks: 2, Summary: "a <b>\nc"},
+			want: `{"index":3,"chunks":2,"summary":"a \u003cb\u003e\nc"}`},
+		{name: "failed", doc: pipeline.Doc{Index: 4, Err: errors.New("chunk 0: boom")},
+			want: `{"index":4,"chunks":0,"error":"chunk 0: boom"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.doc.Record())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(b); got != tt.want {
+				t.Errorf("json = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
