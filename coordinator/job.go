@@ -37,6 +37,66 @@ type Backend interface {
 	Run(ctx context.Context, q *Queue) error
 }
 
+// A Backend may also have any of the capabilities below. Run asks for
+// them once, in capabilitiesOf, and nowhere else. Which backend has which:
+//
+//	                Local  Processes  JetStream
+//	BatchLimiter           yes        yes
+//	Readier                yes
+//	Resumable                         yes
+//	WorkerCounter   yes    yes
+type (
+	// BatchLimiter caps a batch's encoded size (half the broker's max
+	// payload); Run uses it when Config.MaxBatchBytes is 0.
+	BatchLimiter interface {
+		MaxBatchBytes() int
+	}
+	// Readier waits until the backend can take work (its expected workers
+	// are attached). Run calls Ready before the clock starts: throughput is
+	// not worker start-up.
+	Readier interface {
+		Ready(ctx context.Context) error
+	}
+	// Resumable is a backend whose job outlives this process: run again with
+	// the same JobID and it takes the batches a previous run finished from
+	// their stored results. Resumed counts those batches (Stats.Resumed).
+	Resumable interface {
+		JobID() string
+		Resumed() int64
+	}
+	// WorkerCounter says how many workers served the job (Stats.Workers);
+	// without it Run counts the workers that reported busy time.
+	WorkerCounter interface {
+		WorkerCount() int
+	}
+)
+
+var (
+	_ WorkerCounter = (*Local)(nil)
+	_ BatchLimiter  = (*Processes)(nil)
+	_ Readier       = (*Processes)(nil)
+	_ WorkerCounter = (*Processes)(nil)
+	_ BatchLimiter  = (*JetStream)(nil)
+	_ Resumable     = (*JetStream)(nil)
+)
+
+// capabilities are a backend's optional interfaces, nil where it has none.
+type capabilities struct {
+	limiter BatchLimiter
+	readier Readier
+	resume  Resumable
+	workers WorkerCounter
+}
+
+func capabilitiesOf(b Backend) capabilities {
+	var c capabilities
+	c.limiter, _ = b.(BatchLimiter)
+	c.readier, _ = b.(Readier)
+	c.resume, _ = b.(Resumable)
+	c.workers, _ = b.(WorkerCounter)
+	return c
+}
+
 // Run runs one job of cfg over src on backend, writing results to out in
 // input order. It returns the job's statistics even on error (partial on
 // interrupt). Run does not close src or out: the caller opened them.
@@ -45,13 +105,14 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, ou
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if l, ok := backend.(interface{ MaxBatchBytes() int }); ok && cfg.MaxBatchBytes == 0 {
-		cfg.MaxBatchBytes = l.MaxBatchBytes()
+	caps := capabilitiesOf(backend)
+	if caps.limiter != nil && cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = caps.limiter.MaxBatchBytes()
 	}
 	// A backend that must wait for its workers does so before the clock
 	// starts: throughput is not worker start-up.
-	if r, ok := backend.(interface{ Ready(context.Context) error }); ok {
-		if err := r.Ready(ctx); err != nil {
+	if caps.readier != nil {
+		if err := caps.readier.Ready(ctx); err != nil {
 			st := &Stats{Mode: backend.Name()}
 			if ctx.Err() != nil {
 				return st, fmt.Errorf("interrupted after 0 documents: %w", ctx.Err())
@@ -134,12 +195,12 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, ou
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
 	st.Requeues = q.requeues.Load()
-	if r, ok := backend.(interface{ Resumed() int64 }); ok {
-		st.Resumed = r.Resumed()
+	if caps.resume != nil {
+		st.Resumed = caps.resume.Resumed()
 	}
 	st.Splits = q.splits.Load()
-	if n, ok := backend.(interface{ WorkerCount() int }); ok {
-		st.Workers = n.WorkerCount()
+	if caps.workers != nil {
+		st.Workers = caps.workers.WorkerCount()
 	} else {
 		st.Workers = len(st.Busy)
 	}

@@ -176,7 +176,7 @@ func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coor
 	if cpu1, ok := clock.now(); st != nil && cpuOK && ok && (run.mode != coordinator.ModeProcesses || env.workerPIDs != nil) {
 		st.CPU = cpu1 - cpu0
 	}
-	if js, ok := backend.(*coordinator.JetStream); ok && env.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
+	if js, ok := backend.(coordinator.Resumable); ok && env.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
 		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
 	}
 	if bar != nil {
