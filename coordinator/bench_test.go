@@ -70,13 +70,7 @@ func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []s
 // run runs one job over src on mode and returns its stats.
 func (f *fleet) run(tb testing.TB, mode string, cfg coordinator.Config, src corpus.Source) *coordinator.Stats {
 	tb.Helper()
-	var backend coordinator.Backend
-	var err error
-	if mode == coordinator.ModeProcesses {
-		backend, err = coordinator.NewProcesses(f.nc, cfg, f.workers, nil)
-	} else {
-		backend, err = coordinator.NewLocal(mode, cfg.Workers, cfg.Codec)
-	}
+	backend, err := coordinator.NewBackend(coordinator.BackendConfig{Mode: mode, Job: cfg, Conn: f.nc, Expect: f.workers})
 	if err != nil {
 		tb.Fatal(err)
 	}

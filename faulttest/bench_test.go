@@ -25,13 +25,9 @@ func BenchmarkDispatch(b *testing.B) {
 				nc := connect(b, br.URL(), "ferry-coordinator")
 				cfg := coordinator.Config{Workload: "spin", Params: workload.Params{SpinCostNs: 1}, BatchSize: batch, Workers: 2}
 				newBackend := func() coordinator.Backend {
-					var be coordinator.Backend
-					var err error
-					if dispatch == coordinator.DispatchJetStream {
-						be, err = coordinator.NewJetStream(nc, cfg, "", nil)
-					} else {
-						be, err = coordinator.NewProcesses(nc, cfg, 2, nil)
-					}
+					be, err := coordinator.NewBackend(coordinator.BackendConfig{
+						Mode: coordinator.ModeProcesses, Dispatch: dispatch, Job: cfg, Conn: nc, Expect: 2,
+					})
 					if err != nil {
 						b.Fatal(err)
 					}

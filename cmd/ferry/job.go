@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
@@ -193,30 +194,25 @@ func runMode(ctx context.Context, env jobEnv, run modeRun, writeOut bool) (*coor
 }
 
 func newBackend(env jobEnv, run modeRun) (coordinator.Backend, error) {
+	var codec proto.Codec
 	if run.mode == coordinator.ModeCodec && env.cfg.Compress != "" {
 		c, err := env.opts.wireCodec(64 << 20) // the largest max_payload ferry's broker takes
 		if err != nil {
 			return nil, err
 		}
-		return coordinator.NewCodecMode(env.cfg.Workers, c)
+		codec = c
 	}
-	if run.mode != coordinator.ModeProcesses {
-		return coordinator.NewLocal(run.mode, env.cfg.Workers, env.cfg.Codec)
+	b, err := coordinator.NewBackend(coordinator.BackendConfig{
+		Mode: run.mode, Dispatch: run.dispatch, Job: env.cfg, Conn: env.nc,
+		Expect: env.expect, Codec: codec, JobID: env.opts.JobID, Log: env.log,
+	})
+	if err != nil {
+		return nil, err
 	}
-	if env.nc == nil {
-		return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
+	if r, ok := b.(coordinator.Resumable); ok && env.resumable {
+		env.log.Info("jetstream job", "job_id", r.JobID(), "resume", "run again with --job-id "+r.JobID())
 	}
-	if run.dispatch == coordinator.DispatchJetStream {
-		js, err := coordinator.NewJetStream(env.nc, env.cfg, env.opts.JobID, env.log)
-		if err != nil {
-			return nil, err
-		}
-		if env.resumable {
-			env.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
-		}
-		return js, nil
-	}
-	return coordinator.NewProcesses(env.nc, env.cfg, env.expect, env.log)
+	return b, nil
 }
 
 // openSource opens --input, or the generated corpus.

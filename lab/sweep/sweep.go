@@ -371,13 +371,9 @@ type calibration struct {
 
 func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.Stats, error) {
 	cfg := s.cfg.jobConfig(p)
-	var backend coordinator.Backend
-	var err error
-	if p.Mode == coordinator.ModeProcesses {
-		backend, err = coordinator.NewProcesses(s.cfg.NC, cfg, p.Workers, s.cfg.Log)
-	} else {
-		backend, err = coordinator.NewLocal(p.Mode, p.Workers, p.Codec)
-	}
+	backend, err := coordinator.NewBackend(coordinator.BackendConfig{
+		Mode: p.Mode, Job: cfg, Conn: s.cfg.NC, Expect: p.Workers, Log: s.cfg.Log,
+	})
 	if err != nil {
 		return nil, err
 	}
