@@ -183,14 +183,6 @@ func TestCoordinatorUserCannotPoseAsWorker(t *testing.T) {
 	}
 }
 
-// genSource adapts a generated corpus to the coordinator.
-type genSource struct{ corpus.Source }
-
-func (g genSource) Next() (string, error) {
-	d, err := g.Source.Next()
-	return d.Text, err
-}
-
 func runJob(t *testing.T, cfg coordinator.Config, backend coordinator.Backend) *coordinator.Stats {
 	t.Helper()
 	src, err := corpus.Generated(corpus.GenConfig{Seed: 7, Docs: 600, Words: 40})
@@ -199,7 +191,7 @@ func runJob(t *testing.T, cfg coordinator.Config, backend coordinator.Backend) *
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := coordinator.Run(ctx, cfg, genSource{src}, backend, sink.Discard{})
+	st, err := coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
 	if err != nil {
 		t.Fatalf("%s: %v", backend.Name(), err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 )
@@ -163,7 +164,7 @@ func TestRunAutoBatchSameResultsAsFixed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := Run(ctx, cfg, NewSliceSource(in), b, sink.Discard{})
+		st, err := Run(ctx, cfg, corpus.Slice(in), b, sink.Discard{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
-	gencorpus "github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
@@ -26,24 +26,9 @@ import (
 
 func TestMain(m *testing.M) { childtest.Main(m, nil) }
 
-// replaySource replays documents generated before the clock starts, so a
-// benchmark measures the backends, not the corpus generator.
-type replaySource struct {
-	docs []string
-	i    int
-}
-
-func (s *replaySource) Next() (string, error) {
-	if s.i == len(s.docs) {
-		return "", io.EOF
-	}
-	s.i++
-	return s.docs[s.i-1], nil
-}
-
 func genDocs(tb testing.TB, n int64) []string {
 	tb.Helper()
-	g, err := gencorpus.Generated(gencorpus.GenConfig{Docs: n})
+	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,22 +59,18 @@ func startFleet(tb testing.TB, workers int) *fleet {
 	return &fleet{nc: natstest.Connect(tb, b.URL()), workers: workers, pool: pool}
 }
 
-// job runs one job over docs on mode and returns its stats.
+// job runs one job over docs on mode and returns its stats. The documents
+// were generated before the clock starts, so a benchmark measures the
+// backends, not the corpus generator.
 func (f *fleet) job(tb testing.TB, mode string, cfg coordinator.Config, docs []string) *coordinator.Stats {
 	tb.Helper()
-	return f.run(tb, mode, cfg, &replaySource{docs: docs})
+	return f.run(tb, mode, cfg, corpus.Slice(docs))
 }
 
 // run runs one job over src on mode and returns its stats.
-func (f *fleet) run(tb testing.TB, mode string, cfg coordinator.Config, src coordinator.Source) *coordinator.Stats {
+func (f *fleet) run(tb testing.TB, mode string, cfg coordinator.Config, src corpus.Source) *coordinator.Stats {
 	tb.Helper()
-	var backend coordinator.Backend
-	var err error
-	if mode == coordinator.ModeProcesses {
-		backend, err = coordinator.NewProcesses(f.nc, cfg, f.workers, nil)
-	} else {
-		backend, err = coordinator.NewLocal(mode, cfg.Workers, cfg.Codec)
-	}
+	backend, err := coordinator.NewBackend(coordinator.BackendConfig{Mode: mode, Job: cfg, Conn: f.nc, Expect: f.workers})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -129,11 +110,11 @@ func BenchmarkModes(b *testing.B) {
 	}{{10, "memory"}, {100, "memory"}, {100, "generator"}, {1000, "memory"}} {
 		cfg := coordinator.Config{Workload: "embed", BatchSize: bc.batch, Workers: workers}
 		f.job(b, coordinator.ModeProcesses, cfg, docs) // warm: workers attached, workloads built
-		src := func() coordinator.Source {
+		src := func() corpus.Source {
 			if bc.source == "generator" {
 				return generated(b, int64(len(docs)))
 			}
-			return &replaySource{docs: docs}
+			return corpus.Slice(docs)
 		}
 		b.Run(fmt.Sprintf("mode=processes/batch=%d/source=%s", bc.batch, bc.source), func(b *testing.B) {
 			var wall, cpu [2]time.Duration // goroutines, processes
@@ -158,20 +139,13 @@ func BenchmarkModes(b *testing.B) {
 	}
 }
 
-// generated adapts the corpus generator to a coordinator.Source.
-func generated(tb testing.TB, n int64) coordinator.Source {
-	g, err := gencorpus.Generated(gencorpus.GenConfig{Docs: n})
+// generated is the generated corpus of n documents.
+func generated(tb testing.TB, n int64) corpus.Source {
+	g, err := corpus.Generated(corpus.GenConfig{Docs: n})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return genSource{g}
-}
-
-type genSource struct{ g *gencorpus.Generator }
-
-func (s genSource) Next() (string, error) {
-	d, err := s.g.Next()
-	return d.Text, err
+	return g
 }
 
 func median(v []float64) float64 {

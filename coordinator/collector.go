@@ -9,18 +9,10 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/semaphore"
 )
-
-// Sink receives results in input order.
-type Sink interface {
-	// Write gets documents [first, first+len(failed)) of the input. Row i of
-	// out belongs to document first+i; failed[i] marks a document with no
-	// result (its row is zero and it must not be written). out is reused
-	// once Write returns.
-	Write(first int64, out *workload.Output, failed []bool) error
-}
 
 // maxFailures bounds the failed documents kept for the report.
 const maxFailures = 1000
@@ -28,7 +20,7 @@ const maxFailures = 1000
 // collector puts results back in input order, writes them once each,
 // hashes them and accumulates the job's statistics.
 type collector struct {
-	sink     Sink
+	out      sink.Writer
 	progress func(int64)
 	credit   *semaphore.Weighted // window credit, in documents
 
@@ -57,9 +49,9 @@ type piece struct {
 	failed []bool
 }
 
-func newCollector(sink Sink, credit *semaphore.Weighted) *collector {
+func newCollector(out sink.Writer, credit *semaphore.Weighted) *collector {
 	return &collector{
-		sink: sink, credit: credit, total: -1,
+		out: out, credit: credit, total: -1,
 		pending: map[int64]piece{}, hash: xxhash.New(),
 		done: make(chan struct{}), busy: map[string]time.Duration{},
 	}
@@ -168,7 +160,7 @@ func (c *collector) flush() {
 		}
 		delete(c.pending, c.next)
 		n := len(p.failed)
-		if err := c.sink.Write(p.first, &p.res.Out, p.failed); err != nil {
+		if err := c.out.Write(p.first, &p.res.Out, p.failed); err != nil {
 			c.err = fmt.Errorf("write results: %w", err)
 			break
 		}

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
 
-func corpus(n int) []string {
+func texts(n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf("document %d talks about ferries and boats number %d", i, i*7)
@@ -53,6 +54,8 @@ func (s *orderSink) Write(first int64, out *workload.Output, failed []bool) erro
 	return nil
 }
 
+func (s *orderSink) Close() error { return nil }
+
 // backend builds mode's backend with two lanes or two expected workers.
 func backend(t *testing.T, mode string, nc *nats.Conn, cfg coordinator.Config) coordinator.Backend {
 	t.Helper()
@@ -74,7 +77,7 @@ func run(t *testing.T, cfg coordinator.Config, b coordinator.Backend, list []str
 	sink := &orderSink{t: t}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := coordinator.Run(ctx, cfg, coordinator.NewSliceSource(list), b, sink)
+	st, err := coordinator.Run(ctx, cfg, corpus.Slice(list), b, sink)
 	return st, sink, err
 }
 
@@ -82,7 +85,7 @@ func TestModesGiveIdenticalResults(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	natstest.StartWorkers(t, url, 2)
 	nc := natstest.Connect(t, url)
-	list := corpus(600)
+	list := texts(600)
 	for _, wl := range []string{"embed", "chunk", "infer", "spin"} {
 		t.Run(wl, func(t *testing.T) {
 			p := workload.Params{SpinCostNs: 1000, ChunkTokens: 8}
@@ -114,7 +117,7 @@ func TestMsgpackCodecMatchesPacked(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	natstest.StartWorkers(t, url, 1)
 	nc := natstest.Connect(t, url)
-	list := corpus(300)
+	list := texts(300)
 	var digests []string
 	for _, codec := range proto.CodecNames() {
 		cfg := coordinator.Config{BatchSize: 50, Workers: 1, Codec: codec}
@@ -137,7 +140,7 @@ func TestPoisonDocumentIsIsolated(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	natstest.StartWorkers(t, url, 2)
 	nc := natstest.Connect(t, url)
-	list := corpus(1000)
+	list := texts(1000)
 	const bad = 617
 	cfg := coordinator.Config{BatchSize: 100, Workers: 2, Params: workload.Params{PanicOn: list[bad]}}
 	for _, mode := range []string{coordinator.ModeGoroutines, coordinator.ModeProcesses} {
@@ -224,7 +227,7 @@ func TestMalformedResultIsRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, sink, err := run(t, cfg, b, corpus(4))
+	st, sink, err := run(t, cfg, b, texts(4))
 	if !errors.Is(err, coordinator.ErrDocsFailed) {
 		t.Fatalf("err = %v, want ErrDocsFailed", err)
 	}

@@ -4,26 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 )
-
-type sliceSource []string
-
-func (s *sliceSource) Next() (string, error) {
-	if len(*s) == 0 {
-		return "", io.EOF
-	}
-	d := (*s)[0]
-	*s = (*s)[1:]
-	return d, nil
-}
 
 // flaky fails the first attempt of every batch, reports the first send of
 // batch 1 as never delivered, splits batch 2 once, and computes the rest.
@@ -67,7 +56,7 @@ func (f *flaky) Run(ctx context.Context, q *coordinator.Queue) error {
 // documents of ok events add up to the job.
 func TestObserveSeesEveryBatchEnd(t *testing.T) {
 	const n = 95
-	src := make(sliceSource, n)
+	src := make([]string, n)
 	for i := range src {
 		src[i] = fmt.Sprintf("doc %d", i)
 	}
@@ -89,7 +78,7 @@ func TestObserveSeesEveryBatchEnd(t *testing.T) {
 			}
 		},
 	}
-	st, err := coordinator.Run(context.Background(), cfg, &src, &flaky{wl: wl, seen: map[uint64]int{}}, sink.Discard{})
+	st, err := coordinator.Run(context.Background(), cfg, corpus.Slice(src), &flaky{wl: wl, seen: map[uint64]int{}}, sink.Discard{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-// Package coordinator runs a job: it reads documents, cuts them into
-// batches, hands them to a Backend (serial, goroutines, gil, codec or
-// worker processes over NATS), puts the results back in input order, writes
-// each document exactly once and measures where the time went.
+// Package coordinator runs a job: it reads documents from a corpus.Source,
+// cuts them into batches, hands them to a Backend (serial, goroutines, gil,
+// codec or worker processes over NATS), puts the results back in input
+// order, writes each document exactly once to a sink.Writer and measures
+// where the time went.
 //
 // It does not parse flags or config files (cmd/ferry does) and it does not
 // start brokers or worker processes (broker and the spawner in cmd/ferry do).
@@ -14,6 +15,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/sink"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 )
@@ -25,57 +28,22 @@ var ErrNoDocuments = errors.New("coordinator: the input has no documents")
 // every other document was still written.
 var ErrDocsFailed = errors.New("coordinator: some documents failed")
 
-// Source yields the job's documents in input order; Next returns io.EOF at
-// the end. It is read by one goroutine.
-type Source interface {
-	Next() (string, error)
-}
-
-// SliceSource yields documents held in memory, in order. It knows its
-// length, so --batch auto can shrink batches near the end.
-type SliceSource struct {
-	docs []string
-	next int
-}
-
-// NewSliceSource returns a Source over docs.
-func NewSliceSource(docs []string) *SliceSource { return &SliceSource{docs: docs} }
-
-// Next returns the next document, or io.EOF after the last.
-func (s *SliceSource) Next() (string, error) {
-	if s.next == len(s.docs) {
-		return "", io.EOF
-	}
-	s.next++
-	return s.docs[s.next-1], nil
-}
-
-// Len is the number of documents.
-func (s *SliceSource) Len() int64 { return int64(len(s.docs)) }
-
-// Backend computes batches: it pulls Tasks from the Queue until Next returns
-// ErrDone, and answers each with Complete, Fail, Requeue or Split.
-type Backend interface {
-	// Name is the mode name shown in reports.
-	Name() string
-	// Run serves q until the job is done (return nil) or ctx ends.
-	Run(ctx context.Context, q *Queue) error
-}
-
-// Run runs one job of cfg over src on backend, writing results to sink.
-// It returns the job's statistics even on error (partial on interrupt).
-func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink) (*Stats, error) {
+// Run runs one job of cfg over src on backend, writing results to out in
+// input order. It returns the job's statistics even on error (partial on
+// interrupt). Run does not close src or out: the caller opened them.
+func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, out sink.Writer) (*Stats, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if l, ok := backend.(interface{ MaxBatchBytes() int }); ok && cfg.MaxBatchBytes == 0 {
-		cfg.MaxBatchBytes = l.MaxBatchBytes()
+	caps := capabilitiesOf(backend)
+	if caps.limiter != nil && cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = caps.limiter.MaxBatchBytes()
 	}
 	// A backend that must wait for its workers does so before the clock
 	// starts: throughput is not worker start-up.
-	if r, ok := backend.(interface{ Ready(context.Context) error }); ok {
-		if err := r.Ready(ctx); err != nil {
+	if caps.readier != nil {
+		if err := caps.readier.Ready(ctx); err != nil {
 			st := &Stats{Mode: backend.Name()}
 			if ctx.Err() != nil {
 				return st, fmt.Errorf("interrupted after 0 documents: %w", ctx.Err())
@@ -89,7 +57,7 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	}
 	window := int64(cfg.Window) * int64(largest)
 	credit := semaphore.NewWeighted(window)
-	col := newCollector(sink, credit)
+	col := newCollector(out, credit)
 	col.progress = cfg.OnProgress
 	todo := make(chan *Task)
 	q := &Queue{cfg: cfg, todo: todo, col: col, done: col.done, halt: make(chan struct{}), wake: make(chan struct{}), batch: newBatcher(cfg)}
@@ -158,12 +126,12 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
 	st.Requeues = q.requeues.Load()
-	if r, ok := backend.(interface{ Resumed() int64 }); ok {
-		st.Resumed = r.Resumed()
+	if caps.resume != nil {
+		st.Resumed = caps.resume.Resumed()
 	}
 	st.Splits = q.splits.Load()
-	if n, ok := backend.(interface{ WorkerCount() int }); ok {
-		st.Workers = n.WorkerCount()
+	if caps.workers != nil {
+		st.Workers = caps.workers.WorkerCount()
 	} else {
 		st.Workers = len(st.Busy)
 	}
@@ -189,11 +157,8 @@ func Run(ctx context.Context, cfg Config, src Source, backend Backend, sink Sink
 // produce reads src into batches and sends them to todo, admitting each
 // only when the window has credit for its documents: the coordinator never
 // holds more than the window, whatever the input size.
-func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
-	total := int64(-1)
-	if l, ok := src.(interface{ Len() int64 }); ok {
-		total = l.Len()
-	}
+func produce(ctx context.Context, cfg Config, src corpus.Source, q *Queue, todo chan<- *Task, credit *semaphore.Weighted) (docs, textBytes int64, err error) {
+	total := src.Len()
 	left := func() int64 {
 		if total < 0 {
 			return -1
@@ -223,13 +188,14 @@ func produce(ctx context.Context, cfg Config, src Source, q *Queue, todo chan<- 
 		return nil
 	}
 	for {
-		doc, err := src.Next()
+		d, err := src.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return docs, textBytes, fmt.Errorf("read input: %w", err)
 		}
+		doc := d.Text
 		if len(doc) > cfg.Limits.MaxDocBytes {
 			return docs, textBytes, fmt.Errorf("%w: document %d has %d bytes, over max_doc_bytes=%d", ErrInvalidConfig, docs, len(doc), cfg.Limits.MaxDocBytes)
 		}

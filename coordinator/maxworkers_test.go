@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
 )
@@ -27,7 +28,7 @@ func TestProcessesMaxWorkersUsesOnlyThatMany(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := Run(context.Background(), cfg, NewSliceSource(docs(2000)), b, sink.Discard{})
+			st, err := Run(context.Background(), cfg, corpus.Slice(docs(2000)), b, sink.Discard{})
 			if err != nil {
 				t.Fatal(err)
 			}

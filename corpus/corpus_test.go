@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,9 @@ func TestOpen(t *testing.T) {
 			src, err := Open(filepath.Join(dir, tt.open), tt.lim)
 			var got []string
 			if err == nil {
+				if got, want := src.Len(), int64(-1); got != want {
+					t.Errorf("Len() = %d, want %d: files are not counted ahead", got, want)
+				}
 				got, err = readAll(t, src)
 			}
 			if tt.wantErr == "" && err != nil {
@@ -123,5 +127,33 @@ func TestErrorIsSticky(t *testing.T) {
 	_, err2 := src.Next()
 	if err1 == nil || err1 != err2 {
 		t.Fatalf("Next errors %v then %v, want the same error twice", err1, err2)
+	}
+}
+
+func TestSlice(t *testing.T) {
+	tests := []struct {
+		name  string
+		texts []string
+	}{
+		{name: "empty", texts: nil},
+		{name: "three", texts: []string{"a", "", "c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Slice(tt.texts)
+			if got, want := s.Len(), int64(len(tt.texts)); got != want {
+				t.Fatalf("Len() = %d, want %d", got, want)
+			}
+			got, err := readAll(t, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.texts, "|") || len(got) != len(tt.texts) {
+				t.Fatalf("docs = %q, want %q", got, tt.texts)
+			}
+			if _, err := s.Next(); err != io.EOF {
+				t.Fatalf("Next after the end = %v, want io.EOF", err)
+			}
+		})
 	}
 }

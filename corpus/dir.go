@@ -85,4 +85,9 @@ func readLimited(p string, max int) (string, error) {
 	return string(b), nil
 }
 
+// Len is -1, as for any --input, though the paths are known: returning
+// len(paths) would let auto batching shrink the last batches, a change of
+// behaviour left for its own commit.
+func (s *dirSource) Len() int64 { return -1 }
+
 func (s *dirSource) Close() error { return nil }

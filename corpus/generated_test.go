@@ -121,3 +121,45 @@ func BenchmarkGenerated(b *testing.B) {
 	}
 	b.SetBytes(n / int64(b.N))
 }
+
+// A head is the first n documents of its corpus, whatever g has read.
+func TestGeneratedHead(t *testing.T) {
+	g, err := Generated(GenConfig{Seed: 3, Docs: 10, Words: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Next(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		n    int64
+		want int64
+	}{
+		{name: "shorter", n: 4, want: 4},
+		{name: "all", n: 10, want: 10},
+		{name: "longer than the corpus", n: 20, want: 10},
+		{name: "none", n: 0, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := g.Head(tt.n)
+			if got := h.Len(); got != tt.want {
+				t.Fatalf("Len() = %d, want %d", got, tt.want)
+			}
+			var n int64
+			for d, err := range All(h) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := d, g.Doc(n); got != want {
+					t.Fatalf("doc %d = %q, want %q", n, got.Text, want.Text)
+				}
+				n++
+			}
+			if n != tt.want {
+				t.Fatalf("%d docs, want %d", n, tt.want)
+			}
+		})
+	}
+}

@@ -99,4 +99,7 @@ func (s *lineSource) tooLong() error {
 	return fmt.Errorf("%w: %s:%d: document longer than max_doc_bytes %d", ErrLimit, s.name, s.line, s.lim.MaxDocBytes)
 }
 
+// Len is -1: the documents are counted only by reading them.
+func (s *lineSource) Len() int64 { return -1 }
+
 func (s *lineSource) Close() error { return s.r.Close() }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 )
 
@@ -24,27 +25,23 @@ func BenchmarkDispatch(b *testing.B) {
 				nc := connect(b, br.URL(), "ferry-coordinator")
 				cfg := coordinator.Config{Workload: "spin", Params: workload.Params{SpinCostNs: 1}, BatchSize: batch, Workers: 2}
 				newBackend := func() coordinator.Backend {
-					var be coordinator.Backend
-					var err error
-					if dispatch == coordinator.DispatchJetStream {
-						be, err = coordinator.NewJetStream(nc, cfg, "", nil)
-					} else {
-						be, err = coordinator.NewProcesses(nc, cfg, 2, nil)
-					}
+					be, err := coordinator.NewBackend(coordinator.BackendConfig{
+						Mode: coordinator.ModeProcesses, Dispatch: dispatch, Job: cfg, Conn: nc, Expect: 2,
+					})
 					if err != nil {
 						b.Fatal(err)
 					}
 					return be
 				}
 				// Warm up: workers attached, streams created, spin calibrated.
-				if _, err := coordinator.Run(context.Background(), cfg, &source{docs: docs(20 * batch)}, newBackend(), discard{}); err != nil {
+				if _, err := coordinator.Run(context.Background(), cfg, &source{docs: docs(20 * batch)}, newBackend(), sink.Discard{}); err != nil {
 					b.Fatal(err)
 				}
 				d := docs(b.N * batch)
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := time.Now()
-				st, err := coordinator.Run(context.Background(), cfg, &source{docs: d}, newBackend(), discard{})
+				st, err := coordinator.Run(context.Background(), cfg, &source{docs: d}, newBackend(), sink.Discard{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -53,7 +50,3 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	}
 }
-
-type discard struct{}
-
-func (discard) Write(int64, *workload.Output, []bool) error { return nil }

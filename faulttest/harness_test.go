@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/sink"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/workload"
@@ -163,16 +165,21 @@ type source struct {
 	at   func(i int)
 }
 
-func (s *source) Next() (string, error) {
+func (s *source) Next() (corpus.Doc, error) {
 	if s.next >= len(s.docs) {
-		return "", io.EOF
+		return corpus.Doc{}, io.EOF
 	}
 	if s.at != nil {
 		s.at(s.next)
 	}
 	s.next++
-	return s.docs[s.next-1], nil
+	return corpus.Doc{Index: int64(s.next - 1), Text: s.docs[s.next-1]}, nil
 }
+
+// Len is -1, as for a file: auto batching does not shrink the last batches.
+func (s *source) Len() int64 { return -1 }
+
+func (s *source) Close() error { return nil }
 
 // ledger is the checking sink: it records how many times each input
 // document was written, that writes arrive in input order, and that each
@@ -233,6 +240,8 @@ func (l *ledger) Write(first int64, o *workload.Output, failed []bool) error {
 	l.stamps = append(l.stamps, time.Now())
 	return nil
 }
+
+func (l *ledger) Close() error { return nil }
 
 // prefix is how many documents have been written (or failed) in order.
 func (l *ledger) prefix() int64 {
@@ -333,7 +342,7 @@ func job(batch int, spin time.Duration) coordinator.Config {
 }
 
 // run runs cfg over src on the processes backend and returns its stats.
-func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Config, expect int, src coordinator.Source, sink coordinator.Sink, log *slog.Logger) (*coordinator.Stats, error) {
+func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Config, expect int, src corpus.Source, out sink.Writer, log *slog.Logger) (*coordinator.Stats, error) {
 	t.Helper()
 	be, err := coordinator.NewProcesses(nc, cfg, expect, log)
 	if err != nil {
@@ -341,7 +350,7 @@ func run(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Confi
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	return coordinator.Run(ctx, cfg, src, be, sink)
+	return coordinator.Run(ctx, cfg, src, be, out)
 }
 
 // logBuffer is a goroutine-safe log destination the tests read back.

@@ -72,20 +72,3 @@ func (in Input) pregenerate() ([]string, error) {
 		docs = append(docs, d.Text)
 	}
 }
-
-// docSource adapts a corpus.Source to the coordinator's.
-type docSource struct{ corpus.Source }
-
-func (d docSource) Next() (string, error) {
-	doc, err := d.Source.Next()
-	return doc.Text, err
-}
-
-// Len is the number of documents when the source knows it (the generated
-// corpus), else -1; --batch auto shrinks batches near a known end.
-func (d docSource) Len() int64 {
-	if l, ok := d.Source.(interface{ Len() int64 }); ok {
-		return l.Len()
-	}
-	return -1
-}

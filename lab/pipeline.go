@@ -1,14 +1,11 @@
 package lab
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -19,6 +16,7 @@ import (
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/sink"
 )
 
 // PipelineConfig configures RunPipeline: the hybrid pipeline, once per
@@ -104,18 +102,18 @@ func runPipelineMode(ctx context.Context, env *runEnv, cfg PipelineConfig, mode 
 	}
 	defer src.Close()
 	pcfg := pipeline.Config{Chunk: cfg.Job, Concurrency: cfg.Endpoint.Client.Concurrency, MergeDim: cfg.MergeDim}
-	var out *docWriter
+	var out *sink.JSONLines
 	if outPath != "" {
-		if out, err = createDocWriter(outPath); err != nil {
+		if out, err = sink.CreateJSONLines(outPath); err != nil {
 			return nil, err
 		}
-		pcfg.OnDoc = out.write
+		pcfg.OnDoc = func(d pipeline.Doc) error { return out.Encode(d.Record()) }
 	}
 	env.log.Debug("pipeline start", "mode", mode)
-	st, err := pipeline.Run(ctx, pcfg, docSource{src}, backend, client)
+	st, err := pipeline.Run(ctx, pcfg, src, backend, client)
 	if out != nil {
-		if cerr := out.close(); cerr != nil && err == nil {
-			err = cerr
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close output: %w", cerr)
 		}
 	}
 	if st != nil {
@@ -123,44 +121,4 @@ func runPipelineMode(ctx context.Context, env *runEnv, cfg PipelineConfig, mode 
 			"wall", st.Wall.Round(time.Millisecond), "overlap", strconv.FormatFloat(st.Overlap(), 'f', 2, 64))
 	}
 	return st, err
-}
-
-// docWriter writes merged documents as JSON lines, in input order.
-type docWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	enc *json.Encoder
-}
-
-func createDocWriter(path string) (*docWriter, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	return &docWriter{f: f, w: w, enc: json.NewEncoder(w)}, nil
-}
-
-func (d *docWriter) write(doc pipeline.Doc) error {
-	rec := struct {
-		Index   int64  `json:"index"`
-		Chunks  int    `json:"chunks"`
-		Summary string `json:"summary,omitempty"`
-		Error   string `json:"error,omitempty"`
-	}{Index: doc.Index, Chunks: doc.Chunks, Summary: doc.Summary}
-	if doc.Err != nil {
-		rec.Error = doc.Err.Error()
-	}
-	return d.enc.Encode(rec)
-}
-
-func (d *docWriter) close() error {
-	err := d.w.Flush()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("close output: %w", err)
-	}
-	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/floor"
@@ -239,14 +240,14 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 	if err != nil {
 		return nil, err
 	}
-	var src coordinator.Source = coordinator.NewSliceSource(e.docs)
+	var src corpus.Source = corpus.Slice(e.docs)
 	if e.docs == nil {
 		s, err := e.cfg.Input.open()
 		if err != nil {
 			return nil, err
 		}
 		defer s.Close()
-		src = docSource{s}
+		src = s
 	}
 	var out sink.Writer = sink.Discard{}
 	if writeOut && e.cfg.Out != "" {
@@ -270,7 +271,7 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 	if cpu1, ok := clock.Now(); st != nil && cpuOK && ok && (run.mode != coordinator.ModeProcesses || e.workerPIDs != nil) {
 		st.CPU = cpu1 - cpu0
 	}
-	if js, ok := backend.(*coordinator.JetStream); ok && e.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
+	if js, ok := backend.(coordinator.Resumable); ok && e.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
 		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
 	}
 	if cerr := out.Close(); cerr != nil && err == nil {
@@ -284,30 +285,21 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 
 func (e *runEnv) backend(run modeRun) (coordinator.Backend, error) {
 	job := e.cfg.Job
+	var codec proto.Codec
 	if run.mode == coordinator.ModeCodec && job.Compress != "" {
-		c, err := wireCodec(job, fleet.MaxPayloadLimit) // the largest max_payload ferry's broker takes
-		if err != nil {
+		var err error
+		if codec, err = wireCodec(job, fleet.MaxPayloadLimit); err != nil { // the largest max_payload ferry's broker takes
 			return nil, err
 		}
-		return coordinator.NewCodecMode(job.Workers, c)
 	}
-	if run.mode != coordinator.ModeProcesses {
-		return coordinator.NewLocal(run.mode, job.Workers, job.Codec)
+	b, err := coordinator.NewBackend(coordinator.BackendConfig{
+		Mode: run.mode, Dispatch: run.dispatch, Job: job, Conn: e.nc, Expect: e.cfg.ExpectWorkers,
+		Codec: codec, JobID: e.cfg.JobID, Log: e.log,
+	})
+	if js, ok := b.(coordinator.Resumable); ok && e.resumable {
+		e.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
 	}
-	if e.nc == nil {
-		return nil, fmt.Errorf("%w: mode=processes needs a NATS connection", coordinator.ErrInvalidConfig)
-	}
-	if run.dispatch == coordinator.DispatchJetStream {
-		js, err := coordinator.NewJetStream(e.nc, job, e.cfg.JobID, e.log)
-		if err != nil {
-			return nil, err
-		}
-		if e.resumable {
-			e.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())
-		}
-		return js, nil
-	}
-	return coordinator.NewProcesses(e.nc, job, e.cfg.ExpectWorkers, e.log)
+	return b, err
 }
 
 // wireCodec is the job's codec and compression as one codec; maxBytes

@@ -11,23 +11,13 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-type docs []string
-
-func (d *docs) Next() (string, error) {
-	if len(*d) == 0 {
-		return "", io.EOF
-	}
-	s := (*d)[0]
-	*d = (*d)[1:]
-	return s, nil
-}
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -76,7 +66,7 @@ func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
 	}
 
 	const n, batch = 250, 20
-	in := make(docs, n)
+	in := make([]string, n)
 	for i := range in {
 		in[i] = fmt.Sprintf("document %d about ferries and rivers", i)
 	}
@@ -91,7 +81,7 @@ func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := coordinator.Run(context.Background(), cfg, &in, backend, sink.Discard{})
+	st, err := coordinator.Run(context.Background(), cfg, corpus.Slice(in), backend, sink.Discard{})
 	if !errors.Is(err, coordinator.ErrDocsFailed) {
 		t.Fatalf("run: err = %v, want ErrDocsFailed for the poisoned document", err)
 	}

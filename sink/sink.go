@@ -1,6 +1,10 @@
 // Package sink writes a job's results, in input order, as they are
 // flushed: a .npy float32 matrix (numpy.load reads it directly) for vector
-// workloads, or JSON lines for anything. It holds no results in memory.
+// workloads, or JSON lines for anything. Writer is ferry's one result sink:
+// the coordinator writes every job's results to one. JSONLines writes any
+// other records one JSON value a line (the pipeline's merged documents).
+// It holds no results in memory, and it does not order, hash or count them
+// (the coordinator does).
 package sink
 
 import (
@@ -8,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,11 +19,29 @@ import (
 	"github.com/ferrylab/ferry/workload"
 )
 
-// Writer is a sink that must be closed to finish the file.
+// Writer receives a job's results in input order, from one goroutine at a
+// time.
 type Writer interface {
+	// Write gets documents [first, first+len(failed)) of the input. Row i of
+	// out belongs to document first+i; failed[i] marks a document with no
+	// result (its row is zero and it must not be written). out is reused
+	// once Write returns. An error ends the job.
 	Write(first int64, out *workload.Output, failed []bool) error
+	// Close finishes the output (flushes and closes a file). The
+	// coordinator never calls it: whoever opened the Writer does.
 	Close() error
 }
+
+// WriteFunc adapts a function to a Writer whose Close does nothing.
+type WriteFunc func(first int64, out *workload.Output, failed []bool) error
+
+// Write calls f.
+func (f WriteFunc) Write(first int64, out *workload.Output, failed []bool) error {
+	return f(first, out, failed)
+}
+
+// Close does nothing.
+func (f WriteFunc) Close() error { return nil }
 
 // Discard drops results (the digest is still computed by the coordinator).
 type Discard struct{}
@@ -38,7 +59,7 @@ func Create(path string) (Writer, error) {
 	case ".npy":
 		return newNPY(f)
 	case ".jsonl", ".json", ".ndjson":
-		return &JSONL{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+		return &JSONL{lines: newJSONLines(f, 1<<20)}, nil
 	}
 	f.Close()
 	os.Remove(path)
@@ -49,8 +70,7 @@ func Create(path string) (Writer, error) {
 // {"index":N,"vec":[...]} for vectors, "spans":[{"start","end","tokens"}]
 // for chunks, "data" (base64) for opaque payloads.
 type JSONL struct {
-	f *os.File
-	w *bufio.Writer
+	lines *JSONLines
 }
 
 type span struct {
@@ -67,7 +87,6 @@ type record struct {
 }
 
 func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
-	enc := json.NewEncoder(j.w)
 	si := 0
 	for i, f := range failed {
 		rec := record{Index: first + int64(i)}
@@ -85,19 +104,47 @@ func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
 		if o.Stride > 0 {
 			rec.Data = base64.StdEncoding.EncodeToString(o.Data[i*o.Stride : (i+1)*o.Stride])
 		}
-		if err := enc.Encode(&rec); err != nil {
+		if err := j.lines.Encode(&rec); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (j *JSONL) Close() error {
-	if err := j.w.Flush(); err != nil {
-		j.f.Close()
-		return err
-	}
-	return j.f.Close()
+func (j *JSONL) Close() error { return j.lines.Close() }
+
+// JSONLines writes one JSON value per line to a file, through a buffer:
+// for records that are not a workload.Output, such as the pipeline's
+// merged documents. It is not safe for concurrent use.
+type JSONLines struct {
+	f   *os.File
+	w   *bufio.Writer
+	enc *json.Encoder
 }
 
-var _ io.Closer = (*JSONL)(nil)
+// CreateJSONLines creates (or truncates) the file at path.
+func CreateJSONLines(path string) (*JSONLines, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create output: %w", err)
+	}
+	return newJSONLines(f, 1<<16), nil
+}
+
+func newJSONLines(f *os.File, size int) *JSONLines {
+	w := bufio.NewWriterSize(f, size)
+	return &JSONLines{f: f, w: w, enc: json.NewEncoder(w)}
+}
+
+// Encode writes v as JSON (encoding/json's Encoder, HTML escaping on) and
+// a newline.
+func (j *JSONLines) Encode(v any) error { return j.enc.Encode(v) }
+
+// Close flushes the buffer and closes the file.
+func (j *JSONLines) Close() error {
+	err := j.w.Flush()
+	if cerr := j.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -101,3 +101,84 @@ func TestCreateRejectsUnknownExtension(t *testing.T) {
 		t.Error("want an error for .parquet")
 	}
 }
+
+// The bytes are pinned: ferry's users parse these files.
+func TestJSONLBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.jsonl")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &workload.Output{Dim: 2, Vecs: []float32{0.5, -1, 0, 0, 3, 4}}
+	if err := w.Write(7, out, []bool{false, true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"index":7,"vec":[0.5,-1]}`+"\n"+`{"index":9,"vec":[3,4]}`+"\n"; got != want {
+		t.Errorf("file = %q, want %q", got, want)
+	}
+}
+
+func TestJSONLines(t *testing.T) {
+	tests := []struct {
+		name string
+		recs []any
+		want string
+	}{
+		{name: "none", recs: nil, want: ""},
+		{name: "records", recs: []any{
+			struct {
+				Index int64  `json:"index"`
+				Note  string `json:"note,omitempty"`
+			}{Index: 1, Note: "a <b> & c"},
+			map[string]int{"n": 2},
+		}, want: `{"index":1,"note":"a \u003cb\u003e \u0026 c"}` + "\n" + `{"n":2}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "d.jsonl")
+			w, err := CreateJSONLines(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range tt.recs {
+				if err := w.Encode(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(b); got != tt.want {
+				t.Errorf("file = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteFunc(t *testing.T) {
+	var got []int64
+	var w Writer = WriteFunc(func(first int64, _ *workload.Output, failed []bool) error {
+		got = append(got, first, int64(len(failed)))
+		return nil
+	})
+	if err := w.Write(3, &workload.Output{}, []bool{false, true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != 3 || got[1] != 2 {
+		t.Errorf("Write saw %v, want [3 2]", got)
+	}
+}

@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -104,6 +106,24 @@ type Doc struct {
 	Chunks  int    // chunks, and so LLM calls, it took
 	Summary string // the chunk summaries in chunk order, one per line
 	Err     error  // nil = merged; else why the document failed
+}
+
+// Record is a Doc as one line of JSON: ferry pipeline --out writes one per
+// document, in input order, through a sink.JSONLines.
+type Record struct {
+	Index   int64  `json:"index"`
+	Chunks  int    `json:"chunks"`
+	Summary string `json:"summary,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Record returns d as a Record: its error as text.
+func (d Doc) Record() Record {
+	r := Record{Index: d.Index, Chunks: d.Chunks, Summary: d.Summary}
+	if d.Err != nil {
+		r.Error = d.Err.Error()
+	}
+	return r
 }
 
 // Stage is what one stage did.
@@ -196,7 +216,7 @@ type run struct {
 
 // Run runs the pipeline over src, chunking on backend and calling client.
 // It returns the statistics even on error (partial on interrupt).
-func Run(ctx context.Context, cfg Config, src coordinator.Source, backend coordinator.Backend, client *llm.Client) (*Stats, error) {
+func Run(ctx context.Context, cfg Config, src corpus.Source, backend coordinator.Backend, client *llm.Client) (*Stats, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -221,7 +241,7 @@ func Run(ctx context.Context, cfg Config, src coordinator.Source, backend coordi
 	g.Go(func() error {
 		defer close(chunkDone)
 		defer close(r.calls) // the sink, its only sender, has returned
-		st, err := coordinator.Run(gctx, cfg.Chunk, textSource{src, r}, backend, r)
+		st, err := coordinator.Run(gctx, cfg.Chunk, textSource{src, r}, backend, sink.WriteFunc(r.Write))
 		chunkStats = st
 		if errors.Is(err, coordinator.ErrDocsFailed) {
 			return nil // each failed document went to the merge as failed
@@ -261,22 +281,26 @@ func Run(ctx context.Context, cfg Config, src coordinator.Source, backend coordi
 // textSource keeps each document's text for the sink, which gets only
 // the chunk spans, and counts documents into the chunk stage.
 type textSource struct {
-	src coordinator.Source
-	r   *run
+	corpus.Source
+	r *run
 }
 
-func (s textSource) Next() (string, error) {
-	text, err := s.src.Next()
+func (s textSource) Next() (corpus.Doc, error) {
+	d, err := s.Source.Next()
 	if err != nil {
-		return text, err
+		return d, err
 	}
 	s.r.mu.Lock()
-	s.r.texts[s.r.read] = text
+	s.r.texts[s.r.read] = d.Text
 	s.r.read++
 	s.r.mu.Unlock()
 	s.r.track.add(stageChunk, 1)
-	return text, nil
+	return d, nil
 }
+
+// Len is -1 whatever src knows: the chunk stage has always cut its batches
+// without a known end.
+func (s textSource) Len() int64 { return -1 }
 
 // Write is the chunk stage's sink: it gets chunk spans in input order and
 // hands each chunk to the LLM stage (a document without chunks straight

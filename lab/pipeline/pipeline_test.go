@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
@@ -20,9 +22,9 @@ import (
 	"github.com/ferrylab/ferry/workload"
 )
 
-// corpus is n documents of varied length: some with no tokens, most with
+// texts is n documents of varied length: some with no tokens, most with
 // one to four chunks of 16 tokens.
-func corpus(n int) []string {
+func texts(n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		var b strings.Builder
@@ -117,12 +119,12 @@ func runPipeline(t *testing.T, cfg pipeline.Config, b coordinator.Backend, c *ll
 	defer cancel()
 	var got []pipeline.Doc
 	cfg.OnDoc = func(d pipeline.Doc) error { got = append(got, d); return nil }
-	st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
+	st, err := pipeline.Run(ctx, cfg, corpus.Slice(list), b, c)
 	return st, got, err
 }
 
 func TestModesGiveIdenticalResults(t *testing.T) {
-	list := corpus(150)
+	list := texts(150)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: 2 * time.Millisecond})
 	want, chunks := expected(t, m, list, chunkParams)
 	var digest string
@@ -186,7 +188,7 @@ func checkStages(t *testing.T, st *pipeline.Stats, docs, calls int64) {
 }
 
 func TestTinyWindowStillFinishes(t *testing.T) {
-	list := corpus(60)
+	list := texts(60)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: time.Millisecond})
 	maxChunks := 0
 	for _, d := range list {
@@ -229,7 +231,7 @@ func TestTinyWindowStillFinishes(t *testing.T) {
 }
 
 func TestBadEndpointsFailDocumentsNotTheRun(t *testing.T) {
-	list := corpus(40)
+	list := texts(40)
 	refused := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -286,7 +288,7 @@ func TestBadEndpointsFailDocumentsNotTheRun(t *testing.T) {
 }
 
 func TestPoisonDocumentFailsAlone(t *testing.T) {
-	list := corpus(50)
+	list := texts(50)
 	bad := 17
 	_, url := mockServer(t, llm.MockConfig{})
 	p := chunkParams
@@ -305,7 +307,7 @@ func TestPoisonDocumentFailsAlone(t *testing.T) {
 }
 
 func TestCancelEndsPromptly(t *testing.T) {
-	list := corpus(400)
+	list := texts(400)
 	m, url := mockServer(t, llm.MockConfig{LatencyP50: time.Hour})
 	b, c := backend(t, coordinator.ModeGoroutines), client(t, url, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -317,7 +319,7 @@ func TestCancelEndsPromptly(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		st, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), b, c)
+		st, err := pipeline.Run(ctx, cfg, corpus.Slice(list), b, c)
 		done <- result{st, err}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
@@ -342,7 +344,7 @@ func TestCancelEndsPromptly(t *testing.T) {
 }
 
 func TestOnDocErrorEndsRun(t *testing.T) {
-	list := corpus(200)
+	list := texts(200)
 	_, url := mockServer(t, llm.MockConfig{})
 	boom := errors.New("disk full")
 	cfg := pipeline.Config{Chunk: coordinator.Config{BatchSize: 10, Params: chunkParams}, Concurrency: 4, Window: 2, MergeDim: 8,
@@ -354,8 +356,33 @@ func TestOnDocErrorEndsRun(t *testing.T) {
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := pipeline.Run(ctx, cfg, coordinator.NewSliceSource(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
+	_, err := pipeline.Run(ctx, cfg, corpus.Slice(list), backend(t, coordinator.ModeGoroutines), client(t, url, 1))
 	if !errors.Is(err, boom) {
 		t.Errorf("err = %v, want %v", err, boom)
+	}
+}
+
+// A Record's JSON is ferry pipeline --out's line format; the bytes are pinned.
+func TestDocRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  pipeline.Doc
+		want string
+	}{
+		{name: "merged", doc: pipeline.Doc{Index: 3, Chunks: 2, Summary: "a <b>\nc"},
+			want: `{"index":3,"chunks":2,"summary":"a \u003cb\u003e\nc"}`},
+		{name: "failed", doc: pipeline.Doc{Index: 4, Err: errors.New("chunk 0: boom")},
+			want: `{"index":4,"chunks":0,"error":"chunk 0: boom"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.doc.Record())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(b); got != tt.want {
+				t.Errorf("json = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

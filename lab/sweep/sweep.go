@@ -11,7 +11,6 @@ package sweep
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -372,13 +371,9 @@ type calibration struct {
 
 func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.Stats, error) {
 	cfg := s.cfg.jobConfig(p)
-	var backend coordinator.Backend
-	var err error
-	if p.Mode == coordinator.ModeProcesses {
-		backend, err = coordinator.NewProcesses(s.cfg.NC, cfg, p.Workers, s.cfg.Log)
-	} else {
-		backend, err = coordinator.NewLocal(p.Mode, p.Workers, p.Codec)
-	}
+	backend, err := coordinator.NewBackend(coordinator.BackendConfig{
+		Mode: p.Mode, Job: cfg, Conn: s.cfg.NC, Expect: p.Workers, Log: s.cfg.Log,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -392,9 +387,9 @@ func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.St
 		}
 		s.gens[p.DocBytes] = gen
 	}
-	var src coordinator.Source = &genSource{g: gen, n: docs}
+	var src corpus.Source = gen.Head(docs) // Len lets auto batching shrink batches near the end
 	if texts := s.pregenerated(gen, p.DocBytes, docs); texts != nil {
-		src = coordinator.NewSliceSource(texts)
+		src = corpus.Slice(texts)
 	}
 	return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
 }
@@ -415,23 +410,6 @@ func (s *sweeper) pregenerated(gen *corpus.Generator, docBytes int, n int64) []s
 	s.texts[docBytes] = have
 	return have[:n]
 }
-
-// genSource yields the first n documents of the generated corpus; Len
-// lets auto batching shrink batches near the end.
-type genSource struct {
-	g    *corpus.Generator
-	n, i int64
-}
-
-func (s *genSource) Next() (string, error) {
-	if s.i >= s.n {
-		return "", io.EOF
-	}
-	s.i++
-	return s.g.Doc(s.i - 1).Text, nil
-}
-
-func (s *genSource) Len() int64 { return s.n }
 
 // warmUp runs every worker of the pool once (first batches pay for spin's
 // calibration and cold caches) so no measured run does.
