@@ -5,7 +5,7 @@
 // where the time went.
 //
 // It does not parse flags or config files (cmd/ferry does) and it does not
-// start brokers or worker processes (broker and the spawner in cmd/ferry do).
+// start brokers or worker processes (broker, fleet and internal/spawn do).
 package coordinator
 
 import (
