@@ -47,6 +47,9 @@ func RunPipeline(ctx context.Context, cfg PipelineConfig) (err error) {
 	if err := cfg.Job.Validate(); err != nil {
 		return err
 	}
+	if err := checkOut(cfg.Out, cfg.Input); err != nil {
+		return err
+	}
 	client, ep, err := cfg.Endpoint.start(ctx, log)
 	if err != nil {
 		return err
@@ -111,11 +114,7 @@ func runPipelineMode(ctx context.Context, env *runEnv, cfg PipelineConfig, mode 
 	}
 	env.log.Debug("pipeline start", "mode", mode)
 	st, err := pipeline.Run(ctx, pcfg, src, backend, client)
-	if out != nil {
-		if cerr := out.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close output: %w", cerr)
-		}
-	}
+	err = finishOut(out, err)
 	if st != nil {
 		env.log.Info("pipeline done", "mode", mode, "docs", st.Docs, "chunks", st.Chunks,
 			"wall", st.Wall.Round(time.Millisecond), "overlap", strconv.FormatFloat(st.Overlap(), 'f', 2, 64))

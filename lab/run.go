@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"reflect"
 	"slices"
 	"time"
 
@@ -86,6 +88,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if len(cfg.Modes) == 0 {
 		return fmt.Errorf("%w: modes: none given", coordinator.ErrInvalidConfig)
+	}
+	if err := checkOut(cfg.Out, cfg.Input); err != nil {
+		return err
 	}
 	env := runEnv{cfg: cfg, log: cfg.Logger}
 	if slices.Contains(cfg.Modes, coordinator.ModeProcesses) {
@@ -250,10 +255,12 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 		src = s
 	}
 	var out sink.Writer = sink.Discard{}
+	var file *sink.File
 	if writeOut && e.cfg.Out != "" {
-		if out, err = sink.Create(e.cfg.Out); err != nil {
+		if file, err = sink.Create(e.cfg.Out); err != nil {
 			return nil, err
 		}
+		out = file
 	}
 	cfg := e.cfg.Job
 	if e.cfg.Progress != nil {
@@ -274,8 +281,8 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 	if js, ok := backend.(coordinator.Resumable); ok && e.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
 		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
 	}
-	if cerr := out.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close output: %w", cerr)
+	if err = finishOut(file, err); err == nil {
+		err = out.Close()
 	}
 	if st != nil {
 		e.log.Info("mode done", "mode", mode, "docs", st.Docs, "wall", st.Wall.Round(time.Millisecond), "docs_per_s", int(st.DocsPerSec()))
@@ -343,4 +350,47 @@ func measureFloor(ctx context.Context, nc *nats.Conn, job coordinator.Config, ec
 		fp[len(fp)-1].SetCPU(cost)
 	}
 	return fp, nil
+}
+
+// outFile is an output that appears at its path only on Commit.
+type outFile interface {
+	Commit() error
+	Close() error
+	Partial() string
+}
+
+// finishOut commits the output of a run that ended well (or with only
+// some documents failed, each reported by index), or keeps what was
+// written as the partial file, named in the error.
+func finishOut(f outFile, runErr error) error {
+	if f == nil || reflect.ValueOf(f).IsNil() {
+		return runErr
+	}
+	if runErr == nil || errors.Is(runErr, coordinator.ErrDocsFailed) {
+		if err := f.Commit(); err != nil {
+			return errors.Join(runErr, fmt.Errorf("close output: %w", err))
+		}
+		return runErr
+	}
+	if err := f.Close(); err != nil {
+		return errors.Join(runErr, fmt.Errorf("close output: %w", err))
+	}
+	return fmt.Errorf("%w (output not written; what was done is in %s)", runErr, f.Partial())
+}
+
+// checkOut refuses an output that is the input itself (the same path, a
+// symlink to it or a hard link): the run would truncate what it reads.
+func checkOut(out string, in Input) error {
+	if out == "" || in.Path == "" {
+		return nil
+	}
+	oi, err := os.Stat(out)
+	if err != nil {
+		return nil // no such file yet: it cannot be the input
+	}
+	ii, err := os.Stat(in.Path)
+	if err == nil && os.SameFile(oi, ii) {
+		return fmt.Errorf("%w: out=%s: is the input (%s); write the results elsewhere", coordinator.ErrInvalidConfig, out, in.Path)
+	}
+	return nil
 }

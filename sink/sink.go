@@ -9,6 +9,7 @@ package sink
 
 import (
 	"bufio"
+	"errors"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -49,21 +50,95 @@ type Discard struct{}
 func (Discard) Write(int64, *workload.Output, []bool) error { return nil }
 func (Discard) Close() error                                { return nil }
 
-// Create opens path and picks the format from its extension: .npy or .jsonl.
-func Create(path string) (Writer, error) {
-	f, err := os.Create(path)
+// Create starts the output file at path and picks the format from its
+// extension: .npy or .jsonl. Results go to a temporary file in the same
+// folder; Commit renames it onto path, so nothing at path changes until the
+// job succeeded.
+func Create(path string) (*File, error) {
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext != ".npy" && ext != ".jsonl" && ext != ".json" && ext != ".ndjson" {
+		return nil, fmt.Errorf("output %s: unknown extension (want .npy or .jsonl)", path)
+	}
+	f, a, err := createTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
+		return nil, err
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".npy":
-		return newNPY(f)
-	case ".jsonl", ".json", ".ndjson":
-		return &JSONL{lines: newJSONLines(f, 1<<20)}, nil
+	var w Writer
+	if ext == ".npy" {
+		if w, err = newNPY(f); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, err
+		}
+	} else {
+		w = &JSONL{lines: newJSONLines(f, 1<<20)}
 	}
-	f.Close()
-	os.Remove(path)
-	return nil, fmt.Errorf("output %s: unknown extension (want .npy or .jsonl)", path)
+	return &File{Writer: w, atomic: a}, nil
+}
+
+// File is an output file written under a temporary name beside its path.
+// Commit closes it and renames it onto the path; Close without Commit
+// keeps what was written as Partial (a failed or interrupted run never
+// destroys an earlier output).
+type File struct {
+	Writer
+	atomic
+}
+
+// Commit finishes the file and renames it onto its path.
+func (f *File) Commit() error { return f.commit(f.Writer.Close) }
+
+// Close finishes the file as Partial unless Commit was called.
+func (f *File) Close() error { return f.abandon(f.Writer.Close) }
+
+// atomic is a temporary file that becomes path on commit, or
+// path.partial when abandoned.
+type atomic struct {
+	path, tmp string
+	done      bool
+}
+
+// createTemp creates the temporary file for path, in path's folder so the
+// rename stays on one file system.
+func createTemp(path string) (*os.File, atomic, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, atomic{}, fmt.Errorf("create output: %w", err)
+	}
+	_ = f.Chmod(0o644) // CreateTemp makes it 0600; an output is as readable as os.Create's
+	return f, atomic{path: path, tmp: f.Name()}, nil
+}
+
+// Partial is where Close without Commit leaves the output.
+func (a *atomic) Partial() string { return a.path + ".partial" }
+
+func (a *atomic) commit(closeFile func() error) error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	if err := closeFile(); err != nil {
+		os.Remove(a.tmp)
+		return err
+	}
+	if err := os.Rename(a.tmp, a.path); err != nil {
+		os.Remove(a.tmp)
+		return fmt.Errorf("output %s: %w", a.path, err)
+	}
+	return nil
+}
+
+func (a *atomic) abandon(closeFile func() error) error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	err := closeFile()
+	if rerr := os.Rename(a.tmp, a.Partial()); rerr != nil {
+		os.Remove(a.tmp)
+		err = errors.Join(err, rerr)
+	}
+	return err
 }
 
 // JSONL writes one JSON object per document that has a result:
@@ -120,15 +195,19 @@ type JSONLines struct {
 	f   *os.File
 	w   *bufio.Writer
 	enc *json.Encoder
+	atomic
 }
 
-// CreateJSONLines creates (or truncates) the file at path.
+// CreateJSONLines starts the file at path, written as File is: under a
+// temporary name, renamed onto path by Commit, kept as Partial by Close.
 func CreateJSONLines(path string) (*JSONLines, error) {
-	f, err := os.Create(path)
+	f, a, err := createTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("create output: %w", err)
+		return nil, err
 	}
-	return newJSONLines(f, 1<<16), nil
+	j := newJSONLines(f, 1<<16)
+	j.atomic = a
+	return j, nil
 }
 
 func newJSONLines(f *os.File, size int) *JSONLines {
@@ -140,8 +219,19 @@ func newJSONLines(f *os.File, size int) *JSONLines {
 // a newline.
 func (j *JSONLines) Encode(v any) error { return j.enc.Encode(v) }
 
-// Close flushes the buffer and closes the file.
+// Commit flushes and closes the file and renames it onto its path.
+func (j *JSONLines) Commit() error { return j.commit(j.close) }
+
+// Close flushes and closes the file; one made by CreateJSONLines is kept
+// as Partial unless Commit was called.
 func (j *JSONLines) Close() error {
+	if j.tmp == "" {
+		return j.close()
+	}
+	return j.abandon(j.close)
+}
+
+func (j *JSONLines) close() error {
 	err := j.w.Flush()
 	if cerr := j.f.Close(); err == nil {
 		err = cerr

@@ -22,7 +22,7 @@ func TestNPYStreamsRowsAndFixesShape(t *testing.T) {
 	// Two writes of 2 and 3 documents, dim 3; document 3 failed and is skipped.
 	w.Write(0, &workload.Output{Dim: 3, Vecs: []float32{1, 2, 3, 4, 5, 6}}, []bool{false, false})
 	w.Write(2, &workload.Output{Dim: 3, Vecs: []float32{7, 8, 9, 0, 0, 0, 10, 11, 12}}, []bool{false, true, false})
-	if err := w.Close(); err != nil {
+	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -77,7 +77,7 @@ func TestJSONLRecords(t *testing.T) {
 	if err := w.Write(10, out, []bool{false, true, false}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := os.Open(path)
@@ -113,7 +113,7 @@ func TestJSONLBytes(t *testing.T) {
 	if err := w.Write(7, out, []bool{false, true, false}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -152,7 +152,7 @@ func TestJSONLines(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := w.Close(); err != nil {
+			if err := w.Commit(); err != nil {
 				t.Fatal(err)
 			}
 			b, err := os.ReadFile(path)
@@ -180,5 +180,41 @@ func TestWriteFunc(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != 3 || got[1] != 2 {
 		t.Errorf("Write saw %v, want [3 2]", got)
+	}
+}
+
+// TestFailedRunKeepsEarlierOutput: an output is renamed onto its path only
+// on Commit; Close without it leaves the earlier file untouched and the
+// partial result beside it, with a valid .npy header.
+func TestFailedRunKeepsEarlierOutput(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "good.npy")
+	if err := os.WriteFile(path, []byte("earlier results"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &workload.Output{Dim: 2, Vecs: []float32{1, 2}}
+	if err := w.Write(0, out, []bool{false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "earlier results" {
+		t.Errorf("%s = %q after a failed run, want the earlier results", path, got)
+	}
+	partial, err := os.ReadFile(w.Partial())
+	if err != nil {
+		t.Fatalf("partial output: %v", err)
+	}
+	if !strings.HasPrefix(string(partial), "\x93NUMPY") || !strings.Contains(string(partial), "'shape': (1, 2)") {
+		t.Errorf("partial %q: want an .npy header of shape (1, 2)", partial[:min(len(partial), 80)])
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("folder holds %d files, want the output and its partial (no temporary left)", len(entries))
 	}
 }
