@@ -26,7 +26,10 @@ type Report struct {
 	Manifest         Manifest       `json:"manifest"`
 	Modes            []Mode         `json:"modes"`
 	IdenticalResults bool           `json:"identical_results"` // every mode produced the same digest
-	Floor            []FloorPoint   `json:"transport_floor,omitempty"`
+	// NotCompared names the modes that failed, whose results cannot be
+	// compared; IdenticalResults is then false. Empty when every mode ran.
+	NotCompared []string     `json:"not_compared,omitempty"`
+	Floor       []FloorPoint `json:"transport_floor,omitempty"`
 }
 
 // Manifest describes the machine and build a run was measured on.
@@ -137,6 +140,12 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m := Mode{}
 		if i < len(errs) && errs[i] != nil {
 			m.Error = errs[i].Error()
+			r.IdenticalResults = false
+			if s != nil {
+				r.NotCompared = append(r.NotCompared, s.Mode)
+			} else {
+				r.NotCompared = append(r.NotCompared, fmt.Sprintf("mode %d", i+1))
+			}
 		}
 		if s == nil {
 			r.IdenticalResults = false

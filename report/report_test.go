@@ -102,3 +102,27 @@ func TestJSONSchemaKeys(t *testing.T) {
 		t.Error("stages.transport.p99_us missing")
 	}
 }
+
+// TestVerdictNamesFailedModes: a mode that failed cannot be compared, so
+// the verdict says n/a and names it instead of "yes".
+func TestVerdictNamesFailedModes(t *testing.T) {
+	ok := &coordinator.Stats{Mode: "serial", Digest: "d1"}
+	failed := &coordinator.Stats{Mode: "processes", Digest: "d1"}
+	for _, tt := range []struct {
+		name  string
+		stats []*coordinator.Stats
+		errs  []error
+		want  string
+	}{
+		{"all ran", []*coordinator.Stats{ok, failed}, []error{nil, nil}, "identical results across modes: yes"},
+		{"one failed", []*coordinator.Stats{ok, failed}, []error{nil, errors.New("no reply in time")}, "identical results across modes: n/a (failed: processes)"},
+		{"only mode failed", []*coordinator.Stats{failed}, []error{errors.New("x")}, "identical results across modes: n/a (failed: processes)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := New(machine.Info{}, nil, tt.stats, tt.errs)
+			if got := r.Verdict(); got != tt.want {
+				t.Errorf("verdict = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

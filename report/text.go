@@ -95,11 +95,7 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	writeFloor(w, r.Floor)
 	writeBoundaryCPU(w, r)
-	verdict := "identical results across modes: yes"
-	if !r.IdenticalResults {
-		verdict = "identical results across modes: NO (digests differ)"
-	}
-	_, err := fmt.Fprintf(w, "\n%s\n", verdict)
+	_, err := fmt.Fprintf(w, "\n%s\n", r.Verdict())
 	return err
 }
 
@@ -164,4 +160,16 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// Verdict is the report's last line: whether every mode produced the same
+// results, or why they cannot be compared.
+func (r *Report) Verdict() string {
+	switch {
+	case len(r.NotCompared) > 0:
+		return "identical results across modes: n/a (failed: " + strings.Join(r.NotCompared, ", ") + ")"
+	case !r.IdenticalResults:
+		return "identical results across modes: NO (digests differ)"
+	}
+	return "identical results across modes: yes"
 }
