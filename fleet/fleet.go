@@ -261,3 +261,16 @@ func spinEnv(name string) []string {
 	}
 	return []string{workload.SpinRateEnv + "=" + strconv.FormatFloat(workload.SpinIterationsPerUs(), 'g', -1, 64)}
 }
+
+// Supervise runs n child processes of this executable with args (a
+// `worker --procs 1 ...` line, say) and env until ctx is done, restarting
+// any that exit, then stops them all.
+func Supervise(ctx context.Context, args, env []string, n int, log *slog.Logger) error {
+	pool, err := spawn.Start(ctx, spawn.Config{Args: args, Env: env, Procs: n, Logger: log, Restart: true})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	pool.Stop()
+	return nil
+}

@@ -18,11 +18,13 @@ import (
 
 // BenchConfig configures RunBenchTransport.
 type BenchConfig struct {
-	Sizes      []int       // payload sizes in bytes; nil = floor.DefaultSizes()
-	RoundTrips int         // timed round trips per size, each side; at least 1
-	Codec      proto.Codec // ferry's side of the wire; built with MaxPayload as its bound
-	Python     string      // "auto", "off" or an interpreter path
-	MaxPayload int         // the embedded broker's max_payload; 0 = its default
+	Sizes      []int        // payload sizes in bytes; nil = floor.DefaultSizes()
+	RoundTrips int          // timed round trips per size, each side; at least 1
+	Codec      string       // ferry's side of the wire: proto.CodecNames; "" = packed
+	Compress   string       // "" (off) or s2
+	Limits     proto.Limits // what ferry's decoders accept
+	Python     string       // "auto", "off" or an interpreter path
+	MaxPayload int          // the embedded broker's max_payload; 0 = its default
 	Report     map[string]any
 	Format     string
 	Stdout     io.Writer
@@ -51,6 +53,10 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 	if cfg.RoundTrips < 1 {
 		return fmt.Errorf("%w: roundtrips=%d: must be at least 1", coordinator.ErrInvalidConfig, cfg.RoundTrips)
 	}
+	codec, err := wireCodec(coordinator.Config{Codec: cfg.Codec, Compress: cfg.Compress, Limits: cfg.Limits}.WithDefaults(), limit)
+	if err != nil {
+		return fmt.Errorf("%w: codec=%s compress=%s: %v", coordinator.ErrInvalidConfig, cfg.Codec, cfg.Compress, err)
+	}
 	python, err := floor.FindPython(cfg.Python)
 	switch {
 	case errors.Is(err, floor.ErrNoPython):
@@ -63,7 +69,7 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 		return err
 	}
 	defer f.Close()
-	points, err := floor.MeasureWorker(ctx, f.Conn(), cfg.Codec, floor.Config{Sizes: cfg.Sizes, RoundTrips: cfg.RoundTrips, EchoSubject: f.Echo().Subject})
+	points, err := floor.MeasureWorker(ctx, f.Conn(), codec, floor.Config{Sizes: cfg.Sizes, RoundTrips: cfg.RoundTrips, EchoSubject: f.Echo().Subject})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,26 @@ type Input struct {
 	Gen    corpus.GenConfig // the generated corpus, when Path is ""
 }
 
+// Validate checks the input's keys, naming the one at fault.
+func (in Input) Validate() error {
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", coordinator.ErrInvalidConfig, key, v, why)
+	}
+	switch {
+	case in.Gen.Docs < 0:
+		return bad("docs", in.Gen.Docs, "must be positive")
+	case in.Gen.Words < 0:
+		return bad("doc_words", in.Gen.Words, "must be at least 1")
+	case in.Gen.DocBytes < 0:
+		return bad("doc_bytes", in.Gen.DocBytes, "must be positive")
+	case in.Limits.MaxDocBytes < 0:
+		return bad("max_doc_bytes", in.Limits.MaxDocBytes, "must be at least 1")
+	case in.Limits.MaxDocs < 0:
+		return bad("max_docs", in.Limits.MaxDocs, "must be positive (0 = unlimited)")
+	}
+	return nil
+}
+
 // open opens the input.
 func (in Input) open() (corpus.Source, error) {
 	if in.Path != "" {

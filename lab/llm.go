@@ -7,7 +7,6 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/machine"
+	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/report"
 )
@@ -47,22 +47,7 @@ func (e endpoint) close() error {
 }
 
 // shown is the URL as logs and reports print it: no user info, no query.
-func (e endpoint) shown() string { return RedactURL(e.url) }
-
-// RedactURL hides user info and the query string, where keys hide.
-func RedactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparsable url>"
-	}
-	if u.User != nil {
-		u.User = url.User("***")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "***"
-	}
-	return u.String()
-}
+func (e endpoint) shown() string { return natsconn.Redact(e.url) }
 
 // start starts the in-process mock unless URL is set and returns a client
 // for the endpoint. The caller calls ep.close when done.

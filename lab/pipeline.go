@@ -44,10 +44,7 @@ func (p pipelineRun) String() string { return string(p) }
 // returns the first error (after the report).
 func RunPipeline(ctx context.Context, cfg PipelineConfig) (err error) {
 	log := orDiscard(cfg.Logger)
-	if err := cfg.Job.Validate(); err != nil {
-		return err
-	}
-	if err := checkOut(cfg.Out, cfg.Input); err != nil {
+	if err := (Config{Job: cfg.Job, Modes: cfg.Modes, Input: cfg.Input, Out: cfg.Out, Format: cfg.Format}).Validate(); err != nil {
 		return err
 	}
 	client, ep, err := cfg.Endpoint.start(ctx, log)

@@ -19,13 +19,16 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/machine"
+	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/lab/floor"
+	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/sink"
@@ -42,15 +45,17 @@ type Config struct {
 	Input    Input              // the documents
 	Out      string             // write the last mode's results to this file; "" = none
 
-	// Where processes mode runs. With NATS nil, Run starts a local fleet
-	// (Fleet: embedded broker, Job.Workers worker processes, the echo).
-	// With NATS set, workers are already attached to that broker: Run waits
-	// for ExpectWorkers of them, and measures the floor only when EchoEnv
-	// is set (the echo's connection settings, fleet.ChildEnv).
+	// Where processes mode runs. With NATSURL empty, Run starts a local
+	// fleet (Fleet: embedded broker, Job.Workers worker processes, the
+	// echo). With NATSURL set, workers are already attached to that broker
+	// (ferry coordinator): Run connects as Auth, waits for ExpectWorkers of
+	// them, and measures the floor only when Auth is anonymous (its echo
+	// must subscribe, which a broker's coordinator role does not allow).
 	Fleet         fleet.Config
-	NATS          *nats.Conn
-	ExpectWorkers int      // with NATS; 0 = Job.Workers
-	EchoEnv       []string // with NATS; nil = no floor
+	NATSURL       string
+	Auth          natsconn.Auth
+	ExpectWorkers int    // with NATSURL; 0 = Job.Workers
+	MetricsAddr   string // with NATSURL: serve the coordinator's Prometheus metrics here; "" = off
 
 	Report   map[string]any // the configuration echoed in the report
 	Format   string         // report format (report.Formats); "" = text
@@ -74,22 +79,45 @@ func (c *Config) withDefaults() {
 	if len(c.Dispatch) == 0 {
 		c.Dispatch = []string{coordinator.DispatchRequest}
 	}
+	c.Dispatch = slices.Compact(c.Dispatch)
 	if c.ExpectWorkers == 0 {
 		c.ExpectWorkers = c.Job.Workers
 	}
+}
+
+// Validate checks the configuration, naming the key at fault.
+func (c Config) Validate() error {
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", coordinator.ErrInvalidConfig, key, v, why)
+	}
+	modes := strings.Join(c.Modes, ",")
+	dispatch := []string{coordinator.DispatchRequest, coordinator.DispatchJetStream}
+	switch {
+	case len(c.Modes) == 0:
+		return bad("modes", modes, "no mode given")
+	case slices.ContainsFunc(c.Modes, func(m string) bool { return !slices.Contains(coordinator.Modes(), m) }):
+		return bad("modes", modes, "want some of "+strings.Join(coordinator.Modes(), ", "))
+	case slices.ContainsFunc(c.Dispatch, func(d string) bool { return !slices.Contains(dispatch, d) }):
+		return bad("dispatch", strings.Join(c.Dispatch, ","), "want request, jetstream, or both")
+	case c.JobID != "" && !proto.ValidJobID(c.JobID):
+		return bad("job_id", c.JobID, "want 1 to 64 letters, digits, '-' or '_'")
+	case c.Format != "" && !slices.Contains(report.Formats, c.Format):
+		return bad("format", c.Format, "must be one of "+strings.Join(report.Formats, ", "))
+	}
+	if err := c.Input.Validate(); err != nil {
+		return err
+	}
+	if err := checkOut(c.Out, c.Input); err != nil {
+		return err
+	}
+	return c.Job.Validate()
 }
 
 // Run runs the job once per mode, in order, writes the report and returns
 // the first error (after the report, so partial results are shown).
 func Run(ctx context.Context, cfg Config) error {
 	cfg.withDefaults()
-	if err := cfg.Job.Validate(); err != nil {
-		return err
-	}
-	if len(cfg.Modes) == 0 {
-		return fmt.Errorf("%w: modes: none given", coordinator.ErrInvalidConfig)
-	}
-	if err := checkOut(cfg.Out, cfg.Input); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	env := runEnv{cfg: cfg, log: cfg.Logger}
@@ -179,20 +207,8 @@ type runEnv struct {
 // broker of cfg.NATS. stop releases what it started.
 func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	cfg := e.cfg
-	if cfg.NATS != nil {
-		e.nc, e.resumable = cfg.NATS, true // the broker is external: its streams outlive this process
-		if cfg.EchoEnv == nil {
-			return func() {}, nil
-		}
-		echo, err := fleet.StartEcho(ctx, cfg.EchoEnv, e.log)
-		if err != nil {
-			e.log.Warn("no transport floor", "err", err)
-			return func() {}, nil
-		}
-		e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
-			return measureFloor(ctx, e.nc, cfg.Job, echo.Subject, st, nil) // the broker's CPU is not ours to read
-		}
-		return echo.Stop, nil
+	if cfg.NATSURL != "" {
+		return e.attachRemote(ctx)
 	}
 	fc := cfg.Fleet
 	fc.Workers, fc.Echo, fc.Workload = cfg.Job.Workers, true, cfg.Job.Workload
@@ -212,6 +228,50 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 		return measureFloor(ctx, e.nc, cfg.Job, echo.Subject, st, fleet.CPUClock{PIDs: echo.PIDs}.Now)
 	}
 	return f.Close, nil
+}
+
+// attachRemote connects to the broker of cfg.NATSURL, serves metrics, and
+// starts the floor's echo when the connection is anonymous.
+func (e *runEnv) attachRemote(ctx context.Context) (stop func(), err error) {
+	cfg := e.cfg
+	nc, err := natsconn.Connect(cfg.NATSURL, "ferry-coordinator", cfg.Auth, e.log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", coordinator.ErrInvalidConfig, err)
+	}
+	e.log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
+	e.nc, e.resumable = nc, true // the broker is external: its streams outlive this process
+	stops := []func(){nc.Close}
+	stop = func() {
+		slices.Reverse(stops)
+		for _, s := range stops {
+			s()
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		m := metrics.NewCoordinator()
+		e.cfg.Job.Observe = m.Observe
+		srv, err := metrics.Serve(cfg.MetricsAddr, m.Registry, nil, e.log)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("%w: metrics_addr=%s: %v", coordinator.ErrInvalidConfig, cfg.MetricsAddr, err)
+		}
+		stops = append(stops, func() { srv.Close() })
+		e.log.Info("metrics", "addr", srv.Addr().String())
+	}
+	if a := cfg.Auth; a.User != "" || a.Token != "" || a.NKeySeed != "" || a.CredsFile != "" {
+		e.log.Info("no transport floor: its echo needs an anonymous connection to the broker")
+		return stop, nil
+	}
+	echo, err := fleet.StartEcho(ctx, fleet.ChildEnv(cfg.NATSURL, cfg.Auth), e.log)
+	if err != nil {
+		e.log.Warn("no transport floor", "err", err)
+		return stop, nil
+	}
+	stops = append(stops, echo.Stop)
+	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
+		return measureFloor(ctx, e.nc, cfg.Job, echo.Subject, st, nil) // the broker's CPU is not ours to read
+	}
+	return stop, nil
 }
 
 // processesStats is the processes run's stats (request dispatch), if any.

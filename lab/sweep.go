@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ type SweepConfig struct {
 	Report    map[string]any
 	Format    string // text or json
 	Stdout    io.Writer
-	Progress  func(total int) (set func(r sweep.Record, done int), done func()) // nil = none
+	Progress  func(total int) (set func(desc string, done int), done func()) // nil = none
 	Logger    *slog.Logger
 }
 
@@ -42,6 +43,26 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 	cfg.Stdout = orStdout(cfg.Stdout)
 	sc := cfg.Sweep
 	sc.Log = log
+	switch {
+	case cfg.Format != "text" && cfg.Format != "json":
+		return fmt.Errorf("%w: format=%s: must be text or json", coordinator.ErrInvalidConfig, cfg.Format)
+	case sc.Repeats < 1:
+		return fmt.Errorf("%w: repeats=%d: must be at least 1", coordinator.ErrInvalidConfig, sc.Repeats)
+	case sc.PointTime <= 0:
+		return fmt.Errorf("%w: point_time=%s: must be positive", coordinator.ErrInvalidConfig, sc.PointTime)
+	}
+	if cfg.Recommend && len(sc.Workers) == 0 {
+		sc.Workers = []int{runtime.GOMAXPROCS(0)} // recommend: the usable cores
+	}
+	if cfg.Report == nil {
+		cfg.Report = map[string]any{}
+	}
+	for _, k := range []string{"batch", "batch_size", "docs", "input", "out", "max_docs", "workers", "expect_workers"} {
+		delete(cfg.Report, k) // each point sets its own
+	}
+	if cfg.Recommend && cfg.Docs > 0 {
+		cfg.Report["docs"] = cfg.Docs
+	}
 	if cfg.Recommend && (!slices.Contains(sc.Modes, coordinator.ModeGoroutines) || !slices.Contains(sc.Modes, coordinator.ModeProcesses)) {
 		return fmt.Errorf("%w: modes=%s: recommend compares goroutines with processes; list both", coordinator.ErrInvalidConfig, strings.Join(sc.Modes, ","))
 	}
@@ -73,12 +94,12 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 	if err := sc.Validate(); err != nil {
 		return err
 	}
-	set, done := func(sweep.Record, int) {}, func() {}
+	set, done := func(string, int) {}, func() {}
 	if cfg.Progress != nil {
 		set, done = cfg.Progress(len(sc.Points()) * max(sc.Repeats, 1))
 	}
 	sc.OnRecord = func(r sweep.Record, n, _ int) error {
-		set(r, n)
+		set(fmt.Sprintf("%-10s w=%d b=%-4s", r.Mode, r.Workers, r.Batch()), n)
 		if records != nil {
 			return records.Write(r)
 		}

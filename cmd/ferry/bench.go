@@ -2,27 +2,24 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 
-	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/internal/list"
 	"github.com/ferrylab/ferry/lab"
 	"github.com/ferrylab/ferry/proto"
-	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
 )
 
 type benchOptions struct {
-	logOpts     `mapstructure:",squash"`
-	Sizes       string `mapstructure:"sizes"`
-	RoundTrips  int    `mapstructure:"roundtrips"`
-	Python      string `mapstructure:"python"`
-	Codec       string `mapstructure:"codec"`
-	Compress    string `mapstructure:"compress"`
-	MaxDocBytes int    `mapstructure:"max_doc_bytes"`
-	Format      string `mapstructure:"format"`
-	MaxPayload  int    `mapstructure:"max_payload"`
+	logOpts     `mapstructure:",squash" flags:"root"`
+	fleetOpts   `mapstructure:",squash"`
+	Sizes       string `mapstructure:"sizes" help:"payload sizes, comma separated, with optional B, KiB or MiB suffix (default 64 B to 4 MiB in powers of 4)"`
+	RoundTrips  int    `mapstructure:"roundtrips" help:"timed round trips per size, each side"`
+	Python      string `mapstructure:"python" help:"Python ProcessPoolExecutor baseline: auto (python3 on PATH, skipped if none), off, or an interpreter path"`
+	Codec       string `mapstructure:"codec" help:"wire codec for ferry's side: packed, msgpack"`
+	Compress    string `mapstructure:"compress" help:"compress ferry's batches and results: \"\" (off) or s2"`
+	MaxDocBytes int    `mapstructure:"max_doc_bytes" help:"largest document a decoder accepts"`
+	Format      string `mapstructure:"format" short:"f" help:"report format: text, json, csv"`
 }
 
 func newCmdBench() *cobra.Command {
@@ -56,21 +53,14 @@ this machine today (--python off skips it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o benchOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runBenchTransport(cmd.Context(), cmd, &o)
 		},
 	}
-	fs := cmd.Flags()
-	fs.String("sizes", "", "payload sizes, comma separated, with optional B, KiB or MiB suffix (default 64 B to 4 MiB in powers of 4)")
-	fs.Int("roundtrips", 200, "timed round trips per size, each side")
-	fs.String("python", "auto", "Python ProcessPoolExecutor baseline: auto (python3 on PATH, skipped if none), off, or an interpreter path")
-	fs.String("codec", proto.CodecPacked, "wire codec for ferry's side: "+strings.Join(proto.CodecNames(), ", "))
-	fs.String("compress", "", `compress ferry's batches and results: "" (off) or s2`)
-	fs.Int("max-doc-bytes", proto.DefaultMaxDocBytes, "largest document a decoder accepts")
-	fs.StringP("format", "f", "text", "report format: "+strings.Join(report.Formats, ", "))
-	fs.Int("max-payload", broker.DefaultMaxPayload, "embedded broker's max message size in bytes")
+	cli.AddFlags(cmd.Flags(), benchOptions{fleetOpts: defaultFleet(), RoundTrips: 200, Python: "auto",
+		Codec: proto.CodecPacked, MaxDocBytes: proto.DefaultMaxDocBytes, Format: "text"})
 	return cmd
 }
 
@@ -79,40 +69,14 @@ func runBenchTransport(ctx context.Context, cmd *cobra.Command, o *benchOptions)
 	if err != nil {
 		return err
 	}
-	sizes, err := parseList(o.Sizes, "sizes", parseSize)
+	sizes, err := list.Parse(o.Sizes, "sizes", list.Size)
 	if err != nil {
 		return err
 	}
-	c, err := proto.NewCodec(o.Codec, proto.Limits{MaxDocBytes: o.MaxDocBytes})
-	if err != nil {
-		return invalid("codec", o.Codec, err.Error())
-	}
-	codec, err := proto.NewCompressed(c, o.Compress, o.MaxPayload)
-	if err != nil {
-		return invalid("compress", o.Compress, err.Error())
-	}
 	return lab.RunBenchTransport(ctx, lab.BenchConfig{
-		Sizes: sizes, RoundTrips: o.RoundTrips, Codec: codec, Python: o.Python, MaxPayload: o.MaxPayload,
+		Sizes: sizes, RoundTrips: o.RoundTrips, Codec: o.Codec, Compress: o.Compress,
+		Limits: proto.Limits{MaxDocBytes: o.MaxDocBytes}, Python: o.Python, MaxPayload: o.MaxPayload,
 		Report: map[string]any{"codec": o.Codec, "compress": o.Compress, "roundtrips": o.RoundTrips, "max_payload": o.MaxPayload},
 		Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	})
-}
-
-// parseSize parses "64", "1KiB" or "4MiB".
-func parseSize(f string) (int, error) {
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
-		if strings.HasSuffix(f, u.suffix) {
-			f, mult = strings.TrimSpace(strings.TrimSuffix(f, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(f)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%q is not a positive size", f)
-	}
-	return n * mult, nil
 }

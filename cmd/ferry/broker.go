@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/spf13/cobra"
 )
 
@@ -26,58 +27,39 @@ work and read their replies. See docs/auth.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o brokerOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runBroker(cmd.Context(), &o)
 		},
 	}
-	fs := cmd.Flags()
-	fs.String("listen", "127.0.0.1:4222", "client listen address host:port")
-	fs.Int("http-port", 8222, "monitoring port (/varz, /connz, /healthz); 0 = off")
-	fs.Bool("jetstream", false, "enable JetStream")
-	fs.String("store-dir", "", "JetStream storage directory")
-	fs.Int("max-payload", broker.DefaultMaxPayload, "max message size in bytes")
-	fs.String("auth-file", "", "YAML/JSON file of users and roles (worker, coordinator, admin); see docs/auth.md")
-	fs.String("worker-user", "worker", "name of the worker user created by --worker-password")
-	fs.String("worker-password", "", "password of the worker user; prefer the FERRY_WORKER_PASSWORD env var")
-	fs.String("coordinator-user", "coordinator", "name of the coordinator user created by --coordinator-password")
-	fs.String("coordinator-password", "", "password of the coordinator user; prefer FERRY_COORDINATOR_PASSWORD")
-	fs.Bool("allow-anonymous", false, "accept clients without credentials on a non-loopback --listen")
-	fs.String("tls-cert", "", "server certificate (PEM); with --tls-key clients must use TLS")
-	fs.String("tls-key", "", "server private key (PEM)")
-	fs.String("tls-client-ca", "", "CA of client certificates: clients without one are refused (mutual TLS)")
-	fs.String("server-name", "", "server name shown in logs, routes and monitoring (\"\" = generated)")
-	fs.String("cluster-listen", "", "route listen address host:port; \"\" = not clustered")
-	fs.String("cluster-name", "ferry", "cluster name, the same on every node")
-	fs.String("routes", "", "seed routes, comma separated (nats-route://host:6222,...); a node may list itself")
-	fs.String("cluster-advertise", "", "host:port other nodes use to reach this node's routes (\"\" = listen address)")
-	fs.String("client-advertise", "", "host:port clients learn for this node from cluster gossip (\"\" = listen address)")
+	cli.AddFlags(cmd.Flags(), brokerOptions{Listen: "127.0.0.1:4222", HTTPPort: 8222, MaxPayload: broker.DefaultMaxPayload,
+		WorkerUser: "worker", CoordinatorUser: "coordinator", ClusterName: "ferry"})
 	return cmd
 }
 
 type brokerOptions struct {
-	logOpts             `mapstructure:",squash"`
-	Listen              string `mapstructure:"listen"`
-	HTTPPort            int    `mapstructure:"http_port"`
-	JetStream           bool   `mapstructure:"jetstream"`
-	StoreDir            string `mapstructure:"store_dir"`
-	MaxPayload          int    `mapstructure:"max_payload"`
-	AuthFile            string `mapstructure:"auth_file"`
-	WorkerUser          string `mapstructure:"worker_user"`
-	WorkerPassword      string `mapstructure:"worker_password" secret:"true"`
-	CoordinatorUser     string `mapstructure:"coordinator_user"`
-	CoordinatorPassword string `mapstructure:"coordinator_password" secret:"true"`
-	AllowAnonymous      bool   `mapstructure:"allow_anonymous"`
-	TLSCert             string `mapstructure:"tls_cert"`
-	TLSKey              string `mapstructure:"tls_key"`
-	TLSClientCA         string `mapstructure:"tls_client_ca"`
-	ServerName          string `mapstructure:"server_name"`
-	ClusterListen       string `mapstructure:"cluster_listen"`
-	ClusterName         string `mapstructure:"cluster_name"`
-	Routes              string `mapstructure:"routes"`
-	ClusterAdvertise    string `mapstructure:"cluster_advertise"`
-	ClientAdvertise     string `mapstructure:"client_advertise"`
+	logOpts             `mapstructure:",squash" flags:"root"`
+	Listen              string `mapstructure:"listen" help:"client listen address host:port"`
+	HTTPPort            int    `mapstructure:"http_port" help:"monitoring port (/varz, /connz, /healthz); 0 = off"`
+	JetStream           bool   `mapstructure:"jetstream" help:"enable JetStream"`
+	StoreDir            string `mapstructure:"store_dir" help:"JetStream storage directory"`
+	MaxPayload          int    `mapstructure:"max_payload" help:"max message size in bytes"`
+	AuthFile            string `mapstructure:"auth_file" help:"YAML/JSON file of users and roles (worker, coordinator, admin); see docs/auth.md"`
+	WorkerUser          string `mapstructure:"worker_user" help:"name of the worker user created by --worker-password"`
+	WorkerPassword      string `mapstructure:"worker_password" secret:"true" help:"password of the worker user; prefer the FERRY_WORKER_PASSWORD env var"`
+	CoordinatorUser     string `mapstructure:"coordinator_user" help:"name of the coordinator user created by --coordinator-password"`
+	CoordinatorPassword string `mapstructure:"coordinator_password" secret:"true" help:"password of the coordinator user; prefer FERRY_COORDINATOR_PASSWORD"`
+	AllowAnonymous      bool   `mapstructure:"allow_anonymous" help:"accept clients without credentials on a non-loopback --listen"`
+	TLSCert             string `mapstructure:"tls_cert" help:"server certificate (PEM); with --tls-key clients must use TLS"`
+	TLSKey              string `mapstructure:"tls_key" help:"server private key (PEM)"`
+	TLSClientCA         string `mapstructure:"tls_client_ca" help:"CA of client certificates: clients without one are refused (mutual TLS)"`
+	ServerName          string `mapstructure:"server_name" help:"server name shown in logs, routes and monitoring (\"\" = generated)"`
+	ClusterListen       string `mapstructure:"cluster_listen" help:"route listen address host:port; \"\" = not clustered"`
+	ClusterName         string `mapstructure:"cluster_name" help:"cluster name, the same on every node"`
+	Routes              string `mapstructure:"routes" help:"seed routes, comma separated (nats-route://host:6222,...); a node may list itself"`
+	ClusterAdvertise    string `mapstructure:"cluster_advertise" help:"host:port other nodes use to reach this node's routes (\"\" = listen address)"`
+	ClientAdvertise     string `mapstructure:"client_advertise" help:"host:port clients learn for this node from cluster gossip (\"\" = listen address)"`
 }
 
 func runBroker(ctx context.Context, o *brokerOptions) error {
@@ -86,7 +68,7 @@ func runBroker(ctx context.Context, o *brokerOptions) error {
 		return err
 	}
 	if o.MaxPayload <= 0 {
-		return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		return cli.Invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
 	}
 	return broker.Serve(ctx, broker.ServeConfig{
 		Listen: o.Listen, HTTPPort: o.HTTPPort, JetStream: o.JetStream, StoreDir: o.StoreDir, MaxPayload: o.MaxPayload,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -20,7 +21,7 @@ func parse(t *testing.T, args ...string) *runOptions {
 	for _, c := range root.Commands() {
 		if c.Name() == "run" {
 			c.RunE = func(cmd *cobra.Command, _ []string) error {
-				return load(cmd, got)
+				return cli.Load(cmd, got)
 			}
 		}
 	}
@@ -80,7 +81,7 @@ func TestConfigFileListsEveryKey(t *testing.T) {
 	}
 	fileKeys := v.AllKeys()
 	var keys []string
-	for _, k := range configKeys(newCmdRoot()) {
+	for _, k := range cli.Keys(newCmdRoot()) {
 		if k != "config" && !slices.Contains(flagOnly, k) {
 			keys = append(keys, k)
 		}

@@ -2,23 +2,23 @@ package main
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/ferrylab/ferry/coordinator"
-	"github.com/ferrylab/ferry/fleet"
-	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/lab"
-	"github.com/ferrylab/ferry/metrics"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 type coordinatorOptions struct {
-	logOpts       `mapstructure:",squash"`
+	logOpts       `mapstructure:",squash" flags:"root"`
 	natsOpts      `mapstructure:",squash"`
 	jobOpts       `mapstructure:",squash"`
-	MetricsAddr   string `mapstructure:"metrics_addr"`
-	ExpectWorkers int    `mapstructure:"expect_workers"`
+	metricsOpts   `mapstructure:",squash"`
+	ExpectWorkers int `mapstructure:"expect_workers" help:"workers to wait for before starting (0 = --workers, or usable cores)"`
+}
+
+// metricsOpts serve Prometheus metrics (worker, coordinator).
+type metricsOpts struct {
+	MetricsAddr string `mapstructure:"metrics_addr" help:"serve Prometheus /metrics and /healthz on this host:port (\"\" = off)"`
 }
 
 func newCmdCoordinator() *cobra.Command {
@@ -34,22 +34,14 @@ echo process on this machine, connected to the same NATS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o coordinatorOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runCoordinator(cmd.Context(), cmd, &o)
 		},
 	}
-	fs := cmd.Flags()
-	addNATSFlags(fs, "nats://127.0.0.1:4222")
-	addMetricsFlag(fs)
-	fs.Int("expect-workers", 0, "workers to wait for before starting (0 = --workers, or usable cores)")
-	addJobFlags(fs, "processes")
+	cli.AddFlags(cmd.Flags(), coordinatorOptions{natsOpts: defaultNATS, jobOpts: defaultJob("processes")})
 	return cmd
-}
-
-func addMetricsFlag(fs *pflag.FlagSet) {
-	fs.String("metrics-addr", "", "serve Prometheus /metrics and /healthz on this host:port (\"\" = off)")
 }
 
 func runCoordinator(ctx context.Context, cmd *cobra.Command, o *coordinatorOptions) error {
@@ -62,31 +54,8 @@ func runCoordinator(ctx context.Context, cmd *cobra.Command, o *coordinatorOptio
 		return err
 	}
 	if o.ExpectWorkers < 0 {
-		return invalid("expect_workers", o.ExpectWorkers, "must be positive")
+		return cli.Invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}
-	nc, err := natsconn.Connect(o.NATSURL, "ferry-coordinator", o.auth(), log)
-	if err != nil {
-		return fmt.Errorf("%w: %w", coordinator.ErrInvalidConfig, err)
-	}
-	defer nc.Close()
-	log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
-	if o.MetricsAddr != "" {
-		m := metrics.NewCoordinator()
-		cfg.Job.Observe = m.Observe
-		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, nil, log)
-		if err != nil {
-			return invalid("metrics_addr", o.MetricsAddr, err.Error())
-		}
-		defer srv.Close()
-		log.Info("metrics", "addr", srv.Addr().String())
-	}
-	cfg.NATS, cfg.ExpectWorkers = nc, o.ExpectWorkers
-	// The floor's echo must subscribe, which a broker's coordinator role
-	// does not allow: with credentials there is no floor.
-	if a := o.auth(); a.User != "" || a.Token != "" || a.NKeySeed != "" || a.CredsFile != "" {
-		log.Info("no transport floor: its echo needs an anonymous connection to the broker")
-	} else {
-		cfg.EchoEnv = fleet.ChildEnv(o.NATSURL, o.auth())
-	}
+	cfg.NATSURL, cfg.Auth, cfg.ExpectWorkers, cfg.MetricsAddr = o.NATSURL, o.auth(), o.ExpectWorkers, o.MetricsAddr
 	return lab.Run(ctx, cfg)
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
-
 	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
 )
@@ -35,10 +32,4 @@ verdict.`,
 		},
 	}
 	return cmd
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

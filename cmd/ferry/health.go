@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/internal/natsconn"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -32,62 +32,42 @@ worker, not the broker.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o healthOptions // for NATS credentials and TLS
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
-			fs := cmd.Flags()
-			natsURL, _ := fs.GetString("nats-url")
-			httpURL, _ := fs.GetString("http")
-			timeout, _ := fs.GetDuration("timeout")
-			return runHealth(cmd.Context(), &o, natsURL, httpURL, timeout, cmd)
+			natsURL, _ := cmd.Flags().GetString("nats-url") // the flag only: not FERRY_NATS_URL
+			return runHealth(cmd.Context(), cmd, &o, natsURL)
 		},
 	}
-	fs := cmd.Flags()
-	addNATSFlags(fs, "")
-	fs.String("http", "", "URL whose GET must answer 2xx")
-	fs.Duration("timeout", 3*time.Second, "time allowed for each check")
+	cli.AddFlags(cmd.Flags(), healthOptions{Timeout: 3 * time.Second})
 	return cmd
 }
 
 type healthOptions struct {
-	logOpts  `mapstructure:",squash"`
+	logOpts  `mapstructure:",squash" flags:"root"`
 	natsOpts `mapstructure:",squash"`
+	HTTP     string        `mapstructure:"http" help:"URL whose GET must answer 2xx"`
+	Timeout  time.Duration `mapstructure:"timeout" help:"time allowed for each check"`
 }
 
-func runHealth(ctx context.Context, o *healthOptions, natsURL, httpURL string, timeout time.Duration, cmd *cobra.Command) error {
-	if natsURL == "" && httpURL == "" {
-		return fmt.Errorf("%w: health needs --nats-url or --http", errUsage)
+func runHealth(ctx context.Context, cmd *cobra.Command, o *healthOptions, natsURL string) error {
+	if natsURL == "" && o.HTTP == "" {
+		return fmt.Errorf("%w: health needs --nats-url or --http", cli.ErrUsage)
 	}
-	if timeout <= 0 {
-		return invalid("timeout", timeout, "must be positive")
+	if o.Timeout <= 0 {
+		return cli.Invalid("timeout", o.Timeout, "must be positive")
 	}
 	if natsURL != "" {
-		if err := checkNATS(natsURL, o.auth(), timeout); err != nil {
+		if err := natsconn.Ping(natsURL, o.auth(), o.Timeout); err != nil {
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), "ok", natsconn.Redact(natsURL))
 	}
-	if httpURL != "" {
-		if err := checkHTTP(ctx, httpURL, timeout); err != nil {
+	if o.HTTP != "" {
+		if err := checkHTTP(ctx, o.HTTP, o.Timeout); err != nil {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), "ok", httpURL)
-	}
-	return nil
-}
-
-func checkNATS(url string, auth natsconn.Auth, timeout time.Duration) error {
-	opts, err := natsconn.Options("ferry-health", auth, nil)
-	if err != nil {
-		return invalid("nats_url", natsconn.Redact(url), err.Error())
-	}
-	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
-	if err != nil {
-		return fmt.Errorf("nats %s: %w", natsconn.Redact(url), err)
-	}
-	defer nc.Close()
-	if err := nc.FlushTimeout(timeout); err != nil {
-		return fmt.Errorf("nats %s: flush: %w", natsconn.Redact(url), err)
+		fmt.Fprintln(cmd.OutOrStdout(), "ok", o.HTTP)
 	}
 	return nil
 }
@@ -97,7 +77,7 @@ func checkHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return invalid("http", url, err.Error())
+		return cli.Invalid("http", url, err.Error())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -20,9 +20,10 @@ import (
 )
 
 // TestInterruptWritesPrefix: SIGTERM on `ferry run` mid-job stops dispatch,
-// lets the batches in flight finish (stop_grace), closes --out so it is a
-// valid file holding exactly the written prefix, prints one line saying so
-// and exits 130.
+// lets the batches in flight finish (stop_grace), keeps what was written as
+// <out>.partial, a valid file holding exactly the written prefix (--out
+// itself is not created: only a finished run writes it), prints one line
+// saying so and exits 130.
 func TestInterruptWritesPrefix(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -43,9 +44,10 @@ func TestInterruptWritesPrefix(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			poll.WaitFor(t, 60*time.Second, "results in --out", func() bool {
-				fi, err := os.Stat(out)
-				return err == nil && fi.Size() > 1<<20
+			poll.WaitFor(t, 60*time.Second, "results in --out's temporary file", func() bool {
+				tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(out), "."+tc.file+".tmp-*"))
+				fi, err := os.Stat(strings.Join(tmp, ""))
+				return len(tmp) == 1 && err == nil && fi.Size() > 1<<20
 			})
 			cmd.Process.Signal(syscall.SIGTERM)
 			err := cmd.Wait()
@@ -65,11 +67,17 @@ func TestInterruptWritesPrefix(t *testing.T) {
 			if !strings.Contains(stdout.String(), "interrupted") {
 				t.Errorf("report on stdout does not show the interruption:\n%s", stdout.String())
 			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s exists after an interrupted run", out)
+			}
+			if !strings.Contains(line, out+".partial") {
+				t.Errorf("stderr %q does not name the partial output", line)
+			}
 			switch tc.name {
 			case "jsonl":
-				checkJSONLPrefix(t, out, n)
+				checkJSONLPrefix(t, out+".partial", n)
 			case "npy":
-				checkNPYRows(t, out, n, 384)
+				checkNPYRows(t, out+".partial", n, 384)
 			}
 		})
 	}

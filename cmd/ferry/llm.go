@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/lab"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 func newCmdLLM() *cobra.Command {
@@ -36,40 +36,29 @@ prints the report and exits 1 if any call failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o llmCmdOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runLLM(cmd.Context(), cmd, &o)
 		},
 	}
-	fs := cmd.Flags()
-	addCorpusFlags(fs)
-	addLLMClientFlags(fs)
-	addMockFlags(fs)
-	fs.StringP("format", "f", "text", "report format: "+strings.Join(report.Formats, ", "))
+	cli.AddFlags(cmd.Flags(), llmCmdOptions{corpusOpts: defaultCorpus(), llmOpts: defaultLLM(), mockOpts: defaultMock(), Format: "text"})
 	return cmd
 }
 
 // llmOpts are the LLM client's keys (llm, pipeline).
 type llmOpts struct {
-	LLMURL            string        `mapstructure:"llm_url"`
-	LLMModel          string        `mapstructure:"llm_model"`
-	Concurrency       int           `mapstructure:"concurrency"`
-	LLMTimeout        time.Duration `mapstructure:"llm_timeout"`
-	LLMMaxAttempts    int           `mapstructure:"llm_max_attempts"`
-	LLMMaxPromptBytes int           `mapstructure:"llm_max_prompt_bytes"`
-	LLMWarmup         bool          `mapstructure:"llm_warmup"`
+	LLMURL            string        `mapstructure:"llm_url" redact:"true" help:"OpenAI-compatible base URL, e.g. https://api.openai.com/v1 (\"\" = an in-process mock); key from FERRY_LLM_API_KEY"`
+	LLMModel          string        `mapstructure:"llm_model" help:"model name sent with each call (empty = ferry-mock)"`
+	Concurrency       int           `mapstructure:"concurrency" help:"LLM calls in flight at most (against a real API: what its rate limit allows)"`
+	LLMTimeout        time.Duration `mapstructure:"llm_timeout" help:"timeout of each HTTP attempt"`
+	LLMMaxAttempts    int           `mapstructure:"llm_max_attempts" help:"attempts per call, the first included (1 = never retry)"`
+	LLMMaxPromptBytes int           `mapstructure:"llm_max_prompt_bytes" help:"longer prompts fail their call without a request"`
+	LLMWarmup         bool          `mapstructure:"llm_warmup" help:"before timing, open --concurrency connections (one rejected POST {} each: no tokens spent)"`
 }
 
-// addLLMClientFlags registers the client keys shared by llm and pipeline.
-func addLLMClientFlags(fs *pflag.FlagSet) {
-	fs.String("llm-url", "", `OpenAI-compatible base URL, e.g. https://api.openai.com/v1 ("" = an in-process mock); key from FERRY_LLM_API_KEY`)
-	fs.String("llm-model", "", "model name sent with each call (empty = ferry-mock)")
-	fs.Int("concurrency", 1000, "LLM calls in flight at most (against a real API: what its rate limit allows)")
-	fs.Duration("llm-timeout", time.Minute, "timeout of each HTTP attempt")
-	fs.Int("llm-max-attempts", 4, "attempts per call, the first included (1 = never retry)")
-	fs.Int("llm-max-prompt-bytes", 768<<10, "longer prompts fail their call without a request")
-	fs.Bool("llm-warmup", false, "before timing, open --concurrency connections (one rejected POST {} each: no tokens spent)")
+func defaultLLM() llmOpts {
+	return llmOpts{Concurrency: 1000, LLMTimeout: time.Minute, LLMMaxAttempts: 4, LLMMaxPromptBytes: 768 << 10}
 }
 
 // endpoint validates the client keys and says where calls go: llm_url, or
@@ -77,13 +66,13 @@ func addLLMClientFlags(fs *pflag.FlagSet) {
 func (o llmOpts) endpoint(m mockOpts) (lab.LLMEndpoint, error) {
 	switch {
 	case o.Concurrency <= 0:
-		return lab.LLMEndpoint{}, invalid("concurrency", o.Concurrency, "must be at least 1")
+		return lab.LLMEndpoint{}, cli.Invalid("concurrency", o.Concurrency, "must be at least 1")
 	case o.LLMTimeout <= 0:
-		return lab.LLMEndpoint{}, invalid("llm_timeout", o.LLMTimeout, "must be positive")
+		return lab.LLMEndpoint{}, cli.Invalid("llm_timeout", o.LLMTimeout, "must be positive")
 	case o.LLMMaxAttempts <= 0:
-		return lab.LLMEndpoint{}, invalid("llm_max_attempts", o.LLMMaxAttempts, "must be at least 1")
+		return lab.LLMEndpoint{}, cli.Invalid("llm_max_attempts", o.LLMMaxAttempts, "must be at least 1")
 	case o.LLMMaxPromptBytes <= 0:
-		return lab.LLMEndpoint{}, invalid("llm_max_prompt_bytes", o.LLMMaxPromptBytes, "must be at least 1")
+		return lab.LLMEndpoint{}, cli.Invalid("llm_max_prompt_bytes", o.LLMMaxPromptBytes, "must be at least 1")
 	}
 	ep := lab.LLMEndpoint{URL: o.LLMURL, Client: llm.ClientConfig{
 		Model: o.LLMModel, Timeout: o.LLMTimeout, MaxAttempts: o.LLMMaxAttempts,
@@ -99,11 +88,11 @@ func (o llmOpts) endpoint(m mockOpts) (lab.LLMEndpoint, error) {
 }
 
 type llmCmdOptions struct {
-	logOpts    `mapstructure:",squash"`
+	logOpts    `mapstructure:",squash" flags:"root"`
 	corpusOpts `mapstructure:",squash"`
 	llmOpts    `mapstructure:",squash"`
 	mockOpts   `mapstructure:",squash"`
-	Format     string `mapstructure:"format"`
+	Format     string `mapstructure:"format" short:"f" help:"report format: text, json, csv"`
 }
 
 func runLLM(ctx context.Context, cmd *cobra.Command, o *llmCmdOptions) error {
@@ -112,10 +101,10 @@ func runLLM(ctx context.Context, cmd *cobra.Command, o *llmCmdOptions) error {
 		return err
 	}
 	if !slices.Contains(report.Formats, o.Format) {
-		return invalid("format", o.Format, "must be one of "+strings.Join(report.Formats, ", "))
+		return cli.Invalid("format", o.Format, "must be one of "+strings.Join(report.Formats, ", "))
 	}
-	in, err := o.input()
-	if err != nil {
+	in := o.input()
+	if err := in.Validate(); err != nil {
 		return err
 	}
 	ep, err := o.endpoint(o.mockOpts)
@@ -124,6 +113,6 @@ func runLLM(ctx context.Context, cmd *cobra.Command, o *llmCmdOptions) error {
 	}
 	return lab.RunLLM(ctx, lab.LLMConfig{
 		Input: in, Endpoint: ep, Warmup: o.LLMWarmup,
-		Report: configMap(o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
+		Report: cli.Echo(o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	})
 }

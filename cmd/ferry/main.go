@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"syscall"
 
@@ -17,6 +16,8 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/internal/profile"
 	"github.com/ferrylab/ferry/lab/llm"
 )
 
@@ -26,39 +27,16 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	stopProfile := startProfile(os.Getenv("FERRY_CPUPROFILE"))
+	stopProfile := profile.Start()
 	err := newCmdRoot().ExecuteContext(ctx)
 	stopProfile()
 	stop()
 	os.Exit(exitCode(err))
 }
 
-// startProfile writes a CPU profile of this process to path (a debugging
-// aid: FERRY_CPUPROFILE=cpu.out ferry run; each worker gets path.<pid>).
-// An empty path does nothing.
-func startProfile(path string) func() {
-	if path == "" {
-		return func() {}
-	}
-	if os.Getenv("FERRY_PARENT_PID") != "" {
-		path = fmt.Sprintf("%s.%d", path, os.Getpid())
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ferry: cpu profile:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "ferry: cpu profile:", err)
-		f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
 // configErrors are the sentinels of invalid configuration (exit code 2).
 var configErrors = []error{
-	errUsage, coordinator.ErrInvalidConfig, broker.ErrInvalidConfig, fleet.ErrInvalidConfig,
+	cli.ErrUsage, cli.ErrInvalidConfig, coordinator.ErrInvalidConfig, broker.ErrInvalidConfig, fleet.ErrInvalidConfig,
 	corpus.ErrInvalidConfig, llm.ErrInvalidConfig,
 }
 

@@ -5,15 +5,17 @@ import (
 	"strings"
 
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/lab"
 	"github.com/spf13/cobra"
 )
 
 type pipelineOptions struct {
-	logOpts  `mapstructure:",squash"`
-	jobOpts  `mapstructure:",squash"`
-	llmOpts  `mapstructure:",squash"`
-	mockOpts `mapstructure:",squash"`
+	logOpts   `mapstructure:",squash" flags:"root"`
+	jobOpts   `mapstructure:",squash"`
+	fleetOpts `mapstructure:",squash"`
+	llmOpts   `mapstructure:",squash"`
+	mockOpts  `mapstructure:",squash"`
 }
 
 func newCmdPipeline() *cobra.Command {
@@ -37,17 +39,14 @@ a mock started in this process (see ferry mockllm for its flags).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o pipelineOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runPipeline(cmd.Context(), cmd, &o)
 		},
 	}
 	fs := cmd.Flags()
-	addJobFlags(fs, "goroutines,processes")
-	addMaxPayloadFlag(fs)
-	addLLMClientFlags(fs)
-	addMockFlags(fs)
+	cli.AddFlags(fs, pipelineOptions{jobOpts: defaultJob("goroutines,processes"), fleetOpts: defaultFleet(), llmOpts: defaultLLM(), mockOpts: defaultMock()})
 	// The chunk stage always runs chunk; these job keys do not apply.
 	for _, name := range []string{"workload", "spin-cost", "out-bytes", "model-seed", "dispatch", "job-id"} {
 		_ = fs.MarkHidden(name)
@@ -65,7 +64,7 @@ func runPipeline(ctx context.Context, cmd *cobra.Command, o *pipelineOptions) er
 		return err
 	}
 	if o.Out != "" && !strings.HasSuffix(o.Out, ".jsonl") {
-		return invalid("out", o.Out, "pipeline writes .jsonl (one merged summary per document)")
+		return cli.Invalid("out", o.Out, "pipeline writes .jsonl (one merged summary per document)")
 	}
 	ep, err := o.endpoint(o.mockOpts)
 	if err != nil {

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/spf13/cobra"
 )
-
-// errUsage marks a command-line mistake (exit code 2).
-var errUsage = errors.New("usage")
 
 func newCmdRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -28,11 +25,9 @@ Every key is listed with its default in configs/ferry.yaml.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("config", "", "config file (YAML, JSON or TOML); see configs/ferry.yaml")
-	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.PersistentFlags().String("log-format", "text", "log format on stderr: text or json")
+	cli.AddFlags(root.PersistentFlags(), logOpts{LogLevel: "info", LogFormat: "text"})
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %v", cli.ErrUsage, err)
 	})
 	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
 	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())

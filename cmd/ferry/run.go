@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/lab"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 type runOptions struct {
-	logOpts `mapstructure:",squash"`
-	jobOpts `mapstructure:",squash"`
+	logOpts   `mapstructure:",squash" flags:"root"`
+	jobOpts   `mapstructure:",squash"`
+	fleetOpts `mapstructure:",squash"`
 }
 
 func newCmdRun() *cobra.Command {
@@ -35,14 +33,13 @@ run's mean message size. Worker processes never outlive run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o runOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runRun(cmd.Context(), cmd, &o)
 		},
 	}
-	addJobFlags(cmd.Flags(), "serial,goroutines,processes")
-	addMaxPayloadFlag(cmd.Flags())
+	cli.AddFlags(cmd.Flags(), runOptions{jobOpts: defaultJob("serial,goroutines,processes"), fleetOpts: defaultFleet()})
 	return cmd
 }
 
@@ -57,24 +54,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 	}
 	cfg.Fleet = fleet.Config{MaxPayload: o.MaxPayload}
 	if err := cfg.Fleet.Validate(); err != nil {
-		return invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
+		return cli.Invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
 	}
 	return lab.Run(ctx, cfg)
-}
-
-// progress is a bar per mode on stderr, when stderr is a terminal.
-func progress(mode string, total int64) (set func(int64), done func()) {
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		return func(int64) {}, func() {}
-	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(fmt.Sprintf("%-10s", mode)),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("docs"),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionClearOnFinish(),
-	)
-	return func(n int64) { _ = bar.Set64(n) }, func() { _ = bar.Finish(); _ = bar.Exit() }
 }

@@ -3,17 +3,15 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/ferrylab/ferry/fleet"
-	"github.com/ferrylab/ferry/internal/spawn"
-
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/internal/list"
 	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
@@ -21,24 +19,13 @@ import (
 )
 
 type workerOptions struct {
-	logOpts     `mapstructure:",squash"`
+	logOpts     `mapstructure:",squash" flags:"root"`
 	natsOpts    `mapstructure:",squash"`
-	Procs       int    `mapstructure:"procs"`
-	MaxDocBytes int    `mapstructure:"max_doc_bytes"`
-	Dispatch    string `mapstructure:"dispatch"`
-	MetricsAddr string `mapstructure:"metrics_addr"`
-	ParentPID   int    `mapstructure:"parent_pid"`
-}
-
-// oneCore gives this process one P unless GOMAXPROCS is set. A worker
-// stands for one core and computes one batch at a time; with one P its
-// reader, handler and flusher goroutines hand over on the same thread
-// instead of waking another, which cut a worker's CPU per empty batch by
-// about 40% in BenchmarkDispatch (see docs/wire.md).
-func oneCore() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	metricsOpts `mapstructure:",squash"`
+	Procs       int    `mapstructure:"procs" help:"worker processes to run (each one is a separate OS process)"`
+	MaxDocBytes int    `mapstructure:"max_doc_bytes" help:"reject batches with a document larger than this"`
+	Dispatch    string `mapstructure:"dispatch" help:"request (request/reply), or request,jetstream to also pull batches from the FERRY_BATCHES stream"`
+	ParentPID   int    `mapstructure:"parent_pid" hidden:"true" help:"exit when this process is no longer the parent (set by ferry run)"`
 }
 
 func newCmdWorker() *cobra.Command {
@@ -56,20 +43,13 @@ stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var o workerOptions
-			if err := load(cmd, &o); err != nil {
+			if err := cli.Load(cmd, &o); err != nil {
 				return err
 			}
 			return runWorker(cmd.Context(), &o)
 		},
 	}
-	fs := cmd.Flags()
-	addNATSFlags(fs, "nats://127.0.0.1:4222")
-	fs.Int("procs", 1, "worker processes to run (each one is a separate OS process)")
-	fs.Int("max-doc-bytes", proto.DefaultMaxDocBytes, "reject batches with a document larger than this")
-	addDispatchFlag(fs)
-	addMetricsFlag(fs)
-	fs.Int("parent-pid", 0, "exit when this process is no longer the parent (set by ferry run)")
-	_ = fs.MarkHidden("parent-pid")
+	cli.AddFlags(cmd.Flags(), workerOptions{natsOpts: defaultNATS, Procs: 1, MaxDocBytes: proto.DefaultMaxDocBytes, Dispatch: coordinator.DispatchRequest})
 	return cmd
 }
 
@@ -79,9 +59,9 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		return err
 	}
 	if o.Procs < 1 {
-		return invalid("procs", o.Procs, "must be at least 1")
+		return cli.Invalid("procs", o.Procs, "must be at least 1")
 	}
-	dispatch, err := parseList(o.Dispatch, "dispatch", oneOf([]string{coordinator.DispatchRequest, coordinator.DispatchJetStream}))
+	dispatch, err := list.Parse(o.Dispatch, "dispatch", list.OneOf([]string{coordinator.DispatchRequest, coordinator.DispatchJetStream}))
 	if err != nil {
 		return err
 	}
@@ -89,26 +69,14 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		if o.MetricsAddr != "" {
 			log.Warn("metrics_addr is ignored with procs > 1 (children cannot share one port): run one worker per process or container to scrape each", "metrics_addr", o.MetricsAddr)
 		}
-		// Supervise N single workers as child processes.
-		pool, err := spawn.Start(ctx, spawn.Config{
-			Args:    []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())},
-			Env:     fleet.ChildEnv(o.NATSURL, o.auth()), // URL and credentials stay out of argv (ps)
-			Procs:   o.Procs,
-			Logger:  log,
-			Restart: true,
-		})
-		if err != nil {
-			return err
-		}
-		<-ctx.Done()
-		pool.Stop()
-		return nil
+		args := []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())}
+		return fleet.Supervise(ctx, args, fleet.ChildEnv(o.NATSURL, o.auth()), o.Procs, log) // URL and credentials stay out of argv (ps)
 	}
-	oneCore()
+	worker.OneCore()
 	cfg := worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: o.ParentPID,
 		Limits:      proto.Limits{MaxDocBytes: o.MaxDocBytes},
-		BeforeBatch: crashOn(os.Getenv(envCrashOn)),
+		BeforeBatch: worker.CrashHook(),
 		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
 	}
 	var m *metrics.Worker
@@ -123,7 +91,7 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 	if m != nil {
 		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, w.Ready, log)
 		if err != nil {
-			return invalid("metrics_addr", o.MetricsAddr, err.Error())
+			return cli.Invalid("metrics_addr", o.MetricsAddr, err.Error())
 		}
 		defer srv.Close()
 		log.Info("metrics", "addr", srv.Addr().String())
@@ -133,23 +101,4 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		return nil
 	}
 	return err
-}
-
-// envCrashOn names a TEST-ONLY hook: a worker whose batch holds a document
-// with exactly this text exits at once with code 3, as a segfaulting model
-// would. The fault tests (faulttest/) use it to prove that a document that
-// kills its worker is isolated by bisection. It is deliberately not a config
-// key; never set it in production.
-const envCrashOn = "FERRY_TEST_CRASH_ON"
-
-func crashOn(text string) func(*proto.Batch) {
-	if text == "" {
-		return nil
-	}
-	return func(b *proto.Batch) {
-		if slices.Contains(b.Docs, text) {
-			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", envCrashOn, b.ID)
-			os.Exit(3)
-		}
-	}
 }

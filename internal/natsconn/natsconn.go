@@ -96,7 +96,8 @@ func asyncError(log *slog.Logger, sub *nats.Subscription, err error) {
 	log.Warn("nats error", "subject", sub.Subject, "err", err)
 }
 
-// Redact hides credentials in a comma-separated list of NATS URLs.
+// Redact hides credentials in a comma-separated list of URLs (NATS, or an
+// HTTP API's): user info and the query string, where keys hide.
 func Redact(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
@@ -104,6 +105,9 @@ func Redact(urls string) string {
 		if err != nil {
 			parts[i] = "<unparsable url>"
 			continue
+		}
+		if u.RawQuery != "" {
+			u.RawQuery = "***"
 		}
 		if u.User != nil {
 			u.User = nil // url.User("***") would print %2A%2A%2A
@@ -128,4 +132,22 @@ func Connect(url, name string, a Auth, log *slog.Logger, extra ...nats.Option) (
 		return nil, fmt.Errorf("nats_url=%s: cannot connect: %w", Redact(url), err)
 	}
 	return nc, nil
+}
+
+// Ping connects to url (no reconnects) and flushes one PING within
+// timeout: the broker answers.
+func Ping(url string, a Auth, timeout time.Duration) error {
+	opts, err := Options("ferry-health", a, nil)
+	if err != nil {
+		return fmt.Errorf("nats_url=%s: %w", Redact(url), err)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", Redact(url), err)
+	}
+	defer nc.Close()
+	if err := nc.FlushTimeout(timeout); err != nil {
+		return fmt.Errorf("nats %s: flush: %w", Redact(url), err)
+	}
+	return nil
 }

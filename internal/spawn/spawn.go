@@ -190,3 +190,19 @@ func WatchParent(ctx context.Context, pid int) <-chan struct{} {
 	}()
 	return gone
 }
+
+// ParentContext is ctx, also cancelled once pid is no longer this
+// process's parent (pid <= 0: never). Its goroutine ends with the
+// returned context: call cancel when done.
+func ParentContext(ctx context.Context, pid int) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	gone := WatchParent(ctx, pid)
+	go func() {
+		select {
+		case <-gone:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}

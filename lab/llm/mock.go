@@ -74,7 +74,7 @@ type Mock struct {
 
 // NewMock validates cfg, fills its defaults and returns a Mock.
 func NewMock(cfg MockConfig) (*Mock, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.ReplyRatio == 0 {
@@ -105,27 +105,29 @@ func NewMock(cfg MockConfig) (*Mock, error) {
 	return m, nil
 }
 
-func (c MockConfig) validate() error {
-	bad := func(field string, v any, why string) error {
-		return fmt.Errorf("%w: MockConfig.%s = %v: %s", ErrInvalidConfig, field, v, why)
+// Validate reports the first field out of range, naming its config key
+// (latency_p50, rate_limit, ...). Zero means the default.
+func (c MockConfig) Validate() error {
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", ErrInvalidConfig, key, v, why)
 	}
 	switch {
 	case c.LatencyP50 < 0:
-		return bad("LatencyP50", c.LatencyP50, "must be >= 0")
+		return bad("latency_p50", c.LatencyP50, "must be >= 0")
 	case c.LatencyP99 < 0:
-		return bad("LatencyP99", c.LatencyP99, "must be >= 0")
+		return bad("latency_p99", c.LatencyP99, "must be >= 0")
 	case c.LatencyP99 > c.LatencyP50 && c.LatencyP50 == 0:
-		return bad("LatencyP50", c.LatencyP50, "must be > 0 when LatencyP99 is set")
+		return bad("latency_p50", c.LatencyP50, "must be > 0 when latency_p99 is set")
 	case c.RateLimit < 0 || math.IsNaN(c.RateLimit):
-		return bad("RateLimit", c.RateLimit, "must be >= 0")
+		return bad("rate_limit", c.RateLimit, "must be >= 0")
 	case c.Burst < 0:
-		return bad("Burst", c.Burst, "must be >= 0")
+		return bad("burst", c.Burst, "must be >= 0")
 	case !(c.ErrorRate >= 0 && c.ErrorRate <= 1):
-		return bad("ErrorRate", c.ErrorRate, "must be in [0, 1]")
+		return bad("error_rate", c.ErrorRate, "must be in [0, 1]")
 	case c.ReplyRatio < 0 || math.IsNaN(c.ReplyRatio):
-		return bad("ReplyRatio", c.ReplyRatio, "must be >= 0")
+		return bad("reply_ratio", c.ReplyRatio, "must be >= 0")
 	case c.MaxBodyBytes < 0:
-		return bad("MaxBodyBytes", c.MaxBodyBytes, "must be >= 0")
+		return bad("max_body_bytes", c.MaxBodyBytes, "must be >= 0")
 	}
 	return nil
 }

@@ -194,11 +194,11 @@ func TestNewMockValidates(t *testing.T) {
 		cfg   MockConfig
 		field string
 	}{
-		{name: "error rate", cfg: MockConfig{ErrorRate: 1.5}, field: "ErrorRate"},
-		{name: "negative latency", cfg: MockConfig{LatencyP50: -1}, field: "LatencyP50"},
-		{name: "p99 without p50", cfg: MockConfig{LatencyP99: time.Second}, field: "LatencyP50"},
-		{name: "rate", cfg: MockConfig{RateLimit: -1}, field: "RateLimit"},
-		{name: "body", cfg: MockConfig{MaxBodyBytes: -1}, field: "MaxBodyBytes"},
+		{name: "error rate", cfg: MockConfig{ErrorRate: 1.5}, field: "error_rate"},
+		{name: "negative latency", cfg: MockConfig{LatencyP50: -1}, field: "latency_p50"},
+		{name: "p99 without p50", cfg: MockConfig{LatencyP99: time.Second}, field: "latency_p50"},
+		{name: "rate", cfg: MockConfig{RateLimit: -1}, field: "rate_limit"},
+		{name: "body", cfg: MockConfig{MaxBodyBytes: -1}, field: "max_body_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,43 @@
+package worker
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+
+	"github.com/ferrylab/ferry/proto"
+)
+
+// OneCore gives this process one P unless GOMAXPROCS is set. A worker
+// stands for one core and computes one batch at a time; with one P its
+// reader, handler and flusher goroutines hand over on the same thread
+// instead of waking another, which cut a worker's CPU per empty batch by
+// about 40% in BenchmarkDispatch (see docs/wire.md).
+func OneCore() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
+// EnvCrashOn names a TEST-ONLY hook: a worker whose batch holds a document
+// with exactly this text exits at once with code 3, as a segfaulting model
+// would. The fault tests (faulttest/) use it to prove that a document that
+// kills its worker is isolated by bisection. It is deliberately not a config
+// key and never travels on the wire; never set it in production.
+const EnvCrashOn = "FERRY_TEST_CRASH_ON"
+
+// CrashHook is the Config.BeforeBatch of EnvCrashOn's test hook, read from
+// the environment; nil when it is not set.
+func CrashHook() func(*proto.Batch) {
+	text := os.Getenv(EnvCrashOn)
+	if text == "" {
+		return nil
+	}
+	return func(b *proto.Batch) {
+		if slices.Contains(b.Docs, text) {
+			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", EnvCrashOn, b.ID)
+			os.Exit(3)
+		}
+	}
+}
