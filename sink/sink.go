@@ -9,9 +9,9 @@ package sink
 
 import (
 	"bufio"
-	"errors"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
