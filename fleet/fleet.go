@@ -5,8 +5,10 @@
 // them in the one order that loses nothing.
 //
 // It is the only place that brings a local fleet up (ferry run, sweep,
-// pipeline and bench transport all call Start). It runs no jobs (the
-// coordinator does) and measures nothing but CPU time (CPUClock).
+// pipeline and bench transport all call Start), and it runs the fleet's
+// processes: ServeWorker is one worker's life, Supervise keeps N of them.
+// It runs no jobs (the coordinator does) and measures nothing but CPU
+// time (CPUClock).
 package fleet
 
 import (
@@ -18,11 +20,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
@@ -273,4 +278,36 @@ func Supervise(ctx context.Context, args, env []string, n int, log *slog.Logger)
 	<-ctx.Done()
 	pool.Stop()
 	return nil
+}
+
+// ServeWorker runs this process as one worker (`ferry worker`): the
+// worker, and its Prometheus metrics on metricsAddr ("" = none), until ctx
+// is done or the parent process goes. Those two ends are not errors.
+func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var m *metrics.Worker
+	if metricsAddr != "" {
+		m = metrics.NewWorker(time.Now())
+		cfg.Observe = m.Observe
+	}
+	w, err := worker.New(cfg)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		srv, err := metrics.Serve(metricsAddr, m.Registry, w.Ready, log)
+		if err != nil {
+			return fmt.Errorf("%w: metrics_addr=%s: %v", ErrInvalidConfig, metricsAddr, err)
+		}
+		defer srv.Close()
+		log.Info("metrics", "addr", srv.Addr().String())
+	}
+	err = w.Run(ctx)
+	if errors.Is(err, worker.ErrParentGone) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

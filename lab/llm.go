@@ -7,11 +7,11 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/internal/natsconn"
@@ -53,6 +53,12 @@ func (e endpoint) shown() string { return natsconn.Redact(e.url) }
 // for the endpoint. The caller calls ep.close when done.
 func (e LLMEndpoint) start(ctx context.Context, log *slog.Logger) (*llm.Client, endpoint, error) {
 	ccfg := e.Client
+	if ccfg.Concurrency < 1 { // each run needs its bound on calls in flight
+		return nil, endpoint{}, fmt.Errorf("%w: concurrency=%d: must be at least 1", llm.ErrInvalidConfig, ccfg.Concurrency)
+	}
+	if err := e.Mock.Validate(); e.URL == "" && err != nil {
+		return nil, endpoint{}, err
+	}
 	var ep endpoint
 	if e.URL != "" {
 		ep.url, ccfg.APIKey = e.URL, e.APIKey
@@ -66,8 +72,7 @@ func (e LLMEndpoint) start(ctx context.Context, log *slog.Logger) (*llm.Client, 
 	client, err := llm.NewClient(ccfg)
 	if err != nil {
 		_ = ep.close()
-		// The only field left unchecked by the command line is the URL.
-		return nil, endpoint{}, fmt.Errorf("%w: llm_url=%s: %s", coordinator.ErrInvalidConfig, ep.shown(), strings.TrimPrefix(err.Error(), llm.ErrInvalidConfig.Error()+": "))
+		return nil, endpoint{}, err
 	}
 	log.Info("llm endpoint", "url", ep.shown(), "in_process_mock", ep.mock, "api_key", ccfg.APIKey != "")
 	checkNoFile(log, ccfg.Concurrency)
@@ -104,6 +109,9 @@ type LLMConfig struct {
 // always finishes; it returns ErrCallsFailed when any call failed.
 func RunLLM(ctx context.Context, cfg LLMConfig) (err error) {
 	log := orDiscard(cfg.Logger)
+	if err := (Config{Modes: []string{"serial"}, Input: cfg.Input, Format: cfg.Format}).Validate(); err != nil {
+		return err // the input and format keys
+	}
 	src, err := cfg.Input.open()
 	if err != nil {
 		return err
@@ -183,4 +191,20 @@ func orStdout(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// ServeMockLLM serves the mock on addr until ctx is done (ferry mockllm).
+func ServeMockLLM(ctx context.Context, addr string, cfg llm.MockConfig, log *slog.Logger) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%w: llm_listen=%s: want host:port", llm.ErrInvalidConfig, addr)
+	}
+	err := llm.ServeMock(ctx, addr, cfg, func(a string) {
+		log.Info("mockllm ready", "url", "http://"+a, "endpoint", "/v1/chat/completions",
+			"latency_p50", cfg.LatencyP50, "latency_p99", cfg.LatencyP99, "rate_limit", cfg.RateLimit,
+			"error_rate", cfg.ErrorRate, "auth", cfg.APIKey != "")
+	})
+	if err == nil {
+		log.Info("mockllm stopped")
+	}
+	return err
 }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/internal/health"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/spf13/cobra"
 )
@@ -58,34 +57,16 @@ func runHealth(ctx context.Context, cmd *cobra.Command, o *healthOptions, natsUR
 		return cli.Invalid("timeout", o.Timeout, "must be positive")
 	}
 	if natsURL != "" {
-		if err := natsconn.Ping(natsURL, o.auth(), o.Timeout); err != nil {
+		if err := health.NATS(natsURL, o.auth(), o.Timeout); err != nil {
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), "ok", natsconn.Redact(natsURL))
 	}
 	if o.HTTP != "" {
-		if err := checkHTTP(ctx, o.HTTP, o.Timeout); err != nil {
+		if err := health.HTTP(ctx, o.HTTP, o.Timeout); err != nil {
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), "ok", o.HTTP)
-	}
-	return nil
-}
-
-func checkHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return cli.Invalid("http", url, err.Error())
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("http %s: %w", url, errors.Unwrap(err))
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("http %s: %s", url, resp.Status)
 	}
 	return nil
 }

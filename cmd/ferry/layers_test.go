@@ -20,7 +20,7 @@ func TestLayers(t *testing.T) {
 		"corpus":      {"coordinator", "worker", "broker", "lab", "fleet", "cmd"},
 		"sink":        {"coordinator", "worker", "broker", "lab", "fleet", "cmd"},
 		"report":      {"broker", "fleet", "cmd"},
-		"fleet":       {"lab", "cmd", "coordinator"},
+		"fleet":       {"lab", "cmd"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()

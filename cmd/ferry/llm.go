@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/lab"
 	"github.com/ferrylab/ferry/lab/llm"
-	"github.com/ferrylab/ferry/report"
 	"github.com/spf13/cobra"
 )
 
@@ -61,30 +58,17 @@ func defaultLLM() llmOpts {
 	return llmOpts{Concurrency: 1000, LLMTimeout: time.Minute, LLMMaxAttempts: 4, LLMMaxPromptBytes: 768 << 10}
 }
 
-// endpoint validates the client keys and says where calls go: llm_url, or
-// an in-process mock configured by m.
-func (o llmOpts) endpoint(m mockOpts) (lab.LLMEndpoint, error) {
-	switch {
-	case o.Concurrency <= 0:
-		return lab.LLMEndpoint{}, cli.Invalid("concurrency", o.Concurrency, "must be at least 1")
-	case o.LLMTimeout <= 0:
-		return lab.LLMEndpoint{}, cli.Invalid("llm_timeout", o.LLMTimeout, "must be positive")
-	case o.LLMMaxAttempts <= 0:
-		return lab.LLMEndpoint{}, cli.Invalid("llm_max_attempts", o.LLMMaxAttempts, "must be at least 1")
-	case o.LLMMaxPromptBytes <= 0:
-		return lab.LLMEndpoint{}, cli.Invalid("llm_max_prompt_bytes", o.LLMMaxPromptBytes, "must be at least 1")
-	}
-	ep := lab.LLMEndpoint{URL: o.LLMURL, Client: llm.ClientConfig{
+// endpoint says where calls go: llm_url, or an in-process mock
+// configured by m (lab validates both).
+func (o llmOpts) endpoint(m mockOpts) lab.LLMEndpoint {
+	ep := lab.LLMEndpoint{URL: o.LLMURL, Mock: m.mockConfig(), Client: llm.ClientConfig{
 		Model: o.LLMModel, Timeout: o.LLMTimeout, MaxAttempts: o.LLMMaxAttempts,
 		Concurrency: o.Concurrency, MaxPromptBytes: o.LLMMaxPromptBytes,
 	}}
 	if o.LLMURL != "" {
 		ep.APIKey = os.Getenv(apiKeyEnv)
-		return ep, nil
 	}
-	var err error
-	ep.Mock, err = m.mockConfig()
-	return ep, err
+	return ep
 }
 
 type llmCmdOptions struct {
@@ -100,19 +84,8 @@ func runLLM(ctx context.Context, cmd *cobra.Command, o *llmCmdOptions) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(report.Formats, o.Format) {
-		return cli.Invalid("format", o.Format, "must be one of "+strings.Join(report.Formats, ", "))
-	}
-	in := o.input()
-	if err := in.Validate(); err != nil {
-		return err
-	}
-	ep, err := o.endpoint(o.mockOpts)
-	if err != nil {
-		return err
-	}
 	return lab.RunLLM(ctx, lab.LLMConfig{
-		Input: in, Endpoint: ep, Warmup: o.LLMWarmup,
+		Input: o.input(), Endpoint: o.endpoint(o.mockOpts), Warmup: o.LLMWarmup,
 		Report: cli.Echo(o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	})
 }

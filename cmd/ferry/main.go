@@ -17,6 +17,7 @@ import (
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/internal/health"
 	"github.com/ferrylab/ferry/internal/profile"
 	"github.com/ferrylab/ferry/lab/llm"
 )
@@ -37,7 +38,7 @@ func main() {
 // configErrors are the sentinels of invalid configuration (exit code 2).
 var configErrors = []error{
 	cli.ErrUsage, cli.ErrInvalidConfig, coordinator.ErrInvalidConfig, broker.ErrInvalidConfig, fleet.ErrInvalidConfig,
-	corpus.ErrInvalidConfig, llm.ErrInvalidConfig,
+	corpus.ErrInvalidConfig, llm.ErrInvalidConfig, health.ErrBadURL,
 }
 
 // exitCode prints err as one line and maps it to the process exit code:

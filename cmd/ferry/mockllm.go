@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"time"
 
 	"github.com/ferrylab/ferry/internal/cli"
+	"github.com/ferrylab/ferry/lab"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/spf13/cobra"
 )
@@ -72,13 +72,12 @@ type mockLLMOptions struct {
 	LLMListen string `mapstructure:"llm_listen" help:"listen address host:port (port 0 = any free port)"`
 }
 
-// mockConfig validates the mock keys.
-func (o mockOpts) mockConfig() (llm.MockConfig, error) {
-	c := llm.MockConfig{
+// mockConfig is the mock keys as the mock's Config (it validates itself).
+func (o mockOpts) mockConfig() llm.MockConfig {
+	return llm.MockConfig{
 		LatencyP50: o.LatencyP50, LatencyP99: o.LatencyP99, RateLimit: o.RateLimit, Burst: o.Burst,
 		ErrorRate: o.ErrorRate, ReplyRatio: o.ReplyRatio, MaxBodyBytes: o.MaxBodyBytes,
 	}
-	return c, c.Validate()
 }
 
 func runMockLLM(ctx context.Context, o *mockLLMOptions) error {
@@ -86,22 +85,7 @@ func runMockLLM(ctx context.Context, o *mockLLMOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := o.mockConfig()
-	if err != nil {
-		return err
-	}
+	cfg := o.mockConfig()
 	cfg.APIKey = os.Getenv(apiKeyEnv)
-	if _, _, err := net.SplitHostPort(o.LLMListen); err != nil {
-		return cli.Invalid("llm_listen", o.LLMListen, "want host:port")
-	}
-	err = llm.ServeMock(ctx, o.LLMListen, cfg, func(addr string) {
-		log.Info("mockllm ready", "url", "http://"+addr, "endpoint", "/v1/chat/completions",
-			"latency_p50", cfg.LatencyP50, "latency_p99", cfg.LatencyP99, "rate_limit", cfg.RateLimit,
-			"error_rate", cfg.ErrorRate, "auth", cfg.APIKey != "")
-	})
-	if err != nil {
-		return err
-	}
-	log.Info("mockllm stopped")
-	return nil
+	return lab.ServeMockLLM(ctx, o.LLMListen, cfg, log)
 }

@@ -66,10 +66,7 @@ func runPipeline(ctx context.Context, cmd *cobra.Command, o *pipelineOptions) er
 	if o.Out != "" && !strings.HasSuffix(o.Out, ".jsonl") {
 		return cli.Invalid("out", o.Out, "pipeline writes .jsonl (one merged summary per document)")
 	}
-	ep, err := o.endpoint(o.mockOpts)
-	if err != nil {
-		return err
-	}
+	ep := o.endpoint(o.mockOpts)
 	cfg.Report["modes"] = strings.Join(cfg.Modes, ",")
 	return lab.RunPipeline(ctx, lab.PipelineConfig{
 		Job: cfg.Job, Modes: cfg.Modes, Input: cfg.Input, Out: o.Out, MergeDim: o.Dim, Endpoint: ep,

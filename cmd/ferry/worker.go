@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/internal/list"
-	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/spf13/cobra"
@@ -79,26 +76,5 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		BeforeBatch: worker.CrashHook(),
 		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
 	}
-	var m *metrics.Worker
-	if o.MetricsAddr != "" {
-		m = metrics.NewWorker(time.Now())
-		cfg.Observe = m.Observe
-	}
-	w, err := worker.New(cfg)
-	if err != nil {
-		return err
-	}
-	if m != nil {
-		srv, err := metrics.Serve(o.MetricsAddr, m.Registry, w.Ready, log)
-		if err != nil {
-			return cli.Invalid("metrics_addr", o.MetricsAddr, err.Error())
-		}
-		defer srv.Close()
-		log.Info("metrics", "addr", srv.Addr().String())
-	}
-	err = w.Run(ctx)
-	if errors.Is(err, worker.ErrParentGone) || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return fleet.ServeWorker(ctx, cfg, o.MetricsAddr)
 }

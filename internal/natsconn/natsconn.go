@@ -133,21 +133,3 @@ func Connect(url, name string, a Auth, log *slog.Logger, extra ...nats.Option) (
 	}
 	return nc, nil
 }
-
-// Ping connects to url (no reconnects) and flushes one PING within
-// timeout: the broker answers.
-func Ping(url string, a Auth, timeout time.Duration) error {
-	opts, err := Options("ferry-health", a, nil)
-	if err != nil {
-		return fmt.Errorf("nats_url=%s: %w", Redact(url), err)
-	}
-	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
-	if err != nil {
-		return fmt.Errorf("nats %s: %w", Redact(url), err)
-	}
-	defer nc.Close()
-	if err := nc.FlushTimeout(timeout); err != nil {
-		return fmt.Errorf("nats %s: flush: %w", Redact(url), err)
-	}
-	return nil
-}

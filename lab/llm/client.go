@@ -130,31 +130,31 @@ func newTransport(concurrency int) *http.Transport {
 }
 
 func (c ClientConfig) validate() (endpoint string, err error) {
-	bad := func(field string, v any, why string) error {
-		return fmt.Errorf("%w: ClientConfig.%s = %v: %s", ErrInvalidConfig, field, v, why)
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", ErrInvalidConfig, key, v, why)
 	}
 	u, perr := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		return "", bad("URL", `""`, "required")
+		return "", bad("llm_url", `""`, "required")
 	case perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return "", bad("URL", redactKey(c.URL, c.APIKey), "want http(s)://host[:port][/path]")
+		return "", bad("llm_url", redactKey(c.URL, c.APIKey), "want http(s)://host[:port][/path]")
 	case c.Timeout < 0:
-		return "", bad("Timeout", c.Timeout, "must be >= 0")
+		return "", bad("llm_timeout", c.Timeout, "must be >= 0")
 	case c.MaxAttempts < 0:
-		return "", bad("MaxAttempts", c.MaxAttempts, "must be >= 0")
+		return "", bad("llm_max_attempts", c.MaxAttempts, "must be >= 0")
 	case c.BaseBackoff < 0:
-		return "", bad("BaseBackoff", c.BaseBackoff, "must be >= 0")
+		return "", bad("base_backoff", c.BaseBackoff, "must be >= 0")
 	case c.MaxBackoff < 0:
-		return "", bad("MaxBackoff", c.MaxBackoff, "must be >= 0")
+		return "", bad("max_backoff", c.MaxBackoff, "must be >= 0")
 	case c.Concurrency < 0:
-		return "", bad("Concurrency", c.Concurrency, "must be >= 0")
+		return "", bad("concurrency", c.Concurrency, "must be >= 0")
 	case c.MaxPromptBytes < 0:
-		return "", bad("MaxPromptBytes", c.MaxPromptBytes, "must be >= 0")
+		return "", bad("llm_max_prompt_bytes", c.MaxPromptBytes, "must be >= 0")
 	case c.MaxResponseBytes < 0:
-		return "", bad("MaxResponseBytes", c.MaxResponseBytes, "must be >= 0")
+		return "", bad("max_response_bytes", c.MaxResponseBytes, "must be >= 0")
 	case c.MaxTokens < 0:
-		return "", bad("MaxTokens", c.MaxTokens, "must be >= 0")
+		return "", bad("max_tokens", c.MaxTokens, "must be >= 0")
 	}
 	p := strings.TrimSuffix(u.Path, "/")
 	switch {

@@ -296,11 +296,11 @@ func TestNewClient(t *testing.T) {
 		{name: "root", cfg: ClientConfig{URL: "http://h:1"}, endpoint: "http://h:1/v1/chat/completions"},
 		{name: "v1", cfg: ClientConfig{URL: "https://api.example.com/v1/"}, endpoint: "https://api.example.com/v1/chat/completions"},
 		{name: "full", cfg: ClientConfig{URL: "http://h/x/chat/completions"}, endpoint: "http://h/x/chat/completions"},
-		{name: "no url", cfg: ClientConfig{}, field: "URL"},
-		{name: "bad scheme", cfg: ClientConfig{URL: "h:1"}, field: "URL"},
-		{name: "attempts", cfg: ClientConfig{URL: "http://h", MaxAttempts: -1}, field: "MaxAttempts"},
-		{name: "concurrency", cfg: ClientConfig{URL: "http://h", Concurrency: -1}, field: "Concurrency"},
-		{name: "timeout", cfg: ClientConfig{URL: "http://h", Timeout: -1}, field: "Timeout"},
+		{name: "no url", cfg: ClientConfig{}, field: "llm_url"},
+		{name: "bad scheme", cfg: ClientConfig{URL: "h:1"}, field: "llm_url"},
+		{name: "attempts", cfg: ClientConfig{URL: "http://h", MaxAttempts: -1}, field: "llm_max_attempts"},
+		{name: "concurrency", cfg: ClientConfig{URL: "http://h", Concurrency: -1}, field: "concurrency"},
+		{name: "timeout", cfg: ClientConfig{URL: "http://h", Timeout: -1}, field: "llm_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
