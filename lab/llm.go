@@ -46,6 +46,14 @@ func (e endpoint) close() error {
 	return e.stop()
 }
 
+// closeInto closes the endpoint, keeping its error in *err unless *err
+// already holds one (for a deferred call).
+func (e endpoint) closeInto(err *error) {
+	if cerr := e.close(); cerr != nil && *err == nil {
+		*err = cerr
+	}
+}
+
 // shown is the URL as logs and reports print it: no user info, no query.
 func (e endpoint) shown() string { return natsconn.Redact(e.url) }
 
@@ -121,11 +129,7 @@ func RunLLM(ctx context.Context, cfg LLMConfig) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if serr := ep.close(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
+	defer ep.closeInto(&err)
 	concurrency := cfg.Endpoint.Client.Concurrency
 	if cfg.Warmup {
 		t0 := time.Now()

@@ -51,11 +51,7 @@ func RunPipeline(ctx context.Context, cfg PipelineConfig) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if serr := ep.close(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
+	defer ep.closeInto(&err)
 	env := &runEnv{cfg: Config{Job: cfg.Job, Input: cfg.Input, ExpectWorkers: cfg.Job.Workers}, log: log}
 	if slices.Contains(cfg.Modes, coordinator.ModeProcesses) {
 		fc := cfg.Fleet
