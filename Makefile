@@ -1,5 +1,5 @@
 # Convenience targets; each is one command you can also run by hand.
-.PHONY: build test bench run fuzz image scale
+.PHONY: build test bench run fuzz image scale up down
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/ferry ./cmd/ferry
@@ -23,6 +23,16 @@ IMAGE ?= ferry:dev
 image:
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/ferry ./cmd/ferry
 	docker build -t $(IMAGE) .
+
+# Compose v2 (docker compose) or v1 (docker-compose, Debian's package):
+# whichever answers. make up WORKERS=4 runs a job on 4 worker containers.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+WORKERS ?= 2
+up: image .env
+	FERRY_EXPECT_WORKERS=$(WORKERS) $(COMPOSE) up --scale worker=$(WORKERS) --exit-code-from coordinator
+
+down:
+	$(COMPOSE) down -v
 
 # Throughput against the number of worker containers (docs/docker.md).
 scale: image
