@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -71,7 +76,11 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 			log.Warn("metrics_addr is ignored with procs > 1 (children cannot share one port): run one worker per process or container to scrape each", "metrics_addr", o.MetricsAddr)
 		}
 		args := []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--max-result-bytes", strconv.FormatInt(o.MaxResultBytes, 10), "--cache-bytes", strconv.FormatInt(o.CacheBytes, 10), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())}
-		return fleet.Supervise(ctx, args, fleet.ChildEnv(o.NATSURL, o.auth()), o.Procs, log) // URL and credentials stay out of argv (ps)
+		err := fleet.Supervise(ctx, args, fleet.ChildEnv(o.NATSURL, o.auth()), o.Procs, log) // URL and credentials stay out of argv (ps)
+		if exit := (*exec.ExitError)(nil); errors.As(err, &exit) && exit.ExitCode() == 2 {
+			return fmt.Errorf("%w: %w; their error is above", cli.ErrInvalidConfig, err) // the children's configuration is ours
+		}
+		return err
 	}
 	worker.OneCore()
 	cfg := worker.Config{
@@ -80,5 +89,24 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		BeforeBatch: worker.CrashHook(),
 		JetStream:   slices.Contains(dispatch, coordinator.DispatchJetStream),
 	}
-	return fleet.ServeWorker(ctx, cfg, o.MetricsAddr)
+	err = fleet.ServeWorker(ctx, cfg, o.MetricsAddr)
+	if authFailed(err) {
+		return fmt.Errorf("%w: %w", cli.ErrInvalidConfig, err)
+	}
+	return err
+}
+
+// authFailed reports whether err is the broker refusing our credentials or
+// TLS refusing the connection: a configuration error (exit code 2), which
+// restarting the worker cannot cure.
+func authFailed(err error) bool {
+	for _, e := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired,
+		nats.ErrSecureConnRequired, nats.ErrSecureConnWanted, nats.ErrClientCertOrRootCAsRequired} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	return errors.As(err, &verify) || errors.As(err, &alert)
 }
