@@ -48,7 +48,7 @@ func openDirWalk(root string, lim Limits, onDoc func()) (*dirSource, error) {
 			return nil
 		}
 		if kind := notRegular(d.Type()); kind != "" {
-			return fmt.Errorf("%w: %s: %s, not a regular file; symbolic links are not followed", ErrNotRegular, p, kind)
+			return fmt.Errorf("%w: %s: %s; an input folder's documents must be regular files (links are not followed)", ErrNotRegular, p, kind)
 		}
 		if onDoc != nil {
 			onDoc()
@@ -126,7 +126,7 @@ func readLimited(p string, max int) (string, error) {
 		return "", fmt.Errorf("corpus: %w", err)
 	}
 	if kind := notRegular(fi.Mode()); kind != "" {
-		return "", fmt.Errorf("%w: %s: %s, not a regular file", ErrNotRegular, p, kind)
+		return "", fmt.Errorf("%w: %s: %s; an input folder's documents must be regular files", ErrNotRegular, p, kind)
 	}
 	if fi.Size() > int64(max) {
 		return "", fmt.Errorf("%w: %s: %d bytes, more than max_doc_bytes %d", ErrLimit, p, fi.Size(), max)
