@@ -40,6 +40,7 @@ scale: image
 
 # Random NATS passwords for the compose files (docs/auth.md); never committed.
 .env:
-	umask 077; printf 'FERRY_WORKER_PASSWORD=%s\nFERRY_COORDINATOR_PASSWORD=%s\n' \
+	umask 077; printf 'FERRY_WORKER_PASSWORD=%s\nFERRY_COORDINATOR_PASSWORD=%s\nFERRY_CLUSTER_PASSWORD=%s\n' \
+	  "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
 	  "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
 	  "$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > $@

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -173,6 +175,33 @@ func applyTLS(so *server.Options, t TLS) error {
 		return fmt.Errorf("%w: %v", ErrAuthConfig, err)
 	}
 	so.TLS, so.TLSConfig, so.TLSVerify, so.TLSTimeout = true, cfg, verify, 2
+	return nil
+}
+
+// applyRouteAuth sets the cluster's route login and TLS (see Cluster).
+func applyRouteAuth(so *server.Options, c Cluster, t TLS) error {
+	if (c.User == "") != (c.Password == "") {
+		return fmt.Errorf("%w: route auth needs both a user and a password", ErrAuthConfig)
+	}
+	if c.User != "" {
+		so.Cluster.Username, so.Cluster.Password = c.User, c.Password
+		for _, r := range so.Routes {
+			if r.User == nil {
+				r.User = url.UserPassword(c.User, c.Password)
+			}
+		}
+	}
+	if !t.Enabled() {
+		return nil
+	}
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: t.Cert, KeyFile: t.Key, CaFile: t.ClientCA, Verify: true})
+	if err != nil {
+		return fmt.Errorf("%w: route TLS: %v", ErrAuthConfig, err)
+	}
+	// A node is server and client of its routes: it verifies peers both ways
+	// with the same CA, as nats-server does for a cluster's tls block.
+	cfg.ClientAuth, cfg.RootCAs = tls.RequireAndVerifyClientCert, cfg.ClientCAs
+	so.Cluster.TLSConfig, so.Cluster.TLSTimeout = cfg, 2
 	return nil
 }
 

@@ -47,12 +47,22 @@ type Options struct {
 
 // Cluster configures routes between brokers. Every node may list every
 // node, itself included: a server ignores a route to itself.
+//
+// With User and Password, a node accepts only routes that log in with them
+// and logs in with them on its own routes (seed routes without credentials
+// in their URL get these; gossiped ones too): set the same pair on every
+// node. With the server's TLS on, routes use TLS too, with the same
+// certificate, verifying each other both ways against TLS.ClientCA (or the
+// system roots): the certificate must then allow both server and client
+// authentication (extendedKeyUsage serverAuth, clientAuth).
 type Cluster struct {
 	Name      string   // cluster name, the same on every node; "" = "ferry" when Port is set
 	Host      string   // route listen host; "" = the client Host
 	Port      int      // route listen port; 0 = not clustered, -1 = random
 	Routes    []string // seed routes, e.g. nats-route://nats1:6222
 	Advertise string   // host:port other nodes use to reach this one; "" = the listen address
+	User      string   // route user; "" = routes need no login
+	Password  string   // route password; never logged
 }
 
 // DefaultMaxPayload is ferry's broker payload limit: large enough for a
@@ -108,6 +118,9 @@ func Start(ctx context.Context, o Options) (*Broker, error) {
 		}
 		if len(c.Routes) > 0 {
 			so.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		}
+		if err := applyRouteAuth(so, c, o.TLS); err != nil {
+			return nil, err
 		}
 	}
 	srv, err := server.NewServer(so)

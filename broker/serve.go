@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/ferrylab/ferry/internal/natsconn"
 )
 
 // ErrInvalidConfig is wrapped by every error of ServeConfig's checks; each
@@ -40,6 +42,8 @@ type ServeConfig struct {
 	Routes           string // comma separated nats-route://host:port
 	ClusterAdvertise string
 	ClientAdvertise  string
+	ClusterUser      string // the user routes log in as; "" = "ferry-route" when ClusterPassword is set
+	ClusterPassword  string // route password, the same on every node; "" = routes need no login
 }
 
 func invalid(key string, v any, why string) error {
@@ -80,6 +84,14 @@ func Serve(ctx context.Context, c ServeConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cluster.Port != 0 && !loopback(cluster.Host) {
+		switch {
+		case cluster.Password == "" && !c.AllowAnonymous:
+			return invalid("cluster_listen", c.ClusterListen, "routes reachable beyond loopback must require auth: set cluster_password, the same on every node (or allow_anonymous=true); see docs/auth.md")
+		case cluster.Password != "" && !c.TLS.Enabled():
+			log.Warn("route auth without TLS: the route password and all traffic cross the network in clear text; set tls_cert and tls_key")
+		}
+	}
 	b, err := Start(ctx, Options{
 		Host: host, Port: port, HTTPPort: c.HTTPPort, JetStream: c.JetStream, StoreDir: c.StoreDir,
 		MaxPayload: int32(c.MaxPayload), Log: true, Users: users, TLS: c.TLS,
@@ -94,7 +106,7 @@ func Serve(ctx context.Context, c ServeConfig, log *slog.Logger) error {
 	auth, tls := describeAuth(users, c.TLS)
 	log.Info("broker ready", "url", b.URL(), "monitor", b.MonitorURL(), "nats_server", Version(),
 		"auth", auth, "tls", tls, "max_payload", c.MaxPayload,
-		"server_name", c.ServerName, "cluster_listen", c.ClusterListen, "routes", c.Routes)
+		"server_name", c.ServerName, "cluster_listen", c.ClusterListen, "routes", natsconn.Redact(c.Routes), "route_auth", cluster.User != "")
 	<-ctx.Done()
 	b.Shutdown()
 	return nil
@@ -171,7 +183,16 @@ func (c ServeConfig) cluster() (Cluster, error) {
 	if err != nil || port <= 0 || port > 65535 {
 		return Cluster{}, invalid("cluster_listen", c.ClusterListen, "bad port")
 	}
-	cl := Cluster{Name: c.ClusterName, Host: host, Port: port, Advertise: c.ClusterAdvertise}
+	cl := Cluster{Name: c.ClusterName, Host: host, Port: port, Advertise: c.ClusterAdvertise, Password: c.ClusterPassword}
+	if cl.Host == "" {
+		cl.Host = c.listenHost()
+	}
+	if cl.Password != "" {
+		cl.User = c.ClusterUser
+		if cl.User == "" {
+			cl.User = "ferry-route"
+		}
+	}
 	for _, r := range strings.Split(c.Routes, ",") {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
@@ -183,6 +204,12 @@ func (c ServeConfig) cluster() (Cluster, error) {
 		cl.Routes = append(cl.Routes, r)
 	}
 	return cl, nil
+}
+
+// listenHost is the client listen host ("" when Listen is malformed).
+func (c ServeConfig) listenHost() string {
+	host, _, _ := net.SplitHostPort(c.Listen)
+	return host
 }
 
 // describeAuth summarises users and TLS for the log, without secrets.

@@ -132,7 +132,8 @@ func (c *collector) fail(t *Task, err error) {
 		return
 	}
 	c.addFailure(t.Batch.First, err.Error())
-	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: &proto.Result{}, failed: []bool{true}}
+	res := &proto.Result{Errs: []proto.DocError{{Doc: 0, Msg: err.Error()}}}
+	c.pending[t.Batch.First] = piece{first: t.Batch.First, res: res, failed: []bool{true}}
 	c.flush()
 }
 
@@ -160,6 +161,13 @@ func (c *collector) flush() {
 		}
 		delete(c.pending, c.next)
 		n := len(p.failed)
+		if fw, ok := c.out.(sink.FailureWriter); ok && len(p.res.Errs) > 0 {
+			// Every failure by index, with its error: the report keeps maxFailures.
+			if err := fw.WriteFailures(p.first, p.res.Errs); err != nil {
+				c.err = fmt.Errorf("write failures: %w", err)
+				break
+			}
+		}
 		if err := c.out.Write(p.first, &p.res.Out, p.failed); err != nil {
 			c.err = fmt.Errorf("write results: %w", err)
 			break

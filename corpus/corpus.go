@@ -16,6 +16,11 @@ import (
 // or a source with more than Limits.MaxDocs documents.
 var ErrLimit = errors.New("corpus: limit exceeded")
 
+// ErrNotRegular is wrapped by the error for an entry of an input folder
+// that is not a regular file (a symbolic link, a named pipe, a device):
+// such entries are refused, never followed or opened.
+var ErrNotRegular = errors.New("corpus: not a regular file")
+
 // ErrInvalidConfig is wrapped by GenConfig validation errors.
 var ErrInvalidConfig = errors.New("corpus: invalid config")
 

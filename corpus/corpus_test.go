@@ -2,11 +2,14 @@ package corpus
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // writeFiles creates files (path -> content) under a fresh temp dir.
@@ -81,7 +84,7 @@ func TestOpen(t *testing.T) {
 		{name: "dir oversize file", files: map[string]string{"a.txt": "ok", "b.txt": long},
 			lim: Limits{MaxDocBytes: 10}, want: []string{"ok"}, wantErr: "b.txt: 100 bytes, more than max_doc_bytes 10", isLimit: true},
 		{name: "dir max docs", files: map[string]string{"a.txt": "1", "b.txt": "2"},
-			lim: Limits{MaxDocs: 1}, wantErr: "2 documents, more than max_docs 1", isLimit: true},
+			lim: Limits{MaxDocs: 1}, wantErr: "more than max_docs 1 documents", isLimit: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,5 +158,76 @@ func TestSlice(t *testing.T) {
 				t.Fatalf("Next after the end = %v, want io.EOF", err)
 			}
 		})
+	}
+}
+
+// A folder may hold things that are not documents: a named pipe would block
+// the read forever and a symlink may lead out of the folder. Both are
+// refused by name before anything is opened.
+func TestDirRefusesNonRegularFiles(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, dir string) // adds the hostile entry
+		want string
+	}{
+		{name: "fifo", make: func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, "pipe.txt"), 0o644); err != nil {
+				t.Skipf("mkfifo: %v", err)
+			}
+		}, want: "pipe.txt: a named pipe"},
+		{name: "symlink out of the folder", make: func(t *testing.T, dir string) {
+			outside := filepath.Join(t.TempDir(), "secret.txt")
+			if err := os.WriteFile(outside, []byte("secret"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, filepath.Join(dir, "link.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "link.txt: a symbolic link"},
+		{name: "symlink to a folder", make: func(t *testing.T, dir string) {
+			if err := os.Symlink(t.TempDir(), filepath.Join(dir, "sub.md")); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "sub.md: a symbolic link"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"a.txt": "one"})
+			tc.make(t, dir)
+			done := make(chan error, 1)
+			go func() { // a FIFO would block Open or Next forever on the old code
+				s, err := Open(dir, Limits{})
+				if err == nil {
+					_, err = readAll(t, s)
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want ErrNotRegular naming %q", err, tc.want)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("reading the folder hangs")
+			}
+		})
+	}
+}
+
+// max_docs stops the walk: a folder of a million files is not listed whole
+// to learn that it holds more than 3.
+func TestDirStopsAtMaxDocs(t *testing.T) {
+	files := map[string]string{}
+	for i := range 10 {
+		files[fmt.Sprintf("d%d/%d.txt", i, i)] = "x"
+	}
+	dir := writeFiles(t, files)
+	visited := 0
+	_, err := openDirWalk(dir, Limits{MaxDocs: 3}.withDefaults(), func() { visited++ })
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "more than max_docs 3") {
+		t.Fatalf("err = %v, want ErrLimit naming max_docs 3", err)
+	}
+	if visited > 4 {
+		t.Errorf("walked %d documents, want to stop at the 4th", visited)
 	}
 }

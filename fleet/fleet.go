@@ -269,15 +269,19 @@ func spinEnv(name string) []string {
 
 // Supervise runs n child processes of this executable with args (a
 // `worker --procs 1 ...` line, say) and env until ctx is done, restarting
-// any that exit, then stops them all.
+// any that exit, then stops them all. Children that keep failing at start
+// (a wrong password) make it stop them all and return why (spawn.ErrGaveUp).
 func Supervise(ctx context.Context, args, env []string, n int, log *slog.Logger) error {
 	pool, err := spawn.Start(ctx, spawn.Config{Args: args, Env: env, Procs: n, Logger: log, Restart: true})
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-pool.Done():
+	}
 	pool.Stop()
-	return nil
+	return pool.Err()
 }
 
 // ServeWorker runs this process as one worker (`ferry worker`): the

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -118,15 +119,14 @@ func (c *Compressed) DecodeResult(src []byte, r *Result) error {
 	return c.inner.DecodeResult(raw, r)
 }
 
-// decompress checks the declared size against the bound, then decodes into
-// dst's capacity or a new slice of exactly that size.
+// decompress checks the declared size against the bound and that the
+// block really decodes to it (s2Len), then decodes into dst's capacity or a
+// new slice of exactly that size. Nothing is allocated for a message that
+// claims more than it holds.
 func (c *Compressed) decompress(dst, src []byte) ([]byte, error) {
-	n, err := s2.DecodedLen(src)
+	n, err := s2Len(src, c.maxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("s2: %v: %w", err, ErrMalformed)
-	}
-	if n > c.maxBytes {
-		return nil, fmt.Errorf("s2: decompresses to %d bytes, over the limit of %d: %w", n, c.maxBytes, ErrLimit)
+		return nil, err
 	}
 	if cap(dst) < n {
 		dst = make([]byte, n)
@@ -136,4 +136,94 @@ func (c *Compressed) decompress(dst, src []byte) ([]byte, error) {
 		return nil, fmt.Errorf("s2: %v: %w", err, ErrMalformed)
 	}
 	return out, nil
+}
+
+// s2Len walks an s2 block without writing it and returns its decoded
+// length: the length its header declares, once it is at most maxBytes and
+// the block's literals and copies produce exactly that many bytes, each
+// copy reaching back only into bytes already produced. It follows
+// s2.Decode's parser (decode_other.go) step for step, so it accepts exactly
+// what Decode accepts (FuzzS2Len holds it to that). Walking costs about one
+// read of the compressed bytes; trusting the header would let a few bytes
+// claim, and be handed, maxBytes.
+func s2Len(src []byte, maxBytes int) (int, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return 0, fmt.Errorf("s2: %v: %w", err, ErrMalformed)
+	}
+	if n > maxBytes {
+		return 0, fmt.Errorf("s2: decompresses to %d bytes, over the limit of %d: %w", n, maxBytes, ErrLimit)
+	}
+	corrupt := func(what string, at int) error {
+		return fmt.Errorf("s2: %s at byte %d of a block declaring %d bytes: %w", what, at, n, ErrMalformed)
+	}
+	_, s := binary.Uvarint(src)
+	d, offset := 0, 0
+	// load reads the k bytes at src[at:] as a little-endian number.
+	load := func(at, k int) (int, bool) {
+		if at+k > len(src) {
+			return 0, false
+		}
+		v := 0
+		for i := at + k - 1; i >= at; i-- {
+			v = v<<8 | int(src[i])
+		}
+		return v, true
+	}
+	for s < len(src) {
+		tag := src[s]
+		var length int
+		ok := true
+		switch tag & 0x03 {
+		case 0x00: // literal; lengths over 60 follow the tag in 1 to 4 bytes
+			length = int(tag >> 2)
+			k := max(length-59, 0)
+			if k > 0 {
+				length, ok = load(s+1, k)
+			}
+			s += 1 + k
+			length++
+			if !ok || length > n-d || length > len(src)-s {
+				return 0, corrupt("literal past the end", s)
+			}
+			d += length
+			s += length
+			continue
+		case 0x01: // copy with an 11-bit offset, or (offset 0) a repeat of the last one
+			var lo int
+			lo, ok = load(s+1, 1)
+			length = int(tag>>2)&0x7 + 4
+			toffset := int(tag&0xe0)<<3 | lo
+			s += 2
+			switch {
+			case !ok:
+			case toffset != 0:
+				offset = toffset
+			case length >= 9: // 1, 2 or 3 more length bytes
+				k := length - 8
+				length, ok = load(s, k)
+				length += [...]int{4, 1 << 8, 1 << 16}[k-1] + 4
+				s += k
+			}
+		case 0x02: // copy with a 16-bit offset
+			offset, ok = load(s+1, 2)
+			length = 1 + int(tag>>2)
+			s += 3
+		case 0x03: // copy with a 32-bit offset
+			offset, ok = load(s+1, 4)
+			length = 1 + int(tag>>2)
+			s += 5
+		}
+		if !ok {
+			return 0, corrupt("truncated copy", s)
+		}
+		if offset <= 0 || d < offset || length > n-d {
+			return 0, corrupt("copy outside the output", s)
+		}
+		d += length
+	}
+	if d != n {
+		return 0, corrupt(fmt.Sprintf("block ends after %d bytes", d), s)
+	}
+	return n, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/ferrylab/ferry/corpus"
 )
 
@@ -131,6 +133,68 @@ func TestCompressedBoundsDecodedSize(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A message within the size bound that does not decode to the size it
+// declares is refused before the declared size is allocated: a few hostile
+// bytes claiming max_payload cost nothing. Only a well-formed block, whose
+// copies really produce that many bytes, gets its buffer.
+func TestCompressedCorruptCostsNothing(t *testing.T) {
+	const bound = 8 << 20
+	hostile := map[string][]byte{
+		// declares 8 MiB, then one literal byte
+		"short literal": append(appendUvarint(nil, bound), 0x00, 'x'),
+		// declares 8 MiB, then a copy before any output
+		"copy before output": append(appendUvarint(nil, bound), 0x01, 0x01),
+		// declares 8 MiB, produces 4 MiB: one byte, then repeats of it
+		"half the declared size": func() []byte {
+			b := append(appendUvarint(nil, bound), 0x00, 'x', 0x05, 0x01) // literal "x", copy1 offset 1 length 5
+			for n := 6; n < 4<<20; n += 1<<16 + 1<<16 {
+				// repeat (copy1 offset 0, length code 7): 3 length bytes, 1<<16 + v + 4
+				b = append(b, 0x1d, 0x00, 0xfc, 0xff, 0x00)
+			}
+			return b
+		}(),
+	}
+	for _, c := range compressedCodecs(t, bound) {
+		for name, msg := range hostile {
+			var err error
+			alloc := measureAlloc(func() { var r Result; err = c.DecodeResult(msg, &r) })
+			if !isDecodeErr(err) {
+				t.Errorf("%s %s: err = %v, want a proto sentinel", c.Name(), name, err)
+			}
+			if alloc > 64<<10 {
+				t.Errorf("%s %s: allocated %d bytes for a %d-byte corrupt message", c.Name(), name, alloc, len(msg))
+			}
+		}
+	}
+}
+
+// s2Len must agree with s2.Decode on every input: the same verdict, and
+// on success the decoded length.
+func FuzzS2Len(f *testing.F) {
+	for _, s := range resultShapes {
+		b, _ := compressedCodecs(f, 1<<20)[0].AppendResult(nil, s.r)
+		f.Add(b)
+	}
+	f.Add(s2.Encode(nil, make([]byte, 1<<16)))
+	f.Add([]byte{0x05, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		n, err := s2Len(src, 1<<20)
+		if dl, lerr := s2.DecodedLen(src); lerr == nil && dl > 1<<20 {
+			if err == nil {
+				t.Fatalf("s2Len accepted %d bytes over the bound", dl)
+			}
+			return // too large to hand to s2.Decode
+		}
+		out, derr := s2.Decode(nil, src)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("s2Len err = %v, s2.Decode err = %v", err, derr)
+		}
+		if err == nil && n != len(out) {
+			t.Fatalf("s2Len = %d, decoded %d bytes", n, len(out))
+		}
+	})
 }
 
 func appendUvarint(b []byte, v uint64) []byte {

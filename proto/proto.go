@@ -122,11 +122,18 @@ type Result struct {
 // DefaultMaxDocBytes is the largest document a decoder accepts by default.
 const DefaultMaxDocBytes = 1 << 20
 
-// Limits bound what a decoder accepts. The zero value of a field means its default.
+// Limits bound what a decoder accepts and what a worker computes and keeps
+// (see Limits.Workload). The zero value of a field means its default.
 type Limits struct {
 	MaxDocs     int // documents per batch; 0 = 100,000
 	MaxDocBytes int // bytes per document; 0 = 1 MiB
 	MaxDepth    int // msgpack nesting depth; 0 = 16
+	// MaxResultBytes bounds a batch's result, checked before it is
+	// computed; 0 = the broker's max_payload only.
+	MaxResultBytes int64
+	// CacheBytes bounds the workloads a worker keeps built (infer's
+	// weights); 0 = workload.DefaultCacheBytes.
+	CacheBytes int64
 }
 
 // WithDefaults returns l with zero fields set to their defaults.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ferrylab/ferry/workload"
@@ -16,13 +17,16 @@ import (
 // stream ends, so the header is written padded and rewritten on Close.
 const npyHeaderLen = 128
 
-// NPY writes a float32 matrix, one row per document with a result, in the
-// NumPy .npy v1.0 format.
+// NPY writes a float32 matrix in the NumPy .npy v1.0 format, one row per
+// input document: row i is document i. A failed document's row is NaN
+// (numpy.isnan(m).all(axis=1) finds them). When every document failed the
+// width is never learnt and the matrix is (documents, 0).
 type NPY struct {
 	f    *os.File
 	w    *bufio.Writer
 	rows int64
 	dim  int
+	nans int64 // failed rows met before the width was known, not written yet
 	buf  []byte
 }
 
@@ -48,18 +52,26 @@ func npyHeader(rows int64, dim int) []byte {
 
 func (n *NPY) Write(first int64, o *workload.Output, failed []bool) error {
 	if o.Dim == 0 {
-		if len(o.Spans) > 0 || o.Stride > 0 {
-			return errors.New("npy output needs a vector workload (embed, infer); use .jsonl")
+		if !slices.Contains(failed, false) { // all failed: rows of a width still unknown
+			n.nans += int64(len(failed))
+			return nil
 		}
-		return nil
+		return errors.New("npy output needs a vector workload (embed, infer); use .jsonl")
 	}
 	if n.dim == 0 {
 		n.dim = o.Dim
+		if err := n.writeNaNs(n.nans); err != nil {
+			return err
+		}
+		n.nans = 0
 	} else if n.dim != o.Dim {
 		return fmt.Errorf("npy: row width changed from %d to %d", n.dim, o.Dim)
 	}
 	for i, f := range failed {
 		if f {
+			if err := n.writeNaNs(1); err != nil {
+				return err
+			}
 			continue
 		}
 		n.buf = n.buf[:0]
@@ -74,11 +86,26 @@ func (n *NPY) Write(first int64, o *workload.Output, failed []bool) error {
 	return nil
 }
 
+// writeNaNs writes k rows of NaN.
+func (n *NPY) writeNaNs(k int64) error {
+	n.buf = n.buf[:0]
+	for range n.dim {
+		n.buf = binary.LittleEndian.AppendUint32(n.buf, math.Float32bits(float32(math.NaN())))
+	}
+	for range k {
+		if _, err := n.w.Write(n.buf); err != nil {
+			return err
+		}
+		n.rows++
+	}
+	return nil
+}
+
 // Close writes the final shape into the header and closes the file.
 func (n *NPY) Close() error {
 	err := n.w.Flush()
 	if err == nil {
-		_, err = n.f.WriteAt(npyHeader(n.rows, n.dim), 0)
+		_, err = n.f.WriteAt(npyHeader(n.rows+n.nans, n.dim), 0)
 	}
 	if cerr := n.f.Close(); err == nil {
 		err = cerr

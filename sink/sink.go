@@ -33,6 +33,15 @@ type Writer interface {
 	Close() error
 }
 
+// FailureWriter is a Writer that also keeps why documents failed. The
+// coordinator calls WriteFailures with the failures among documents
+// [first, first+n) just before it Writes those documents; errs[i].Doc counts
+// from first.
+type FailureWriter interface {
+	Writer
+	WriteFailures(first int64, errs []workload.DocError) error
+}
+
 // WriteFunc adapts a function to a Writer whose Close does nothing.
 type WriteFunc func(first int64, out *workload.Output, failed []bool) error
 
@@ -80,16 +89,72 @@ func Create(path string) (*File, error) {
 // Commit closes it and renames it onto the path; Close without Commit
 // keeps what was written as Partial (a failed or interrupted run never
 // destroys an earlier output).
+//
+// Failed documents have no result in the file (a .npy row of NaN, no
+// .jsonl record); WriteFailures lists them in Failures(), <path>.failed.jsonl,
+// one {"index":N,"error":"..."} a line in input order, written and
+// committed the same way. A run without failures writes no such file and
+// removes one left by an earlier run, which described the output replaced.
 type File struct {
 	Writer
 	atomic
+	failures *JSONLines // nil until a document fails
 }
 
-// Commit finishes the file and renames it onto its path.
-func (f *File) Commit() error { return f.commit(f.Writer.Close) }
+type failure struct {
+	Index int64  `json:"index"`
+	Error string `json:"error"`
+}
 
-// Close finishes the file as Partial unless Commit was called.
-func (f *File) Close() error { return f.abandon(f.Writer.Close) }
+// WriteFailures appends the failures among documents from first on to
+// Failures().
+func (f *File) WriteFailures(first int64, errs []workload.DocError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	if f.failures == nil {
+		j, err := CreateJSONLines(f.Failures())
+		if err != nil {
+			return err
+		}
+		f.failures = j
+	}
+	for _, e := range errs {
+		if err := f.failures.Encode(failure{Index: first + int64(e.Doc), Error: e.Msg}); err != nil {
+			return fmt.Errorf("output %s: %w", f.Failures(), err)
+		}
+	}
+	return nil
+}
+
+// Failures is the file listing the failed documents: <path>.failed.jsonl.
+func (f *File) Failures() string { return f.path + ".failed.jsonl" }
+
+// Commit finishes the file and its failures file and renames them onto
+// their paths, the failures first.
+func (f *File) Commit() error {
+	var err error
+	if f.failures != nil {
+		err = f.failures.Commit()
+	} else if rerr := os.Remove(f.Failures()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = fmt.Errorf("remove the earlier %s: %w", f.Failures(), rerr)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	return f.commit(f.Writer.Close)
+}
+
+// Close finishes the file as Partial unless Commit was called (its
+// failures, if any, as Failures() + ".partial").
+func (f *File) Close() error {
+	var err error
+	if f.failures != nil {
+		err = f.failures.Close()
+	}
+	return errors.Join(f.abandon(f.Writer.Close), err)
+}
 
 // atomic is a temporary file that becomes path on commit, or
 // path.partial when abandoned.

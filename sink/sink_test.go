@@ -13,18 +13,9 @@ import (
 	"github.com/ferrylab/ferry/workload"
 )
 
-func TestNPYStreamsRowsAndFixesShape(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v.npy")
-	w, err := Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two writes of 2 and 3 documents, dim 3; document 3 failed and is skipped.
-	w.Write(0, &workload.Output{Dim: 3, Vecs: []float32{1, 2, 3, 4, 5, 6}}, []bool{false, false})
-	w.Write(2, &workload.Output{Dim: 3, Vecs: []float32{7, 8, 9, 0, 0, 0, 10, 11, 12}}, []bool{false, true, false})
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
+// readNPY returns the shape and the float32 data of a .npy file.
+func readNPY(t *testing.T, path string) (header string, data []float32) {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -36,22 +27,117 @@ func TestNPYStreamsRowsAndFixesShape(t *testing.T) {
 	if got, want := 10+hlen, npyHeaderLen; got != want || (10+hlen)%64 != 0 {
 		t.Fatalf("header length %d, want %d (a multiple of 64)", got, want)
 	}
-	header := string(b[10 : 10+hlen])
-	if !strings.Contains(header, "'shape': (4, 3)") || !strings.HasSuffix(header, "\n") {
-		t.Errorf("header = %q", header)
-	}
-	var got []float32
 	for i := npyHeaderLen; i < len(b); i += 4 {
-		got = append(got, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
+		data = append(data, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
 	}
-	want := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	return string(b[10 : 10+hlen]), data
+}
+
+// sameRows compares float32 rows, NaN equal to NaN.
+func sameRows(got, want []float32) bool {
 	if len(got) != len(want) {
-		t.Fatalf("rows = %v, want %v", got, want)
+		return false
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("rows = %v, want %v", got, want)
+		if got[i] != want[i] && !(math.IsNaN(float64(got[i])) && math.IsNaN(float64(want[i]))) {
+			return false
 		}
+	}
+	return true
+}
+
+// TestNPYKeepsOneRowPerDocument: row i of the matrix is input document i.
+// A failed document's row is NaN, even when it fails before any document
+// has told the width (a batch that failed whole), and failed.jsonl lists
+// each failure by index with its error.
+func TestNPYKeepsOneRowPerDocument(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.npy")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nan := float32(math.NaN())
+	writes := []struct {
+		first  int64
+		out    workload.Output
+		failed []bool
+		errs   []workload.DocError
+	}{
+		{0, workload.Output{}, []bool{true}, []workload.DocError{{Doc: 0, Msg: "no reply in time"}}},
+		{1, workload.Output{Dim: 3, Vecs: []float32{1, 2, 3, 4, 5, 6}}, []bool{false, false}, nil},
+		{3, workload.Output{Dim: 3, Vecs: []float32{7, 8, 9, 0, 0, 0, 10, 11, 12}}, []bool{false, true, false},
+			[]workload.DocError{{Doc: 1, Msg: "workload spin panicked: boom"}}},
+	}
+	for _, wr := range writes {
+		if wr.errs != nil {
+			if err := w.WriteFailures(wr.first, wr.errs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Write(wr.first, &wr.out, wr.failed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	header, got := readNPY(t, path)
+	if !strings.Contains(header, "'shape': (6, 3)") || !strings.HasSuffix(header, "\n") {
+		t.Errorf("header = %q, want shape (6, 3)", header)
+	}
+	want := []float32{nan, nan, nan, 1, 2, 3, 4, 5, 6, 7, 8, 9, nan, nan, nan, 10, 11, 12}
+	if !sameRows(got, want) {
+		t.Fatalf("rows = %v, want %v", got, want)
+	}
+	b, err := os.ReadFile(path + ".failed.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"index":0,"error":"no reply in time"}
+{"index":4,"error":"workload spin panicked: boom"}
+`; got != want {
+		t.Errorf("failed.jsonl =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A run with no failures leaves no failures file, and removes one that an
+// earlier run left for the output it replaces.
+func TestNoFailuresNoFailuresFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.npy")
+	if err := os.WriteFile(path+".failed.jsonl", []byte(`{"index":3,"error":"old"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(0, &workload.Output{Dim: 1, Vecs: []float32{1}}, []bool{false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".failed.jsonl"); !os.IsNotExist(err) {
+		t.Errorf("stale failures file still there (stat err %v)", err)
+	}
+}
+
+// Every document failed: the width is never known, and the matrix has one
+// empty row per document.
+func TestNPYAllFailed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.npy")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(0, &workload.Output{}, []bool{true, true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if header, data := readNPY(t, path); !strings.Contains(header, "'shape': (2, 0)") || len(data) != 0 {
+		t.Errorf("header %q with %d values, want shape (2, 0) and no data", header, len(data))
 	}
 }
 

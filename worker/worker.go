@@ -267,7 +267,11 @@ func (w *Worker) handle(req micro.Request) {
 	if w.cfg.BeforeBatch != nil {
 		w.cfg.BeforeBatch(&w.b)
 	}
-	wl, err := w.wls.Get(w.b.Workload, w.b.Params)
+	wl, err := w.cfg.Limits.Workload(&w.wls, &w.b, w.nc.MaxPayload()) // the result's size is checked before compute
+	if errors.Is(err, proto.ErrLimit) {
+		fail("413", err.Error())
+		return
+	}
 	if err != nil {
 		fail("400", err.Error())
 		return

@@ -25,6 +25,17 @@ func newChunk(p Params) (Workload, error) {
 
 func (c *chunk) Name() string { return "chunk" }
 
+// ResultBytes bounds the spans (16 bytes each) by the most tokens a
+// document of its length can hold: a token and a separator are a byte each.
+func (c *chunk) ResultBytes(docs []string) int64 {
+	step := int64(c.tokens - c.overlap)
+	var n int64
+	for _, d := range docs {
+		n += (int64(len(d))+1)/2/step + 1
+	}
+	return 16 * n
+}
+
 // tokenStarts is the pooled scratch of token start offsets of one document.
 var tokenStarts = sync.Pool{New: func() any { return new([]uint32) }}
 

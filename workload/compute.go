@@ -3,6 +3,8 @@ package workload
 import (
 	"fmt"
 	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DocError is a failure of one document of a batch.
@@ -69,11 +71,33 @@ func appendDoc(out, one *Output, doc uint32, failed bool) {
 	}
 }
 
+// DefaultCacheBytes is the memory a Cache keeps by default: one infer
+// model at the largest dim (32 MiB) with room, or a dozen at the default
+// dim (4.7 MiB each).
+const DefaultCacheBytes = 64 << 20
+
+// cacheEntries bounds the workloads a Cache keeps whatever their size, so
+// hostile params cannot grow it one small workload at a time.
+const cacheEntries = 64
+
+// Sizer is implemented by workloads that hold memory of their own (infer's
+// weights), so a Cache can bound what it keeps. A workload without it
+// counts as nothing but an entry.
+type Sizer interface {
+	// MemoryBytes is the memory the workload holds while it is kept.
+	MemoryBytes() int64
+}
+
 // Cache caches built workloads by name and params, since building one
-// (infer's weights, spin's calibration) costs more than a batch.
+// (infer's weights, spin's calibration) costs more than a batch. It is an
+// LRU (hashicorp/golang-lru's simplelru) bounded in entries and in the
+// bytes its workloads hold (Sizer): a new model seed per job replaces the
+// least recently used model instead of adding 32 MiB to the worker. The
+// zero value is ready to use; it is safe for concurrent use.
 type Cache struct {
-	mu sync.Mutex
-	m  map[workloadKey]Workload
+	mu    sync.Mutex
+	lru   *simplelru.LRU[workloadKey, Workload]
+	bytes int64 // MemoryBytes of the workloads kept
 }
 
 type workloadKey struct {
@@ -81,24 +105,83 @@ type workloadKey struct {
 	p    Params
 }
 
-// Get returns the workload for name and p, building it on first use.
+// Get is GetWithin with DefaultCacheBytes.
 func (c *Cache) Get(name string, p Params) (Workload, error) {
+	return c.GetWithin(name, p, 0)
+}
+
+// GetWithin returns the workload for name and p, building it on first
+// use, and keeps at most maxBytes of workloads (0 = DefaultCacheBytes),
+// evicting the least recently used. A workload larger than maxBytes is
+// returned without being kept: it is built again on every call.
+func (c *Cache) GetWithin(name string, p Params, maxBytes int64) (Workload, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
 	k := workloadKey{name, p}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if wl, ok := c.m[k]; ok {
+	if c.lru == nil {
+		c.lru, _ = simplelru.NewLRU(cacheEntries, func(_ workloadKey, wl Workload) { c.bytes -= memoryBytes(wl) })
+	}
+	if wl, ok := c.lru.Get(k); ok {
+		c.shrink(maxBytes)
 		return wl, nil
 	}
 	wl, err := New(name, p)
 	if err != nil {
 		return nil, err
 	}
-	if c.m == nil {
-		c.m = map[workloadKey]Workload{}
+	size := memoryBytes(wl)
+	if size > maxBytes {
+		c.shrink(0)
+		return wl, nil
 	}
-	if len(c.m) > 64 { // hostile params must not grow the cache without bound
-		clear(c.m)
-	}
-	c.m[k] = wl
+	c.shrink(maxBytes - size)
+	c.lru.Add(k, wl)
+	c.bytes += size
 	return wl, nil
+}
+
+// shrink evicts the least recently used workloads until at most maxBytes
+// are kept. Called with mu held.
+func (c *Cache) shrink(maxBytes int64) {
+	for c.bytes > maxBytes && c.lru.Len() > 0 {
+		c.lru.RemoveOldest()
+	}
+}
+
+// Len is the number of workloads kept.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru == nil {
+		return 0
+	}
+	return c.lru.Len()
+}
+
+func memoryBytes(wl Workload) int64 {
+	if s, ok := wl.(Sizer); ok {
+		return s.MemoryBytes()
+	}
+	return 0
+}
+
+// ResultSizer is implemented by workloads that can tell, before
+// computing, an upper bound of the output (Output.Bytes) Process appends
+// for docs, so a worker refuses a batch whose result it could not hold or
+// send before it allocates any of it. It must be cheap: a pass over the
+// document lengths at most.
+type ResultSizer interface {
+	ResultBytes(docs []string) int64
+}
+
+// ResultBytes is wl's bound on the output bytes of docs, and false when wl
+// cannot tell (a workload of one's own without ResultSizer).
+func ResultBytes(wl Workload, docs []string) (int64, bool) {
+	if s, ok := wl.(ResultSizer); ok {
+		return s.ResultBytes(docs), true
+	}
+	return 0, false
 }

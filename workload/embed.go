@@ -14,6 +14,9 @@ func newEmbed(p Params) (Workload, error) {
 
 func (e *embed) Name() string { return "embed" }
 
+// ResultBytes is one row of Dim float32 per document.
+func (e *embed) ResultBytes(docs []string) int64 { return 4 * int64(e.dim) * int64(len(docs)) }
+
 // Process appends one unit-norm row of Dim float32 per document.
 func (e *embed) Process(docs []string, out *Output) error {
 	checkPoison(e.Name(), e.panicOn, docs)

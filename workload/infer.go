@@ -31,6 +31,12 @@ func newInfer(p Params) (Workload, error) {
 
 func (w *infer) Name() string { return "infer" }
 
+// MemoryBytes is the weights: 8·Dim² float32, 4.7 MiB at Dim 384.
+func (w *infer) MemoryBytes() int64 { return w.m.bytes() }
+
+// ResultBytes is one row of Dim float32 per document.
+func (w *infer) ResultBytes(docs []string) int64 { return 4 * int64(w.m.d) * int64(len(docs)) }
+
 // FLOPs counts the multiply-adds of the two matrix products (2 FLOPs each);
 // features, GELU and layer norm add about 1% at Dim 384 and are left out.
 func (w *infer) FLOPs(docs int) float64 {

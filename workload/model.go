@@ -2,7 +2,9 @@ package workload
 
 import (
 	"math"
+	"runtime"
 	"sync"
+	"weak"
 )
 
 // mlp holds infer's weights, stored transposed (output-major) for matmulT.
@@ -17,27 +19,42 @@ type modelKey struct {
 	dim  int
 }
 
-// models caches weights per (seed, dim): building them costs ~10 ms at the
-// default size and a worker process serves many batches with the same Params.
-// Weights are read-only once built, so workloads share them freely.
+// models shares weights per (seed, dim) between the workloads that use
+// them (the lanes of goroutines mode, each with its own Cache, get one copy;
+// building them costs ~10 ms at the default size). It holds them weakly:
+// weights live only while a workload (kept by a bounded Cache, or computing)
+// holds them, so this table never keeps memory of its own.
 var models struct {
 	sync.Mutex
-	m map[modelKey]*mlp
+	m map[modelKey]weak.Pointer[mlp]
 }
 
 func model(seed uint64, dim int) *mlp {
 	models.Lock()
 	defer models.Unlock()
 	k := modelKey{seed, dim}
-	if m, ok := models.m[k]; ok {
+	if m := models.m[k].Value(); m != nil {
 		return m
 	}
 	if models.m == nil {
-		models.m = make(map[modelKey]*mlp)
+		models.m = make(map[modelKey]weak.Pointer[mlp])
 	}
 	m := newMLP(seed, dim)
-	models.m[k] = m
+	wp := weak.Make(m)
+	models.m[k] = wp
+	runtime.AddCleanup(m, func(k modelKey) {
+		models.Lock()
+		defer models.Unlock()
+		if models.m[k] == wp { // not replaced by a newer build
+			delete(models.m, k)
+		}
+	}, k)
 	return m
+}
+
+// bytes is the memory of the weights.
+func (m *mlp) bytes() int64 {
+	return 4 * int64(len(m.w1t)+len(m.b1)+len(m.w2t)+len(m.b2))
 }
 
 // newMLP draws the weights from splitmix64(seed): uniform with variance

@@ -17,6 +17,9 @@ func newNoop(p Params) (Workload, error) {
 
 func (n *noop) Name() string { return "noop" }
 
+// ResultBytes is OutBytes per document.
+func (n *noop) ResultBytes(docs []string) int64 { return int64(n.outBytes) * int64(len(docs)) }
+
 // Process appends OutBytes per document to out.Data (Stride = OutBytes).
 func (n *noop) Process(docs []string, out *Output) error {
 	checkPoison(n.Name(), n.panicOn, docs)

@@ -30,6 +30,9 @@ func newSpin(p Params) (Workload, error) {
 
 func (s *spin) Name() string { return "spin" }
 
+// ResultBytes is OutBytes per document.
+func (s *spin) ResultBytes(docs []string) int64 { return int64(s.outBytes) * int64(len(docs)) }
+
 // spinSink keeps the compiler from dropping the loop as dead code.
 var spinSink atomic.Uint64
 

@@ -22,7 +22,7 @@ work and read their replies. See docs/auth.md.`,
   FERRY_WORKER_PASSWORD=... FERRY_COORDINATOR_PASSWORD=... ferry broker --listen 0.0.0.0:4222
   ferry broker --listen 0.0.0.0:4222 --auth-file users.yaml --tls-cert server.pem --tls-key server-key.pem
   ferry broker --listen 0.0.0.0:4222 --http-port 8222 --jetstream --store-dir /data
-  ferry broker --listen 0.0.0.0:4222 --server-name n1 --cluster-listen 0.0.0.0:6222 \
+  FERRY_CLUSTER_PASSWORD=... ferry broker --listen 0.0.0.0:4222 --server-name n1 --cluster-listen 0.0.0.0:6222 \
       --routes nats-route://n1:6222,nats-route://n2:6222,nats-route://n3:6222`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -34,7 +34,7 @@ work and read their replies. See docs/auth.md.`,
 		},
 	}
 	cli.AddFlags(cmd.Flags(), brokerOptions{Listen: "127.0.0.1:4222", HTTPPort: 8222, MaxPayload: broker.DefaultMaxPayload,
-		WorkerUser: "worker", CoordinatorUser: "coordinator", ClusterName: "ferry"})
+		WorkerUser: "worker", CoordinatorUser: "coordinator", ClusterName: "ferry", ClusterUser: "ferry-route"})
 	return cmd
 }
 
@@ -60,6 +60,8 @@ type brokerOptions struct {
 	Routes              string `mapstructure:"routes" help:"seed routes, comma separated (nats-route://host:6222,...); a node may list itself"`
 	ClusterAdvertise    string `mapstructure:"cluster_advertise" help:"host:port other nodes use to reach this node's routes (\"\" = listen address)"`
 	ClientAdvertise     string `mapstructure:"client_advertise" help:"host:port clients learn for this node from cluster gossip (\"\" = listen address)"`
+	ClusterUser         string `mapstructure:"cluster_user" help:"user routes log in as, the same on every node"`
+	ClusterPassword     string `mapstructure:"cluster_password" secret:"true" help:"route password, the same on every node; required with a cluster_listen beyond loopback; prefer FERRY_CLUSTER_PASSWORD"`
 }
 
 func runBroker(ctx context.Context, o *brokerOptions) error {
@@ -76,6 +78,6 @@ func runBroker(ctx context.Context, o *brokerOptions) error {
 		CoordinatorUser: o.CoordinatorUser, CoordinatorPassword: o.CoordinatorPassword, AllowAnonymous: o.AllowAnonymous,
 		TLS:        broker.TLS{Cert: o.TLSCert, Key: o.TLSKey, ClientCA: o.TLSClientCA},
 		ServerName: o.ServerName, ClusterListen: o.ClusterListen, ClusterName: o.ClusterName, Routes: o.Routes,
-		ClusterAdvertise: o.ClusterAdvertise, ClientAdvertise: o.ClientAdvertise,
+		ClusterAdvertise: o.ClusterAdvertise, ClientAdvertise: o.ClientAdvertise, ClusterUser: o.ClusterUser, ClusterPassword: o.ClusterPassword,
 	}, log)
 }

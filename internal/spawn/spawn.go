@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/ferrylab/ferry/internal/procattr"
 )
 
@@ -31,6 +32,45 @@ type Config struct {
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL; 0 = 10s.
 	StopGrace time.Duration
 	Stdout    *os.File // children's stdout/stderr; nil = this process's stderr
+	// MaxStartFailures is how many times in a row a child may exit by
+	// itself within StartupWindow of being started before the pool gives
+	// up (Done, Err): a wrong password or a bad flag fails every restart
+	// alike. Children killed by a signal do not count. 0 = 8 (about 6 s of
+	// pauses: restarts back off from 50 ms, doubling, up to 5 s).
+	MaxStartFailures int
+	// StartupWindow is how long a child must live for its exit not to count
+	// as a failure to start; 0 = 2s.
+	StartupWindow time.Duration
+}
+
+// ErrGaveUp is wrapped by Err when children kept failing at start.
+var ErrGaveUp = errors.New("worker pool: giving up")
+
+// Restart pauses: from restartFirst, doubling for each failure to start in
+// a row, up to restartMax; each ±20% so children that fail together do
+// not restart together.
+const (
+	restartFirst = 50 * time.Millisecond
+	restartMax   = 5 * time.Second
+)
+
+// newRestartBackoff is one slot's pauses between restarts: cenkalti/backoff,
+// a well-kept exponential backoff with jitter, never ending by itself.
+func newRestartBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(restartFirst),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.2),
+		backoff.WithMaxInterval(restartMax),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// slot is one child's place in the pool across its restarts.
+type slot struct {
+	id       int
+	pause    *backoff.ExponentialBackOff
+	failures int // exits within StartupWindow in a row
 }
 
 // Pool owns worker child processes: it starts them, restarts them if asked,
@@ -47,6 +87,8 @@ type Pool struct {
 	mu       sync.Mutex
 	procs    map[int]*exec.Cmd
 	restarts int
+	gaveUp   chan struct{} // closed with err set when children keep failing at start
+	err      error
 }
 
 // Start starts cfg.Procs children and returns once they are started
@@ -68,13 +110,19 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stderr
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger, procs: map[int]*exec.Cmd{}}
+	if cfg.MaxStartFailures <= 0 {
+		cfg.MaxStartFailures = 8
+	}
+	if cfg.StartupWindow <= 0 {
+		cfg.StartupWindow = 2 * time.Second
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger, procs: map[int]*exec.Cmd{}, gaveUp: make(chan struct{})}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	for i := range cfg.Procs {
-		if err := p.start(i); err != nil {
+		if err := p.start(&slot{id: i, pause: newRestartBackoff()}); err != nil {
 			p.Stop()
 			return nil, err
 		}
@@ -82,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-func (p *Pool) start(slot int) error {
+func (p *Pool) start(sl *slot) error {
 	cmd := exec.Command(p.cfg.Exe, p.cfg.Args...)
 	cmd.Env = append(append(os.Environ(), p.cfg.Env...), fmt.Sprintf("FERRY_PARENT_PID=%d", os.Getpid()))
 	cmd.Stdout, cmd.Stderr = p.cfg.Stdout, p.cfg.Stdout
@@ -90,6 +138,7 @@ func (p *Pool) start(slot int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("worker pool: start %s: %w", p.cfg.Exe, err)
 	}
+	started := time.Now()
 	p.mu.Lock()
 	p.procs[cmd.Process.Pid] = cmd
 	p.mu.Unlock()
@@ -104,19 +153,79 @@ func (p *Pool) start(slot int) error {
 			return
 		}
 		p.log.Warn("worker process exited", "pid", cmd.Process.Pid, "err", err)
-		if p.cfg.Restart {
-			p.mu.Lock()
-			p.restarts++
-			p.mu.Unlock()
-			time.Sleep(50 * time.Millisecond) // don't spin if the child dies at once
-			if p.ctx.Err() == nil {
-				if err := p.start(slot); err != nil {
-					p.log.Error("restart worker", "err", err)
-				}
-			}
+		if !p.cfg.Restart {
+			return
+		}
+		pause, giveUp := sl.exited(cmd.ProcessState, time.Since(started), p.cfg)
+		if giveUp {
+			p.giveUp(fmt.Errorf("%w: a worker process exited %d times in a row within %s of starting (last: %w)",
+				ErrGaveUp, sl.failures, p.cfg.StartupWindow, err))
+			return
+		}
+		p.mu.Lock()
+		p.restarts++
+		p.mu.Unlock()
+		t := time.NewTimer(pause)
+		defer t.Stop()
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := p.start(sl); err != nil {
+			p.log.Error("restart worker", "err", err)
 		}
 	}()
 	return nil
+}
+
+// exited accounts for a child's exit after it lived for lived, and returns
+// the pause before its restart, or giveUp. An exit by itself soon after
+// starting is a failure to start, and the pauses grow; a child that lived
+// past the startup window, or was killed by a signal (a test's SIGKILL, the
+// OOM killer), is restarted after the first pause.
+func (sl *slot) exited(st *os.ProcessState, lived time.Duration, cfg Config) (pause time.Duration, giveUp bool) {
+	signaled := false
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok {
+		signaled = ws.Signaled()
+	}
+	if signaled || lived >= cfg.StartupWindow {
+		sl.failures = 0
+		sl.pause.Reset()
+		return restartFirst, false
+	}
+	sl.failures++
+	if sl.failures >= cfg.MaxStartFailures {
+		return 0, true
+	}
+	return sl.pause.NextBackOff(), false
+}
+
+// giveUp records err and stops restarting: the children still running
+// run on until Stop.
+func (p *Pool) giveUp(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.gaveUp:
+		return
+	default:
+	}
+	p.err = err
+	p.log.Error("worker pool: children keep failing at start; not restarting them", "err", err)
+	close(p.gaveUp)
+}
+
+// Done is closed when the pool has given up restarting children that kept
+// failing at start (Err says why). It is never closed otherwise.
+func (p *Pool) Done() <-chan struct{} { return p.gaveUp }
+
+// Err is why the pool gave up (wrapping ErrGaveUp and the last child's
+// *exec.ExitError), or nil.
+func (p *Pool) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
 }
 
 // PIDs lists the running children.

@@ -13,11 +13,25 @@ import (
 // after ctx is done; the Mock's latencies are seconds at most, so more is a hang.
 const shutdownGrace = 5 * time.Second
 
+// mockTimeouts bound how long a client may take to send a request: a
+// client that opens connections and trickles its headers or its body
+// (slowloris) holds each connection only this long. The body is capped by
+// MaxBodyBytes, so 30 s is generous even over a slow link.
+type mockTimeouts struct {
+	header, read time.Duration
+}
+
+var defaultMockTimeouts = mockTimeouts{header: 10 * time.Second, read: 30 * time.Second}
+
 // ServeMock runs a Mock on addr (e.g. "127.0.0.1:0") until ctx is done, then
 // shuts down gracefully. ready, if not nil, is called with the bound address
 // once the listener accepts connections. It returns nil after a shutdown
 // caused by ctx, or the error that stopped it.
 func ServeMock(ctx context.Context, addr string, cfg MockConfig, ready func(addr string)) error {
+	return serveMock(ctx, addr, cfg, ready, defaultMockTimeouts)
+}
+
+func serveMock(ctx context.Context, addr string, cfg MockConfig, ready func(addr string), to mockTimeouts) error {
 	m, err := NewMock(cfg)
 	if err != nil {
 		return err
@@ -28,8 +42,9 @@ func ServeMock(ctx context.Context, addr string, cfg MockConfig, ready func(addr
 	}
 	srv := &http.Server{
 		Handler:           m,
-		ReadHeaderTimeout: 10 * time.Second, // slowloris guard; the body is capped by MaxBodyBytes
-		IdleTimeout:       2 * time.Minute,  // keep pooled client connections across a run's gaps
+		ReadHeaderTimeout: to.header,
+		ReadTimeout:       to.read,
+		IdleTimeout:       2 * time.Minute, // keep pooled client connections across a run's gaps
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -145,6 +145,7 @@ func newProject(t *testing.T, file string) *project {
 		"FERRY_IMAGE=" + image,
 		"FERRY_WORKER_PASSWORD=" + randHex() + randHex(),
 		"FERRY_COORDINATOR_PASSWORD=" + randHex() + randHex(),
+		"FERRY_CLUSTER_PASSWORD=" + randHex() + randHex(), // docker-compose.cluster.yml's routes
 	}}
 	t.Cleanup(func() {
 		if t.Failed() {
