@@ -20,11 +20,18 @@ import (
 	"os"
 
 	"github.com/ferrylab/ferry/internal/command"
+	"github.com/ferrylab/ferry/workload"
 )
 
-// Main runs the ferry command line in os.Args and exits the process with
-// its exit code: 0 on success, 2 for invalid configuration, 130 on
+// Main registers workloads (workload.Register), runs the ferry command line
+// in os.Args and exits the process with its exit code: 0 on success, 2 for
+// invalid configuration (an invalid or duplicate workload too), 130 on
 // interrupt, 1 otherwise. Call it from main, and only there.
-func Main() {
-	os.Exit(command.Main())
+//
+// Every subcommand sees the workloads: `run --workload <name>` computes
+// them in every mode, and the worker processes it starts are this same
+// executable, so they have them too. Their parameters are set with
+// --param key=value or the config file's param key.
+func Main(workloads ...workload.Def) {
+	os.Exit(command.Main(workloads...))
 }

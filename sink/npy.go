@@ -48,7 +48,7 @@ func npyHeader(rows int64, dim int) []byte {
 
 func (n *NPY) Write(first int64, o *workload.Output, failed []bool) error {
 	if o.Dim == 0 {
-		if len(o.Spans) > 0 || o.Stride > 0 {
+		if len(o.Spans) > 0 || o.Stride > 0 || len(o.Ends) > 0 {
 			return errors.New("npy output needs a vector workload (embed, infer); use .jsonl")
 		}
 		return nil

@@ -23,12 +23,17 @@ import (
 	"github.com/ferrylab/ferry/internal/health"
 	"github.com/ferrylab/ferry/internal/profile"
 	"github.com/ferrylab/ferry/lab/llm"
+	"github.com/ferrylab/ferry/workload"
 )
 
-// Main runs the command line in os.Args and returns the process exit code
-// (see exitCode). It owns the signal context: the first SIGINT or SIGTERM
-// stops gracefully, a second one kills at once. Only a main calls it.
-func Main() int {
+// Main registers workloads, runs the command line in os.Args and returns
+// the process exit code (see exitCode). It owns the signal context: the
+// first SIGINT or SIGTERM stops gracefully, a second one kills at once.
+// Only a main calls it.
+func Main(workloads ...workload.Def) int {
+	if err := workload.Register(workloads...); err != nil {
+		return exitCode(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { // the first signal stops gracefully; a second one kills at once
 		<-ctx.Done()
@@ -45,6 +50,7 @@ func Main() int {
 var configErrors = []error{
 	cli.ErrUsage, cli.ErrInvalidConfig, coordinator.ErrInvalidConfig, broker.ErrInvalidConfig, fleet.ErrInvalidConfig,
 	corpus.ErrInvalidConfig, llm.ErrInvalidConfig, health.ErrBadURL,
+	workload.ErrInvalidDef, workload.ErrDuplicate, workload.ErrInvalidParams, workload.ErrUnknown,
 }
 
 // exitCode prints err as one line and maps it to the process exit code:

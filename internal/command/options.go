@@ -125,6 +125,7 @@ type jobOpts struct {
 	SpinCost     time.Duration `mapstructure:"spin_cost" help:"spin workload CPU per document"`
 	OutBytes     int           `mapstructure:"out_bytes" help:"spin and noop workloads: output bytes per document"`
 	ModelSeed    uint64        `mapstructure:"model_seed" help:"infer workload weights seed"`
+	Param        []string      `mapstructure:"param" help:"a parameter of the workload, key=value; repeat for more (ferry workloads lists them)"`
 }
 
 // defaultJob is the job keys' defaults: the coordinator's and the
@@ -137,6 +138,7 @@ func defaultJob(modes string) jobOpts {
 		TimeoutFloor: c.TimeoutFloor, TimeoutCeil: c.TimeoutCeil, StopGrace: c.StopGrace,
 		Dispatch: coordinator.DispatchRequest, Batch: "fixed", OverheadTarget: c.OverheadTarget,
 		Dim: p.Dim, ChunkTokens: p.ChunkTokens, SpinCost: time.Duration(p.SpinCostNs), OutBytes: p.OutBytes, ModelSeed: p.Seed,
+		Param: []string{},
 	}
 }
 
@@ -163,11 +165,15 @@ func (o jobOpts) job() (coordinator.Config, error) {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	args, err := workload.ParseArgs(o.Workload, o.Param)
+	if err != nil {
+		return coordinator.Config{}, err // names the param and what it wants
+	}
 	cfg := coordinator.Config{
 		Workload: o.Workload,
 		Params: workload.Params{
 			Dim: o.Dim, ChunkTokens: o.ChunkTokens, ChunkOverlap: o.ChunkOverlap,
-			SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes, Seed: o.ModelSeed,
+			SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes, Seed: o.ModelSeed, Args: args,
 		},
 		BatchSize: o.BatchSize, Workers: workers, Codec: o.Codec, Compress: o.Compress, InFlight: o.InFlight,
 		MaxAttempts: o.MaxAttempts, BatchTimeout: o.BatchTimeout, WorkerWait: o.WorkerWait,
