@@ -1,14 +1,17 @@
 package command
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"runtime"
 	"time"
 
+	"github.com/ferrylab/ferry/bridge"
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/fleet"
 	"github.com/ferrylab/ferry/internal/cli"
 	"github.com/ferrylab/ferry/internal/list"
 	"github.com/ferrylab/ferry/internal/natsconn"
@@ -126,6 +129,43 @@ type jobOpts struct {
 	OutBytes     int           `mapstructure:"out_bytes" help:"spin and noop workloads: output bytes per document"`
 	ModelSeed    uint64        `mapstructure:"model_seed" help:"infer workload weights seed"`
 	Param        []string      `mapstructure:"param" help:"a parameter of the workload, key=value; repeat for more (ferry workloads lists them)"`
+	execOpts     `mapstructure:",squash"`
+}
+
+// execOpts run an exec workload's program (run, coordinator, sweep,
+// pipeline, worker).
+type execOpts struct {
+	Exec        string        `mapstructure:"exec" help:"with --workload exec: the program computing each batch, a command line run with sh -c, speaking exec frames on stdin/stdout (docs/protocol.md)"`
+	ExecTimeout time.Duration `mapstructure:"exec_timeout" help:"longest one batch may take in the exec program before it counts as hung and is killed"`
+}
+
+func defaultExec() execOpts { return execOpts{ExecTimeout: bridge.DefaultTimeout} }
+
+// register adds this process's exec workload, running Exec, when the job
+// or this worker may compute one (a coordinator whose workers run the
+// program needs it to validate its job).
+func (o execOpts) register(workloadName string) error {
+	if o.Exec == "" && workloadName != bridge.Name {
+		return nil
+	}
+	if o.ExecTimeout < 0 {
+		return cli.Invalid("exec_timeout", o.ExecTimeout, "must be positive")
+	}
+	err := workload.Register(bridge.Def(o.bridge()))
+	if errors.Is(err, workload.ErrDuplicate) {
+		return cli.Invalid("workload", bridge.Name, "a workload of this binary is already named exec")
+	}
+	return err
+}
+
+func (o execOpts) bridge() bridge.Config {
+	return bridge.Config{Command: o.Exec, Timeout: o.ExecTimeout}
+}
+
+// fleet is the local fleet's workers' share of the exec options.
+func (o execOpts) fleet(f fleet.Config) fleet.Config {
+	f.Exec, f.ExecTimeout = o.Exec, o.ExecTimeout
+	return f
 }
 
 // defaultJob is the job keys' defaults: the coordinator's and the
@@ -138,7 +178,7 @@ func defaultJob(modes string) jobOpts {
 		TimeoutFloor: c.TimeoutFloor, TimeoutCeil: c.TimeoutCeil, StopGrace: c.StopGrace,
 		Dispatch: coordinator.DispatchRequest, Batch: "fixed", OverheadTarget: c.OverheadTarget,
 		Dim: p.Dim, ChunkTokens: p.ChunkTokens, SpinCost: time.Duration(p.SpinCostNs), OutBytes: p.OutBytes, ModelSeed: p.Seed,
-		Param: []string{},
+		Param: []string{}, execOpts: defaultExec(),
 	}
 }
 
@@ -164,6 +204,9 @@ func (o jobOpts) job() (coordinator.Config, error) {
 	workers := o.Workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
+	}
+	if err := o.register(o.Workload); err != nil {
+		return coordinator.Config{}, err
 	}
 	args, err := workload.ParseArgs(o.Workload, o.Param)
 	if err != nil {

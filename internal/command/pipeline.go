@@ -70,7 +70,7 @@ func runPipeline(ctx context.Context, cmd *cobra.Command, o *pipelineOptions) er
 	cfg.Report["modes"] = strings.Join(cfg.Modes, ",")
 	return lab.RunPipeline(ctx, lab.PipelineConfig{
 		Job: cfg.Job, Modes: cfg.Modes, Input: cfg.Input, Out: o.Out, MergeDim: o.Dim, Endpoint: ep,
-		Fleet:  fleet.Config{MaxPayload: o.MaxPayload},
+		Fleet:  o.fleet(fleet.Config{MaxPayload: o.MaxPayload}),
 		Report: cfg.Report, Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	})
 }

@@ -32,7 +32,7 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
 	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
 	root.AddCommand(newCmdBench(), newCmdEcho())
-	root.AddCommand(newCmdHealth())
+	root.AddCommand(newCmdHealth(), newCmdWorkloads(), newCmdExecServe())
 	root.AddCommand(newCmdMockLLM(), newCmdLLM(), newCmdPipeline())
 	return root
 }

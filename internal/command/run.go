@@ -52,7 +52,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg.Fleet = fleet.Config{MaxPayload: o.MaxPayload}
+	cfg.Fleet = o.fleet(fleet.Config{MaxPayload: o.MaxPayload})
 	if err := cfg.Fleet.Validate(); err != nil {
 		return cli.Invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
 	}

@@ -117,7 +117,7 @@ func runSweep(cmd *cobra.Command, recommend bool) error {
 	cfg := lab.SweepConfig{
 		Sweep:     sweep.Config{Grid: grid, Repeats: o.Repeats, Seed: o.Seed, PointTime: o.PointTime, Job: job},
 		Recommend: recommend, Docs: o.Docs, Analyze: o.Analyze, Records: o.Records, HTML: o.Report,
-		Fleet:  fleet.Config{MaxPayload: o.MaxPayload},
+		Fleet:  o.fleet(fleet.Config{MaxPayload: o.MaxPayload}),
 		Report: cli.Echo(&o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	}
 	if !o.Quiet {

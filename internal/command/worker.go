@@ -23,6 +23,7 @@ type workerOptions struct {
 	MaxDocBytes int    `mapstructure:"max_doc_bytes" help:"reject batches with a document larger than this"`
 	Dispatch    string `mapstructure:"dispatch" help:"request (request/reply), or request,jetstream to also pull batches from the FERRY_BATCHES stream"`
 	ParentPID   int    `mapstructure:"parent_pid" hidden:"true" help:"exit when this process is no longer the parent (set by ferry run)"`
+	execOpts    `mapstructure:",squash"`
 }
 
 func newCmdWorker() *cobra.Command {
@@ -46,7 +47,7 @@ stream (durable dispatch). SIGTERM finishes the batch in hand, drains and exits.
 			return runWorker(cmd.Context(), &o)
 		},
 	}
-	cli.AddFlags(cmd.Flags(), workerOptions{natsOpts: defaultNATS, Procs: 1, MaxDocBytes: proto.DefaultMaxDocBytes, Dispatch: coordinator.DispatchRequest})
+	cli.AddFlags(cmd.Flags(), workerOptions{natsOpts: defaultNATS, Procs: 1, MaxDocBytes: proto.DefaultMaxDocBytes, Dispatch: coordinator.DispatchRequest, execOpts: defaultExec()})
 	return cmd
 }
 
@@ -66,8 +67,12 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 		if o.MetricsAddr != "" {
 			log.Warn("metrics_addr is ignored with procs > 1 (children cannot share one port): run one worker per process or container to scrape each", "metrics_addr", o.MetricsAddr)
 		}
-		args := []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid())}
+		args := []string{"worker", "--procs", "1", "--log-level", o.LogLevel, "--log-format", o.LogFormat, "--max-doc-bytes", strconv.Itoa(o.MaxDocBytes), "--dispatch", o.Dispatch, "--metrics-addr=", "--parent-pid", strconv.Itoa(os.Getpid()),
+			"--exec", o.Exec, "--exec-timeout", o.ExecTimeout.String()}
 		return fleet.Supervise(ctx, args, fleet.ChildEnv(o.NATSURL, o.auth()), o.Procs, log) // URL and credentials stay out of argv (ps)
+	}
+	if err := o.register(""); err != nil {
+		return err
 	}
 	worker.OneCore()
 	cfg := worker.Config{
