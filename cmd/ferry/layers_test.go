@@ -23,6 +23,7 @@ func TestLayers(t *testing.T) {
 		"sink":        {"coordinator", "worker", "broker", "lab", "fleet"},
 		"report":      {"broker", "fleet"},
 		"fleet":       {"lab"},
+		"bridge":      {"coordinator", "worker", "broker", "lab", "fleet"},
 		"lab":         {},
 	}
 	for pkg, bad := range forbidden {
