@@ -6,12 +6,13 @@
 // It is a workload like any other, so everything around it holds: a
 // `ferry worker --exec CMD` stays the NATS micro service, with its limits,
 // stage timings and metrics, and the coordinator's retries, deadlines and
-// bisection; in-process modes run one child per lane. A child that exits,
-// hangs past Config.Timeout or breaks the protocol fails the batch as a
-// whole (workload.ErrBatchFailed: the worker answers with an error, the
+// bisection; in-process modes run one program per lane. A Pool owns the
+// programs and keeps them between batches. A program that exits, hangs
+// past Config.Timeout or breaks the protocol fails the batch as a whole
+// (workload.ErrBatchFailed: the worker answers with an error, the
 // coordinator retries the batch and bisects it if it keeps failing) and is
-// started again for the next batch. A document the program itself
-// rejects is failed alone, as the program's reply says.
+// replaced for the next batch. A document the program itself rejects is
+// failed alone, as the program's reply says.
 //
 // Serve is the other end, for a program written in Go: it serves a
 // registered workload on stdin and stdout (`ferry exec-serve`).
@@ -57,39 +58,23 @@ type Config struct {
 	Stderr io.Writer
 }
 
-// Def is the exec workload's definition for the registry. Its params are
-// whatever --param sets, typed by their text and passed to the program in
-// every request (the program validates them).
-func Def(cfg Config) workload.Def {
-	return workload.Def{
-		Name:      Name,
-		Doc:       "each batch computed by a program in any language over stdin/stdout frames (--exec)",
-		AnyParams: true,
-		New: func(p workload.Params) (workload.Workload, error) {
-			return New(cfg, p), nil
-		},
-	}
+// Pool runs the programs of one Config: started on demand, one per batch
+// in flight, and kept between batches, jobs and params (a program reads
+// its params from each request), so a worker's program starts once, and
+// Warm can start it before the first batch comes. Its owner closes it
+// when the work is done; until then a program is stopped only when it
+// fails.
+type Pool struct {
+	cfg Config
+
+	mu     sync.Mutex
+	idle   []*child
+	closed bool
 }
 
-// Workload is the exec workload: one child program, started on first use,
-// computing one batch at a time. It is safe for concurrent use, but
-// batches queue for its one child: give each lane its own (workload.Cache
-// does). Close stops the child.
-type Workload struct {
-	cfg    Config
-	params workload.Params
-
-	mu    sync.Mutex // one batch at a time through the child; guards below
-	child *child
-	seq   uint64
-	req   []byte
-	frame []byte
-	res   proto.Result
-	b     proto.Batch
-}
-
-// New returns an exec workload sending p with every batch.
-func New(cfg Config, p workload.Params) *Workload {
+// NewPool returns a pool of cfg's programs; none runs until one is needed
+// (or Warm).
+func NewPool(cfg Config) *Pool {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -99,27 +84,135 @@ func New(cfg Config, p workload.Params) *Workload {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
-	return &Workload{cfg: cfg, params: p}
+	return &Pool{cfg: cfg}
+}
+
+// Def is the exec workload's definition for the registry, computing with
+// p's programs. Its params are whatever --param sets, typed by their text
+// and passed to the program in every request (the program checks them).
+func (p *Pool) Def() workload.Def {
+	return workload.Def{
+		Name:      Name,
+		Doc:       "each batch computed by a program in any language over stdin/stdout frames (--exec)",
+		AnyParams: true,
+		New: func(params workload.Params) (workload.Workload, error) {
+			return p.New(params), nil
+		},
+	}
+}
+
+// New returns an exec workload sending params with every batch to p's
+// programs.
+func (p *Pool) New(params workload.Params) *Workload {
+	return &Workload{pool: p, params: params}
+}
+
+// Warm starts programs until n are idle, so the first batches do not wait
+// for a program to start (an interpreter's imports can take 100 ms).
+func (p *Pool) Warm(n int) error {
+	if p.cfg.Command == "" {
+		return nil
+	}
+	for {
+		p.mu.Lock()
+		enough := p.closed || len(p.idle) >= n
+		p.mu.Unlock()
+		if enough {
+			return nil
+		}
+		c, err := startChild(p.cfg)
+		if err != nil {
+			return fmt.Errorf("exec %q: %w", p.cfg.Command, err)
+		}
+		p.put(c)
+	}
+}
+
+// take returns an idle program, or starts one.
+func (p *Pool) take() (*child, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	return startChild(p.cfg)
+}
+
+// put keeps c for the next batch, or stops it once the pool is closed.
+func (p *Pool) put(c *child) {
+	p.mu.Lock()
+	if !p.closed {
+		p.idle = append(p.idle, c)
+		c = nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		c.stop(stopGrace)
+	}
+}
+
+// stopGrace is how long a program may take to exit once its stdin ends.
+const stopGrace = 2 * time.Second
+
+// Close stops every idle program (its stdin is closed, so a program
+// reading frames sees the end and exits; one that does not is killed after
+// stopGrace) and those returned later; it waits until they are reaped.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range idle {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.stop(stopGrace) }() // owned: waited for below
+	}
+	wg.Wait()
+	return nil
+}
+
+// Workload is the exec workload for one set of params: each batch goes to
+// one of its pool's programs. Batches through one Workload are sent one at
+// a time; give each lane its own (workload.Cache does).
+type Workload struct {
+	pool   *Pool
+	params workload.Params
+
+	mu    sync.Mutex // one batch at a time; guards below
+	seq   uint64
+	req   []byte
+	frame []byte
+	res   proto.Result
+	b     proto.Batch
 }
 
 // Name is "exec".
 func (w *Workload) Name() string { return Name }
 
-// Process sends docs to the child and appends its reply to out. out.Hop is
-// the time not spent computing in the child: encoding, the pipe both ways
-// and decoding.
+// Process sends docs to a program and appends its reply to out. out.Hop
+// is the time not spent computing in the program: encoding, the pipe both
+// ways and decoding.
 func (w *Workload) Process(docs []string, out *workload.Output) error {
 	start := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cfg.Command == "" {
+	cfg := &w.pool.cfg
+	if cfg.Command == "" {
 		return fmt.Errorf("%w: exec: no program to run in this process (set --exec)", workload.ErrBatchFailed)
 	}
-	compute, err := w.roundTrip(docs)
+	c, err := w.pool.take()
 	if err != nil {
-		w.stop(0) // exited, hung or out of step: the next batch starts a new one
-		return fmt.Errorf("%w: exec %q: %v", workload.ErrBatchFailed, w.cfg.Command, err)
+		return fmt.Errorf("%w: exec %q: %v", workload.ErrBatchFailed, cfg.Command, err)
 	}
+	compute, err := w.roundTrip(c, docs)
+	if err != nil {
+		c.stop(0) // exited, hung or out of step: the next batch starts a new one
+		return fmt.Errorf("%w: exec %q: %v", workload.ErrBatchFailed, cfg.Command, err)
+	}
+	w.pool.put(c)
 	// The reply was decoded into w.res.Out; hand its buffers to the caller
 	// and keep the caller's (Reset) for the next reply.
 	*out, w.res.Out = w.res.Out, *out
@@ -130,15 +223,8 @@ func (w *Workload) Process(docs []string, out *workload.Output) error {
 	return nil
 }
 
-// roundTrip writes one request and reads its reply into w.res.
-func (w *Workload) roundTrip(docs []string) (time.Duration, error) {
-	if w.child == nil {
-		c, err := startChild(w.cfg)
-		if err != nil {
-			return 0, err
-		}
-		w.child = c
-	}
+// roundTrip writes one request to c and reads its reply into w.res.
+func (w *Workload) roundTrip(c *child, docs []string) (time.Duration, error) {
 	w.seq++
 	w.b = proto.Batch{ID: w.seq, Attempt: 1, Workload: Name, Params: w.params, Docs: docs}
 	req, err := proto.AppendExecRequest(w.req[:0], &w.b)
@@ -146,12 +232,11 @@ func (w *Workload) roundTrip(docs []string) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	deadline := time.Now().Add(w.cfg.Timeout)
-	c := w.child
+	deadline := time.Now().Add(w.pool.cfg.Timeout)
 	if err := c.write(req, deadline); err != nil {
 		return 0, c.failure("write request", err)
 	}
-	frame, err := c.read(w.frame, w.cfg.MaxFrame, deadline)
+	frame, err := c.read(w.frame, w.pool.cfg.MaxFrame, deadline)
 	w.frame = frame
 	if err != nil {
 		return 0, c.failure("read reply", err)
@@ -187,22 +272,6 @@ func checkReply(r *proto.Result, id uint64, n int) error {
 		}
 	}
 	return nil
-}
-
-// Close stops the child, if any: its stdin is closed, so a program reading
-// frames sees the end and exits; one that does not is killed.
-func (w *Workload) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.stop(2 * time.Second)
-	return nil
-}
-
-func (w *Workload) stop(grace time.Duration) {
-	if w.child != nil {
-		w.child.stop(grace)
-		w.child = nil
-	}
 }
 
 // child is one running program.

@@ -86,9 +86,9 @@ func program(spec string) string {
 
 func newExec(t testing.TB, spec string, p workload.Params, timeout time.Duration) *bridge.Workload {
 	t.Helper()
-	w := bridge.New(bridge.Config{Command: program(spec), Timeout: timeout}, p)
-	t.Cleanup(func() { w.Close() })
-	return w
+	pool := bridge.NewPool(bridge.Config{Command: program(spec), Timeout: timeout})
+	t.Cleanup(func() { pool.Close() })
+	return pool.New(p)
 }
 
 func docs(n int) []string {
@@ -163,8 +163,9 @@ func TestExecFailuresFailTheBatchAndRestart(t *testing.T) {
 			if tc.spec == "" {
 				cmd = "/nonexistent/program"
 			}
-			w := bridge.New(bridge.Config{Command: cmd, Timeout: time.Second, Stderr: &bytes.Buffer{}}, workload.Params{Dim: 8})
-			t.Cleanup(func() { w.Close() })
+			pool := bridge.NewPool(bridge.Config{Command: cmd, Timeout: time.Second, Stderr: &bytes.Buffer{}})
+			t.Cleanup(func() { pool.Close() })
+			w := pool.New(workload.Params{Dim: 8})
 			var out workload.Output
 			start := time.Now()
 			_, err := workload.ComputeBatch(w, []string{"fine", tc.poison}, &out, nil)
@@ -188,7 +189,7 @@ func TestExecFailuresFailTheBatchAndRestart(t *testing.T) {
 }
 
 func TestExecWithoutProgram(t *testing.T) {
-	d := bridge.Def(bridge.Config{})
+	d := bridge.NewPool(bridge.Config{}).Def()
 	w, err := d.New(workload.Params{})
 	if err != nil {
 		t.Fatalf("building without a program must work (a coordinator validates its job): %v", err)

@@ -70,7 +70,7 @@ func (l *Local) Run(ctx context.Context, q *Queue) error {
 
 func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
 	var wls workload.Cache
-	defer wls.Close() // exec workloads' programs end with their lane
+	defer wls.Close() // workloads holding resources (io.Closer) let go with their lane
 	var lane codecLane
 	var size outputSize
 	for {

@@ -140,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
 	}
 	defer nc.Close()
-	defer w.wls.Close() // after the last batch: exec workloads' programs end here
+	defer w.wls.Close() // after the last batch: workloads holding resources (io.Closer) let go
 	w.nc = nc
 	// A compressed batch may decompress to at most what a plain one could carry.
 	w.zipped = map[string]proto.Codec{}

@@ -25,7 +25,7 @@ it reads batch requests on stdin until it ends, computes each with
 --workload (with the params each request carries) and writes the replies on
 stdout. Run as a worker's --exec program, it computes exactly what the
 workload compiled into the worker does, with the pipe hop in between: how
-the cost of that hop is measured (scripts/yourwl-bench.sh), and the
+the cost of that hop is measured (scripts/workloads.sh), and the
 reference for a program in another language.`,
 		Example: `  ferry run --workload exec --exec 'ferry exec-serve --workload embed'
   ferry worker --nats-url nats://broker:4222 --exec './minhash exec-serve --workload minhash'`,

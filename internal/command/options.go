@@ -141,25 +141,40 @@ type execOpts struct {
 
 func defaultExec() execOpts { return execOpts{ExecTimeout: bridge.DefaultTimeout} }
 
-// register adds this process's exec workload, running Exec, when the job
-// or this worker may compute one (a coordinator whose workers run the
-// program needs it to validate its job).
-func (o execOpts) register(workloadName string) error {
+// startExec registers this process's exec workload, running Exec, when the
+// job or this worker may compute one (a coordinator whose workers run the
+// program needs it to validate its job), with warm programs started now.
+// stop ends the programs: call it when the command's work is done.
+func (o execOpts) startExec(workloadName string, warm int) (stop func(), err error) {
 	if o.Exec == "" && workloadName != bridge.Name {
-		return nil
+		return func() {}, nil
 	}
 	if o.ExecTimeout < 0 {
-		return cli.Invalid("exec_timeout", o.ExecTimeout, "must be positive")
+		return nil, cli.Invalid("exec_timeout", o.ExecTimeout, "must be positive")
 	}
-	err := workload.Register(bridge.Def(o.bridge()))
-	if errors.Is(err, workload.ErrDuplicate) {
-		return cli.Invalid("workload", bridge.Name, "a workload of this binary is already named exec")
+	pool := bridge.NewPool(bridge.Config{Command: o.Exec, Timeout: o.ExecTimeout})
+	if err := workload.Register(pool.Def()); errors.Is(err, workload.ErrDuplicate) {
+		return nil, cli.Invalid("workload", bridge.Name, "a workload of this binary is already named exec")
+	} else if err != nil {
+		return nil, err
 	}
-	return err
+	if err := pool.Warm(warm); err != nil {
+		pool.Close()
+		return nil, cli.Invalid("exec", o.Exec, err.Error())
+	}
+	return func() { pool.Close() }, nil
 }
 
-func (o execOpts) bridge() bridge.Config {
-	return bridge.Config{Command: o.Exec, Timeout: o.ExecTimeout}
+// inProcess is how many in-process lanes modes run, for warm programs.
+func (o jobOpts) inProcess() int {
+	for _, m := range list.Words(o.Modes) {
+		if m != coordinator.ModeProcesses && o.Workers == 0 {
+			return runtime.GOMAXPROCS(0)
+		} else if m != coordinator.ModeProcesses {
+			return o.Workers
+		}
+	}
+	return 0
 }
 
 // fleet is the local fleet's workers' share of the exec options.
@@ -204,9 +219,6 @@ func (o jobOpts) job() (coordinator.Config, error) {
 	workers := o.Workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
-	}
-	if err := o.register(o.Workload); err != nil {
-		return coordinator.Config{}, err
 	}
 	args, err := workload.ParseArgs(o.Workload, o.Param)
 	if err != nil {

@@ -59,6 +59,11 @@ func runPipeline(ctx context.Context, cmd *cobra.Command, o *pipelineOptions) er
 	if err != nil {
 		return err
 	}
+	stop, err := o.startExec(o.Workload, 0)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	cfg, err := o.jobOpts.lab(cmd, o, log)
 	if err != nil {
 		return err

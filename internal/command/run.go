@@ -48,6 +48,11 @@ func runRun(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 	if err != nil {
 		return err
 	}
+	stop, err := o.startExec(o.Workload, o.inProcess())
+	if err != nil {
+		return err
+	}
+	defer stop()
 	cfg, err := o.lab(cmd, o, log)
 	if err != nil {
 		return err

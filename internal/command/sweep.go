@@ -109,6 +109,11 @@ func runSweep(cmd *cobra.Command, recommend bool) error {
 		return err
 	}
 	o.BatchSize = 0 // the coordinator's default: each point sets its own
+	stop, err := o.startExec(o.Workload, 0)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	job, err := o.job()
 	if err != nil {
 		return err

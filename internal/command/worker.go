@@ -71,9 +71,11 @@ func runWorker(ctx context.Context, o *workerOptions) error {
 			"--exec", o.Exec, "--exec-timeout", o.ExecTimeout.String()}
 		return fleet.Supervise(ctx, args, fleet.ChildEnv(o.NATSURL, o.auth()), o.Procs, log) // URL and credentials stay out of argv (ps)
 	}
-	if err := o.register(""); err != nil {
+	stop, err := o.startExec("", 1) // started now, so no batch waits for it
+	if err != nil {
 		return err
 	}
+	defer stop()
 	worker.OneCore()
 	cfg := worker.Config{
 		URL: o.NATSURL, Auth: o.auth(), Logger: log, ParentPID: o.ParentPID,

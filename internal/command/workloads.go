@@ -19,9 +19,11 @@ program of --exec. Under each, its params (--param key=value): kind,
 default and bounds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := (execOpts{}).register(bridge.Name); err != nil {
+			stop, err := (execOpts{}).startExec(bridge.Name, 0)
+			if err != nil {
 				return err
 			}
+			defer stop()
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 			for _, name := range workload.Names() {
 				d, _ := workload.Lookup(name)

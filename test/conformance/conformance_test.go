@@ -366,8 +366,9 @@ func batchID(v any) uint64 {
 }
 
 func TestExecProgramWrittenFromThePage(t *testing.T) {
-	w := bridge.New(bridge.Config{Command: fmt.Sprintf("%s=1 exec %q -test.run=^$", envProgram, os.Args[0])}, workload.Params{})
-	t.Cleanup(func() { w.Close() })
+	pool := bridge.NewPool(bridge.Config{Command: fmt.Sprintf("%s=1 exec %q -test.run=^$", envProgram, os.Args[0])})
+	t.Cleanup(func() { pool.Close() })
+	w := pool.New(workload.Params{})
 	for range 3 { // ids grow: the program echoes each
 		var out workload.Output
 		errs, err := workload.ComputeBatch(w, []string{"ferry", "bad", "go"}, &out, nil)
