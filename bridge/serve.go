@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"slices"
 	"time"
 
+	"github.com/ferrylab/ferry/internal/testhook"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 )
@@ -23,18 +22,7 @@ const EnvCrashOn = "FERRY_TEST_EXEC_CRASH_ON"
 
 // CrashHook is the ServeConfig.BeforeBatch of EnvCrashOn, read from the
 // environment; nil when it is not set.
-func CrashHook() func(*proto.Batch) {
-	text := os.Getenv(EnvCrashOn)
-	if text == "" {
-		return nil
-	}
-	return func(b *proto.Batch) {
-		if slices.Contains(b.Docs, text) {
-			fmt.Fprintf(os.Stderr, "ferry exec-serve: %s matched a document; exiting with code 3 (test hook)\n", EnvCrashOn)
-			os.Exit(3)
-		}
-	}
-}
+func CrashHook() func(*proto.Batch) { return testhook.CrashOn(EnvCrashOn, "ferry exec-serve") }
 
 // ServeConfig configures Serve.
 type ServeConfig struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,32 +209,12 @@ func appendValue(b []byte, key string, v any) ([]byte, error) {
 			return nil, fmt.Errorf("%w: param %s: %v is not a finite number", ErrInvalidParams, key, x)
 		}
 		return binary.BigEndian.AppendUint64(append(b, 0xcb), math.Float64bits(x)), nil
-	case int:
-		return appendInt(b, int64(x)), nil
-	case int8:
-		return appendInt(b, int64(x)), nil
-	case int16:
-		return appendInt(b, int64(x)), nil
-	case int32:
-		return appendInt(b, int64(x)), nil
-	case int64:
-		return appendInt(b, x), nil
-	case uint8:
-		return appendInt(b, int64(x)), nil
-	case uint16:
-		return appendInt(b, int64(x)), nil
-	case uint32:
-		return appendInt(b, int64(x)), nil
-	case uint:
-		if uint64(x) > math.MaxInt64 {
-			break
-		}
-		return appendInt(b, int64(x)), nil
-	case uint64:
-		if x > math.MaxInt64 {
-			break
-		}
-		return appendInt(b, int64(x)), nil
+	}
+	switch rv := reflect.ValueOf(v); {
+	case rv.CanInt():
+		return appendInt(b, rv.Int()), nil
+	case rv.CanUint() && rv.Uint() <= math.MaxInt64:
+		return appendInt(b, int64(rv.Uint())), nil
 	}
 	return nil, fmt.Errorf("%w: param %s: value %v of type %T: want bool, integer, float or string", ErrInvalidParams, key, v, v)
 }

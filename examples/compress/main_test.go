@@ -1,18 +1,13 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/ferrylab/ferry/examples/internal/exampletest"
 	"github.com/klauspost/compress/zstd"
 )
 
-func TestUserCodeIsAtMost30Lines(t *testing.T) {
-	if n := exampletest.CodeLines(t); n > 30 {
-		t.Errorf("main.go has %d lines of code, want at most 30", n)
-	}
-}
+func TestUserCodeIsAtMost30Lines(t *testing.T) { exampletest.AtMost30Lines(t) }
 
 // TestRunCompressesEveryDocument runs the example binary on real text in
 // every mode (identical results) and decompresses each document back.
@@ -44,9 +39,5 @@ func TestRunCompressesEveryDocument(t *testing.T) {
 }
 
 func TestParamsAreChecked(t *testing.T) {
-	bin := exampletest.Build(t)
-	_, stderr, code := exampletest.Run(t, bin, "run", "--workload", "zstd", "--docs", "10", "--param", "level=9")
-	if code != 2 || !strings.Contains(stderr, "param level=9: must be between 1 and 4") {
-		t.Fatalf("exit %d, %q: want 2 naming the param and its bounds", code, stderr)
-	}
+	exampletest.RefusesParam(t, exampletest.Build(t), "zstd", "level=9", "param level=9: must be between 1 and 4")
 }

@@ -9,11 +9,7 @@ import (
 	"github.com/ferrylab/ferry/examples/internal/exampletest"
 )
 
-func TestUserCodeIsAtMost30Lines(t *testing.T) {
-	if n := exampletest.CodeLines(t); n > 30 {
-		t.Errorf("main.go has %d lines of code, want at most 30", n)
-	}
-}
+func TestUserCodeIsAtMost30Lines(t *testing.T) { exampletest.AtMost30Lines(t) }
 
 // TestRunFindsNearDuplicates runs the example binary on real text in every
 // mode (identical results), then checks what the signatures are for: the
@@ -65,11 +61,7 @@ func TestRunFindsNearDuplicates(t *testing.T) {
 }
 
 func TestParamsAreChecked(t *testing.T) {
-	bin := exampletest.Build(t)
-	_, stderr, code := exampletest.Run(t, bin, "run", "--workload", "minhash", "--docs", "10", "--param", "shingle=0")
-	if code != 2 || !strings.Contains(stderr, "param shingle=0: must be between 1 and 16") {
-		t.Fatalf("exit %d, %q: want 2 naming the param and its bounds", code, stderr)
-	}
+	exampletest.RefusesParam(t, exampletest.Build(t), "minhash", "shingle=0", "param shingle=0: must be between 1 and 16")
 }
 
 func shingles(s string) map[string]bool {

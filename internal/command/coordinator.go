@@ -49,15 +49,11 @@ func runCoordinator(ctx context.Context, cmd *cobra.Command, o *coordinatorOptio
 	if err != nil {
 		return err
 	}
-	stop, err := o.startExec(o.Workload, o.inProcess())
+	cfg, stop, err := o.labWithExec(cmd, o, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	cfg, err := o.lab(cmd, o, log)
-	if err != nil {
-		return err
-	}
 	if o.ExpectWorkers < 0 {
 		return cli.Invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}

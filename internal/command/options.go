@@ -239,6 +239,19 @@ func (o jobOpts) job() (coordinator.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// labWithExec is lab, after starting the exec workload's programs when the
+// job has one; stop ends them (a no-op otherwise).
+func (o jobOpts) labWithExec(cmd *cobra.Command, all any, log *slog.Logger) (cfg lab.Config, stop func(), err error) {
+	if stop, err = o.startExec(o.Workload, o.inProcess()); err != nil {
+		return cfg, nil, err
+	}
+	if cfg, err = o.lab(cmd, all, log); err != nil {
+		stop()
+		return cfg, nil, err
+	}
+	return cfg, stop, nil
+}
+
 // lab builds the lab's Config for the job keys (lab.Run validates it);
 // the caller adds where processes mode runs.
 func (o jobOpts) lab(cmd *cobra.Command, all any, log *slog.Logger) (lab.Config, error) {

@@ -48,15 +48,11 @@ func runRun(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 	if err != nil {
 		return err
 	}
-	stop, err := o.startExec(o.Workload, o.inProcess())
+	cfg, stop, err := o.labWithExec(cmd, o, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	cfg, err := o.lab(cmd, o, log)
-	if err != nil {
-		return err
-	}
 	cfg.Fleet = o.fleet(fleet.Config{MaxPayload: o.MaxPayload})
 	if err := cfg.Fleet.Validate(); err != nil {
 		return cli.Invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")

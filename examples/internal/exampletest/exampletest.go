@@ -119,6 +119,25 @@ func RunModes(t testing.TB, bin string, args ...string) [][]byte {
 	return docs
 }
 
+// AtMost30Lines fails t when the example has more than 30 lines of code
+// (CodeLines): the goal of a workload of one's own.
+func AtMost30Lines(t testing.TB) {
+	t.Helper()
+	if n := CodeLines(t); n > 30 {
+		t.Errorf("the example has %d lines of code, want at most 30", n)
+	}
+}
+
+// RefusesParam runs `run --workload name --param kv` and checks it exits
+// 2 saying want: params are checked before any work.
+func RefusesParam(t testing.TB, bin, name, kv, want string) {
+	t.Helper()
+	_, stderr, code := Run(t, bin, "run", "--workload", name, "--docs", "10", "--param", kv)
+	if code != 2 || !strings.Contains(stderr, want) {
+		t.Fatalf("--param %s: exit %d, %q; want 2 and %q", kv, code, stderr, want)
+	}
+}
+
 // CodeLines counts the lines of user code in the Go files of the test's
 // folder that are not tests: neither blank nor comment. It is how the
 // examples count "from an empty folder to the first report".
