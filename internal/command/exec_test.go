@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferrylab/ferry/bridge"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/report"
 )
 
@@ -88,6 +92,41 @@ func TestRunExecProgramCrashIsRetriedAndBisected(t *testing.T) {
 	if !strings.Contains(stderr, "exited") {
 		t.Errorf("stderr does not say the program exited:\n%s", stderr)
 	}
+}
+
+// Standalone roles: workers with --exec serve a coordinator that runs no
+// program itself; their programs end with them.
+func TestStandaloneExecWorkers(t *testing.T) {
+	url := startBroker(t)
+	workers := start(t, "worker", "--nats-url", url, "--procs", "2", "--log-level", "warn",
+		"--exec", ferryBin+" exec-serve --workload embed")
+	out, stderr, code := ferry(t, nil, "coordinator", "--nats-url", url, "--expect-workers", "2", "-q",
+		"--docs", "300", "--dim", "16", "--workload", "exec", "--modes", "processes", "--format", "json")
+	if code != 0 {
+		t.Fatalf("coordinator exit %d: %s", code, stderr)
+	}
+	compiled, code, stderr := runJSON(t, nil, "run", "--docs", "300", "--dim", "16", "--modes", "serial")
+	if code != 0 {
+		t.Fatalf("compiled: exit %d: %s", code, stderr)
+	}
+	var r report.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Modes[0]; m.Docs != 300 || m.Digest != compiled.Modes[0].Digest {
+		t.Errorf("exec workers: %d documents, digest %s; compiled embed %s", m.Docs, m.Digest, compiled.Modes[0].Digest)
+	}
+	var programs []int
+	for _, w := range children(workers.Process.Pid) {
+		programs = append(programs, children(w)...)
+	}
+	if len(programs) != 2 {
+		t.Errorf("%d programs under the 2 workers, want one each", len(programs))
+	}
+	workers.Process.Signal(syscall.SIGTERM)
+	poll.WaitFor(t, 15*time.Second, "the programs to exit with their workers", func() bool {
+		return !slices.ContainsFunc(programs, alive)
+	})
 }
 
 func TestParamErrorsNameTheParam(t *testing.T) {

@@ -261,11 +261,11 @@ func start(t *testing.T, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// The roles as separate processes: a standalone broker, a worker command
-// supervising two worker processes, and a coordinator that waits for them.
-func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
+// startBroker runs `ferry broker` on a free port until the test ends and
+// returns its URL once it listens.
+func startBroker(t *testing.T) string {
+	t.Helper()
 	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
 	poll.WaitFor(t, 10*time.Second, "the broker to listen", func() bool {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -274,6 +274,13 @@ func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
 		}
 		return err == nil
 	})
+	return fmt.Sprintf("nats://127.0.0.1:%d", port)
+}
+
+// The roles as separate processes: a standalone broker, a worker command
+// supervising two worker processes, and a coordinator that waits for them.
+func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
+	url := startBroker(t)
 	workers := start(t, "worker", "--nats-url", url, "--procs", "2", "--log-level", "warn")
 	out, stderr, code := ferry(t, nil, "coordinator", "--nats-url", url, "--expect-workers", "2", "-q",
 		"--docs", "500", "--modes", "serial,processes", "--format", "json")
@@ -304,16 +311,7 @@ func TestBrokerWorkerCoordinatorRoles(t *testing.T) {
 }
 
 func TestCoordinatorSaysWhenWorkersAreMissing(t *testing.T) {
-	port := freePort(t)
-	start(t, "broker", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--http-port", "0", "--log-level", "warn")
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	poll.WaitFor(t, 10*time.Second, "the broker to listen", func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	url := startBroker(t)
 	_, stderr, code := ferry(t, nil, "coordinator", "--nats-url", url, "--expect-workers", "1", "--worker-wait", "1s", "-q", "--docs", "10")
 	if code == 0 || !strings.Contains(stderr, "0 of 1 expected workers") {
 		t.Errorf("exit %d, stderr %q; want a clear message about missing workers", code, stderr)
