@@ -60,15 +60,17 @@ go test -run '^$' -bench 'BenchmarkExec/.*/batch=100' -benchtime 2000x -count "$
 if py=$(examples/python/python.sh); then
   for r in $(seq "$rounds"); do
     "$tmp/ferry" "${common[@]}" --workload exec --exec "$py $PWD/examples/python/worker.py" --out "$tmp/py.npy" >"$tmp/py.$r.json"
+    # the same batches and result sizes with no Python and no compute: what ferry and the pipe cost alone
+    "$tmp/ferry" "${common[@]}" --workload exec --exec "$tmp/ferry exec-serve --workload noop" --out-bytes 1536 >"$tmp/noop.$r.json"
     (cd examples/python && "$py" pool.py --input "$tmp/docs.txt" --workers "$cores" --chunksizes 1,10,100,1000 --serial --npy "$tmp/py.npy") >"$tmp/pool.$r.jsonl"
   done
 else
   echo "(skipped: no python3 with msgpack)"
 fi
 
-python3 - "$tmp" "$rounds" <<'EOF'
+python3 - "$tmp" "$rounds" "$cores" <<'EOF'
 import json, statistics as st, sys, os
-tmp, rounds = sys.argv[1], int(sys.argv[2])
+tmp, rounds, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 med = st.median
 
 def mode(path):
@@ -110,15 +112,20 @@ f = [mode(f"{tmp}/py.{r}.json") for r in range(1, rounds + 1)]
 pools = [[json.loads(l) for l in open(f"{tmp}/pool.{r}.jsonl")] for r in range(1, rounds + 1)]
 serial = [next(p for p in run if p.get("how") == "serial") for run in pools]
 sizes = sorted({p["chunksize"] for run in pools for p in run if p.get("how") == "ProcessPoolExecutor"})
-print("\n| Python, same documents and function | docs/s |")
-print("|---|---|")
-print(f"| serial Python, one process | {med(s['docs_per_s'] for s in serial):.0f} |")
+print("\n| Python, same documents and function | docs/s | cpu_us/doc |")
+print("|---|---|---|")
+print(f"| serial Python, one process | {med(s['docs_per_s'] for s in serial):.0f} | {med(s['cpu_us_per_doc'] for s in serial):.0f} |")
 for cs in sizes:
-    print(f"| ProcessPoolExecutor, chunksize {cs} | {med(p['docs_per_s'] for run in pools for p in run if p.get('chunksize') == cs and p['how'] != 'serial'):.0f} |")
-print(f"| ferry processes, worker.py exec workers, batch 100 | {med(m['docs_per_s'] for m in f):.0f} |")
+    runs = [p for run in pools for p in run if p.get("chunksize") == cs and p["how"] != "serial"]
+    print(f"| ProcessPoolExecutor, chunksize {cs} | {med(p['docs_per_s'] for p in runs):.0f} | {med(p['cpu_us_per_doc'] for p in runs):.0f} |")
+print(f"| ferry processes, worker.py exec workers, batch 100 | {med(m['docs_per_s'] for m in f):.0f} | {med(m['cpu_us_per_doc'] for m in f):.0f} |")
 best = [max(p["docs_per_s"] for p in run if p.get("how") == "ProcessPoolExecutor") for run in pools]
 ratios = [m["docs_per_s"] / b for m, b in zip(f, best)]
-print(f"\nferry / best ProcessPoolExecutor: median {med(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}); goal >= 1.0x")
+print(f"\nferry / best ProcessPoolExecutor, docs/s: median {med(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}); goal >= 1.0x")
+cheapest = [min(p["cpu_us_per_doc"] for p in run if p.get("how") == "ProcessPoolExecutor") for run in pools]
+cpu = [b / m["cpu_us_per_doc"] for m, b in zip(f, cheapest)]
+print(f"the same from CPU per document (docs/s that {cores} idle cores would give, a busy machine skews it less):"
+      f" median {med(cpu):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in cpu)})")
 print(f"vectors identical to ferry's: {all(any('identical_to' in p for p in run) for run in pools)}")
 per_doc = med(1e6 / s["docs_per_s"] for s in serial)
 m = f[len(f) // 2]
@@ -126,7 +133,12 @@ print(f"\nwhere ferry's time goes (median round's split, mean us per batch of 10
 for k in ["encode", "transport", "worker_decode", "pipe", "compute", "worker_encode", "decode"]:
     print(f"  {k:14s} {m['stages'].get(k, {}).get('mean_us', 0):9.0f}")
 print(f"  the function alone (serial Python): {per_doc:.0f} us/doc = {100 * per_doc:.0f} us per 100 documents")
-print(f"  cpu_us/doc: ferry {m['cpu_us_per_doc']:.0f} (coordinator, broker, workers and their Python programs)")
+noop = [mode(f"{tmp}/noop.{r}.json") for r in range(1, rounds + 1)]
+fn, total, rest = med(s["cpu_us_per_doc"] for s in serial), med(x["cpu_us_per_doc"] for x in f), med(x["cpu_us_per_doc"] for x in noop)
+print(f"\nCPU per document, medians: ferry with worker.py {total:.0f} us = the function in one Python process {fn:.0f}"
+      f" + ferry and the pipe moving the same bytes with no compute {rest:.0f} (exec-serve --workload noop --out-bytes 1536)"
+      f" + the rest {total - fn - rest:.0f} (msgpack and frames in Python, the function slowed by sharing the cores)")
+print(f"best ProcessPoolExecutor: {med(cheapest):.0f} us = the function {fn:.0f} + pickling, pipes and the pool {med(cheapest) - fn:.0f}")
 EOF
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other jobs share these cores: read the ratios)"

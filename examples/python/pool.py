@@ -5,7 +5,9 @@ concurrent.futures.ProcessPoolExecutor, at each chunksize, in this run.
     python3 pool.py --input docs.txt [--workers N] [--chunksizes 1,10,100] [--npy ferry.npy]
 
 Prints one JSON line per run: {"how", "workers", "chunksize", "docs",
-"wall_s", "docs_per_s"}; "serial" is one process, no pool. With --npy, it
+"wall_s", "docs_per_s", "cpu_us_per_doc"}; "serial" is one process, no pool;
+cpu_us_per_doc is the CPU time of this process and the pool's, per
+document, which a busy machine skews less than wall time (Linux). With --npy, it
 also checks the vectors equal ferry's --out .npy (numpy), so both sides
 computed the same function. Standard library only (numpy for --npy).
 """
@@ -20,12 +22,27 @@ def read_docs(path):
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
-def timed(how, workers, chunksize, docs, run):
-    start = time.perf_counter()
+def cpu(pids):
+    """CPU seconds of pids so far, from /proc/<pid>/stat (utime + stime)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            return float("nan")
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed(how, workers, chunksize, docs, run, pids=()):
+    pids = [os.getpid(), *pids]
+    start, cpu0 = time.perf_counter(), cpu(pids)
     vecs = run()
-    wall = time.perf_counter() - start
+    wall, used = time.perf_counter() - start, cpu(pids) - cpu0
     print(json.dumps({"how": how, "workers": workers, "chunksize": chunksize, "docs": len(docs),
-                      "wall_s": round(wall, 4), "docs_per_s": round(len(docs) / wall, 1)}), flush=True)
+                      "wall_s": round(wall, 4), "docs_per_s": round(len(docs) / wall, 1),
+                      "cpu_us_per_doc": round(1e6 * used / len(docs), 1)}), flush=True)
     return vecs
 
 
@@ -43,8 +60,9 @@ def main():
         vecs = timed("serial", 1, 0, docs, lambda: [embed(d) for d in docs])
     with ProcessPoolExecutor(max_workers=a.workers) as pool:
         list(pool.map(embed, docs[: 4 * a.workers]))  # start the workers outside the timings
+        workers = list(pool._processes)  # their PIDs, for the CPU time (CPython keeps them here)
         for c in [int(x) for x in a.chunksizes.split(",")]:
-            vecs = timed("ProcessPoolExecutor", a.workers, c, docs, lambda: list(pool.map(embed, docs, chunksize=c)))
+            vecs = timed("ProcessPoolExecutor", a.workers, c, docs, lambda: list(pool.map(embed, docs, chunksize=c)), workers)
     if a.npy:
         import numpy as np
         ours = np.frombuffer(b"".join(vecs), dtype="<f4").reshape(len(docs), -1)
