@@ -19,12 +19,18 @@ import (
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
 
-func TestMain(m *testing.M) { childtest.Main(m, nil) }
+func TestMain(m *testing.M) {
+	if err := poison.Register(); err != nil { // the poison tests' workload, in workers too
+		panic(err)
+	}
+	childtest.Main(m, nil)
+}
 
 func genDocs(tb testing.TB, n int64) []string {
 	tb.Helper()

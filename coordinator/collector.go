@@ -227,6 +227,11 @@ func (c *collector) digest(o *workload.Output, failed []bool) {
 		}
 		if o.Stride > 0 {
 			c.hash.Write(o.Data[i*o.Stride : (i+1)*o.Stride])
+		} else if len(o.Ends) > 0 { // bytes of any length: prefixed, so they cannot run together
+			d := o.Doc(i)
+			binary.LittleEndian.PutUint32(buf[:4], uint32(len(d)))
+			c.hash.Write(buf[:4])
+			c.hash.Write(d)
 		}
 		c.hash.Write([]byte{0})
 	}

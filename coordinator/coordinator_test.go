@@ -12,6 +12,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
@@ -142,7 +143,7 @@ func TestPoisonDocumentIsIsolated(t *testing.T) {
 	nc := natstest.Connect(t, url)
 	list := texts(1000)
 	const bad = 617
-	cfg := coordinator.Config{BatchSize: 100, Workers: 2, Params: workload.Params{PanicOn: list[bad]}}
+	cfg := coordinator.Config{Workload: poison.Name, BatchSize: 100, Workers: 2, Params: workload.Params{Args: poison.Args(list[bad], "embed")}}
 	for _, mode := range []string{coordinator.ModeGoroutines, coordinator.ModeProcesses} {
 		t.Run(mode, func(t *testing.T) {
 			b := backend(t, mode, nc, cfg)

@@ -193,6 +193,7 @@ func workerStages(h nats.Header, t *Timing) {
 		return
 	}
 	t[StageWorkerDecode], t[StageCompute], t[StageWorkerEncode] = proto.ParseStages(v)
+	t[StagePipe] = proto.ParsePipeStage(v)
 }
 
 func headerDur(h nats.Header, key string) time.Duration {

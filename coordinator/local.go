@@ -70,6 +70,7 @@ func (l *Local) Run(ctx context.Context, q *Queue) error {
 
 func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
 	var wls workload.Cache
+	defer wls.Close() // workloads holding resources (io.Closer) let go with their lane
 	var lane codecLane
 	var size outputSize
 	for {
@@ -89,20 +90,20 @@ func (l *Local) lane(ctx context.Context, q *Queue, name string) error {
 		switch {
 		case l.codec != nil:
 			tm, out, in, err = lane.roundTrip(l.codec, wl, &t.Batch, res)
-			if err != nil {
-				q.Fail(t, err)
-				continue
-			}
 		case l.mode == ModeGIL:
 			start := time.Now()
 			l.gil.Lock()
-			res.Errs = workload.Compute(wl, t.Batch.Docs, &res.Out, res.Errs)
+			res.Errs, err = workload.ComputeBatch(wl, t.Batch.Docs, &res.Out, res.Errs)
 			l.gil.Unlock()
-			tm[StageCompute] = time.Since(start)
+			tm.setCompute(time.Since(start), res.Out.Hop)
 		default:
 			start := time.Now()
-			res.Errs = workload.Compute(wl, t.Batch.Docs, &res.Out, res.Errs)
-			tm[StageCompute] = time.Since(start)
+			res.Errs, err = workload.ComputeBatch(wl, t.Batch.Docs, &res.Out, res.Errs)
+			tm.setCompute(time.Since(start), res.Out.Hop)
+		}
+		if err != nil { // the batch failed as a whole: retried, as processes mode does
+			q.Fail(t, err)
+			continue
 		}
 		size.learn(&res.Out, len(t.Batch.Docs))
 		q.Complete(t, Result{Res: res, Timing: tm, Worker: name, BytesOut: out, BytesIn: in})
@@ -155,7 +156,10 @@ func (c *codecLane) roundTrip(codec proto.Codec, wl workload.Workload, b *proto.
 	}
 	t2 := time.Now()
 	c.mid.BatchID, c.mid.Attempt = c.b.ID, c.b.Attempt
-	c.mid.Errs = workload.Compute(wl, c.b.Docs, &c.mid.Out, c.mid.Errs)
+	c.mid.Errs, err = workload.ComputeBatch(wl, c.b.Docs, &c.mid.Out, c.mid.Errs)
+	if err != nil {
+		return tm, 0, 0, err
+	}
 	t3 := time.Now()
 	if c.bufR, err = codec.AppendResult(c.bufR[:0], &c.mid); err != nil {
 		return tm, 0, 0, err
@@ -167,7 +171,7 @@ func (c *codecLane) roundTrip(codec proto.Codec, wl workload.Workload, b *proto.
 	t5 := time.Now()
 	tm[StageEncode] = t1.Sub(t0)
 	tm[StageWorkerDecode] = t2.Sub(t1)
-	tm[StageCompute] = t3.Sub(t2)
+	tm.setCompute(t3.Sub(t2), c.mid.Out.Hop)
 	tm[StageWorkerEncode] = t4.Sub(t3)
 	tm[StageDecode] = t5.Sub(t4)
 	return tm, len(c.bufB), len(c.bufR), nil

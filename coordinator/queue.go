@@ -297,6 +297,9 @@ func checkShape(t *Task, r *proto.Result) error {
 	if o.Stride > 0 && len(o.Data) != n*o.Stride {
 		return fmt.Errorf("batch %d: %d data bytes for %d documents of %d: %w", t.Batch.ID, len(o.Data), n, o.Stride, proto.ErrMalformed)
 	}
+	if len(o.Ends) > 0 && len(o.Ends) != n {
+		return fmt.Errorf("batch %d: %d byte ends for %d documents: %w", t.Batch.ID, len(o.Ends), n, proto.ErrMalformed)
+	}
 	for _, s := range o.Spans {
 		if int(s.Doc) >= n || s.Start > s.End {
 			return fmt.Errorf("batch %d: span %+v out of range: %w", t.Batch.ID, s, proto.ErrMalformed)

@@ -7,8 +7,9 @@ import (
 )
 
 // Stage is one step of a batch's life. In-process modes measure only the
-// stages they have; processes measures all six, each side with its own
-// monotonic clock, so no clock skew enters the split.
+// stages they have; processes measures six, each side with its own
+// monotonic clock, so no clock skew enters the split, and the pipe too
+// when the workload is exec.
 type Stage int
 
 const (
@@ -18,10 +19,11 @@ const (
 	StageCompute                   // the workload itself
 	StageWorkerEncode              // worker encodes the result
 	StageDecode                    // coordinator decodes the result
+	StagePipe                      // an exec workload's frames to its program and back, out of compute (exec only)
 	NumStages
 )
 
-var stageNames = [NumStages]string{"encode", "transport", "worker_decode", "compute", "worker_encode", "decode"}
+var stageNames = [NumStages]string{"encode", "transport", "worker_decode", "compute", "worker_encode", "decode", "pipe"}
 
 func (s Stage) String() string { return stageNames[s] }
 
@@ -30,7 +32,14 @@ type Timing [NumStages]time.Duration
 
 // Busy is the time the computing side spent on the batch.
 func (t *Timing) Busy() time.Duration {
-	return t[StageWorkerDecode] + t[StageCompute] + t[StageWorkerEncode]
+	return t[StageWorkerDecode] + t[StagePipe] + t[StageCompute] + t[StageWorkerEncode]
+}
+
+// setCompute records a workload's time, the part spent on an exec pipe
+// (workload.Output.Hop) apart.
+func (t *Timing) setCompute(total, pipe time.Duration) {
+	t[StagePipe] = pipe
+	t[StageCompute] = max(total-pipe, 1)
 }
 
 // samples keeps one stage's times for its quantiles in bounded memory.

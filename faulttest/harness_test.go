@@ -24,6 +24,7 @@ import (
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/childtest"
 	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -34,12 +35,16 @@ var (
 	long = flag.Bool("faults.long", false, "run the long fault suite: bigger jobs, more faults")
 )
 
-// ferryBin is the ferry binary, built once; every worker is a real process.
+// ferryBin is a ferry binary with the test-only poison workload, built
+// once; every worker is a real process.
 var ferryBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	bin, cleanup, err := childtest.BuildFerry()
+	if err := poison.Register(); err != nil { // the coordinator validates the job's workload here
+		panic(err)
+	}
+	bin, cleanup, err := childtest.Build("github.com/ferrylab/ferry/internal/poison/ferrypoison")
 	if err != nil {
 		panic(err)
 	}
@@ -202,7 +207,7 @@ type ledger struct {
 func newLedger(t testing.TB, d []string, p workload.Params) *ledger {
 	t.Helper()
 	p.SpinCostNs = 1 // the output depends only on the text, not the cost
-	p.PanicOn = ""
+	p.Args = ""      // the poison workload's: it computes spin
 	wl, err := workload.New("spin", p)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poison"
 )
 
 // TestPoisonDocumentPanics: one document among 10,000 panics the workload.
@@ -24,7 +25,7 @@ func TestPoisonDocumentPanics(t *testing.T) {
 	d := docs(n)
 	bad := r.IntN(n)
 	cfg := job(10, 20*time.Microsecond)
-	cfg.Params.PanicOn = d[bad]
+	cfg.Workload, cfg.Params.Args = poison.Name, poison.Args(d[bad], cfg.Workload)
 
 	b := natstest.NewBroker(t, broker.Options{})
 	pool(t, b.URL(), workers, false)

@@ -3,6 +3,8 @@ package fleet
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +16,10 @@ import (
 // machine does not skew the way it skews wall time.
 type CPUClock struct {
 	PIDs func() []int // the child processes to count; nil = none
+	// Descendants also counts the processes this one and those of PIDs
+	// started, live or reaped (Linux): an exec workload's programs, which
+	// do the computing of exec modes. Default off.
+	Descendants bool
 }
 
 // Now returns the CPU time so far; ok is false where it cannot be read.
@@ -23,32 +29,45 @@ func (c CPUClock) Now() (d time.Duration, ok bool) {
 		return 0, false
 	}
 	d = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if c.PIDs == nil {
-		return d, true
+	var pids []int
+	if c.PIDs != nil {
+		pids = c.PIDs()
 	}
-	for _, pid := range c.PIDs() {
+	for _, pid := range pids {
 		t, err := procCPU(pid)
 		if err != nil {
 			return 0, false
 		}
 		d += t
 	}
+	if c.Descendants {
+		d += descendantsCPU(pids)
+	}
 	return d, true
+}
+
+// statFields reads /proc/<pid>/stat from field 3 (state) on: f[0] is
+// field 3.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return strings.Fields(s[i+1:]), nil
 }
 
 // procCPU reads a process's user and system time from /proc/<pid>/stat
 // (Linux; in USER_HZ ticks, 100 per second).
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3 (state)
 	if len(f) < 13 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
@@ -58,4 +77,73 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
+}
+
+// descendantsCPU is the CPU time of the processes this one started (bar
+// those in counted, read already) and of theirs, recursively: the live
+// ones from /proc/<pid>/stat, the reaped ones from their parent's count of
+// waited-for children (getrusage RUSAGE_CHILDREN here, cutime and cstime
+// there). A process gone between the listing and the reading is skipped.
+func descendantsCPU(counted []int) time.Duration {
+	var d time.Duration
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
+		d += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	for _, pid := range counted {
+		d += reapedCPU(pid)
+	}
+	seen := map[int]bool{}
+	queue := []int{os.Getpid()}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for _, c := range childrenOf(pid) {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			queue = append(queue, c)
+			if !slices.Contains(counted, c) {
+				if t, err := procCPU(c); err == nil {
+					d += t + reapedCPU(c)
+				}
+			}
+		}
+	}
+	return d
+}
+
+// childrenOf lists pid's live children: /proc/<pid>/task/*/children, as
+// any of its threads may have started one.
+func childrenOf(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// reapedCPU is the CPU time of pid's children it has waited for
+// (/proc/<pid>/stat cutime and cstime); 0 when unreadable.
+func reapedCPU(pid int) time.Duration {
+	f, err := statFields(pid)
+	if err != nil || len(f) < 15 {
+		return 0
+	}
+	cu, err1 := strconv.ParseInt(f[13], 10, 64) // field 16, cutime
+	cs, err2 := strconv.ParseInt(f[14], 10, 64) // field 17, cstime
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(cu+cs) * 10 * time.Millisecond
 }

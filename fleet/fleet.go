@@ -56,6 +56,10 @@ type Config struct {
 	// Workload, when "spin", pins the workers' spin calibration to this
 	// process's, so every mode spins the same iterations per document.
 	Workload string
+	// Exec is the program the workers run for the exec workload (their
+	// --exec); "" = none. ExecTimeout is their --exec-timeout; 0 = theirs.
+	Exec        string
+	ExecTimeout time.Duration
 	// Name is the coordinator connection's name; "" = "ferry-coordinator".
 	Name string
 	// Logger receives the fleet's log; nil = discard.
@@ -128,6 +132,12 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
 		if cfg.JetStream {
 			args = append(args, "--dispatch", "request,jetstream")
+		}
+		if cfg.Exec != "" {
+			args = append(args, "--exec", cfg.Exec)
+		}
+		if cfg.ExecTimeout > 0 {
+			args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
 		}
 		if f.workers, err = spawn.Start(ctx, spawn.Config{
 			Args:    args,

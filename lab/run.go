@@ -329,7 +329,7 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 		defer done()
 	}
 	e.log.Debug("mode start", "mode", mode)
-	clock := fleet.CPUClock{}
+	clock := fleet.CPUClock{Descendants: true} // exec workloads compute in programs of their own
 	if run.mode == coordinator.ModeProcesses {
 		clock.PIDs = e.workerPIDs
 	}

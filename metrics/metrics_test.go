@@ -13,6 +13,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
+	poisonwl "github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
@@ -34,6 +35,9 @@ func get(t *testing.T, url string) (int, string) {
 // over embedded NATS with both hooks set, one poisoned document included,
 // and checks what the counters and the HTTP endpoints say.
 func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
+	if err := poisonwl.Register(); err != nil {
+		t.Fatal(err)
+	}
 	_, url := natstest.NewServer(t)
 	wm := NewWorker(time.Now())
 	w, err := worker.New(worker.Config{URL: url, Observe: wm.Observe})
@@ -73,7 +77,7 @@ func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
 	poison := in[37]
 	cm := NewCoordinator()
 	cfg := coordinator.Config{
-		Workload: "embed", Params: workload.Params{Dim: 16, PanicOn: poison},
+		Workload: poisonwl.Name, Params: workload.Params{Dim: 16, Args: poisonwl.Args(poison, "embed")},
 		BatchSize: batch, Workers: 1, Observe: cm.Observe,
 	}
 	nc := natstest.Connect(t, url)
@@ -122,8 +126,8 @@ func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if got := testutil.CollectAndCount(cm.stage); got != int(coordinator.NumStages) {
-		t.Errorf("coordinator stage series = %d, want one per stage (%d)", got, coordinator.NumStages)
+	if got, want := testutil.CollectAndCount(cm.stage), int(coordinator.NumStages)-1; got != want {
+		t.Errorf("coordinator stage series = %d, want one per stage but the exec pipe (%d)", got, want)
 	}
 }
 

@@ -65,7 +65,7 @@ func checkResult(r *Result) error {
 	if r.Out.Stride > 0 && len(r.Out.Data)%r.Out.Stride != 0 {
 		return fmt.Errorf("result %d: %d data bytes is not a multiple of stride %d: %w", r.BatchID, len(r.Out.Data), r.Out.Stride, ErrMalformed)
 	}
-	return nil
+	return checkEnds(r)
 }
 
 // grow returns s resized to n, reusing its capacity. Callers overwrite all n

@@ -87,6 +87,15 @@ func dataResult(n, stride int) *Result {
 	return &Result{BatchID: 9, Attempt: 1, Out: workload.Output{Stride: stride, Data: d}}
 }
 
+// longArgs are workload args of every kind, one string long.
+var longArgs = func() workload.Args {
+	a, err := workload.MakeArgs(map[string]any{"text": strings.Repeat("p", 300), "n": -70000, "f": 0.25, "on": true, "none": nil})
+	if err != nil {
+		panic(err)
+	}
+	return a
+}()
+
 var batchShapes = []struct {
 	name string
 	b    *Batch
@@ -98,7 +107,7 @@ var batchShapes = []struct {
 	{name: "unicode", b: batchOf([]string{"héllo wörld", "日本語のテキスト", "emoji 🚢⛴️", "", "\x00nul\x00", "ελληνικά"})},
 	{name: "long strings", b: &Batch{ID: math.MaxUint64, Attempt: math.MaxUint32, Workload: strings.Repeat("w", 64),
 		Params: workload.Params{Dim: -1, ChunkTokens: math.MaxInt32, ChunkOverlap: math.MinInt32, SpinCostNs: math.MinInt64,
-			OutBytes: math.MaxInt32, Seed: math.MaxUint64, PanicOn: strings.Repeat("p", 300)},
+			OutBytes: math.MaxInt32, Seed: math.MaxUint64, Args: longArgs},
 		First: math.MaxInt64 - 1, Docs: []string{strings.Repeat("x", 70_000), strings.Repeat("y", 255), strings.Repeat("z", 256)}}},
 }
 
@@ -116,6 +125,8 @@ var resultShapes = []struct {
 	{name: "all columns", r: &Result{BatchID: 1 << 40, Attempt: 3,
 		Out:  workload.Output{Dim: 3, Vecs: []float32{-0.5, 1e-30, 3e30}, Spans: chunkResult(3).Out.Spans, Stride: 2, Data: []byte{1, 2}},
 		Errs: []DocError{{Doc: 0, Msg: "x"}}}},
+	{name: "bytes of any length", r: &Result{BatchID: 9, Attempt: 1, Out: workload.Output{Data: []byte("abcdefg"), Ends: []uint32{0, 3, 3, 7}},
+		Errs: []DocError{{Doc: 2, Msg: "empty"}}}},
 }
 
 // normBatch returns a copy of b with empty slices made nil, so the codecs'
@@ -136,6 +147,9 @@ func normResult(r Result) Result {
 	}
 	if len(r.Out.Data) == 0 {
 		r.Out.Data = nil
+	}
+	if len(r.Out.Ends) == 0 {
+		r.Out.Ends = nil
 	}
 	if len(r.Errs) == 0 {
 		r.Errs = nil

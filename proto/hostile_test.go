@@ -93,7 +93,7 @@ func u64(code byte, v uint64) []byte   { return binary.BigEndian.AppendUint64([]
 func packedBatchFields(b *Batch) [][]byte {
 	p := &b.Params
 	params := [][]byte{appendInt(nil, int64(p.Dim)), appendInt(nil, int64(p.ChunkTokens)), appendInt(nil, int64(p.ChunkOverlap)),
-		appendInt(nil, p.SpinCostNs), appendInt(nil, int64(p.OutBytes)), appendUint(nil, p.Seed), appendStr(nil, p.PanicOn)}
+		appendInt(nil, p.SpinCostNs), appendInt(nil, int64(p.OutBytes)), appendUint(nil, p.Seed), appendArgs(nil, p.Args)}
 	docs := appendArrayLen(nil, len(b.Docs))
 	for _, d := range b.Docs {
 		docs = appendStr(docs, d)
@@ -274,10 +274,16 @@ func hostileCases(tb testing.TB) []hostileCase {
 		{name: "packed vecs not a multiple of dim", msg: arr(with(rf, 3, cat(raw(0xc4, 8), make([]byte, 8)))), reject: packedOnly},
 		{name: "packed data not a multiple of stride", msg: arr(with(rf, 6, raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
 		{name: "msgpack Vecs not a multiple of Dim", msg: resultMap(map[string][]byte{"out.Vecs": raw(0x92, 0, 0)}), reject: mpResult},
+		{name: "packed ends not whole uint32s", msg: arr(append(slices.Clone(rf), raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
+		{name: "packed ends past the data", msg: arr(append(slices.Clone(rf), raw(0xc4, 4, 0xff, 0, 0, 0))), reject: packedOnly},
+		{name: "packed ends going back", msg: arr(append(with(rf, 6, raw(0xc4, 2, 1, 2)), raw(0xc4, 8, 2, 0, 0, 0, 1, 0, 0, 0))), reject: packedOnly},
+		{name: "packed args not a map", msg: arr(with(bf, 3, arr(with(pf, 6, raw(0x91, 0))))), reject: packedOnly},
+		{name: "packed args nested deeper than scalars", msg: arr(with(bf, 3, arr(with(pf, 6, raw(0x81, 0xa1, 'k', 0x91, 0x91, 0))))), reject: packedOnly},
 		{name: "packed batch 5 fields", msg: arr(bf[:5]), reject: packedOnly},
 		{name: "packed batch 7 fields", msg: arr(append(slices.Clone(bf), raw(0))), reject: packedOnly},
 		{name: "packed params 6 fields", msg: arr(with(bf, 3, arr(pf[:6]))), reject: packedOnly},
 		{name: "packed result 7 fields", msg: arr(rf[:7]), reject: packedOnly},
+		{name: "packed result 10 fields", msg: arr(append(slices.Clone(rf), raw(0xc4, 0), raw(0))), reject: packedOnly},
 		{name: "packed err with 3 fields", msg: arr(with(rf, 7, raw(0x91, 0x93, 0, 0xa0, 0))), reject: packedOnly},
 		{name: "packed workload over 64 bytes", msg: arr(with(bf, 2, appendStr(nil, strings.Repeat("w", 65)))), reject: packedOnly},
 	}
@@ -289,7 +295,7 @@ func hostileCases(tb testing.TB) []hostileCase {
 	for i, v := range batchWrong {
 		cases = append(cases, hostileCase{name: fmt.Sprintf("packed batch field %d wrong type", i), msg: arr(with(bf, i, v)), reject: packedOnly})
 	}
-	paramWrong := [][]byte{str, str, str, str, str, str, mp}
+	paramWrong := [][]byte{str, str, str, str, str, str, str}
 	for i, v := range paramWrong {
 		cases = append(cases, hostileCase{name: fmt.Sprintf("packed params field %d wrong type", i), msg: arr(with(bf, 3, arr(with(pf, i, v)))), reject: packedOnly})
 	}
@@ -304,9 +310,9 @@ func hostileCases(tb testing.TB) []hostileCase {
 		hostileCase{name: "packed err msg wrong type", msg: arr(with(rf, 7, raw(0x91, 0x92, 0x00, 0x80))), reject: packedOnly},
 	)
 	for _, k := range []string{"id", "attempt", "workload", "params", "first", "docs",
-		"params.dim", "params.chunk_tokens", "params.chunk_overlap", "params.spin_cost_ns", "params.out_bytes", "params.seed", "params.panic_on"} {
+		"params.dim", "params.chunk_tokens", "params.chunk_overlap", "params.spin_cost_ns", "params.out_bytes", "params.seed", "params.args"} {
 		v := str
-		if k == "workload" || k == "params.panic_on" {
+		if k == "workload" {
 			v = mp
 		}
 		cases = append(cases, hostileCase{name: "msgpack batch " + k + " wrong type", msg: batchMap(map[string][]byte{k: v}), reject: mpBatch})

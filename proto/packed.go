@@ -16,11 +16,13 @@ import (
 //
 // Batch:  [id, attempt, workload, [dim, chunk_tokens, chunk_overlap,
 //
-//	spin_cost_ns, out_bytes, seed, panic_on], first, [doc...]]
+//	spin_cost_ns, out_bytes, seed, {args}], first, [doc...]]
 //
 // Result: [batch_id, attempt, dim, vecs bin, spans bin, stride, data bin,
 //
-//	[[doc, msg]...]]
+//	[[doc, msg]...], ends bin (only when per-document bytes vary)]
+//
+// docs/protocol.md specifies both for clients in other languages.
 type packed struct{ lim Limits }
 
 func (packed) Name() string { return CodecPacked }
@@ -47,7 +49,7 @@ func (packed) AppendBatch(dst []byte, b *Batch) ([]byte, error) {
 	dst = appendInt(dst, p.SpinCostNs)
 	dst = appendInt(dst, int64(p.OutBytes))
 	dst = appendUint(dst, p.Seed)
-	dst = appendStr(dst, p.PanicOn)
+	dst = appendArgs(dst, p.Args)
 	dst = appendInt(dst, b.First)
 	dst = appendArrayLen(dst, len(b.Docs))
 	for _, d := range b.Docs {
@@ -150,19 +152,12 @@ func decodeParams(r *reader, p *workload.Params) error {
 	if p.Seed, err = r.uint("seed"); err != nil {
 		return err
 	}
-	po, err := r.strBytes("panic_on", 1<<16)
-	if err != nil {
-		return err
-	}
-	if p.PanicOn != string(po) {
-		p.PanicOn = string(po)
-	}
-	return nil
+	return decodeArgs(r, &p.Args)
 }
 
 func (packed) AppendResult(dst []byte, r *Result) ([]byte, error) {
 	o := &r.Out
-	dst = appendArrayLen(dst, 8)
+	dst = appendArrayLen(dst, 8+min(len(o.Ends), 1))
 	dst = appendUint(dst, r.BatchID)
 	dst = appendUint(dst, uint64(r.Attempt))
 	dst = appendInt(dst, int64(o.Dim))
@@ -179,7 +174,7 @@ func (packed) AppendResult(dst []byte, r *Result) ([]byte, error) {
 		dst = appendUint(dst, uint64(e.Doc))
 		dst = appendStr(dst, e.Msg)
 	}
-	return dst, nil
+	return appendEnds(dst, o.Ends), nil
 }
 
 func (c packed) DecodeResult(src []byte, r *Result) error {
@@ -195,8 +190,8 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if n != 8 {
-		return fmt.Errorf("result has %d fields, want 8: %w", n, ErrMalformed)
+	if n != 8 && n != 9 {
+		return fmt.Errorf("result has %d fields, want 8 or 9: %w", n, ErrMalformed)
 	}
 	if r.BatchID, err = rd.uint("batch_id"); err != nil {
 		return err
@@ -272,6 +267,12 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 			return err
 		}
 		r.Errs[i] = DocError{Doc: uint32(doc), Msg: string(msg)}
+	}
+	o.Ends = o.Ends[:0]
+	if n == 9 {
+		if o.Ends, err = decodeEnds(&rd, o.Ends); err != nil {
+			return err
+		}
 	}
 	if rd.remaining() != 0 {
 		return fmt.Errorf("%d trailing bytes: %w", rd.remaining(), ErrMalformed)

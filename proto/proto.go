@@ -40,7 +40,8 @@ const (
 const (
 	// HeaderStagesNs is "<decode> <compute> <encode>" in nanoseconds, in
 	// one header because every header line costs the coordinator about a
-	// microsecond to parse (nats.go's DecodeHeadersMsg).
+	// microsecond to parse (nats.go's DecodeHeadersMsg); an exec worker
+	// adds " <pipe>" (AppendPipeStage), which earlier coordinators ignore.
 	HeaderStagesNs = "Ferry-Stages-Ns"
 
 	// The one-header-per-stage form of earlier workers; coordinators still

@@ -51,7 +51,8 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintln(w, "\nper-batch time split, p50 / p99 in microseconds:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprint(tw, "mode\t")
-		for st := range coordinator.NumStages {
+		stages := splitStages(r.Modes)
+		for _, st := range stages {
 			fmt.Fprintf(tw, "%s\t", st)
 		}
 		fmt.Fprintln(tw, "overhead\t")
@@ -61,7 +62,7 @@ func WriteText(w io.Writer, r *Report) error {
 			}
 			fmt.Fprintf(tw, "%s\t", m.Mode)
 			var total, compute float64
-			for st := range coordinator.NumStages {
+			for _, st := range stages {
 				s, ok := m.Stages[st.String()]
 				if !ok {
 					fmt.Fprint(tw, "-\t")
@@ -172,4 +173,17 @@ func (r *Report) Verdict() string {
 		return "identical results across modes: NO (digests differ)"
 	}
 	return "identical results across modes: yes"
+}
+
+// splitStages are the stages the split table shows: every one, but the
+// exec pipe only when some mode measured it.
+func splitStages(modes []Mode) []coordinator.Stage {
+	var out []coordinator.Stage
+	for st := range coordinator.NumStages {
+		if st == coordinator.StagePipe && !slices.ContainsFunc(modes, func(m Mode) bool { _, ok := m.Stages[st.String()]; return ok }) {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
 }

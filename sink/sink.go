@@ -241,8 +241,8 @@ func (j *JSONL) Write(first int64, o *workload.Output, failed []bool) error {
 		if o.Dim > 0 {
 			rec.Vec = o.Vecs[i*o.Dim : (i+1)*o.Dim]
 		}
-		if o.Stride > 0 {
-			rec.Data = base64.StdEncoding.EncodeToString(o.Data[i*o.Stride : (i+1)*o.Stride])
+		if d := o.Doc(i); len(d) > 0 {
+			rec.Data = base64.StdEncoding.EncodeToString(d)
 		}
 		if err := j.lines.Encode(&rec); err != nil {
 			return err

@@ -1,11 +1,10 @@
 package worker
 
 import (
-	"fmt"
 	"os"
 	"runtime"
-	"slices"
 
+	"github.com/ferrylab/ferry/internal/testhook"
 	"github.com/ferrylab/ferry/proto"
 )
 
@@ -29,15 +28,4 @@ const EnvCrashOn = "FERRY_TEST_CRASH_ON"
 
 // CrashHook is the Config.BeforeBatch of EnvCrashOn's test hook, read from
 // the environment; nil when it is not set.
-func CrashHook() func(*proto.Batch) {
-	text := os.Getenv(EnvCrashOn)
-	if text == "" {
-		return nil
-	}
-	return func(b *proto.Batch) {
-		if slices.Contains(b.Docs, text) {
-			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", EnvCrashOn, b.ID)
-			os.Exit(3)
-		}
-	}
-}
+func CrashHook() func(*proto.Batch) { return testhook.CrashOn(EnvCrashOn, "ferry worker") }

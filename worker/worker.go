@@ -140,6 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
 	}
 	defer nc.Close()
+	defer w.wls.Close() // after the last batch: workloads holding resources (io.Closer) let go
 	w.nc = nc
 	// A compressed batch may decompress to at most what a plain one could carry.
 	w.zipped = map[string]proto.Codec{}
@@ -277,7 +278,11 @@ func (w *Worker) handle(req micro.Request) {
 		return
 	}
 	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
-	w.res.Errs = workload.Compute(wl, w.b.Docs, &w.res.Out, w.res.Errs)
+	w.res.Errs, err = workload.ComputeBatch(wl, w.b.Docs, &w.res.Out, w.res.Errs)
+	if err != nil { // not the documents' fault (an exec program died): retried elsewhere
+		fail("500", err.Error())
+		return
+	}
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if errors.Is(err, proto.ErrLimit) {
@@ -294,7 +299,8 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	t3 := time.Now()
 	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
-	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader))); err != nil {
+	pipe := w.res.Out.Hop
+	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader))); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message
@@ -303,11 +309,11 @@ func (w *Worker) handle(req micro.Request) {
 // replyHeader fills the reply's headers: the stage timings in one header,
 // the worker's name, and the compression when the batch came compressed. The map is reused;
 // Respond encodes it before the next batch is handled.
-func (w *Worker) replyHeader(decode, compute, encode time.Duration, compress []string) micro.Headers {
+func (w *Worker) replyHeader(decode, compute, encode, pipe time.Duration, compress []string) micro.Headers {
 	if w.header == nil {
 		w.header = micro.Headers{}
 	}
-	b := proto.AppendStages(w.stages[:0], decode, compute, encode)
+	b := proto.AppendPipeStage(proto.AppendStages(w.stages[:0], decode, compute, encode), pipe)
 	w.stages = b
 	w.header[proto.HeaderStagesNs] = []string{string(b)}
 	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire

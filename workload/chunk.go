@@ -16,11 +16,10 @@ import (
 // A document without tokens yields no span.
 type chunk struct {
 	tokens, overlap int
-	panicOn         string
 }
 
 func newChunk(p Params) (Workload, error) {
-	return &chunk{tokens: p.ChunkTokens, overlap: p.ChunkOverlap, panicOn: p.PanicOn}, nil
+	return &chunk{tokens: p.ChunkTokens, overlap: p.ChunkOverlap}, nil
 }
 
 func (c *chunk) Name() string { return "chunk" }
@@ -41,7 +40,6 @@ var tokenStarts = sync.Pool{New: func() any { return new([]uint32) }}
 
 // Process appends the spans of every document, in document order.
 func (c *chunk) Process(docs []string, out *Output) error {
-	checkPoison(c.Name(), c.panicOn, docs)
 	sp := tokenStarts.Get().(*[]uint32)
 	defer tokenStarts.Put(sp)
 	for i, d := range docs {

@@ -1,7 +1,10 @@
 package workload
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -17,33 +20,59 @@ type DocError struct {
 // mode, and returns the documents that failed, appended to errs[:0]. A
 // panic is recovered: the batch is then run one document at a time so only
 // the documents that panic fail; their rows are zero. One bad document
-// never fails a batch.
+// never fails a batch. A batch that fails as a whole (ErrBatchFailed) has
+// every document failed: callers that can retry it use ComputeBatch.
 func Compute(wl Workload, docs []string, out *Output, errs []DocError) []DocError {
+	errs, err := ComputeBatch(wl, docs, out, errs)
+	if err != nil {
+		out.Reset()
+		for i := range docs {
+			errs = append(errs, DocError{Doc: uint32(i), Msg: err.Error()})
+		}
+	}
+	return errs
+}
+
+// ComputeBatch is Compute for callers that can retry a batch elsewhere
+// (a worker, the coordinator's lanes): when wl fails the batch as a whole
+// (an error wrapping ErrBatchFailed, like an exec child that crashed or
+// hung) it returns that error, not documents failed one by one.
+func ComputeBatch(wl Workload, docs []string, out *Output, errs []DocError) ([]DocError, error) {
 	out.Reset()
 	errs = errs[:0]
-	if err := safeProcess(wl, docs, out); err == nil {
-		return errs
+	err := safeProcess(wl, docs, out)
+	var failed DocErrors
+	switch {
+	case err == nil:
+		return errs, nil
+	case errors.Is(err, ErrBatchFailed):
+		return errs, err
+	case errors.As(err, &failed) && failed.valid(len(docs)):
+		failed.zero(out)
+		return append(errs, failed...), nil
 	}
 	// Slow path: one document at a time, so only the bad ones fail.
 	ones := make([]Output, len(docs))
-	failed := make([]bool, len(docs))
+	bad := make([]bool, len(docs))
 	for i := range docs {
 		if err := safeProcess(wl, docs[i:i+1], &ones[i]); err != nil {
-			failed[i] = true
+			bad[i] = true
 			errs = append(errs, DocError{Doc: uint32(i), Msg: err.Error()})
 		}
 	}
 	out.Reset()
 	for i := range ones { // widths come from any document that succeeded
-		if !failed[i] {
+		if !bad[i] {
 			out.Dim, out.Stride = ones[i].Dim, ones[i].Stride
 			break
 		}
 	}
+	ends := slices.ContainsFunc(ones, func(o Output) bool { return len(o.Ends) > 0 })
 	for i := range ones {
-		appendDoc(out, &ones[i], uint32(i), failed[i])
+		appendDoc(out, &ones[i], uint32(i), bad[i], ends)
+		out.Hop += ones[i].Hop
 	}
-	return errs
+	return errs, nil
 }
 
 func safeProcess(wl Workload, docs []string, out *Output) (err error) {
@@ -56,15 +85,25 @@ func safeProcess(wl Workload, docs []string, out *Output) (err error) {
 }
 
 // appendDoc appends a one-document output to out as document doc, or a zero
-// row when the document failed, so rows stay aligned with documents.
-func appendDoc(out, one *Output, doc uint32, failed bool) {
-	if failed {
+// row (no bytes, with ends) when the document failed, so rows stay aligned
+// with documents. ends says the batch's bytes are in the Ends shape.
+func appendDoc(out, one *Output, doc uint32, failed, ends bool) {
+	switch {
+	case failed:
 		out.Vecs = append(out.Vecs, make([]float32, out.Dim)...)
 		out.Data = append(out.Data, make([]byte, out.Stride)...)
+	case ends:
+		out.Data = append(out.Data, one.Doc(0)...)
+	default:
+		out.Data = append(out.Data, one.Data...)
+	}
+	if ends {
+		out.Ends = append(out.Ends, uint32(len(out.Data)))
+	}
+	if failed {
 		return
 	}
 	out.Vecs = append(out.Vecs, one.Vecs...)
-	out.Data = append(out.Data, one.Data...)
 	for _, s := range one.Spans {
 		s.Doc = doc
 		out.Spans = append(out.Spans, s)
@@ -95,9 +134,21 @@ type Sizer interface {
 // least recently used model instead of adding 32 MiB to the worker. The
 // zero value is ready to use; it is safe for concurrent use.
 type Cache struct {
-	mu    sync.Mutex
-	lru   *simplelru.LRU[workloadKey, Workload]
-	bytes int64 // MemoryBytes of the workloads kept
+	mu        sync.Mutex
+	lru       *simplelru.LRU[workloadKey, Workload]
+	bytes     int64   // MemoryBytes of the workloads kept
+	closeErrs []error // from closing evicted workloads, for Close
+}
+
+// evicted forgets wl's bytes and closes it when it holds resources
+// (io.Closer: an exec workload's child process). Called with mu held.
+func (c *Cache) evicted(_ workloadKey, wl Workload) {
+	c.bytes -= memoryBytes(wl)
+	if cl, ok := wl.(io.Closer); ok {
+		if err := cl.Close(); err != nil {
+			c.closeErrs = append(c.closeErrs, err)
+		}
+	}
 }
 
 type workloadKey struct {
@@ -122,7 +173,7 @@ func (c *Cache) GetWithin(name string, p Params, maxBytes int64) (Workload, erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lru == nil {
-		c.lru, _ = simplelru.NewLRU(cacheEntries, func(_ workloadKey, wl Workload) { c.bytes -= memoryBytes(wl) })
+		c.lru, _ = simplelru.NewLRU(cacheEntries, c.evicted)
 	}
 	if wl, ok := c.lru.Get(k); ok {
 		c.shrink(maxBytes)

@@ -4,12 +4,11 @@ package workload
 // a stand-in for a sentence embedder with the same output shape and a cost
 // that grows with the text, not a semantic model.
 type embed struct {
-	dim     int
-	panicOn string
+	dim int
 }
 
 func newEmbed(p Params) (Workload, error) {
-	return &embed{dim: p.Dim, panicOn: p.PanicOn}, nil
+	return &embed{dim: p.Dim}, nil
 }
 
 func (e *embed) Name() string { return "embed" }
@@ -19,7 +18,6 @@ func (e *embed) ResultBytes(docs []string) int64 { return 4 * int64(e.dim) * int
 
 // Process appends one unit-norm row of Dim float32 per document.
 func (e *embed) Process(docs []string, out *Output) error {
-	checkPoison(e.Name(), e.panicOn, docs)
 	out.Dim = e.dim
 	f := featurizers.Get().(*featurizer)
 	defer featurizers.Put(f)

@@ -13,8 +13,7 @@ import (
 // cost: 16·Dim² FLOPs per document, dense matrix multiply like real
 // inference, and outputs that differ by document.
 type infer struct {
-	m       *mlp
-	panicOn string
+	m *mlp
 }
 
 // inferRows is the documents multiplied together: enough to reuse each
@@ -26,7 +25,7 @@ func newInfer(p Params) (Workload, error) {
 	if p.Dim > MaxInferDim {
 		return nil, fmt.Errorf("%w: dim %d must be <= %d for infer", ErrInvalidParams, p.Dim, MaxInferDim)
 	}
-	return &infer{m: model(p.Seed, p.Dim), panicOn: p.PanicOn}, nil
+	return &infer{m: model(p.Seed, p.Dim)}, nil
 }
 
 func (w *infer) Name() string { return "infer" }
@@ -52,7 +51,6 @@ var inferScratches = sync.Pool{New: func() any { return new(inferScratch) }}
 
 // Process appends one layer-normed row of Dim float32 per document.
 func (w *infer) Process(docs []string, out *Output) error {
-	checkPoison(w.Name(), w.panicOn, docs)
 	m := w.m
 	out.Dim = m.d
 	s := inferScratches.Get().(*inferScratch)

@@ -8,11 +8,10 @@ package workload
 // Copying is the only work, about 0.1 ms per MiB.
 type noop struct {
 	outBytes int
-	panicOn  string
 }
 
 func newNoop(p Params) (Workload, error) {
-	return &noop{outBytes: p.OutBytes, panicOn: p.PanicOn}, nil
+	return &noop{outBytes: p.OutBytes}, nil
 }
 
 func (n *noop) Name() string { return "noop" }
@@ -22,7 +21,6 @@ func (n *noop) ResultBytes(docs []string) int64 { return int64(n.outBytes) * int
 
 // Process appends OutBytes per document to out.Data (Stride = OutBytes).
 func (n *noop) Process(docs []string, out *Output) error {
-	checkPoison(n.Name(), n.panicOn, docs)
 	out.Stride = n.outBytes
 	for _, d := range docs {
 		out.Data = appendEcho(out.Data, d, n.outBytes)

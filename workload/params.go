@@ -78,16 +78,3 @@ func (p Params) WithDefaults() Params {
 	}
 	return p
 }
-
-// checkPoison is the PanicOn test hook shared by every workload: it panics
-// before any work so a poison batch fails the same way in every mode.
-func checkPoison(workload, panicOn string, docs []string) {
-	if panicOn == "" {
-		return
-	}
-	for i, d := range docs {
-		if d == panicOn {
-			panic(fmt.Sprintf("workload %s: poison document %d matches panic_on %q", workload, i, panicOn))
-		}
-	}
-}

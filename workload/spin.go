@@ -21,11 +21,10 @@ import (
 type spin struct {
 	costNs   int64
 	outBytes int
-	panicOn  string
 }
 
 func newSpin(p Params) (Workload, error) {
-	return &spin{costNs: p.SpinCostNs, outBytes: p.OutBytes, panicOn: p.PanicOn}, nil
+	return &spin{costNs: p.SpinCostNs, outBytes: p.OutBytes}, nil
 }
 
 func (s *spin) Name() string { return "spin" }
@@ -38,7 +37,6 @@ var spinSink atomic.Uint64
 
 // Process appends OutBytes per document to out.Data (Stride = OutBytes).
 func (s *spin) Process(docs []string, out *Output) error {
-	checkPoison(s.Name(), s.panicOn, docs)
 	iters := int64(float64(s.costNs) * SpinIterationsPerUs() / 1000)
 	out.Stride = s.outBytes
 	for _, d := range docs {

@@ -114,25 +114,6 @@ func TestOutputReuse(t *testing.T) {
 	}
 }
 
-func TestPanicOn(t *testing.T) {
-	for _, name := range Names() {
-		t.Run("name="+name, func(t *testing.T) {
-			p := testParams
-			p.PanicOn = "poison pill"
-			w := mustNew(t, name, p)
-			process(t, w, []string{"poison", "pill poison"}) // no exact match: no panic
-			defer func() {
-				r := recover()
-				if msg, _ := r.(string); !strings.Contains(msg, `"poison pill"`) || !strings.Contains(msg, name) {
-					t.Fatalf("recover() = %v, want a panic naming the workload and the text", r)
-				}
-			}()
-			process(t, w, []string{"ok", "poison pill"})
-			t.Fatal("no panic")
-		})
-	}
-}
-
 func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -130,15 +130,21 @@ var extraEnv = strings.Fields(os.Getenv("FERRY_CHILDTEST_ENV"))
 // BuildFerry builds the ferry binary into a new temporary directory, for
 // tests that run it as a real process. Call cleanup when done with it.
 func BuildFerry() (bin string, cleanup func(), err error) {
+	return Build("github.com/ferrylab/ferry/cmd/ferry")
+}
+
+// Build builds the main package pkg (a ferry binary with workloads of its
+// own, say) into a new temporary directory, as BuildFerry does.
+func Build(pkg string) (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "ferry-bin-")
 	if err != nil {
 		return "", nil, err
 	}
 	bin = filepath.Join(dir, "ferry")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/ferrylab/ferry/cmd/ferry").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("go build ferry: %v\n%s", err, out)
+		return "", nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
 }

@@ -73,7 +73,7 @@ func Load(cmd *cobra.Command, o any) error {
 			}
 		}
 	}
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc())
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), pairsHook)
 	if err := v.Unmarshal(o, viper.DecodeHook(hook)); err != nil {
 		// mapstructure lists errors on several lines; a user gets one.
 		msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
@@ -129,4 +129,25 @@ func Echo(o any) map[string]any {
 	}
 	walk(reflect.Indirect(reflect.ValueOf(o)))
 	return m
+}
+
+// pairsHook lets a list of key=value pairs (--param) be written in a
+// config file as a map too ("param: {shingle: 5}"), and in the FERRY_
+// environment as one string of pairs separated by spaces.
+func pairsHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[[]string]() {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case map[string]any:
+		pairs := make([]string, 0, len(v))
+		for k, x := range v {
+			pairs = append(pairs, fmt.Sprintf("%s=%v", k, x))
+		}
+		slices.Sort(pairs)
+		return pairs, nil
+	case string:
+		return strings.Fields(v), nil
+	}
+	return data, nil
 }

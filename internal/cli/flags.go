@@ -48,6 +48,8 @@ func addFlagsOf(fs *pflag.FlagSet, v reflect.Value) {
 			fs.Uint64P(name, short, fv.Uint(), help)
 		case f.Type.Kind() == reflect.Float64:
 			fs.Float64P(name, short, fv.Float(), help)
+		case f.Type == reflect.TypeFor[[]string]():
+			fs.StringArrayP(name, short, fv.Interface().([]string), help) // repeated, never split at commas
 		default:
 			panic(fmt.Sprintf("addFlags: field %s has unsupported type %s", f.Name, f.Type))
 		}

@@ -13,6 +13,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -48,8 +49,11 @@ const maxFailures = 100
 // Config is one pipeline run. The zero value of every field is its default.
 type Config struct {
 	// Chunk is the chunk stage's job (batch size, workers, chunk params,
-	// limits, ...); its Workload is always "chunk".
+	// limits, ...); its Workload is always ChunkWorkload.
 	Chunk coordinator.Config
+	// ChunkWorkload is the chunk stage's workload; "" = chunk. Another
+	// must produce chunk's spans (the tests' poison wraps chunk).
+	ChunkWorkload string
 	// Concurrency bounds the LLM calls in flight; 0 = 256.
 	Concurrency int
 	// Window bounds the documents past the chunk stage and not yet merged
@@ -71,7 +75,7 @@ func DefaultPrompt(chunk string) string {
 }
 
 func (c Config) withDefaults() Config {
-	c.Chunk.Workload = "chunk"
+	c.Chunk.Workload = cmp.Or(c.ChunkWorkload, "chunk")
 	if c.Concurrency == 0 {
 		c.Concurrency = 256
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/lab/llm"
 	"github.com/ferrylab/ferry/lab/pipeline"
 	"github.com/ferrylab/ferry/worker"
@@ -291,9 +292,12 @@ func TestPoisonDocumentFailsAlone(t *testing.T) {
 	list := texts(50)
 	bad := 17
 	_, url := mockServer(t, llm.MockConfig{})
+	if err := poison.Register(); err != nil {
+		t.Fatal(err)
+	}
 	p := chunkParams
-	p.PanicOn = list[bad]
-	cfg := pipeline.Config{Chunk: coordinator.Config{BatchSize: 10, Params: p, MaxAttempts: 1}, Concurrency: 8, MergeDim: 8}
+	p.Args = poison.Args(list[bad], "chunk")
+	cfg := pipeline.Config{Chunk: coordinator.Config{BatchSize: 10, Params: p, MaxAttempts: 1}, ChunkWorkload: poison.Name, Concurrency: 8, MergeDim: 8}
 	st, got, err := runPipeline(t, cfg, backend(t, coordinator.ModeGoroutines), client(t, url, 1), list)
 	if !errors.Is(err, pipeline.ErrDocsFailed) {
 		t.Fatalf("err = %v, want ErrDocsFailed", err)
