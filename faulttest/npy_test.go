@@ -16,6 +16,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
+	ferrypoison "github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 )
@@ -36,7 +37,7 @@ func TestNPYFailedDocumentsKeepTheirRows(t *testing.T) {
 		bad[i] = true
 		d[i] = poison
 	}
-	cfg := coordinator.Config{Workload: "embed", Params: workload.Params{Dim: dim, PanicOn: poison}, BatchSize: 50, InFlight: 2}
+	cfg := coordinator.Config{Workload: ferrypoison.Name, Params: workload.Params{Dim: dim, Args: ferrypoison.Args(poison, "embed")}, BatchSize: 50, InFlight: 2}
 
 	b := natstest.NewBroker(t, broker.Options{})
 	pool(t, b.URL(), workers, false)
