@@ -27,17 +27,27 @@ func OneCore() {
 // key and never travels on the wire; never set it in production.
 const EnvCrashOn = "FERRY_TEST_CRASH_ON"
 
-// CrashHook is the Config.BeforeBatch of EnvCrashOn's test hook, read from
-// the environment; nil when it is not set.
+// EnvHangOn names a TEST-ONLY hook like EnvCrashOn: a worker whose batch
+// holds a document with exactly this text never finishes that batch, as a
+// model stuck in a loop would. The fault tests use it to prove that a hung
+// document is isolated and reported. Never set it in production.
+const EnvHangOn = "FERRY_TEST_HANG_ON"
+
+// CrashHook is the Config.BeforeBatch of the EnvCrashOn and EnvHangOn test
+// hooks, read from the environment; nil when neither is set.
 func CrashHook() func(*proto.Batch) {
-	text := os.Getenv(EnvCrashOn)
-	if text == "" {
+	crash, hang := os.Getenv(EnvCrashOn), os.Getenv(EnvHangOn)
+	if crash == "" && hang == "" {
 		return nil
 	}
 	return func(b *proto.Batch) {
-		if slices.Contains(b.Docs, text) {
+		if crash != "" && slices.Contains(b.Docs, crash) {
 			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; exiting with code 3 (test hook)\n", EnvCrashOn, b.ID)
 			os.Exit(3)
+		}
+		if hang != "" && slices.Contains(b.Docs, hang) {
+			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; hanging (test hook)\n", EnvHangOn, b.ID)
+			select {} // the worker's batch never ends; its other goroutines run on
 		}
 	}
 }
