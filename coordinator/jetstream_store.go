@@ -1,0 +1,166 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferrylab/ferry/proto"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// This file holds what a jetstream job keeps in the broker: its streams and
+// the workers' consumer, the listing and reuse of stored results, the
+// watch for workers, and the clean-up.
+
+// resultsMaxAge bounds how long an unfinished job's results are kept for a
+// resume; a finished job's results are purged at once.
+const resultsMaxAge = 24 * time.Hour
+
+// setup creates or updates the two streams and the workers' consumer.
+func (j *JetStream) setup(ctx context.Context) error {
+	var err error
+	j.batches, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        proto.BatchStream,
+		Description: "ferry batches waiting for a worker (work queue: removed on ack)",
+		Subjects:    []string{proto.BatchSubjectPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+	})
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return ErrNoJetStream
+	}
+	if err != nil {
+		return fmt.Errorf("jetstream: batch stream: %w", err)
+	}
+	j.results, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              proto.ResultStream,
+		Description:       "ferry results by job and document range",
+		Subjects:          []string{proto.ResultSubjectPrefix + ".>"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		MaxMsgsPerSubject: 1,
+		MaxAge:            resultsMaxAge,
+		Duplicates:        2 * time.Minute,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream: result stream: %w", err)
+	}
+	j.workers, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
+		Durable:       proto.WorkerConsumer,
+		Description:   "ferry workers: one batch at a time each",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       j.ackWait,
+		MaxDeliver:    j.cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
+		FilterSubject: proto.BatchSubjectPrefix + ".>",
+		MaxAckPending: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream: workers' consumer: %w", err)
+	}
+	return nil
+}
+
+// index drops the job's batches a previous run left unacknowledged (they
+// are sent again unless their result is already stored) and lists the
+// ranges whose results are stored. It returns the results stream sequence
+// to follow live results from: taken before the listing, so a result is
+// either listed or delivered (or both, harmlessly).
+func (j *JetStream) index(ctx context.Context) (uint64, error) {
+	if err := j.batches.Purge(ctx, jetstream.WithPurgeSubject(proto.BatchSubjectPrefix+"."+j.job+".>")); err != nil {
+		return 0, fmt.Errorf("jetstream: drop the job's stale batches: %w", err)
+	}
+	info, err := j.results.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: result stream info: %w", err)
+	}
+	from := info.State.LastSeq + 1
+	info, err = j.results.Info(ctx, jetstream.WithSubjectFilter(proto.ResultSubjectPrefix+"."+j.job+".>"))
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: list the job's results: %w", err)
+	}
+	for subj := range info.State.Subjects {
+		if _, first, n, err := proto.ParseBatchSubject(subj); err == nil {
+			j.stored[first] = n
+		}
+	}
+	return from, nil
+}
+
+// resume completes t from its stored result.
+func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
+	subj := proto.ResultSubject(j.job, t.Batch.First, len(t.Batch.Docs))
+	m, err := j.results.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		return err
+	}
+	if why := m.Header.Get(proto.HeaderError); why != "" {
+		j.resumed.Add(1)
+		j.fail(q, t, why)
+		return nil
+	}
+	codec, err := j.codecFor(m.Header)
+	if err != nil {
+		return err
+	}
+	res := &proto.Result{}
+	if err := codec.DecodeResult(m.Data, res); err != nil {
+		return err
+	}
+	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
+	j.resumed.Add(1)
+	q.Complete(t, Result{Res: res, BytesIn: len(m.Data)}) // no worker: nothing computed in this run
+	return nil
+}
+
+// watchWorkers says once when batches wait and no worker is pulling (the
+// consumer has neither waiting pulls nor unacknowledged batches for three
+// checks a second apart), says again when workers are back, and returns
+// ErrNoWorkers after WorkerWait without any. The batches stay queued: the
+// job can be resumed with its ID. It returns nil when ctx ends.
+func (j *JetStream) watchWorkers(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	idle := 0
+	var alone time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		j.mu.Lock()
+		waiting := len(j.pending) > 0
+		j.mu.Unlock()
+		info, err := j.workers.Info(ctx)
+		if err != nil {
+			continue // the broker may be restarting
+		}
+		if !waiting || info.NumWaiting > 0 || info.NumAckPending > 0 {
+			if !alone.IsZero() {
+				j.log.Info("workers pulling batches again; resuming", "after", time.Since(alone).Round(time.Millisecond))
+			}
+			idle, alone = 0, time.Time{}
+			continue
+		}
+		switch idle++; {
+		case idle == 3:
+			alone = time.Now()
+			j.log.Warn("no workers pulling batches; waiting (are workers running with --dispatch jetstream?)", "up_to", j.cfg.WorkerWait)
+		case idle > 3 && time.Since(alone) > j.cfg.WorkerWait:
+			return fmt.Errorf("%w: none pulled batches for %s; the job's batches stay queued (job %s)", ErrNoWorkers, j.cfg.WorkerWait, j.job)
+		}
+	}
+}
+
+// finish drops the finished job's results: the output is written, and a
+// run with the same ID would be a new job.
+func (j *JetStream) finish() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := j.results.Purge(ctx, jetstream.WithPurgeSubject(proto.ResultSubjectPrefix+"."+j.job+".>")); err != nil {
+		j.log.Warn("purge the finished job's results", "job_id", j.job, "err", err)
+	}
+}
