@@ -35,27 +35,31 @@ var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start
 // result to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for
 // the stream to store it, then acks the batch. A batch whose worker dies is
 // redelivered after AckWait; one delivered more than MaxAttempts times is
-// answered with a give-up result and terminated, and the coordinator halves
-// it like any batch that keeps failing.
+// answered with a give-up result and terminated, and the coordinator
+// halves it like any batch that keeps failing.
 //
 // The job's ID is in every subject, so a coordinator killed mid-job and
-// started again with the same ID resumes: it drops the job's unacknowledged
-// batches, reads back which ranges already have results, takes those from
-// the results stream instead of computing them again, and sends the rest.
-// Every document is still written exactly once, in order.
+// started again with the same ID resumes: it drops the job's
+// unacknowledged batches, reads back which ranges already have results,
+// takes those from the results stream instead of computing them again, and
+// sends the rest. Every document is still written exactly once, in order.
+//
+// Nothing read back from the streams is trusted: a result whose range is
+// impossible for the job is dropped, logged and counted (Stats.Forged).
 //
 // It costs, per batch, two stream writes (batch and result, each waiting
 // for the server's ack) and a pull, against one request/reply; the report
 // shows both side by side when dispatch lists both.
 type JetStream struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	codec   proto.Codec
-	cfg     Config
-	job     string
-	nonce   string // this run, in publish IDs, so re-sends are not de-duplicated away
-	ackWait time.Duration
-	log     *slog.Logger
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	codec      proto.Codec
+	cfg        Config
+	job        string
+	nonce      string // this run, in publish IDs, so re-sends are not de-duplicated away
+	ackWait    time.Duration
+	maxDeliver int
+	log        *slog.Logger
 
 	batches jetstream.Stream
 	results jetstream.Stream
@@ -93,7 +97,7 @@ func NewJetStream(nc *nats.Conn, cfg Config, job string, log *slog.Logger) (*Jet
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -103,7 +107,8 @@ func NewJetStream(nc *nats.Conn, cfg Config, job string, log *slog.Logger) (*Jet
 		ackWait = 2 * cfg.TimeoutFloor // live workers heartbeat every AckWait/3
 	}
 	return &JetStream{
-		nc: nc, js: js, codec: c, cfg: cfg, job: job, nonce: nuid.Next(), ackWait: ackWait, log: log,
+		nc: nc, js: js, codec: c, cfg: cfg, job: job, nonce: nuid.Next(), log: log,
+		ackWait: ackWait, maxDeliver: cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
 		pending: map[string]*jsTask{}, stored: map[int64]int{}, changed: make(chan struct{}),
 	}, nil
 }
@@ -127,7 +132,7 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	if err := j.setup(ctx); err != nil {
 		return err
 	}
-	from, err := j.index(ctx)
+	from, err := j.index(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -187,6 +192,25 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	}
 }
 
+// fits reports whether documents [first, first+n), read from the wire, can
+// be a batch of this job: no more than a batch may hold, and within the
+// input once its length is known. ParseBatchSubject has checked that the
+// range is not empty and ends within int64.
+func (j *JetStream) fits(q *Queue, first int64, n int) bool {
+	if n > j.cfg.Limits.MaxDocs {
+		return false
+	}
+	total := q.col.inputLen()
+	return total < 0 || first+int64(n) <= total
+}
+
+// reject drops a result that answers no batch of this job: a bad message
+// costs a log line and a count, never the job.
+func (j *JetStream) reject(q *Queue, subject, why string) {
+	q.col.forged()
+	j.log.Error("jetstream result dropped", "job_id", j.job, "subject", subject, "why", why)
+}
+
 // dispatch takes t's documents from stored results where it can and sends
 // the rest, as one batch per gap.
 func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
@@ -203,7 +227,8 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 	var pieces []piece
 	gap := int64(-1)
 	for i := first; i < end; {
-		if n, ok := j.stored[i]; ok && i+int64(n) <= end {
+		// n <= end-i, not i+n <= end: n came from the wire (fits bounds it).
+		if n, ok := j.stored[i]; ok && int64(n) <= end-i {
 			delete(j.stored, i)
 			if gap >= 0 {
 				pieces = append(pieces, piece{gap, i, false})
@@ -235,7 +260,7 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 			continue
 		}
 		if err := j.resume(ctx, q, sub); err != nil {
-			j.log.Warn("stored result unusable; computing it again", "first", p.first, "err", err)
+			j.log.Warn("stored result unusable; computing it again", "job_id", j.job, "first", p.first, "err", err)
 			if err := j.send(ctx, q, sub); err != nil {
 				return err
 			}
@@ -292,10 +317,19 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	}
 }
 
-// onResult matches a result from the results stream to its batch.
+// onResult matches a result from the results stream to its batch. Its
+// range and delivery count are checked against the job before anything
+// else is read.
 func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	_, first, n, err := proto.ParseBatchSubject(m.Subject())
+	if err != nil || !j.fits(q, first, n) {
+		j.reject(q, m.Subject(), "impossible range for this job")
+		return
+	}
+	h := m.Headers()
+	d, err := j.delivery(h)
 	if err != nil {
+		j.reject(q, m.Subject(), err.Error())
 		return
 	}
 	subj := proto.BatchSubject(j.job, first, n)
@@ -317,12 +351,11 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	if p == nil {
 		return
 	}
-	h := m.Headers()
 	if why := h.Get(proto.HeaderError); why != "" {
 		j.fail(q, p.t, why)
 		return
 	}
-	if d, _ := strconv.Atoi(h.Get(proto.HeaderDelivery)); d > 1 {
+	if d > 1 {
 		q.retries.Add(int64(d - 1)) // redeliveries: the batch may have run d times
 	}
 	codec, err := j.codecFor(h)
@@ -345,6 +378,20 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	r.Timing[StageTransport] = max(t0.Sub(p.sent)-r.Timing.Busy(), 1)
 	r.Timing[StageDecode] = decode
 	q.Complete(p.t, r)
+}
+
+// delivery reads a result's HeaderDelivery: 0 when absent, an error unless
+// it is a delivery the job's consumer can make (1 to MaxDeliver).
+func (j *JetStream) delivery(h nats.Header) (int, error) {
+	v := h.Get(proto.HeaderDelivery)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := strconv.Atoi(v)
+	if err != nil || d < 1 || d > j.maxDeliver {
+		return 0, fmt.Errorf("%s %q: want 1 to %d", proto.HeaderDelivery, v, j.maxDeliver)
+	}
+	return d, nil
 }
 
 // fail handles a give-up result: split a batch whose result is too large,

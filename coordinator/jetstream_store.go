@@ -53,7 +53,7 @@ func (j *JetStream) setup(ctx context.Context) error {
 		Description:   "ferry workers: one batch at a time each",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       j.ackWait,
-		MaxDeliver:    j.cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
+		MaxDeliver:    j.maxDeliver,
 		FilterSubject: proto.BatchSubjectPrefix + ".>",
 		MaxAckPending: -1,
 	})
@@ -68,7 +68,7 @@ func (j *JetStream) setup(ctx context.Context) error {
 // ranges whose results are stored. It returns the results stream sequence
 // to follow live results from: taken before the listing, so a result is
 // either listed or delivered (or both, harmlessly).
-func (j *JetStream) index(ctx context.Context) (uint64, error) {
+func (j *JetStream) index(ctx context.Context, q *Queue) (uint64, error) {
 	if err := j.batches.Purge(ctx, jetstream.WithPurgeSubject(proto.BatchSubjectPrefix+"."+j.job+".>")); err != nil {
 		return 0, fmt.Errorf("jetstream: drop the job's stale batches: %w", err)
 	}
@@ -82,9 +82,12 @@ func (j *JetStream) index(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("jetstream: list the job's results: %w", err)
 	}
 	for subj := range info.State.Subjects {
-		if _, first, n, err := proto.ParseBatchSubject(subj); err == nil {
-			j.stored[first] = n
+		_, first, n, err := proto.ParseBatchSubject(subj)
+		if err != nil || !j.fits(q, first, n) {
+			j.reject(q, subj, "impossible range for this job")
+			continue
 		}
+		j.stored[first] = n
 	}
 	return from, nil
 }
@@ -94,7 +97,7 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	subj := proto.ResultSubject(j.job, t.Batch.First, len(t.Batch.Docs))
 	m, err := j.results.GetLastMsgForSubject(ctx, subj)
 	if err != nil {
-		return err
+		return fmt.Errorf("read stored result %s: %w", subj, err)
 	}
 	if why := m.Header.Get(proto.HeaderError); why != "" {
 		j.resumed.Add(1)
@@ -103,13 +106,19 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	}
 	codec, err := j.codecFor(m.Header)
 	if err != nil {
-		return err
+		j.reject(q, subj, err.Error())
+		return fmt.Errorf("stored result %s: %w", subj, err)
 	}
 	res := &proto.Result{}
 	if err := codec.DecodeResult(m.Data, res); err != nil {
-		return err
+		j.reject(q, subj, "undecodable: "+err.Error())
+		return fmt.Errorf("decode stored result %s: %w", subj, err)
 	}
 	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
+	if err := checkShape(t, res); err != nil {
+		j.reject(q, subj, err.Error())
+		return fmt.Errorf("stored result %s: %w", subj, err)
+	}
 	j.resumed.Add(1)
 	q.Complete(t, Result{Res: res, BytesIn: len(m.Data)}) // no worker: nothing computed in this run
 	return nil
@@ -131,13 +140,13 @@ func (j *JetStream) watchWorkers(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		j.mu.Lock()
-		waiting := len(j.pending) > 0
-		j.mu.Unlock()
 		info, err := j.workers.Info(ctx)
 		if err != nil {
 			continue // the broker may be restarting
 		}
+		j.mu.Lock()
+		waiting := len(j.pending) > 0
+		j.mu.Unlock()
 		if !waiting || info.NumWaiting > 0 || info.NumAckPending > 0 {
 			if !alone.IsZero() {
 				j.log.Info("workers pulling batches again; resuming", "after", time.Since(alone).Round(time.Millisecond))

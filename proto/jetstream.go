@@ -3,6 +3,7 @@ package proto
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ const (
 	HeaderError = "Ferry-Error"
 )
 
+// maxSubjectDigits is how many digits MaxInt64 has.
+const maxSubjectDigits = 19
+
 // ErrBadSubject is returned for a subject that is not a ferry batch or
 // result subject.
 var ErrBadSubject = errors.New("proto: not a ferry batch subject")
@@ -67,19 +71,39 @@ func ResultSubject(job string, first int64, count int) string {
 }
 
 // ParseBatchSubject splits a batch or result subject into its job and range.
+// It accepts only what BatchSubject and ResultSubject write: a valid job ID,
+// decimal numbers without sign or leading zeros, count at least 1 and
+// first+count within int64. Whether the range belongs to a job is for the
+// caller to check against the job (its document count, its batch limit).
 func ParseBatchSubject(subject string) (job string, first int64, count int, err error) {
+	bad := func() (string, int64, int, error) { return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject) }
 	parts := strings.Split(subject, ".")
-	if len(parts) != 4 || parts[0] != "ferry" || (parts[1] != "batch" && parts[1] != "result") {
-		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	if len(parts) != 4 || parts[0] != "ferry" || (parts[1] != "batch" && parts[1] != "result") || !ValidJobID(parts[2]) {
+		return bad()
 	}
 	a, b, ok := strings.Cut(parts[3], "-")
-	if !ok {
-		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	if !ok || !canonical(a) || !canonical(b) {
+		return bad()
 	}
 	first, err1 := strconv.ParseInt(a, 10, 64)
-	n, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil || first < 0 || n <= 0 {
-		return "", 0, 0, fmt.Errorf("%w: %q", ErrBadSubject, subject)
+	n, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || n <= 0 || n > math.MaxInt32 || first > math.MaxInt64-n {
+		return bad()
 	}
-	return parts[2], first, n, nil
+	return parts[2], first, int(n), nil
+}
+
+// canonical reports whether s is a number as strconv writes it: digits
+// only, no leading zero, at most 19 of them. Any other spelling would be a
+// second subject for the same range.
+func canonical(s string) bool {
+	if s == "" || len(s) > maxSubjectDigits || (s[0] == '0' && len(s) > 1) {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

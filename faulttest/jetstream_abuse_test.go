@@ -1,0 +1,170 @@
+package faulttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/sink"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The JetStream rows of the abuse suite (issue 13, "trust nothing from the
+// wire"). Each job must end within its bound (the harness's deadline),
+// every good document must be written once with a serial run's output (the
+// ledger recomputes it) and every bad one must be reported by its index.
+
+// jsArgs makes a `ferry worker` pull from the batch stream.
+var jsArgs = []string{"--dispatch", "jetstream"}
+
+// errUnbounded is what jsJob returns for a job that did not end in time.
+var errUnbounded = errors.New("faulttest: the job did not end within its bound")
+
+// jsJob runs cfg over src as the JetStream job id and returns its stats.
+// The job must end within bound: one still running then fails the test,
+// and a coordinator that has not returned 30 s later, although its context
+// ended, is hung and abandoned. It may be called from any goroutine.
+func jsJob(ctx context.Context, t testing.TB, nc *nats.Conn, cfg coordinator.Config, id string, src corpus.Source, out sink.Writer, log *slog.Logger, bound time.Duration) (*coordinator.Stats, error) {
+	t.Helper()
+	be, err := coordinator.NewJetStream(nc, cfg, id, log)
+	if err != nil {
+		t.Error(err)
+		return &coordinator.Stats{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	type ended struct {
+		st  *coordinator.Stats
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() { // a hung Run is abandoned with the test binary
+		st, err := coordinator.Run(ctx, cfg, src, be, out)
+		done <- ended{st, err}
+	}()
+	var e ended
+	select {
+	case e = <-done:
+	case <-time.After(bound + 30*time.Second):
+		t.Errorf("job %s: the coordinator did not return within 30s of its %s deadline: hung", id, bound)
+		return &coordinator.Stats{}, errUnbounded
+	}
+	if e.st == nil {
+		e.st = &coordinator.Stats{}
+	}
+	if errors.Is(e.err, context.DeadlineExceeded) {
+		t.Errorf("job %s did not end within %s: %v", id, bound, e.err)
+		return e.st, fmt.Errorf("%w: %w", errUnbounded, e.err)
+	}
+	return e.st, e.err
+}
+
+// interruptedJob runs job id over d and cancels it once document stop is
+// read, leaving the job's results in the stream for a resume.
+func interruptedJob(t testing.TB, nc *nats.Conn, cfg coordinator.Config, id string, d []string, stop int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := &source{docs: d, at: func(i int) {
+		if i == stop {
+			cancel()
+		}
+	}}
+	_, err := jsJob(ctx, t, nc, cfg, id, src, newLedger(t, d, cfg.Params), nil, 2*time.Minute)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run of job %s: err = %v, want it interrupted", id, err)
+	}
+	results := proto.ResultSubjectPrefix + "." + id + ".>"
+	if got := subjectCount(t, nc, proto.ResultStream, results); got == 0 {
+		t.Fatalf("first run of job %s left no results to resume", id)
+	}
+}
+
+// forge publishes a message into the results stream as any client allowed
+// to publish results could.
+func forge(t testing.TB, js jetstream.JetStream, subject string, data []byte, h nats.Header) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data, Header: h}); err != nil {
+		t.Fatalf("forge %s: %v", subject, err)
+	}
+}
+
+// TestJetStreamForgedRanges: results forged on a job's result subjects with
+// impossible ranges (a count up to MaxInt64, first+count past MaxInt64, more
+// documents than a batch may hold, past the job's end, across two batches),
+// with an undecodable body or a huge delivery count, stored before a resume
+// and published while the job runs. Each is dropped and counted; none hangs
+// the coordinator; every document is computed or resumed correctly.
+func TestJetStreamForgedRanges(t *testing.T) {
+	n, workers := 2_000, 2
+	d := docs(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.BatchTimeout = 2 * time.Second
+	const id = "forged"
+	res := func(first int64, count string) string {
+		return fmt.Sprintf("%s.%s.%d-%s", proto.ResultSubjectPrefix, id, first, count)
+	}
+
+	b := jsBroker(t)
+	poolWith(t, b.URL(), workers, false, jsArgs)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	js, err := jetstream.New(connect(t, b.URL(), "forger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	interruptedJob(t, nc, cfg, id, d, n/4)
+
+	junk := []byte("not a result")
+	huge := nats.Header{proto.HeaderDelivery: {strconv.FormatInt(1<<63-1, 10)}}
+	forged := []struct{ subject, why string }{
+		{res(1500, "9223372036854775807"), "count up to MaxInt64"},
+		{res(1<<63-1, "1"), "first+count past MaxInt64"},
+		{res(1600, "100001"), "more documents than a batch may hold"},
+		{res(int64(n)+10, "5"), "past the job's end"},
+		{res(1705, "10"), "across two batches"},
+		{res(1800, "10"), "undecodable body for a real batch's range"},
+	}
+	for _, f := range forged {
+		forge(t, js, f.subject, junk, huge)
+	}
+	// More while the job runs, ahead of the batch being cut.
+	live := []string{res(1900, "9223372036854775807"), res(1910, "10")}
+	src := &source{docs: d, at: func(i int) {
+		if i == n/2 {
+			for _, s := range live {
+				forge(t, js, s, junk, huge)
+			}
+		}
+	}}
+	var logs logBuffer
+	l := newLedger(t, d, cfg.Params)
+	st, err := jsJob(context.Background(), t, nc, cfg, id, src, l, slog.New(slog.NewTextHandler(&logs, nil)), 2*time.Minute)
+	v := l.verdict()
+	summary(t, "jetstream-forged-ranges", v, st, fmt.Sprintf("forged_discarded=%d resumed=%d err=%v", st.Forged, st.Resumed, err))
+	if err != nil {
+		t.Fatalf("job: %v\n%s", err, logs.String())
+	}
+	v.check(t)
+	if st.Resumed == 0 {
+		t.Errorf("resumed no batches: the genuine stored results were not used")
+	}
+	// Every forged message is dropped and counted once it is read; the
+	// ones with impossible ranges are read at the latest when the job ends.
+	if st.Forged < 4 {
+		t.Errorf("forged_discarded = %d, want at least the 4 impossible ranges counted\n%s", st.Forged, logs.String())
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("no error was logged for the forged results")
+	}
+}
