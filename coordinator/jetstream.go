@@ -30,10 +30,11 @@ var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start
 // JetStream is the durable dispatch of processes mode (dispatch=jetstream).
 //
 // Each batch is a message on the FERRY_BATCHES work-queue stream, on its
-// own subject ferry.batch.<job>.<first>-<count>. Workers share one durable
-// pull consumer (explicit ack, AckWait, MaxDeliver): a worker publishes the
-// result to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for
-// the stream to store it, then acks the batch. A batch whose worker dies is
+// own subject ferry.batch.<job>.<first>-<count>. Each job has its own
+// durable pull consumer (explicit ack, and the job's AckWait and
+// MaxDeliver), from which every worker pulls: a worker publishes the result
+// to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for the
+// stream to store it, then acks the batch. A batch whose worker dies is
 // redelivered after AckWait; one delivered more than MaxAttempts times is
 // answered with a give-up result and terminated, and the coordinator
 // halves it like any batch that keeps failing.
@@ -63,7 +64,7 @@ type JetStream struct {
 
 	batches jetstream.Stream
 	results jetstream.Stream
-	workers jetstream.Consumer // the workers' shared consumer, watched for "no workers"
+	workers jetstream.Consumer // this job's consumer, watched for "no workers"
 
 	mu      sync.Mutex
 	pending map[string]*jsTask // batches sent and not answered, by batch subject

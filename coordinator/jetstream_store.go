@@ -11,14 +11,19 @@ import (
 )
 
 // This file holds what a jetstream job keeps in the broker: its streams and
-// the workers' consumer, the listing and reuse of stored results, the
+// consumer, the listing and reuse of stored results, the
 // watch for workers, and the clean-up.
 
 // resultsMaxAge bounds how long an unfinished job's results are kept for a
 // resume; a finished job's results are purged at once.
 const resultsMaxAge = 24 * time.Hour
 
-// setup creates or updates the two streams and the workers' consumer.
+// sharedConsumer is the one consumer of every job's batches that ferry used
+// before each job had its own. A work queue lets one consumer take a
+// subject, so it is removed.
+const sharedConsumer = "ferry-workers"
+
+// setup creates or updates the two streams and the job's consumer.
 func (j *JetStream) setup(ctx context.Context) error {
 	var err error
 	j.batches, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -48,17 +53,24 @@ func (j *JetStream) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: result stream: %w", err)
 	}
+	switch err := j.js.DeleteConsumer(ctx, proto.BatchStream, sharedConsumer); {
+	case err == nil:
+		j.log.Warn("removed the consumer every job shared in earlier ferry versions; each job has its own now", "consumer", sharedConsumer)
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return fmt.Errorf("jetstream: remove the shared consumer %s: %w", sharedConsumer, err)
+	}
+	name := proto.JobConsumer(j.job)
 	j.workers, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
-		Durable:       proto.WorkerConsumer,
-		Description:   "ferry workers: one batch at a time each",
+		Durable:       name,
+		Description:   "ferry job " + j.job + ": its batches, one at a time per worker",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       j.ackWait,
 		MaxDeliver:    j.maxDeliver,
-		FilterSubject: proto.BatchSubjectPrefix + ".>",
+		FilterSubject: proto.BatchSubjectPrefix + "." + j.job + ".>",
 		MaxAckPending: -1,
 	})
 	if err != nil {
-		return fmt.Errorf("jetstream: workers' consumer: %w", err)
+		return fmt.Errorf("jetstream: job consumer %s: %w", name, err)
 	}
 	return nil
 }
@@ -164,12 +176,19 @@ func (j *JetStream) watchWorkers(ctx context.Context) error {
 	}
 }
 
-// finish drops the finished job's results: the output is written, and a
-// run with the same ID would be a new job.
+// finish drops the finished job: its results (the output is written),
+// batches sent twice and not needed, and its consumer. A run with the same
+// ID is a new job.
 func (j *JetStream) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := j.results.Purge(ctx, jetstream.WithPurgeSubject(proto.ResultSubjectPrefix+"."+j.job+".>")); err != nil {
 		j.log.Warn("purge the finished job's results", "job_id", j.job, "err", err)
+	}
+	if err := j.batches.Purge(ctx, jetstream.WithPurgeSubject(proto.BatchSubjectPrefix+"."+j.job+".>")); err != nil {
+		j.log.Warn("purge the finished job's batches", "job_id", j.job, "err", err)
+	}
+	if err := j.js.DeleteConsumer(ctx, proto.BatchStream, proto.JobConsumer(j.job)); err != nil {
+		j.log.Warn("delete the finished job's consumer", "job_id", j.job, "err", err)
 	}
 }

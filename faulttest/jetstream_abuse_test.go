@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/nats-io/nats.go"
@@ -167,4 +169,56 @@ func TestJetStreamForgedRanges(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("no error was logged for the forged results")
 	}
+}
+
+// TestJetStreamTwoJobs: two jobs share one fleet at once. Job A has a
+// document that kills its worker and a short batch_timeout, so its dead
+// workers' batches come back quickly; job B, started while A runs, has a
+// long one. Each job's consumer keeps its own settings: A isolates its bad
+// document at its own pace, within its bound, and both write every good
+// document once.
+func TestJetStreamTwoJobs(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
+	r := rng(t)
+	n, workers := 2_000, 3
+	da := docs(n)
+	db := make([]string, n)
+	for i := range db {
+		db[i] = fmt.Sprintf("job B, document %d", i)
+	}
+	bad := r.IntN(n)
+	ca := job(10, 20*time.Microsecond)
+	ca.BatchTimeout = 400 * time.Millisecond
+	cb := job(10, 20*time.Microsecond)
+	cb.BatchTimeout = 40 * time.Second
+
+	b := jsBroker(t)
+	poolWith(t, b.URL(), workers, true, jsArgs, "FERRY_TEST_CRASH_ON="+da[bad])
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	la, lb := newLedger(t, da, ca.Params), newLedger(t, db, cb.Params)
+	var wg sync.WaitGroup
+	var sta, stb *coordinator.Stats
+	var erra, errb error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sta, erra = jsJob(context.Background(), t, nc, ca, "job-a", &source{docs: da}, la, nil, 2*time.Minute)
+	}()
+	if !poll.Until(time.Minute, func() bool { return la.prefix() > 0 }) {
+		wg.Wait()
+		t.Fatalf("job A never got going: %v", erra)
+	}
+	stb, errb = jsJob(context.Background(), t, nc, cb, "job-b", &source{docs: db}, lb, nil, 2*time.Minute)
+	wg.Wait()
+	va, vb := la.verdict(bad), lb.verdict()
+	summary(t, "jetstream-two-jobs A", va, sta, fmt.Sprintf("poison=%d err=%v", bad, erra))
+	summary(t, "jetstream-two-jobs B", vb, stb, fmt.Sprintf("err=%v", errb))
+	if !errors.Is(erra, coordinator.ErrDocsFailed) {
+		t.Errorf("job A: err = %v, want ErrDocsFailed", erra)
+	}
+	va.check(t, bad)
+	if errb != nil {
+		t.Errorf("job B: %v", errb)
+	}
+	vb.check(t)
 }

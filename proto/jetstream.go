@@ -19,11 +19,16 @@ import (
 //	ferry.result.<job>.<first>-<count>
 //
 // so a restarted coordinator finds a job's finished batches by subject,
-// whatever batch IDs the previous run used.
+// whatever batch IDs the previous run used. Each job has its own durable
+// pull consumer on the batch stream (JobConsumer), so its AckWait and
+// MaxDeliver are its own; workers pull from every job's consumer.
 const (
-	BatchStream    = "FERRY_BATCHES" // work queue: a batch is removed when a worker acks it
-	ResultStream   = "FERRY_RESULTS" // results, latest per batch subject
-	WorkerConsumer = "ferry-workers" // the durable pull consumer every worker shares
+	BatchStream  = "FERRY_BATCHES" // work queue: a batch is removed when a worker acks it
+	ResultStream = "FERRY_RESULTS" // results, latest per batch subject
+
+	// JobConsumerPrefix starts the name of every job's consumer of
+	// BatchStream: workers pull from the consumers named so.
+	JobConsumerPrefix = "ferry-job-"
 
 	BatchSubjectPrefix  = "ferry.batch"
 	ResultSubjectPrefix = "ferry.result"
@@ -53,6 +58,9 @@ const maxSubjectDigits = 19
 // ErrBadSubject is returned for a subject that is not a ferry batch or
 // result subject.
 var ErrBadSubject = errors.New("proto: not a ferry batch subject")
+
+// JobConsumer is the name of job's consumer of BatchStream.
+func JobConsumer(job string) string { return JobConsumerPrefix + job }
 
 var jobIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 

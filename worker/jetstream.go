@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,12 +20,12 @@ import (
 )
 
 // consumeJetStream serves batches from the FERRY_BATCHES work queue
-// (dispatch=jetstream) until ctx ends: pull one batch, compute it, publish
-// its result to FERRY_RESULTS and wait for the stream to store it, then ack
-// the batch. A worker that dies before the ack has its batch redelivered to
-// another after AckWait; one that dies between the two makes a duplicate
-// result, which the results stream's de-duplication (message ID) and the
-// coordinator's collector both drop.
+// (dispatch=jetstream) until ctx ends: pull one batch from any job's
+// consumer, compute it, publish its result to FERRY_RESULTS and wait for
+// the stream to store it, then ack the batch. A worker that dies before the
+// ack has its batch redelivered to another after AckWait; one that dies
+// between the two makes a duplicate result, which the results stream's
+// de-duplication (message ID) and the coordinator's collector both drop.
 //
 // While a batch is computed, and while the next one waits its turn (one is
 // fetched ahead so the worker never idles on a round trip), the worker tells
@@ -37,46 +41,179 @@ import (
 func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return err
+		return fmt.Errorf("jetstream: %w", err)
 	}
-	cons, err := w.waitConsumer(ctx, js)
-	if err != nil {
-		return err
-	}
-	next := make(chan jetstream.Msg)
+	next := make(chan delivery)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // the fetcher; owned here, ends with ctx
 		defer wg.Done()
 		defer close(next)
-		w.fetch(ctx, cons, next)
+		w.fetch(ctx, js, next)
 	}()
 	defer wg.Wait()
-	for m := range next {
-		w.handleJetStream(js, m, ackWait(cons))
+	for d := range next {
+		w.handleJetStream(js, d)
 	}
 	return nil
 }
 
-// waitConsumer binds to the shared consumer, which the coordinator creates;
-// a worker started first waits for it.
-func (w *Worker) waitConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
-	said := false
-	for {
-		cons, err := js.Consumer(ctx, proto.BatchStream, proto.WorkerConsumer)
-		if err == nil {
-			w.log.Info("consuming jetstream batches", "stream", proto.BatchStream, "consumer", proto.WorkerConsumer)
-			return cons, nil
+// delivery is a batch message and the AckWait of the job's consumer it
+// came from, which paces the heartbeats.
+type delivery struct {
+	m    jetstream.Msg
+	wait time.Duration
+}
+
+// fetch pulls one batch at a time and holds it, heartbeating, until the
+// compute loop takes it.
+func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, next chan<- delivery) {
+	jobs := &jobConsumers{js: js, log: w.log, byName: map[string]jetstream.Consumer{}}
+	for ctx.Err() == nil {
+		d, ok := jobs.pull(ctx)
+		if !ok {
+			continue
 		}
-		if !said {
-			w.log.Info("waiting for the batch stream (a coordinator with dispatch=jetstream creates it)", "err", err)
-			said = true
+		beat := time.NewTicker(d.wait / 3)
+	hold:
+		for {
+			select {
+			case next <- d:
+				break hold
+			case <-beat.C:
+				_ = d.m.InProgress()
+			case <-ctx.Done():
+				_ = d.m.Nak() // give it back at once rather than after AckWait
+				break hold
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		beat.Stop()
+	}
+}
+
+// jobConsumers are the batch stream's consumers, one per job, that a
+// worker pulls from. It lists them every second, so a new job is served
+// within about a second and a finished one is dropped.
+type jobConsumers struct {
+	js     jetstream.JetStream
+	log    *slog.Logger
+	stream jetstream.Stream
+	byName map[string]jetstream.Consumer
+	names  []string // byName's keys, sorted: the order of turns
+	turn   int
+	listed time.Time // when names was last refreshed
+	infoAt time.Time // when the consumers' settings were last read
+	said   bool      // "waiting for a job" was logged
+}
+
+// pull takes the next batch: from the only job's consumer, waiting up to
+// 2 s; with several jobs, from the first in turn that has one waiting, or
+// else waiting briefly on one of them. It reports false when there was
+// none.
+func (c *jobConsumers) pull(ctx context.Context) (delivery, bool) {
+	c.refresh(ctx)
+	switch len(c.names) {
+	case 0:
+		if !c.said {
+			c.log.Info("waiting for a jetstream job (a coordinator with dispatch=jetstream creates one)", "stream", proto.BatchStream)
+			c.said = true
 		}
+		pause(ctx, 500*time.Millisecond)
+		return delivery{}, false
+	case 1:
+		// Short pulls: one lost with a restarting broker costs seconds, not
+		// the default 30.
+		return c.next(ctx, c.names[0], 2*time.Second)
+	}
+	for k := range c.names {
+		name := c.names[(c.turn+k)%len(c.names)]
+		batch, err := c.byName[name].FetchNoWait(1)
+		if err != nil {
+			c.failed(ctx, name, err)
+			continue
+		}
+		for m := range batch.Messages() {
+			c.turn += k + 1
+			return delivery{m: m, wait: ackWait(c.byName[name])}, true
+		}
+	}
+	c.turn++
+	return c.next(ctx, c.names[c.turn%len(c.names)], 250*time.Millisecond)
+}
+
+// next waits up to wait for a batch from the consumer name.
+func (c *jobConsumers) next(ctx context.Context, name string, wait time.Duration) (delivery, bool) {
+	cons := c.byName[name]
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	m, err := cons.Next(jetstream.FetchContext(fctx))
+	cancel()
+	if err != nil {
+		c.failed(ctx, name, err)
+		return delivery{}, false
+	}
+	return delivery{m: m, wait: ackWait(cons)}, true
+}
+
+// failed handles a failed pull: none waiting is normal; otherwise the job
+// may be gone or the broker restarting, so list the jobs again shortly.
+func (c *jobConsumers) failed(ctx context.Context, name string, err error) {
+	if ctx.Err() != nil || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	c.log.Debug("fetch batch", "consumer", name, "err", err)
+	c.listed = time.Time{}
+	pause(ctx, 250*time.Millisecond)
+}
+
+// refresh lists the jobs' consumers once a second and reads their settings
+// (AckWait, which a resumed job may change) every five.
+func (c *jobConsumers) refresh(ctx context.Context) {
+	if time.Since(c.listed) < time.Second {
+		return
+	}
+	c.listed = time.Now()
+	if c.stream == nil {
+		s, err := c.js.Stream(ctx, proto.BatchStream)
+		if err != nil {
+			return // not created yet: a coordinator creates it
+		}
+		c.stream = s
+	}
+	names := c.stream.ConsumerNames(ctx)
+	seen := map[string]bool{}
+	for name := range names.Name() {
+		if !strings.HasPrefix(name, proto.JobConsumerPrefix) {
+			continue
+		}
+		seen[name] = true
+		if _, ok := c.byName[name]; ok {
+			continue
+		}
+		cons, err := c.js.Consumer(ctx, proto.BatchStream, name)
+		if err != nil {
+			continue
+		}
+		c.byName[name] = cons
+		c.said = false
+		c.log.Info("consuming jetstream batches", "stream", proto.BatchStream, "consumer", name)
+	}
+	if err := names.Err(); err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			c.stream = nil // deleted: a coordinator creates it again
+		}
+		return // keep the known ones: the broker may be restarting
+	}
+	for name := range c.byName {
+		if !seen[name] {
+			delete(c.byName, name) // the job finished
+		}
+	}
+	c.names = slices.Sorted(maps.Keys(c.byName))
+	if time.Since(c.infoAt) > 5*time.Second {
+		for _, cons := range c.byName {
+			_, _ = cons.Info(ctx) // updates CachedInfo: heartbeats follow AckWait
+		}
+		c.infoAt = time.Now()
 	}
 }
 
@@ -87,50 +224,19 @@ func ackWait(cons jetstream.Consumer) time.Duration {
 	return 30 * time.Second // the server's default
 }
 
-// fetch pulls one batch at a time and holds it, heartbeating, until the
-// compute loop takes it.
-func (w *Worker) fetch(ctx context.Context, cons jetstream.Consumer, next chan<- jetstream.Msg) {
-	refreshed := time.Now()
-	for ctx.Err() == nil {
-		if time.Since(refreshed) > 5*time.Second {
-			// A later coordinator may have changed AckWait: heartbeats follow.
-			_, _ = cons.Info(ctx)
-			refreshed = time.Now()
-		}
-		// Short pulls: one lost with a restarting broker costs seconds, not
-		// the default 30.
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := cons.Next(jetstream.FetchContext(fctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-				w.log.Debug("fetch batch", "err", err)
-				select { // the broker may be restarting
-				case <-ctx.Done():
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-			continue
-		}
-		beat := time.NewTicker(ackWait(cons) / 3)
-	hold:
-		for {
-			select {
-			case next <- m:
-				break hold
-			case <-beat.C:
-				_ = m.InProgress()
-			case <-ctx.Done():
-				_ = m.Nak() // give it back at once rather than after AckWait
-				break hold
-			}
-		}
-		beat.Stop()
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
 // handleJetStream computes one batch message and publishes its result.
-func (w *Worker) handleJetStream(js jetstream.JetStream, m jetstream.Msg, wait time.Duration) {
+func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
+	m := d.m
 	meta, err := m.Metadata()
 	if err != nil {
 		_ = m.TermWithReason("400 not a jetstream message")
@@ -152,7 +258,7 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, m jetstream.Msg, wait t
 	// The batch goes through the same handler as a request, so both
 	// dispatches compute, time and answer a batch the same way.
 	req := &streamRequest{m: m, out: &nats.Msg{Subject: result}}
-	stop := heartbeat(m, wait/3)
+	stop := heartbeat(m, d.wait/3)
 	w.handle(req)
 	stop()
 	if req.code != "" {
@@ -166,6 +272,28 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, m jetstream.Msg, wait t
 			w.log.Debug("ack batch", "subject", m.Subject(), "err", err)
 		}
 	}
+}
+
+// heartbeat tells the server every d that m is still being worked on,
+// until the returned stop is called.
+func heartbeat(m jetstream.Msg, d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // streamRequest lets the request handler serve a batch from the stream:
@@ -211,7 +339,7 @@ func (r *streamRequest) Reply() string          { return "" }
 // giveUp publishes a result marking the whole batch failed with why, then
 // terminates the batch message so it is not delivered again.
 func (w *Worker) giveUp(js jetstream.JetStream, m jetstream.Msg, subject string, meta *jetstream.MsgMetadata, why string) {
-	out := &nats.Msg{Subject: subject, Header: nats.Header{proto.HeaderError: {why}, proto.HeaderWorker: {w.cfg.Name}}}
+	out := &nats.Msg{Subject: subject, Header: nats.Header{proto.HeaderError: {why}}}
 	if w.publish(js, m, out, meta) {
 		_ = m.TermWithReason(why)
 	}
@@ -239,26 +367,4 @@ func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg,
 	w.log.Warn("publish result; handing the batch back", "subject", out.Subject, "err", err)
 	_ = m.Nak()
 	return false
-}
-
-// heartbeat tells the server every d that m is still being worked on,
-// until the returned stop is called.
-func heartbeat(m jetstream.Msg, d time.Duration) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }
