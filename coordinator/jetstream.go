@@ -261,7 +261,9 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 			continue
 		}
 		if err := j.resume(ctx, q, sub); err != nil {
-			j.log.Warn("stored result unusable; computing it again", "job_id", j.job, "first", p.first, "err", err)
+			if !errors.Is(err, errNotComputed) {
+				j.log.Warn("stored result unusable; computing it again", "job_id", j.job, "first", p.first, "err", err)
+			}
 			if err := j.send(ctx, q, sub); err != nil {
 				return err
 			}
@@ -395,14 +397,19 @@ func (j *JetStream) delivery(h nats.Header) (int, error) {
 	return d, nil
 }
 
-// fail handles a give-up result: split a batch whose result is too large,
-// halve (or, for one document, fail) a batch that kept failing.
+// fail handles a result that is not one: send again a batch a stopping
+// worker handed back (no attempt: it was not computed), split a batch
+// whose result is too large, halve (or, for one document, fail) a batch
+// that kept failing.
 func (j *JetStream) fail(q *Queue, t *Task, why string) {
-	if strings.HasPrefix(why, "413") {
+	switch {
+	case strings.HasPrefix(why, proto.ErrCodeHandBack):
+		q.Requeue(t)
+	case strings.HasPrefix(why, proto.ErrCodeTooLarge):
 		q.Split(t)
-		return
+	default:
+		q.GiveUp(t, errors.New(why))
 	}
-	q.GiveUp(t, errors.New(why))
 }
 
 // awaitPending waits, on an interrupt, for the batches already sent to be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
@@ -104,6 +105,10 @@ func (j *JetStream) index(ctx context.Context, q *Queue) (uint64, error) {
 	return from, nil
 }
 
+// errNotComputed is a stored result that says its batch was never
+// computed (handed back by a stopping worker).
+var errNotComputed = errors.New("stored result: the batch was handed back, not computed")
+
 // resume completes t from its stored result.
 func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	subj := proto.ResultSubject(j.job, t.Batch.First, len(t.Batch.Docs))
@@ -111,7 +116,11 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	if err != nil {
 		return fmt.Errorf("read stored result %s: %w", subj, err)
 	}
-	if why := m.Header.Get(proto.HeaderError); why != "" {
+	why := m.Header.Get(proto.HeaderError)
+	if strings.HasPrefix(why, proto.ErrCodeHandBack) {
+		return errNotComputed
+	}
+	if why != "" {
 		j.resumed.Add(1)
 		j.fail(q, t, why)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,4 +222,47 @@ func TestJetStreamTwoJobs(t *testing.T) {
 		t.Errorf("job B: %v", errb)
 	}
 	vb.check(t)
+}
+
+// TestJetStreamRollingRestart: the workers are SIGTERMed one after another
+// while a job runs, as a rolling restart does, and the pool starts each one
+// again. A stopping worker finishes the batch in hand and hands back the one
+// it fetched ahead without it counting as a delivery: no batch runs twice
+// and none is taken for poison (max_attempts 2 would split it at once).
+func TestJetStreamRollingRestart(t *testing.T) {
+	r := rng(t)
+	n, workers, rounds := 6_000, 3, 6
+	d := docs(n)
+	cfg := job(10, 200*time.Microsecond)
+	cfg.BatchTimeout = 5 * time.Second // a graceful stop loses nothing: no deadline should fire
+	cfg.MaxAttempts = 2
+
+	b := jsBroker(t)
+	p := poolWith(t, b.URL(), workers, true, jsArgs)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	points := faultPoints(r, n, rounds)
+	var stopped int
+	src := &source{docs: d, at: func(i int) {
+		for len(points) > 0 && points[0] == i {
+			points = points[1:]
+			pids := p.PIDs()
+			if len(pids) > 0 && syscall.Kill(pids[r.IntN(len(pids))], syscall.SIGTERM) == nil {
+				stopped++
+			}
+		}
+	}}
+	l := newLedger(t, d, cfg.Params)
+	st, err := jsJob(context.Background(), t, nc, cfg, "", src, l, nil, 2*time.Minute)
+	v := l.verdict()
+	summary(t, "jetstream-rolling-sigterm", v, st, fmt.Sprintf("sigterm=%d restarts=%d err=%v", stopped, p.Restarts(), err))
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	v.check(t)
+	if stopped != rounds {
+		t.Errorf("SIGTERMed %d workers, want %d", stopped, rounds)
+	}
+	if st.Retries != 0 || st.Splits != 0 {
+		t.Errorf("retries = %d, splits = %d: a graceful stop counted as a delivery", st.Retries, st.Splits)
+	}
 }

@@ -48,9 +48,22 @@ const (
 	HeaderMaxAttempts = "Ferry-Max-Attempts"
 	// HeaderError on a result marks it as a failure of the whole batch, with
 	// the reason: "413 ..." (result too large: split it), "400 ..." (bad
-	// batch) or "poison ..." (MaxAttempts deliveries without a result).
+	// batch) or "poison ..." (MaxAttempts deliveries without a result), or
+	// says the batch was not computed at all: "503 ..." (a stopping worker
+	// handed it back; send it again, it is no attempt).
 	HeaderError = "Ferry-Error"
 )
+
+// Error codes: the first word of a HeaderError.
+const (
+	ErrCodeBadBatch = "400"    // the batch did not decode or names an unknown workload: not cured by redelivery
+	ErrCodeTooLarge = "413"    // the result is over the payload limit: split the batch
+	ErrCodeHandBack = "503"    // a stopping worker handed the batch back uncomputed: send it again, no attempt counted
+	ErrCodePoison   = "poison" // MaxAttempts deliveries came to nothing: halve the batch
+)
+
+// HandBackReason is the HeaderError of a batch a stopping worker handed back.
+const HandBackReason = ErrCodeHandBack + " worker stopping: batch handed back, not computed"
 
 // maxSubjectDigits is how many digits MaxInt64 has.
 const maxSubjectDigits = 19

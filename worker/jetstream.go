@@ -30,8 +30,9 @@ import (
 // While a batch is computed, and while the next one waits its turn (one is
 // fetched ahead so the worker never idles on a round trip), the worker tells
 // the server it is still working (InProgress) every AckWait/3: only a dead
-// or paused worker's batches are redelivered. On ctx's end the fetched-ahead
-// batch is handed back (Nak) and the one in hand is finished and acked.
+// or paused worker's batches are redelivered. On ctx's end the one in hand
+// is finished and acked, and the fetched-ahead one is handed back
+// uncomputed (handBack), which does not count as a delivery.
 //
 // A delivery past the batch's Ferry-Max-Attempts is not computed: the
 // earlier ones died with their workers, so the worker publishes a give-up
@@ -66,13 +67,17 @@ type delivery struct {
 }
 
 // fetch pulls one batch at a time and holds it, heartbeating, until the
-// compute loop takes it.
+// compute loop takes it; when ctx ends first it hands the batch back.
 func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, next chan<- delivery) {
 	jobs := &jobConsumers{js: js, log: w.log, byName: map[string]jetstream.Consumer{}}
 	for ctx.Err() == nil {
 		d, ok := jobs.pull(ctx)
 		if !ok {
 			continue
+		}
+		if ctx.Err() != nil { // it came as the worker stopped
+			w.handBack(js, d.m)
+			return
 		}
 		beat := time.NewTicker(d.wait / 3)
 	hold:
@@ -83,7 +88,7 @@ func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, next chan<- 
 			case <-beat.C:
 				_ = d.m.InProgress()
 			case <-ctx.Done():
-				_ = d.m.Nak() // give it back at once rather than after AckWait
+				w.handBack(js, d.m)
 				break hold
 			}
 		}
@@ -121,9 +126,9 @@ func (c *jobConsumers) pull(ctx context.Context) (delivery, bool) {
 		pause(ctx, 500*time.Millisecond)
 		return delivery{}, false
 	case 1:
-		// Short pulls: one lost with a restarting broker costs seconds, not
-		// the default 30.
-		return c.next(ctx, c.names[0], 2*time.Second)
+		// Short pulls: one lost with a restarting broker costs a second, not
+		// the default 30, and a stopping worker waits at most that long.
+		return c.next(ctx, c.names[0], time.Second)
 	}
 	for k := range c.names {
 		name := c.names[(c.turn+k)%len(c.names)]
@@ -141,10 +146,13 @@ func (c *jobConsumers) pull(ctx context.Context) (delivery, bool) {
 	return c.next(ctx, c.names[c.turn%len(c.names)], 250*time.Millisecond)
 }
 
-// next waits up to wait for a batch from the consumer name.
+// next waits up to wait for a batch from the consumer name. The pull is
+// not cut short when ctx ends: the server may be delivering a batch to it
+// right then, which would be lost and count as a delivery. The caller
+// hands back a batch that comes after ctx's end.
 func (c *jobConsumers) next(ctx context.Context, name string, wait time.Duration) (delivery, bool) {
 	cons := c.byName[name]
-	fctx, cancel := context.WithTimeout(ctx, wait)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 	m, err := cons.Next(jetstream.FetchContext(fctx))
 	cancel()
 	if err != nil {
@@ -239,12 +247,12 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
 	m := d.m
 	meta, err := m.Metadata()
 	if err != nil {
-		_ = m.TermWithReason("400 not a jetstream message")
+		_ = m.TermWithReason(proto.ErrCodeBadBatch + " not a jetstream message")
 		return
 	}
 	job, first, n, err := proto.ParseBatchSubject(m.Subject())
 	if err != nil {
-		_ = m.TermWithReason("400 " + err.Error()) // not ours: no result subject to answer on
+		_ = m.TermWithReason(proto.ErrCodeBadBatch + " " + err.Error()) // not ours: no result subject to answer on
 		return
 	}
 	result := proto.ResultSubject(job, first, n)
@@ -252,7 +260,7 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
 		// Earlier deliveries neither answered nor came back: the batch kills
 		// or hangs whoever takes it. Say so durably and terminate it; the
 		// coordinator halves it to isolate the bad document.
-		w.giveUp(js, m, result, meta, fmt.Sprintf("poison: delivered %d times without a result", meta.NumDelivered-1))
+		w.giveUp(js, m, result, meta, fmt.Sprintf("%s: delivered %d times without a result", proto.ErrCodePoison, meta.NumDelivered-1))
 		return
 	}
 	// The batch goes through the same handler as a request, so both
@@ -267,7 +275,7 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
 		w.giveUp(js, m, result, meta, req.code+" "+req.desc)
 		return
 	}
-	if w.publish(js, m, req.out, meta) {
+	if w.publish(js, m, req.out, meta, "") {
 		if err := m.Ack(); err != nil {
 			w.log.Debug("ack batch", "subject", m.Subject(), "err", err)
 		}
@@ -340,19 +348,44 @@ func (r *streamRequest) Reply() string          { return "" }
 // terminates the batch message so it is not delivered again.
 func (w *Worker) giveUp(js jetstream.JetStream, m jetstream.Msg, subject string, meta *jetstream.MsgMetadata, why string) {
 	out := &nats.Msg{Subject: subject, Header: nats.Header{proto.HeaderError: {why}}}
-	if w.publish(js, m, out, meta) {
+	if w.publish(js, m, out, meta, "") {
 		_ = m.TermWithReason(why)
 	}
 }
 
+// handBack gives m back uncomputed when the worker stops: it publishes a
+// result saying so (proto.HandBackReason), on which the coordinator sends
+// the batch again without counting an attempt, and terminates m. A Nak
+// would count as a delivery, so a rolling restart would make good batches
+// look like poison. If the result cannot be published, m is Nak'ed after
+// all: better a delivery counted than a batch lost.
+func (w *Worker) handBack(js jetstream.JetStream, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		_ = m.Nak()
+		return
+	}
+	job, first, n, err := proto.ParseBatchSubject(m.Subject())
+	if err != nil {
+		_ = m.TermWithReason(proto.ErrCodeBadBatch + " " + err.Error())
+		return
+	}
+	out := &nats.Msg{Subject: proto.ResultSubject(job, first, n), Header: nats.Header{proto.HeaderError: {proto.HandBackReason}}}
+	w.log.Info("stopping: handing back a batch not computed", "subject", m.Subject())
+	if w.publish(js, m, out, meta, "#handback") {
+		_ = m.TermWithReason(proto.HandBackReason)
+	}
+}
+
 // publish stores out in the results stream, or hands m back for redelivery.
-func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg, meta *jetstream.MsgMetadata) bool {
+// kind tells apart the IDs of results that are not the computed one.
+func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg, meta *jetstream.MsgMetadata, kind string) bool {
 	out.Header.Set(proto.HeaderCodec, m.Headers().Get(proto.HeaderCodec))
 	out.Header.Set(proto.HeaderDelivery, strconv.FormatUint(meta.NumDelivered, 10))
 	out.Header.Set(proto.HeaderWorker, w.cfg.Name) // who computed it: the coordinator's busy time
 	// The message ID makes a second execution of the same stream message a
 	// no-op in the results stream.
-	id := out.Subject + "#" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	id := out.Subject + "#" + strconv.FormatUint(meta.Sequence.Stream, 10) + kind
 	// Retried with short timeouts: an ack lost with a restarting broker
 	// must not hold the worker long, and the ID makes a retry idempotent.
 	var err error
