@@ -35,9 +35,11 @@ var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start
 // MaxDeliver), from which every worker pulls: a worker publishes the result
 // to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for the
 // stream to store it, then acks the batch. A batch whose worker dies is
-// redelivered after AckWait; one delivered more than MaxAttempts times is
-// answered with a give-up result and terminated, and the coordinator
-// halves it like any batch that keeps failing.
+// redelivered after AckWait; one whose worker is still computing it past
+// its deadline is handed back by that worker, which exits; one delivered
+// more than MaxAttempts times is answered with a give-up result and
+// terminated, and the coordinator halves it like any batch that keeps
+// failing.
 //
 // The job's ID is in every subject, so a coordinator killed mid-job and
 // started again with the same ID resumes: it drops the job's
@@ -287,9 +289,13 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		return nil
 	}
 	subj := proto.BatchSubject(j.job, t.Batch.First, len(t.Batch.Docs))
+	// The worker's deadline for computing it, as request mode's reply
+	// deadline: past it the worker hands the batch back and exits.
+	deadline := min(q.Timeout(t), proto.MaxDeadline)
 	msg := &nats.Msg{Subject: subj, Data: j.buf, Header: nats.Header{
 		proto.HeaderCodec:       {j.codec.Name()},
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
+		proto.HeaderDeadline:    {strconv.FormatInt(int64(deadline), 10)},
 	}}
 	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf)}
 	j.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/sink"
+	"github.com/ferrylab/ferry/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -169,6 +171,42 @@ func TestJetStreamForgedRanges(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("no error was logged for the forged results")
+	}
+}
+
+// TestJetStreamHangingDocument: one document never finishes (the
+// FERRY_TEST_HANG_ON hook, standing in for a model stuck in a loop). The
+// batch holding it has a deadline, batch_timeout, in jetstream mode too: the
+// worker stops vouching for it, hands the batch back and exits (the pool
+// restarts it), so a hung document is isolated like a crashing one. After
+// max_attempts deliveries the batch is halved, down to the document, which
+// is reported by index; every other document is written.
+func TestJetStreamHangingDocument(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
+	r := rng(t)
+	n, workers := 1_000, 3
+	d := docs(n)
+	bad := r.IntN(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.BatchTimeout = time.Second
+
+	b := jsBroker(t)
+	p := poolWith(t, b.URL(), workers, true, jsArgs, worker.EnvHangOn+"="+d[bad])
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	l := newLedger(t, d, cfg.Params)
+	st, err := jsJob(context.Background(), t, nc, cfg, "", &source{docs: d}, l, nil, 3*time.Minute)
+	v := l.verdict(bad)
+	bound := cfg.WithDefaults().MaxAttempts * (bits.Len(uint(cfg.BatchSize-1)) + 1)
+	summary(t, "jetstream-hang", v, st, fmt.Sprintf("hung=%d worker_exits=%d (bound %d) err=%q", bad, p.Restarts(), bound, err))
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("err = %v, want ErrDocsFailed", err)
+	}
+	v.check(t, bad)
+	if len(st.Failed) != 1 || st.Failed[0].Index != int64(bad) {
+		t.Errorf("failed = %+v, want document %d alone", st.Failed, bad)
+	}
+	if exits := p.Restarts(); exits > bound {
+		t.Errorf("workers exited %d times, want at most %d (max_attempts per bisection level)", exits, bound)
 	}
 }
 

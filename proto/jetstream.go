@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // JetStream names for durable dispatch (dispatch=jetstream). Batches are
@@ -52,6 +53,13 @@ const (
 	// says the batch was not computed at all: "503 ..." (a stopping worker
 	// handed it back; send it again, it is no attempt).
 	HeaderError = "Ferry-Error"
+	// HeaderDeadline on a batch is how long, in nanoseconds, a worker may
+	// compute it. A worker still computing it then stops vouching for it
+	// and exits: a hung document is isolated like one that crashes.
+	HeaderDeadline = "Ferry-Deadline-Ns"
+
+	// MaxDeadline bounds HeaderDeadline: a day, far above any batch.
+	MaxDeadline = 24 * time.Hour
 )
 
 // Error codes: the first word of a HeaderError.
@@ -127,4 +135,17 @@ func canonical(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseDeadline reads a batch's HeaderDeadline: 0 when it is absent, an
+// error when it is not a duration between 1ns and MaxDeadline.
+func ParseDeadline(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ns <= 0 || ns > int64(MaxDeadline) {
+		return 0, fmt.Errorf("%w: %s %q: want 1 to %d nanoseconds", ErrMalformed, HeaderDeadline, v, int64(MaxDeadline))
+	}
+	return time.Duration(ns), nil
 }

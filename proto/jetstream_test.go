@@ -3,7 +3,9 @@ package proto
 import (
 	"errors"
 	"math"
+	"strconv"
 	"testing"
+	"time"
 )
 
 func TestBatchSubjectRoundTrip(t *testing.T) {
@@ -67,6 +69,30 @@ func TestValidJobID(t *testing.T) {
 		if got := ValidJobID(tc.id); got != tc.want {
 			t.Errorf("ValidJobID(%q) = %v, want %v", tc.id, got, tc.want)
 		}
+	}
+}
+
+func TestParseDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name, v string
+		want    time.Duration
+		ok      bool
+	}{
+		{"absent", "", 0, true},
+		{"two seconds", "2000000000", 2 * time.Second, true},
+		{"a day", strconv.FormatInt(int64(MaxDeadline), 10), MaxDeadline, true},
+		{"zero", "0", 0, false},
+		{"negative", "-1", 0, false},
+		{"past a day", strconv.FormatInt(int64(MaxDeadline)+1, 10), 0, false},
+		{"past int64", "9223372036854775808", 0, false},
+		{"not a number", "2s", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDeadline(tc.v)
+			if got != tc.want || (err == nil) != tc.ok {
+				t.Errorf("ParseDeadline(%q) = %v, %v; want %v, ok=%v", tc.v, got, err, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

@@ -19,6 +19,13 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
+// ErrHung is returned by Run when a jetstream batch is still being
+// computed past its deadline (proto.HeaderDeadline). Go cannot stop the
+// computation, so the worker hands the batch back, counted as a delivery,
+// and exits: whoever started it (ferry worker --procs, ferry run, a
+// container's restart policy) starts it again, as after a crash.
+var ErrHung = errors.New("worker: a batch outlived its deadline")
+
 // consumeJetStream serves batches from the FERRY_BATCHES work queue
 // (dispatch=jetstream) until ctx ends: pull one batch from any job's
 // consumer, compute it, publish its result to FERRY_RESULTS and wait for
@@ -30,8 +37,10 @@ import (
 // While a batch is computed, and while the next one waits its turn (one is
 // fetched ahead so the worker never idles on a round trip), the worker tells
 // the server it is still working (InProgress) every AckWait/3: only a dead
-// or paused worker's batches are redelivered. On ctx's end the one in hand
-// is finished and acked, and the fetched-ahead one is handed back
+// or paused worker's batches are redelivered. It vouches for the batch in
+// hand only until the batch's deadline: a batch still running then is hung,
+// and consumeJetStream returns ErrHung (see there). On ctx's end the one
+// in hand is finished and acked, and the fetched-ahead one is handed back
 // uncomputed (handBack), which does not count as a delivery.
 //
 // A delivery past the batch's Ferry-Max-Attempts is not computed: the
@@ -44,17 +53,28 @@ func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	fctx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
 	next := make(chan delivery)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { // the fetcher; owned here, ends with ctx
+	go func() { // the fetcher; owned here, ends with fctx
 		defer wg.Done()
 		defer close(next)
-		w.fetch(ctx, js, next)
+		w.fetch(fctx, js, next)
 	}()
 	defer wg.Wait()
 	for d := range next {
-		w.handleJetStream(js, d)
+		if err := w.handleJetStream(js, d); err != nil {
+			// Hung. Stop pulling first, so the Nak below cannot bring the
+			// batch back to this worker, and hand back what was fetched.
+			stopFetch()
+			for d := range next {
+				w.handBack(js, d.m)
+			}
+			_ = d.m.Nak() // counted as a delivery: this one came to nothing, like a crash
+			return err
+		}
 	}
 	return nil
 }
@@ -242,18 +262,20 @@ func pause(ctx context.Context, d time.Duration) {
 	}
 }
 
-// handleJetStream computes one batch message and publishes its result.
-func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
+// handleJetStream computes one batch message and publishes its result. It
+// returns ErrHung when the batch is still being computed past its deadline;
+// the caller hands it back.
+func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) error {
 	m := d.m
 	meta, err := m.Metadata()
 	if err != nil {
 		_ = m.TermWithReason(proto.ErrCodeBadBatch + " not a jetstream message")
-		return
+		return nil
 	}
 	job, first, n, err := proto.ParseBatchSubject(m.Subject())
 	if err != nil {
 		_ = m.TermWithReason(proto.ErrCodeBadBatch + " " + err.Error()) // not ours: no result subject to answer on
-		return
+		return nil
 	}
 	result := proto.ResultSubject(job, first, n)
 	if limit, _ := strconv.ParseUint(m.Headers().Get(proto.HeaderMaxAttempts), 10, 64); limit > 0 && meta.NumDelivered > limit {
@@ -261,47 +283,65 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) {
 		// or hangs whoever takes it. Say so durably and terminate it; the
 		// coordinator halves it to isolate the bad document.
 		w.giveUp(js, m, result, meta, fmt.Sprintf("%s: delivered %d times without a result", proto.ErrCodePoison, meta.NumDelivered-1))
-		return
+		return nil
+	}
+	deadline, err := proto.ParseDeadline(m.Headers().Get(proto.HeaderDeadline))
+	if err != nil {
+		w.giveUp(js, m, result, meta, proto.ErrCodeBadBatch+" "+err.Error())
+		return nil
 	}
 	// The batch goes through the same handler as a request, so both
 	// dispatches compute, time and answer a batch the same way.
 	req := &streamRequest{m: m, out: &nats.Msg{Subject: result}}
-	stop := heartbeat(m, d.wait/3)
-	w.handle(req)
-	stop()
+	done := make(chan struct{})
+	go func() { // joined by vouch, unless the batch hangs: then the process exits under it
+		defer close(done)
+		w.handle(req)
+	}()
+	if !vouch(m, done, d.wait/3, deadline) {
+		w.log.Error("batch still computing past its deadline: a hung document; handing it back and exiting", "subject", m.Subject(), "deadline", deadline)
+		return fmt.Errorf("%w: %s still computing after %s", ErrHung, m.Subject(), deadline)
+	}
 	if req.code != "" {
 		// A bad batch or a too-large result is not cured by redelivery.
 		w.log.Warn("batch rejected", "subject", m.Subject(), "code", req.code, "err", req.desc)
 		w.giveUp(js, m, result, meta, req.code+" "+req.desc)
-		return
+		return nil
 	}
 	if w.publish(js, m, req.out, meta, "") {
 		if err := m.Ack(); err != nil {
 			w.log.Debug("ack batch", "subject", m.Subject(), "err", err)
 		}
 	}
+	return nil
 }
 
-// heartbeat tells the server every d that m is still being worked on,
-// until the returned stop is called.
-func heartbeat(m jetstream.Msg, d time.Duration) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
+// vouch tells the server every beat that m is still being computed, until
+// done is closed (true) or the deadline passes first (false; 0 = none).
+func vouch(m jetstream.Msg, done <-chan struct{}, beat, deadline time.Duration) bool {
+	t := time.NewTicker(beat)
+	defer t.Stop()
+	var expired <-chan time.Time
+	if deadline > 0 {
+		dl := time.NewTimer(deadline)
+		defer dl.Stop()
+		expired = dl.C
+	}
+	for {
+		select {
+		case <-done:
+			return true
+		case <-t.C:
+			_ = m.InProgress()
+		case <-expired:
 			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = m.InProgress()
+			case <-done: // finished just in time
+				return true
+			default:
+				return false
 			}
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+	}
 }
 
 // streamRequest lets the request handler serve a batch from the stream:
