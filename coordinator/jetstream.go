@@ -70,6 +70,7 @@ type JetStream struct {
 
 	mu      sync.Mutex
 	pending map[string]*jsTask // batches sent and not answered, by batch subject
+	prior   map[*Task]uint64   // deliveries that came to nothing before a worker handed the task back
 	stored  map[int64]int      // results found in the stream, not yet used: first document -> count
 	changed chan struct{}      // closed and replaced when pending shrinks
 	sends   atomic.Uint64
@@ -112,7 +113,7 @@ func NewJetStream(nc *nats.Conn, cfg Config, job string, log *slog.Logger) (*Jet
 	return &JetStream{
 		nc: nc, js: js, codec: c, cfg: cfg, job: job, nonce: nuid.Next(), log: log,
 		ackWait: ackWait, maxDeliver: cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
-		pending: map[string]*jsTask{}, stored: map[int64]int{}, changed: make(chan struct{}),
+		pending: map[string]*jsTask{}, prior: map[*Task]uint64{}, stored: map[int64]int{}, changed: make(chan struct{}),
 	}, nil
 }
 
@@ -297,6 +298,11 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
 		proto.HeaderDeadline:    {strconv.FormatInt(int64(deadline), 10)},
 	}}
+	j.mu.Lock()
+	if n := j.prior[t]; n > 0 {
+		msg.Header.Set(proto.HeaderPriorDeliveries, strconv.FormatUint(n, 10))
+	}
+	j.mu.Unlock()
 	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf)}
 	j.mu.Lock()
 	j.pending[subj] = p // before the publish: a fast worker may answer before the ack
@@ -346,6 +352,13 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	p := j.pending[subj]
 	if p != nil {
 		delete(j.pending, subj)
+		if strings.HasPrefix(h.Get(proto.HeaderError), proto.ErrCodeHandBack) {
+			// Handed back uncomputed: the deliveries before this one came
+			// to nothing, and the next message must still count them.
+			j.prior[p.t] += uint64(max(d-1, 0))
+		} else {
+			delete(j.prior, p.t)
+		}
 		close(j.changed)
 		j.changed = make(chan struct{})
 	} else if q.col.discardIfDone(first, n) {

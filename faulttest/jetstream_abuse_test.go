@@ -262,6 +262,32 @@ func TestJetStreamTwoJobs(t *testing.T) {
 	vb.check(t)
 }
 
+// TestJetStreamEveryDocumentHangs is the issue's own case: every document
+// spins for 50 s, batches of 2, batch_timeout 2s. Each batch is in turn
+// the one a worker hangs on and the one the next worker fetched ahead and
+// hands back when it hangs: the deliveries that came to nothing must
+// survive the hand-back, or no batch ever reaches max_attempts and the job
+// never ends. Every document is reported failed, by index.
+func TestJetStreamEveryDocumentHangs(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
+	n, workers := 4, 2
+	d := docs(n)
+	cfg := job(2, 50*time.Second)
+	cfg.BatchTimeout = 2 * time.Second
+
+	b := jsBroker(t)
+	p := poolWith(t, b.URL(), workers, true, jsArgs)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	l := newLedger(t, d, cfg.Params)
+	st, err := jsJob(context.Background(), t, nc, cfg, "", &source{docs: d}, l, nil, 3*time.Minute)
+	v := l.verdict(0, 1, 2, 3)
+	summary(t, "jetstream-every-document-hangs", v, st, fmt.Sprintf("worker_exits=%d err=%q", p.Restarts(), err))
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("err = %v, want ErrDocsFailed", err)
+	}
+	v.check(t, 0, 1, 2, 3)
+}
+
 // TestJetStreamRollingRestart: the workers are SIGTERMed one after another
 // while a job runs, as a rolling restart does, and the pool starts each one
 // again. A stopping worker finishes the batch in hand and hands back the one

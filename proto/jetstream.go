@@ -57,6 +57,12 @@ const (
 	// compute it. A worker still computing it then stops vouching for it
 	// and exits: a hung document is isolated like one that crashes.
 	HeaderDeadline = "Ferry-Deadline-Ns"
+	// HeaderPriorDeliveries on a batch is how many deliveries of its
+	// earlier messages came to nothing (their workers hung or died) before
+	// a worker handed it back uncomputed and the coordinator sent it again.
+	// A worker adds them to the delivery count it checks against
+	// HeaderMaxAttempts: a hand-back does not wipe out a batch's history.
+	HeaderPriorDeliveries = "Ferry-Prior-Deliveries"
 
 	// MaxDeadline bounds HeaderDeadline: a day, far above any batch.
 	MaxDeadline = 24 * time.Hour

@@ -278,11 +278,12 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) error {
 		return nil
 	}
 	result := proto.ResultSubject(job, first, n)
-	if limit, _ := strconv.ParseUint(m.Headers().Get(proto.HeaderMaxAttempts), 10, 64); limit > 0 && meta.NumDelivered > limit {
+	delivered := meta.NumDelivered + priorDeliveries(m.Headers())
+	if limit, _ := strconv.ParseUint(m.Headers().Get(proto.HeaderMaxAttempts), 10, 64); limit > 0 && delivered > limit {
 		// Earlier deliveries neither answered nor came back: the batch kills
 		// or hangs whoever takes it. Say so durably and terminate it; the
 		// coordinator halves it to isolate the bad document.
-		w.giveUp(js, m, result, meta, fmt.Sprintf("%s: delivered %d times without a result", proto.ErrCodePoison, meta.NumDelivered-1))
+		w.giveUp(js, m, result, meta, fmt.Sprintf("%s: delivered %d times without a result", proto.ErrCodePoison, delivered-1))
 		return nil
 	}
 	deadline, err := proto.ParseDeadline(m.Headers().Get(proto.HeaderDeadline))
@@ -314,6 +315,17 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) error {
 		}
 	}
 	return nil
+}
+
+// priorDeliveries reads a batch's proto.HeaderPriorDeliveries: 0 when
+// absent or not a count, and at most a million, so adding it cannot
+// overflow.
+func priorDeliveries(h nats.Header) uint64 {
+	n, err := strconv.ParseUint(h.Get(proto.HeaderPriorDeliveries), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return min(n, 1_000_000)
 }
 
 // vouch tells the server every beat that m is still being computed, until
