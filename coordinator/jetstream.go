@@ -79,10 +79,13 @@ type JetStream struct {
 }
 
 type jsTask struct {
-	t      *Task
-	sent   time.Time
-	encode time.Duration
-	bytes  int
+	t        *Task
+	sent     time.Time
+	encode   time.Duration
+	bytes    int
+	deadline time.Duration // a worker's, for computing it
+	seq      uint64        // its stream sequence once stored; guarded by JetStream.mu
+	taken    time.Time     // when a worker was first seen to have it; guarded by JetStream.mu
 }
 
 // NewJetStream returns the durable dispatch on an open connection. job is
@@ -163,7 +166,7 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	wg.Add(1)
 	go func() { // owned by Run: ends with ctx
 		defer wg.Done()
-		if err := j.watchWorkers(ctx); err != nil {
+		if err := j.watchWorkers(ctx, q); err != nil {
 			noWorkers = err
 			cancel()
 		}
@@ -303,7 +306,7 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		msg.Header.Set(proto.HeaderPriorDeliveries, strconv.FormatUint(n, 10))
 	}
 	j.mu.Unlock()
-	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf)}
+	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf), deadline: deadline}
 	j.mu.Lock()
 	j.pending[subj] = p // before the publish: a fast worker may answer before the ack
 	j.mu.Unlock()
@@ -313,9 +316,12 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	for try := 0; ; try++ {
 		p.sent = time.Now()
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := j.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
+		ack, err := j.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
+			j.mu.Lock()
+			p.seq = ack.Sequence
+			j.mu.Unlock()
 			return nil
 		}
 		if ctx.Err() != nil {

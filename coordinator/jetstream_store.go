@@ -145,12 +145,14 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	return nil
 }
 
-// watchWorkers says once when batches wait and no worker is pulling (the
-// consumer has neither waiting pulls nor unacknowledged batches for three
-// checks a second apart), says again when workers are back, and returns
-// ErrNoWorkers after WorkerWait without any. The batches stay queued: the
-// job can be resumed with its ID. It returns nil when ctx ends.
-func (j *JetStream) watchWorkers(ctx context.Context) error {
+// watchWorkers checks the job's consumer once a second. It gives up on
+// batches a worker took and never answered (expire). It says once when
+// batches wait and no worker is pulling (the consumer has neither waiting
+// pulls nor unacknowledged batches for three checks), says again when
+// workers are back, and returns ErrNoWorkers after WorkerWait without any.
+// The batches stay queued: the job can be resumed with its ID. It returns
+// nil when ctx ends.
+func (j *JetStream) watchWorkers(ctx context.Context, q *Queue) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	idle := 0
@@ -165,6 +167,7 @@ func (j *JetStream) watchWorkers(ctx context.Context) error {
 		if err != nil {
 			continue // the broker may be restarting
 		}
+		j.expire(q, info.Delivered.Stream)
 		j.mu.Lock()
 		waiting := len(j.pending) > 0
 		j.mu.Unlock()
@@ -182,6 +185,48 @@ func (j *JetStream) watchWorkers(ctx context.Context) error {
 		case idle > 3 && time.Since(alone) > j.cfg.WorkerWait:
 			return fmt.Errorf("%w: none pulled batches for %s; the job's batches stay queued (job %s)", ErrNoWorkers, j.cfg.WorkerWait, j.job)
 		}
+	}
+}
+
+// expire is the coordinator's own deadline for a batch a worker has taken:
+// the workers' deadlines and AckWait bound every honest delivery, so a
+// batch still unanswered long after (a worker that vouches for a batch it
+// never computes) is given up on and halved, as a poison batch is.
+// delivered is the last stream sequence the job's consumer delivered: it
+// delivers in stream order, so a batch at or below it has been taken.
+func (j *JetStream) expire(q *Queue, delivered uint64) {
+	now := time.Now()
+	type late struct {
+		p      *jsTask
+		budget time.Duration
+	}
+	var expired []late
+	j.mu.Lock()
+	for subj, p := range j.pending {
+		if p.seq == 0 || p.seq > delivered {
+			continue
+		}
+		if p.taken.IsZero() {
+			p.taken = now
+			continue
+		}
+		// Each delivery up to the poison one may wait a deadline fetched
+		// ahead, compute for a deadline and wait AckWait for the next.
+		budget := time.Duration(j.cfg.MaxAttempts+1) * (2*p.deadline + j.ackWait)
+		if now.Sub(p.taken) > budget {
+			delete(j.pending, subj)
+			delete(j.prior, p.t)
+			expired = append(expired, late{p, budget})
+		}
+	}
+	if len(expired) > 0 {
+		close(j.changed)
+		j.changed = make(chan struct{})
+	}
+	j.mu.Unlock()
+	for _, e := range expired {
+		j.log.Warn("no result for a batch a worker took; halving it", "job_id", j.job, "first", e.p.t.Batch.First, "docs", len(e.p.t.Batch.Docs), "after", e.budget)
+		q.GiveUp(e.p.t, fmt.Errorf("no result within %s of its delivery", e.budget))
 	}
 }
 

@@ -330,3 +330,73 @@ func TestJetStreamRollingRestart(t *testing.T) {
 		t.Errorf("retries = %d, splits = %d: a graceful stop counted as a delivery", st.Retries, st.Splits)
 	}
 }
+
+// TestJetStreamWorkerVouchesForever: a client with a worker's rights takes
+// a batch and tells the server it is still working on it, forever, as a
+// buggy worker or a stolen worker credential could. The coordinator's own
+// deadline for a taken batch gives up on it and halves it; the real
+// workers compute the halves and the job ends with every document written.
+func TestJetStreamWorkerVouchesForever(t *testing.T) {
+	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
+	n, workers := 2_000, 2
+	d := docs(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.BatchTimeout = 500 * time.Millisecond
+	const id = "vouched"
+
+	b := jsBroker(t)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	js, err := jetstream.New(connect(t, b.URL(), "rogue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ended struct {
+		st  *coordinator.Stats
+		err error
+	}
+	done := make(chan ended, 1)
+	l := newLedger(t, d, cfg.Params)
+	go func() {
+		st, err := jsJob(context.Background(), t, nc, cfg, id, &source{docs: d}, l, nil, 2*time.Minute)
+		done <- ended{st, err}
+	}()
+	// The rogue takes the first batch before any worker is up.
+	var cons jetstream.Consumer
+	poll.WaitFor(t, time.Minute, "the job's consumer", func() bool {
+		cons, err = js.Consumer(context.Background(), proto.BatchStream, proto.JobConsumer(id))
+		return err == nil
+	})
+	m, err := cons.Next(jetstream.FetchMaxWait(time.Minute))
+	if err != nil {
+		t.Fatalf("the rogue took no batch: %v", err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // vouches until the job has ended
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	poolWith(t, b.URL(), workers, false, jsArgs)
+	e := <-done
+	close(stop)
+	wg.Wait()
+	v := l.verdict()
+	summary(t, "jetstream-vouches-forever", v, e.st, fmt.Sprintf("held=%s err=%v", m.Subject(), e.err))
+	if e.err != nil {
+		t.Fatalf("job: %v", e.err)
+	}
+	v.check(t)
+	if e.st.Splits == 0 {
+		t.Errorf("splits = 0: the held batch was not given up on")
+	}
+}
