@@ -27,6 +27,11 @@ const (
 // without JetStream.
 var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start it with JetStream enabled, e.g. ferry broker --jetstream)")
 
+// ErrResumeMismatch is returned when a job ID is run again with another
+// workload, params, codec or input than the job's stored results were
+// computed with; the message names the job and what differs.
+var ErrResumeMismatch = errors.New("coordinator: the job's stored results do not match this run")
+
 // JetStream is the durable dispatch of processes mode (dispatch=jetstream).
 //
 // Each batch is a message on the FERRY_BATCHES work-queue stream, on its
@@ -42,13 +47,16 @@ var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start
 // failing.
 //
 // The job's ID is in every subject, so a coordinator killed mid-job and
-// started again with the same ID resumes: it drops the job's
+// started again with the same ID resumes: it checks the job's fingerprint
+// (workload, params, codec, first document), drops the job's
 // unacknowledged batches, reads back which ranges already have results,
-// takes those from the results stream instead of computing them again, and
-// sends the rest. Every document is still written exactly once, in order.
+// takes those whose documents are the same from the results stream instead
+// of computing them again, and sends the rest. Every document is still
+// written exactly once, in order.
 //
 // Nothing read back from the streams is trusted: a result whose range is
-// impossible for the job is dropped, logged and counted (Stats.Forged).
+// impossible for the job, or that was computed from other documents, is
+// dropped, logged and counted (Stats.Forged).
 //
 // It costs, per batch, two stream writes (batch and result, each waiting
 // for the server's ack) and a pull, against one request/reply; the report
@@ -67,6 +75,7 @@ type JetStream struct {
 	batches jetstream.Stream
 	results jetstream.Stream
 	workers jetstream.Consumer // this job's consumer, watched for "no workers"
+	fresh   bool               // setup found no consumer: stored results have no fingerprint
 
 	mu      sync.Mutex
 	pending map[string]*jsTask // batches sent and not answered, by batch subject
@@ -83,6 +92,7 @@ type jsTask struct {
 	sent     time.Time
 	encode   time.Duration
 	bytes    int
+	digest   string        // of t's documents: a result computed from others is not t's
 	deadline time.Duration // a worker's, for computing it
 	seq      uint64        // its stream sequence once stored; guarded by JetStream.mu
 	taken    time.Time     // when a worker was first seen to have it; guarded by JetStream.mu
@@ -136,7 +146,16 @@ func (j *JetStream) MaxBatchBytes() int { return int(j.nc.MaxPayload() / 2) }
 // Run sends q's batches to the stream and completes them from the results
 // stream until the job is done.
 func (j *JetStream) Run(ctx context.Context, q *Queue) error {
-	if err := j.setup(ctx); err != nil {
+	// The job's fingerprint holds the input's first document: take the
+	// first batch before touching the job's streams.
+	t, err := q.Next(ctx)
+	if errors.Is(err, ErrDone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := j.setup(ctx, t.Batch.Docs[0]); err != nil {
 		return err
 	}
 	from, err := j.index(ctx, q)
@@ -171,8 +190,19 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 			cancel()
 		}
 	}()
+	stop := func(err error) error {
+		cancel()
+		wg.Wait()
+		if noWorkers != nil {
+			return noWorkers
+		}
+		return err
+	}
 	for {
-		t, err := q.Next(ctx)
+		if err := j.dispatch(ctx, q, t); err != nil {
+			return stop(err)
+		}
+		t, err = q.Next(ctx)
 		switch {
 		case errors.Is(err, ErrDone):
 			j.finish()
@@ -181,20 +211,7 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 			j.awaitPending(ctx)
 			return ErrStopped
 		case err != nil:
-			cancel()
-			wg.Wait()
-			if noWorkers != nil {
-				return noWorkers
-			}
-			return err
-		}
-		if err := j.dispatch(ctx, q, t); err != nil {
-			cancel()
-			wg.Wait()
-			if noWorkers != nil {
-				return noWorkers
-			}
-			return err
+			return stop(err)
 		}
 	}
 }
@@ -293,6 +310,7 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		return nil
 	}
 	subj := proto.BatchSubject(j.job, t.Batch.First, len(t.Batch.Docs))
+	digest := docsDigest(t.Batch.Docs)
 	// The worker's deadline for computing it, as request mode's reply
 	// deadline: past it the worker hands the batch back and exits.
 	deadline := min(q.Timeout(t), proto.MaxDeadline)
@@ -300,13 +318,14 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		proto.HeaderCodec:       {j.codec.Name()},
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
 		proto.HeaderDeadline:    {strconv.FormatInt(int64(deadline), 10)},
+		proto.HeaderDocsDigest:  {digest},
 	}}
 	j.mu.Lock()
 	if n := j.prior[t]; n > 0 {
 		msg.Header.Set(proto.HeaderPriorDeliveries, strconv.FormatUint(n, 10))
 	}
 	j.mu.Unlock()
-	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf), deadline: deadline}
+	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf), digest: digest, deadline: deadline}
 	j.mu.Lock()
 	j.pending[subj] = p // before the publish: a fast worker may answer before the ack
 	j.mu.Unlock()
@@ -339,8 +358,8 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 }
 
 // onResult matches a result from the results stream to its batch. Its
-// range and delivery count are checked against the job before anything
-// else is read.
+// range, delivery count and documents are checked against the job before
+// anything else is read.
 func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	_, first, n, err := proto.ParseBatchSubject(m.Subject())
 	if err != nil || !j.fits(q, first, n) {
@@ -356,6 +375,11 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	subj := proto.BatchSubject(j.job, first, n)
 	j.mu.Lock()
 	p := j.pending[subj]
+	if p != nil && h.Get(proto.HeaderDocsDigest) != p.digest {
+		j.mu.Unlock()
+		j.reject(q, m.Subject(), "computed from other documents than this run's batch")
+		return
+	}
 	if p != nil {
 		delete(j.pending, subj)
 		if strings.HasPrefix(h.Get(proto.HeaderError), proto.ErrCodeHandBack) {
@@ -372,7 +396,8 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 		// slow, or answered both before and after a resume): written once.
 	} else if _, ok := j.stored[first]; !ok {
 		// A previous run's batch finished after this run listed the stream,
-		// or a duplicate: kept for dispatch to find; else dropped there.
+		// or a duplicate: kept for dispatch to find (resume checks its
+		// documents); else dropped there.
 		j.stored[first] = n
 	}
 	j.mu.Unlock()

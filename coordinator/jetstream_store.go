@@ -2,17 +2,23 @@ package coordinator
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // This file holds what a jetstream job keeps in the broker: its streams and
-// consumer, the listing and reuse of stored results, the
+// consumer, its fingerprint, the listing and reuse of stored results, the
 // watch for workers, and the clean-up.
 
 // resultsMaxAge bounds how long an unfinished job's results are kept for a
@@ -24,8 +30,88 @@ const resultsMaxAge = 24 * time.Hour
 // subject, so it is removed.
 const sharedConsumer = "ferry-workers"
 
-// setup creates or updates the two streams and the job's consumer.
-func (j *JetStream) setup(ctx context.Context) error {
+// Fingerprint keys in the job consumer's metadata.
+const (
+	fpWorkload = "ferry_workload"
+	fpParams   = "ferry_params" // JSON, by config key
+	fpCodec    = "ferry_codec"
+	fpInput    = "ferry_input" // digest of the input's first document
+)
+
+// fingerprint is what a job's stored results depend on. It is kept with the
+// job (its consumer's metadata), so a run with the same job ID and another
+// workload, params, codec or input is refused, not fed stale results.
+type fingerprint map[string]string
+
+func (j *JetStream) fingerprint(head string) (fingerprint, error) {
+	b, err := msgpack.Marshal(j.cfg.Params.WithDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint params: %w", err)
+	}
+	var byKey map[string]any // the config keys, from the wire tags
+	if err := msgpack.Unmarshal(b, &byKey); err != nil {
+		return nil, fmt.Errorf("fingerprint params: %w", err)
+	}
+	params, err := json.Marshal(byKey)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint params: %w", err)
+	}
+	return fingerprint{
+		fpWorkload: j.cfg.Workload,
+		fpParams:   string(params),
+		fpCodec:    j.codec.Name(),
+		fpInput:    docsDigest([]string{head}),
+	}, nil
+}
+
+// diff names what differs between the job's stored fingerprint and f; ""
+// when nothing does.
+func (f fingerprint) diff(stored map[string]string) string {
+	var d []string
+	for _, k := range []struct{ key, name string }{{fpWorkload, "workload"}, {fpCodec, "codec"}} {
+		if a, b := stored[k.key], f[k.key]; a != b {
+			d = append(d, fmt.Sprintf("%s: stored %q, now %q", k.name, a, b))
+		}
+	}
+	var was, now map[string]any
+	_ = json.Unmarshal([]byte(stored[fpParams]), &was) // a missing or bad entry differs in every key
+	_ = json.Unmarshal([]byte(f[fpParams]), &now)
+	keys := make([]string, 0, len(was)+len(now))
+	for k := range was {
+		keys = append(keys, k)
+	}
+	for k := range now {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		if a, b := fmt.Sprint(was[k]), fmt.Sprint(now[k]); a != b {
+			d = append(d, fmt.Sprintf("params %s: stored %s, now %s", k, a, b))
+		}
+	}
+	if stored[fpInput] != f[fpInput] {
+		d = append(d, "input: the first document differs")
+	}
+	return strings.Join(d, "; ")
+}
+
+// docsDigest identifies a batch's documents: a 64-bit xxHash over their
+// lengths and bytes.
+func docsDigest(docs []string) string {
+	h := xxhash.New()
+	var n [8]byte
+	for _, d := range docs {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(d)))
+		h.Write(n[:])
+		h.WriteString(d)
+	}
+	return strconv.FormatUint(h.Sum64(), 16)
+}
+
+// setup creates or updates the two streams and the job's consumer, after
+// checking the job's fingerprint (head is the input's first document): a
+// mismatch is refused before anything of the job is changed.
+func (j *JetStream) setup(ctx context.Context, head string) error {
 	var err error
 	j.batches, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        proto.BatchStream,
@@ -60,7 +146,21 @@ func (j *JetStream) setup(ctx context.Context) error {
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
 		return fmt.Errorf("jetstream: remove the shared consumer %s: %w", sharedConsumer, err)
 	}
+	fp, err := j.fingerprint(head)
+	if err != nil {
+		return err
+	}
 	name := proto.JobConsumer(j.job)
+	switch c, err := j.js.Consumer(ctx, proto.BatchStream, name); {
+	case err == nil:
+		if diff := fp.diff(c.CachedInfo().Config.Metadata); diff != "" {
+			return fmt.Errorf("%w: job %s: %s; run it with the settings and input it started with, or use another job ID", ErrResumeMismatch, j.job, diff)
+		}
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		j.fresh = true
+	default:
+		return fmt.Errorf("jetstream: job consumer %s: %w", name, err)
+	}
 	j.workers, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "ferry job " + j.job + ": its batches, one at a time per worker",
@@ -69,6 +169,7 @@ func (j *JetStream) setup(ctx context.Context) error {
 		MaxDeliver:    j.maxDeliver,
 		FilterSubject: proto.BatchSubjectPrefix + "." + j.job + ".>",
 		MaxAckPending: -1,
+		Metadata:      fp,
 	})
 	if err != nil {
 		return fmt.Errorf("jetstream: job consumer %s: %w", name, err)
@@ -80,8 +181,10 @@ func (j *JetStream) setup(ctx context.Context) error {
 // are sent again unless their result is already stored) and lists the
 // ranges whose results are stored. It returns the results stream sequence
 // to follow live results from: taken before the listing, so a result is
-// either listed or delivered (or both, harmlessly).
+// either listed or delivered (or both, harmlessly). Results of a job
+// without a fingerprint are of unknown origin and dropped.
 func (j *JetStream) index(ctx context.Context, q *Queue) (uint64, error) {
+	results := proto.ResultSubjectPrefix + "." + j.job + ".>"
 	if err := j.batches.Purge(ctx, jetstream.WithPurgeSubject(proto.BatchSubjectPrefix+"."+j.job+".>")); err != nil {
 		return 0, fmt.Errorf("jetstream: drop the job's stale batches: %w", err)
 	}
@@ -90,9 +193,18 @@ func (j *JetStream) index(ctx context.Context, q *Queue) (uint64, error) {
 		return 0, fmt.Errorf("jetstream: result stream info: %w", err)
 	}
 	from := info.State.LastSeq + 1
-	info, err = j.results.Info(ctx, jetstream.WithSubjectFilter(proto.ResultSubjectPrefix+"."+j.job+".>"))
+	info, err = j.results.Info(ctx, jetstream.WithSubjectFilter(results))
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: list the job's results: %w", err)
+	}
+	if j.fresh {
+		if n := len(info.State.Subjects); n > 0 {
+			j.log.Warn("the job's stored results have no fingerprint (an earlier ferry, or its consumer was deleted); computing the job afresh", "job_id", j.job, "results", n)
+			if err := j.results.Purge(ctx, jetstream.WithPurgeSubject(results)); err != nil {
+				return 0, fmt.Errorf("jetstream: drop the job's unfingerprinted results: %w", err)
+			}
+		}
+		return from, nil
 	}
 	for subj := range info.State.Subjects {
 		_, first, n, err := proto.ParseBatchSubject(subj)
@@ -109,12 +221,17 @@ func (j *JetStream) index(ctx context.Context, q *Queue) (uint64, error) {
 // computed (handed back by a stopping worker).
 var errNotComputed = errors.New("stored result: the batch was handed back, not computed")
 
-// resume completes t from its stored result.
+// resume completes t from its stored result, if that result was computed
+// from t's very documents.
 func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	subj := proto.ResultSubject(j.job, t.Batch.First, len(t.Batch.Docs))
 	m, err := j.results.GetLastMsgForSubject(ctx, subj)
 	if err != nil {
 		return fmt.Errorf("read stored result %s: %w", subj, err)
+	}
+	if m.Header.Get(proto.HeaderDocsDigest) != docsDigest(t.Batch.Docs) {
+		j.reject(q, subj, "stored result computed from other documents (the input changed?)")
+		return fmt.Errorf("stored result %s: %w: other documents", subj, ErrResumeMismatch)
 	}
 	why := m.Header.Get(proto.HeaderError)
 	if strings.HasPrefix(why, proto.ErrCodeHandBack) {

@@ -210,6 +210,71 @@ func TestJetStreamHangingDocument(t *testing.T) {
 	}
 }
 
+// TestJetStreamResumeFingerprint: a job is stopped half way, then run again
+// with the same job ID but another workload parameter, workload, codec or
+// input. Each is refused with an error naming the job and what differs,
+// before anything is written or changed in the stream; an input edited past
+// its first document resumes only the ranges whose documents are the same.
+// The job then resumes with its own settings.
+func TestJetStreamResumeFingerprint(t *testing.T) {
+	n, workers := 2_000, 2
+	d := docs(n)
+	cfg := job(10, 20*time.Microsecond)
+	cfg.BatchTimeout = 2 * time.Second
+	const id = "fingerprint"
+
+	b := jsBroker(t)
+	poolWith(t, b.URL(), workers, false, jsArgs)
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	interruptedJob(t, nc, cfg, id, d, n/2)
+
+	other := docs(n)
+	other[0] = "another input altogether"
+	for _, tc := range []struct {
+		name string
+		cfg  func(c *coordinator.Config)
+		docs []string
+		want string // in the error, besides the job ID
+	}{
+		{"another param", func(c *coordinator.Config) { c.Params.OutBytes = 32 }, d, "out_bytes"},
+		{"another workload", func(c *coordinator.Config) { c.Workload = "noop" }, d, "workload"},
+		{"another codec", func(c *coordinator.Config) { c.Codec = proto.CodecMsgpack }, d, "codec"},
+		{"another input", func(*coordinator.Config) {}, other, "input"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			tc.cfg(&c)
+			l := newLedger(t, tc.docs, cfg.Params)
+			_, err := jsJob(context.Background(), t, nc, c, id, &source{docs: tc.docs}, l, nil, time.Minute)
+			if !errors.Is(err, coordinator.ErrResumeMismatch) || !strings.Contains(err.Error(), id) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrResumeMismatch naming job %s and %q", err, id, tc.want)
+			}
+			if v := l.verdict(); v.Completed != 0 || v.Unexpected != 0 {
+				t.Errorf("a refused resume wrote %s", v)
+			}
+		})
+	}
+
+	// Documents edited past the first: their ranges are computed again,
+	// never taken from the stream.
+	edited := docs(n)
+	for i := 0; i < n; i += 97 {
+		edited[i] += " (edited)"
+	}
+	edited[0] = d[0]
+	l := newLedger(t, edited, cfg.Params)
+	st, err := jsJob(context.Background(), t, nc, cfg, id, &source{docs: edited}, l, nil, 2*time.Minute)
+	v := l.verdict()
+	summary(t, "jetstream-resume-edited", v, st, fmt.Sprintf("resumed=%d forged_discarded=%d", st.Resumed, st.Forged))
+	if err != nil {
+		t.Fatalf("resume with edited documents: %v", err)
+	}
+	v.check(t)
+	if st.Resumed == 0 {
+		t.Errorf("resumed no batches: the ranges the edits left alone were computed again")
+	}
+}
+
 // TestJetStreamTwoJobs: two jobs share one fleet at once. Job A has a
 // document that kills its worker and a short batch_timeout, so its dead
 // workers' batches come back quickly; job B, started while A runs, has a

@@ -63,6 +63,10 @@ const (
 	// A worker adds them to the delivery count it checks against
 	// HeaderMaxAttempts: a hand-back does not wipe out a batch's history.
 	HeaderPriorDeliveries = "Ferry-Prior-Deliveries"
+	// HeaderDocsDigest on a batch is a digest of its documents, which the
+	// worker copies onto the result: a resumed job takes a stored result
+	// only for the same documents.
+	HeaderDocsDigest = "Ferry-Docs-Digest"
 
 	// MaxDeadline bounds HeaderDeadline: a day, far above any batch.
 	MaxDeadline = 24 * time.Hour

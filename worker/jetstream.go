@@ -433,6 +433,7 @@ func (w *Worker) handBack(js jetstream.JetStream, m jetstream.Msg) {
 // kind tells apart the IDs of results that are not the computed one.
 func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg, meta *jetstream.MsgMetadata, kind string) bool {
 	out.Header.Set(proto.HeaderCodec, m.Headers().Get(proto.HeaderCodec))
+	out.Header.Set(proto.HeaderDocsDigest, m.Headers().Get(proto.HeaderDocsDigest)) // which documents it answers
 	out.Header.Set(proto.HeaderDelivery, strconv.FormatUint(meta.NumDelivered, 10))
 	out.Header.Set(proto.HeaderWorker, w.cfg.Name) // who computed it: the coordinator's busy time
 	// The message ID makes a second execution of the same stream message a
