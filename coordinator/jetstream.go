@@ -32,6 +32,11 @@ var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start
 // computed with; the message names the job and what differs.
 var ErrResumeMismatch = errors.New("coordinator: the job's stored results do not match this run")
 
+// ErrStoreLost is returned when a jetstream job's streams or consumer vanish
+// mid-job (deleted, or the broker lost its store): its queued batches and
+// stored results are gone.
+var ErrStoreLost = errors.New("coordinator: the jetstream store was lost mid-job")
+
 // JetStream is the durable dispatch of processes mode (dispatch=jetstream).
 //
 // Each batch is a message on the FERRY_BATCHES work-queue stream, on its
@@ -74,7 +79,7 @@ type JetStream struct {
 
 	batches jetstream.Stream
 	results jetstream.Stream
-	workers jetstream.Consumer // this job's consumer, watched for "no workers"
+	workers jetstream.Consumer // this job's consumer, watched for "no workers" and a lost store
 	fresh   bool               // setup found no consumer: stored results have no fingerprint
 
 	mu      sync.Mutex
@@ -181,20 +186,20 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred below, so run first)
 	defer cancel()
-	var noWorkers error
+	var watchErr error
 	wg.Add(1)
 	go func() { // owned by Run: ends with ctx
 		defer wg.Done()
-		if err := j.watchWorkers(ctx, q); err != nil {
-			noWorkers = err
+		if err := j.watch(ctx, q); err != nil {
+			watchErr = err
 			cancel()
 		}
 	}()
 	stop := func(err error) error {
 		cancel()
 		wg.Wait()
-		if noWorkers != nil {
-			return noWorkers
+		if watchErr != nil { // no workers, or the store is gone: the cause, not ctx's end
+			return watchErr
 		}
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 
 // This file holds what a jetstream job keeps in the broker: its streams and
 // consumer, its fingerprint, the listing and reuse of stored results, the
-// watch for workers, and the clean-up.
+// watch for workers and for a lost store, and the clean-up.
 
 // resultsMaxAge bounds how long an unfinished job's results are kept for a
 // resume; a finished job's results are purged at once.
@@ -29,6 +29,10 @@ const resultsMaxAge = 24 * time.Hour
 // before each job had its own. A work queue lets one consumer take a
 // subject, so it is removed.
 const sharedConsumer = "ferry-workers"
+
+// storeLostChecks is how many checks in a row, a second apart, must find
+// the job's stream or consumer gone before the job ends with ErrStoreLost.
+const storeLostChecks = 3
 
 // Fingerprint keys in the job consumer's metadata.
 const (
@@ -262,17 +266,19 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	return nil
 }
 
-// watchWorkers checks the job's consumer once a second. It gives up on
-// batches a worker took and never answered (expire). It says once when
-// batches wait and no worker is pulling (the consumer has neither waiting
-// pulls nor unacknowledged batches for three checks), says again when
-// workers are back, and returns ErrNoWorkers after WorkerWait without any.
-// The batches stay queued: the job can be resumed with its ID. It returns
-// nil when ctx ends.
-func (j *JetStream) watchWorkers(ctx context.Context, q *Queue) error {
+// watch checks the job's consumer once a second. It returns ErrStoreLost
+// once the job's stream or consumer has been missing for storeLostChecks
+// checks in a row, and gives up on batches a worker took and never
+// answered (expire).
+// It says once when batches wait and no worker is pulling (the consumer
+// has neither waiting pulls nor unacknowledged batches for three checks),
+// says again when workers are back, and returns ErrNoWorkers after
+// WorkerWait without any; the batches stay queued and the job can be
+// resumed with its ID. It returns nil when ctx ends.
+func (j *JetStream) watch(ctx context.Context, q *Queue) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	idle := 0
+	idle, lost := 0, 0
 	var alone time.Time
 	for {
 		select {
@@ -281,6 +287,16 @@ func (j *JetStream) watchWorkers(ctx context.Context, q *Queue) error {
 		case <-tick.C:
 		}
 		info, err := j.workers.Info(ctx)
+		if err == nil {
+			_, err = j.results.Info(ctx)
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if lost++; lost >= storeLostChecks {
+				return fmt.Errorf("%w: job %s: %v (the stream was deleted, or the broker lost its store): its queued batches and stored results are gone; run the job again", ErrStoreLost, j.job, err)
+			}
+			continue
+		}
+		lost = 0
 		if err != nil {
 			continue // the broker may be restarting
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrylab/ferry/broker"
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
+	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/sink"
@@ -393,6 +397,66 @@ func TestJetStreamRollingRestart(t *testing.T) {
 	}
 	if st.Retries != 0 || st.Splits != 0 {
 		t.Errorf("retries = %d, splits = %d: a graceful stop counted as a delivery", st.Retries, st.Splits)
+	}
+}
+
+// TestJetStreamStoreLost: the job's streams vanish mid-job, deleted or with
+// the broker's store directory (the broker restarts empty on the same
+// port). The job ends within its bound with ErrStoreLost naming the job,
+// and what it wrote before is right.
+func TestJetStreamStoreLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose func(t *testing.T, js jetstream.JetStream, b **broker.Broker, store string, port int)
+	}{
+		{"stream deleted", func(t *testing.T, js jetstream.JetStream, _ **broker.Broker, _ string, _ int) {
+			if err := js.DeleteStream(context.Background(), proto.BatchStream); err != nil {
+				t.Errorf("delete the batch stream: %v", err)
+			}
+		}},
+		{"store dir removed", func(t *testing.T, _ jetstream.JetStream, b **broker.Broker, store string, port int) {
+			(*b).Shutdown()
+			if err := os.RemoveAll(store); err != nil {
+				t.Error(err)
+			}
+			*b = natstest.NewBroker(t, broker.Options{JetStream: true, StoreDir: store, Port: port})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, workers := 4_000, 2
+			d := docs(n)
+			cfg := job(10, 100*time.Microsecond)
+			cfg.BatchTimeout = time.Second
+
+			store := t.TempDir()
+			b := natstest.NewBroker(t, broker.Options{JetStream: true, StoreDir: store})
+			u, err := url.Parse(b.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			port, _ := strconv.Atoi(u.Port())
+			poolWith(t, b.URL(), workers, true, jsArgs)
+			nc := connect(t, b.URL(), "ferry-coordinator")
+			js, err := jetstream.New(connect(t, b.URL(), "vandal"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := &source{docs: d, at: func(i int) {
+				if i == n/3 {
+					tc.lose(t, js, &b, store, port)
+				}
+			}}
+			l := newLedger(t, d, cfg.Params)
+			st, err := jsJob(context.Background(), t, nc, cfg, "store-job", src, l, nil, 2*time.Minute)
+			v := l.verdict()
+			summary(t, "jetstream-store-lost "+tc.name, v, st, fmt.Sprintf("err=%v", err))
+			if !errors.Is(err, coordinator.ErrStoreLost) || !strings.Contains(err.Error(), "job store-job") {
+				t.Fatalf("err = %v, want ErrStoreLost naming the job", err)
+			}
+			if v.Duplicated != 0 || v.Unexpected != 0 || v.Completed == 0 {
+				t.Errorf("before the loss: %s; want some written, each once and right", v)
+			}
+		})
 	}
 }
 
