@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"net/url"
 	"os"
 	"strconv"
@@ -187,31 +186,7 @@ func TestJetStreamForgedRanges(t *testing.T) {
 // is reported by index; every other document is written.
 func TestJetStreamHangingDocument(t *testing.T) {
 	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
-	r := rng(t)
-	n, workers := 1_000, 3
-	d := docs(n)
-	bad := r.IntN(n)
-	cfg := job(10, 20*time.Microsecond)
-	cfg.BatchTimeout = time.Second
-
-	b := jsBroker(t)
-	p := poolWith(t, b.URL(), workers, true, jsArgs, worker.EnvHangOn+"="+d[bad])
-	nc := connect(t, b.URL(), "ferry-coordinator")
-	l := newLedger(t, d, cfg.Params)
-	st, err := jsJob(context.Background(), t, nc, cfg, "", &source{docs: d}, l, nil, 3*time.Minute)
-	v := l.verdict(bad)
-	bound := cfg.WithDefaults().MaxAttempts * (bits.Len(uint(cfg.BatchSize-1)) + 1)
-	summary(t, "jetstream-hang", v, st, fmt.Sprintf("hung=%d worker_exits=%d (bound %d) err=%q", bad, p.Restarts(), bound, err))
-	if !errors.Is(err, coordinator.ErrDocsFailed) {
-		t.Fatalf("err = %v, want ErrDocsFailed", err)
-	}
-	v.check(t, bad)
-	if len(st.Failed) != 1 || st.Failed[0].Index != int64(bad) {
-		t.Errorf("failed = %+v, want document %d alone", st.Failed, bad)
-	}
-	if exits := p.Restarts(); exits > bound {
-		t.Errorf("workers exited %d times, want at most %d (max_attempts per bisection level)", exits, bound)
-	}
+	jsBadDocument(t, "jetstream-hang", 1_000, time.Second, worker.EnvHangOn)
 }
 
 // TestJetStreamResumeFingerprint: a job is stopped half way, then run again
@@ -373,27 +348,17 @@ func TestJetStreamRollingRestart(t *testing.T) {
 	b := jsBroker(t)
 	p := poolWith(t, b.URL(), workers, true, jsArgs)
 	nc := connect(t, b.URL(), "ferry-coordinator")
-	points := faultPoints(r, n, rounds)
-	var stopped int
-	src := &source{docs: d, at: func(i int) {
-		for len(points) > 0 && points[0] == i {
-			points = points[1:]
-			pids := p.PIDs()
-			if len(pids) > 0 && syscall.Kill(pids[r.IntN(len(pids))], syscall.SIGTERM) == nil {
-				stopped++
-			}
-		}
-	}}
+	src, stopped := signalling(r, p, d, faultPoints(r, n, rounds), syscall.SIGTERM)
 	l := newLedger(t, d, cfg.Params)
 	st, err := jsJob(context.Background(), t, nc, cfg, "", src, l, nil, 2*time.Minute)
 	v := l.verdict()
-	summary(t, "jetstream-rolling-sigterm", v, st, fmt.Sprintf("sigterm=%d restarts=%d err=%v", stopped, p.Restarts(), err))
+	summary(t, "jetstream-rolling-sigterm", v, st, fmt.Sprintf("sigterm=%d restarts=%d err=%v", *stopped, p.Restarts(), err))
 	if err != nil {
 		t.Fatalf("job: %v", err)
 	}
 	v.check(t)
-	if stopped != rounds {
-		t.Errorf("SIGTERMed %d workers, want %d", stopped, rounds)
+	if *stopped != rounds {
+		t.Errorf("SIGTERMed %d workers, want %d", *stopped, rounds)
 	}
 	if st.Retries != 0 || st.Splits != 0 {
 		t.Errorf("retries = %d, splits = %d: a graceful stop counted as a delivery", st.Retries, st.Splits)
