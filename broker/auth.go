@@ -29,8 +29,9 @@ const (
 	// publish nothing but one reply to each request it receives. It cannot
 	// send work, read other clients' replies or reach any other subject.
 	// For dispatch=jetstream it may also list the consumers of
-	// FERRY_BATCHES (one per job), pull from and ack them, publish results
-	// (ferry.result.>) and read its own inbox (_INBOX.ferry-worker.>).
+	// FERRY_BATCHES (one per job) and hear when one is created, pull from
+	// and ack them, publish results (ferry.result.>) and read its own inbox
+	// (_INBOX.ferry-worker.>).
 	RoleWorker Role = "worker"
 	// RoleCoordinator may publish work (ferry.work.>) and $SRV requests
 	// (discovery) and subscribe to its reply inboxes (_INBOX.>). It cannot
@@ -105,8 +106,9 @@ func (r Role) permissions() *server.Permissions {
 				"$JS.API.CONSUMER.INFO." + consumers, "$JS.API.CONSUMER.MSG.NEXT." + consumers,
 				"$JS.ACK." + consumers + ".>", proto.ResultSubjectPrefix + ".>",
 			}},
-			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>"}},
-			Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>",
+				proto.JobCreatedAdvisory}},
+			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
 		}
 	case RoleCoordinator:
 		allow := []string{proto.WorkSubjectPrefix + ".>", "$SRV.>", proto.BatchSubjectPrefix + ".>",

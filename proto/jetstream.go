@@ -30,6 +30,9 @@ const (
 	// JobConsumerPrefix starts the name of every job's consumer of
 	// BatchStream: workers pull from the consumers named so.
 	JobConsumerPrefix = "ferry-job-"
+	// JobCreatedAdvisory is the server's advisory when a consumer of
+	// BatchStream is created: workers listen, to serve a new job at once.
+	JobCreatedAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.CREATED." + BatchStream + ".*"
 
 	BatchSubjectPrefix  = "ferry.batch"
 	ResultSubjectPrefix = "ferry.result"

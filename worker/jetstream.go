@@ -58,10 +58,18 @@ func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	next := make(chan delivery)
 	var wg sync.WaitGroup
 	wg.Add(1)
+	jobs := &jobConsumers{js: js, log: w.log, byName: map[string]jetstream.Consumer{}, wake: make(chan struct{}, 1)}
+	// A new job is served at once, not at the next listing; without the
+	// advisory (no permission) it waits for that.
+	if sub, err := nc.Subscribe(proto.JobCreatedAdvisory, func(*nats.Msg) { jobs.poke() }); err == nil {
+		defer sub.Unsubscribe()
+	} else {
+		w.log.Debug("subscribe to new jobs", "err", err)
+	}
 	go func() { // the fetcher; owned here, ends with fctx
 		defer wg.Done()
 		defer close(next)
-		w.fetch(fctx, js, next)
+		w.fetch(fctx, js, jobs, next)
 	}()
 	defer wg.Wait()
 	for d := range next {
@@ -88,8 +96,7 @@ type delivery struct {
 
 // fetch pulls one batch at a time and holds it, heartbeating, until the
 // compute loop takes it; when ctx ends first it hands the batch back.
-func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, next chan<- delivery) {
-	jobs := &jobConsumers{js: js, log: w.log, byName: map[string]jetstream.Consumer{}}
+func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, jobs *jobConsumers, next chan<- delivery) {
 	for ctx.Err() == nil {
 		d, ok := jobs.pull(ctx)
 		if !ok {
@@ -117,11 +124,12 @@ func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, next chan<- 
 }
 
 // jobConsumers are the batch stream's consumers, one per job, that a
-// worker pulls from. It lists them every second, so a new job is served
-// within about a second and a finished one is dropped.
+// worker pulls from. It lists them when a consumer is created (poke) and
+// every second, and drops one as soon as a pull finds it deleted.
 type jobConsumers struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
+	wake   chan struct{} // poked: list again now
 	stream jetstream.Stream
 	byName map[string]jetstream.Consumer
 	names  []string // byName's keys, sorted: the order of turns
@@ -129,6 +137,15 @@ type jobConsumers struct {
 	listed time.Time // when names was last refreshed
 	infoAt time.Time // when the consumers' settings were last read
 	said   bool      // "waiting for a job" was logged
+}
+
+// poke asks for the jobs to be listed again at once: a consumer was
+// created. It never blocks.
+func (c *jobConsumers) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 // pull takes the next batch: from the only job's consumer, waiting up to
@@ -143,7 +160,14 @@ func (c *jobConsumers) pull(ctx context.Context) (delivery, bool) {
 			c.log.Info("waiting for a jetstream job (a coordinator with dispatch=jetstream creates one)", "stream", proto.BatchStream)
 			c.said = true
 		}
-		pause(ctx, 500*time.Millisecond)
+		t := time.NewTimer(500 * time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-c.wake:
+			c.listed = time.Time{}
+		case <-t.C:
+		}
 		return delivery{}, false
 	case 1:
 		// Short pulls: one lost with a restarting broker costs a second, not
@@ -182,10 +206,17 @@ func (c *jobConsumers) next(ctx context.Context, name string, wait time.Duration
 	return delivery{m: m, wait: ackWait(cons)}, true
 }
 
-// failed handles a failed pull: none waiting is normal; otherwise the job
-// may be gone or the broker restarting, so list the jobs again shortly.
+// failed handles a failed pull: none waiting is normal; a deleted
+// consumer's job has finished; otherwise the broker may be restarting, so
+// list the jobs again shortly.
 func (c *jobConsumers) failed(ctx context.Context, name string, err error) {
 	if ctx.Err() != nil || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return
+	}
+	if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		delete(c.byName, name)
+		c.names = slices.Sorted(maps.Keys(c.byName))
+		c.listed = time.Time{}
 		return
 	}
 	c.log.Debug("fetch batch", "consumer", name, "err", err)
@@ -196,6 +227,11 @@ func (c *jobConsumers) failed(ctx context.Context, name string, err error) {
 // refresh lists the jobs' consumers once a second and reads their settings
 // (AckWait, which a resumed job may change) every five.
 func (c *jobConsumers) refresh(ctx context.Context) {
+	select {
+	case <-c.wake:
+		c.listed = time.Time{}
+	default:
+	}
 	if time.Since(c.listed) < time.Second {
 		return
 	}
