@@ -55,9 +55,6 @@ func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	}
 	fctx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	next := make(chan delivery)
-	var wg sync.WaitGroup
-	wg.Add(1)
 	jobs := &jobConsumers{js: js, log: w.log, byName: map[string]jetstream.Consumer{}, wake: make(chan struct{}, 1)}
 	// A new job is served at once, not at the next listing; without the
 	// advisory (no permission) it waits for that.
@@ -66,6 +63,9 @@ func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 	} else {
 		w.log.Debug("subscribe to new jobs", "err", err)
 	}
+	next := make(chan delivery)
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() { // the fetcher; owned here, ends with fctx
 		defer wg.Done()
 		defer close(next)
