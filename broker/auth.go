@@ -30,9 +30,10 @@ const (
 	// micro control subjects of the ferry-worker service ($SRV.*), and
 	// publish nothing but one reply to each request it receives. It cannot
 	// send work, read other clients' replies or reach any other subject.
-	// For dispatch=jetstream it may also pull from, and ack, the shared
-	// ferry-workers consumer of FERRY_BATCHES, publish results
-	// (ferry.result.>) and read its own inbox (_INBOX.ferry-worker.>).
+	// For dispatch=jetstream it may also list the consumers of
+	// FERRY_BATCHES (one per job) and hear when one is created, pull from
+	// and ack them, publish results (ferry.result.>) and read its own inbox
+	// (_INBOX.ferry-worker.>).
 	RoleWorker Role = "worker"
 	// RoleCoordinator may publish work (ferry.work.>) and $SRV requests
 	// (discovery) and subscribe to its reply inboxes (_INBOX.>). It cannot
@@ -97,16 +98,19 @@ func (r Role) permissions() *server.Permissions {
 	switch r {
 	case RoleWorker:
 		svc := "$SRV.*." + proto.ServiceName
-		consumer := proto.BatchStream + "." + proto.WorkerConsumer
+		consumers := proto.BatchStream + ".*" // every job's consumer: a worker serves them all
 		return &server.Permissions{
 			// Beyond JetStream's own subjects, every publish is denied
-			// except the replies the Response permission admits.
+			// except the replies the Response permission admits. Listing the
+			// batch stream's consumers is how a worker finds the jobs.
 			Publish: &server.SubjectPermission{Allow: []string{
-				"$JS.API.CONSUMER.INFO." + consumer, "$JS.API.CONSUMER.MSG.NEXT." + consumer,
-				"$JS.ACK." + consumer + ".>", proto.ResultSubjectPrefix + ".>",
+				"$JS.API.STREAM.INFO." + proto.BatchStream, "$JS.API.CONSUMER.NAMES." + proto.BatchStream,
+				"$JS.API.CONSUMER.INFO." + consumers, "$JS.API.CONSUMER.MSG.NEXT." + consumers,
+				"$JS.ACK." + consumers + ".>", proto.ResultSubjectPrefix + ".>",
 			}},
-			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>"}},
-			Response:  &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>",
+				proto.JobCreatedAdvisory}},
+			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
 		}
 	case RoleCoordinator:
 		allow := []string{proto.WorkSubjectPrefix + ".>", "$SRV.>", proto.BatchSubjectPrefix + ".>",

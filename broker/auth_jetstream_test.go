@@ -63,7 +63,8 @@ func TestAuthorisedJetStreamFleet(t *testing.T) {
 	}{
 		{"worker queues a batch", wc, proto.BatchSubject("authjob", 0, 1)},
 		{"worker manages streams", wc, "$JS.API.STREAM.PURGE." + proto.ResultStream},
-		{"coordinator pulls a batch", c, "$JS.API.CONSUMER.MSG.NEXT." + proto.BatchStream + "." + proto.WorkerConsumer},
+		{"coordinator pulls a batch", c, "$JS.API.CONSUMER.MSG.NEXT." + proto.BatchStream + "." + proto.JobConsumer("authjob")},
+		{"worker deletes a job's consumer", wc, "$JS.API.CONSUMER.DELETE." + proto.BatchStream + "." + proto.JobConsumer("authjob")},
 		{"coordinator touches another stream", c, "$JS.API.STREAM.DELETE.ORDERS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,6 +81,20 @@ func (c *collector) discardIfDone(first int64, n int) bool {
 	return false
 }
 
+// forged counts a result dropped because it answers no batch of this job.
+func (c *collector) forged() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stats.Forged++
+}
+
+// inputLen is the number of documents in the input, -1 until it has ended.
+func (c *collector) inputLen() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
+
 // complete records r for t and reports whether it was a duplicate.
 func (c *collector) complete(t *Task, r Result) (dupe bool) {
 	n := len(t.Batch.Docs)

@@ -27,46 +27,64 @@ const (
 // without JetStream.
 var ErrNoJetStream = errors.New("coordinator: the broker has no JetStream (start it with JetStream enabled, e.g. ferry broker --jetstream)")
 
-// resultsMaxAge bounds how long an unfinished job's results are kept for a
-// resume; a finished job's results are purged at once.
-const resultsMaxAge = 24 * time.Hour
+// ErrResumeMismatch is returned when a job ID is run again with another
+// workload, params, codec or input than the job's stored results were
+// computed with; the message names the job and what differs.
+var ErrResumeMismatch = errors.New("coordinator: the job's stored results do not match this run")
+
+// ErrStoreLost is returned when a jetstream job's streams or consumer vanish
+// mid-job (deleted, or the broker lost its store): its queued batches and
+// stored results are gone.
+var ErrStoreLost = errors.New("coordinator: the jetstream store was lost mid-job")
 
 // JetStream is the durable dispatch of processes mode (dispatch=jetstream).
 //
 // Each batch is a message on the FERRY_BATCHES work-queue stream, on its
-// own subject ferry.batch.<job>.<first>-<count>. Workers share one durable
-// pull consumer (explicit ack, AckWait, MaxDeliver): a worker publishes the
-// result to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for
-// the stream to store it, then acks the batch. A batch whose worker dies is
-// redelivered after AckWait; one delivered more than MaxAttempts times is
-// answered with a give-up result and terminated, and the coordinator halves
-// it like any batch that keeps failing.
+// own subject ferry.batch.<job>.<first>-<count>. Each job has its own
+// durable pull consumer (explicit ack, and the job's AckWait and
+// MaxDeliver), from which every worker pulls: a worker publishes the result
+// to FERRY_RESULTS on ferry.result.<job>.<first>-<count>, waits for the
+// stream to store it, then acks the batch. A batch whose worker dies is
+// redelivered after AckWait; one whose worker is still computing it past
+// its deadline is handed back by that worker, which exits; one delivered
+// more than MaxAttempts times is answered with a give-up result and
+// terminated, and the coordinator halves it like any batch that keeps
+// failing.
 //
 // The job's ID is in every subject, so a coordinator killed mid-job and
-// started again with the same ID resumes: it drops the job's unacknowledged
-// batches, reads back which ranges already have results, takes those from
-// the results stream instead of computing them again, and sends the rest.
-// Every document is still written exactly once, in order.
+// started again with the same ID resumes: it checks the job's fingerprint
+// (workload, params, codec, first document), drops the job's
+// unacknowledged batches, reads back which ranges already have results,
+// takes those whose documents are the same from the results stream instead
+// of computing them again, and sends the rest. Every document is still
+// written exactly once, in order.
+//
+// Nothing read back from the streams is trusted: a result whose range is
+// impossible for the job, or that was computed from other documents, is
+// dropped, logged and counted (Stats.Forged).
 //
 // It costs, per batch, two stream writes (batch and result, each waiting
 // for the server's ack) and a pull, against one request/reply; the report
 // shows both side by side when dispatch lists both.
 type JetStream struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	codec   proto.Codec
-	cfg     Config
-	job     string
-	nonce   string // this run, in publish IDs, so re-sends are not de-duplicated away
-	ackWait time.Duration
-	log     *slog.Logger
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	codec      proto.Codec
+	cfg        Config
+	job        string
+	nonce      string // this run, in publish IDs, so re-sends are not de-duplicated away
+	ackWait    time.Duration
+	maxDeliver int
+	log        *slog.Logger
 
 	batches jetstream.Stream
 	results jetstream.Stream
-	workers jetstream.Consumer // the workers' shared consumer, watched for "no workers"
+	workers jetstream.Consumer // this job's consumer, watched for "no workers" and a lost store
+	fresh   bool               // setup found no consumer: stored results have no fingerprint
 
 	mu      sync.Mutex
 	pending map[string]*jsTask // batches sent and not answered, by batch subject
+	prior   map[*Task]uint64   // deliveries that came to nothing before a worker handed the task back
 	stored  map[int64]int      // results found in the stream, not yet used: first document -> count
 	changed chan struct{}      // closed and replaced when pending shrinks
 	sends   atomic.Uint64
@@ -75,10 +93,14 @@ type JetStream struct {
 }
 
 type jsTask struct {
-	t      *Task
-	sent   time.Time
-	encode time.Duration
-	bytes  int
+	t        *Task
+	sent     time.Time
+	encode   time.Duration
+	bytes    int
+	digest   string        // of t's documents: a result computed from others is not t's
+	deadline time.Duration // a worker's, for computing it
+	seq      uint64        // its stream sequence once stored; guarded by JetStream.mu
+	taken    time.Time     // when a worker was first seen to have it; guarded by JetStream.mu
 }
 
 // NewJetStream returns the durable dispatch on an open connection. job is
@@ -97,7 +119,7 @@ func NewJetStream(nc *nats.Conn, cfg Config, job string, log *slog.Logger) (*Jet
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -107,8 +129,9 @@ func NewJetStream(nc *nats.Conn, cfg Config, job string, log *slog.Logger) (*Jet
 		ackWait = 2 * cfg.TimeoutFloor // live workers heartbeat every AckWait/3
 	}
 	return &JetStream{
-		nc: nc, js: js, codec: c, cfg: cfg, job: job, nonce: nuid.Next(), ackWait: ackWait, log: log,
-		pending: map[string]*jsTask{}, stored: map[int64]int{}, changed: make(chan struct{}),
+		nc: nc, js: js, codec: c, cfg: cfg, job: job, nonce: nuid.Next(), log: log,
+		ackWait: ackWait, maxDeliver: cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
+		pending: map[string]*jsTask{}, prior: map[*Task]uint64{}, stored: map[int64]int{}, changed: make(chan struct{}),
 	}, nil
 }
 
@@ -128,10 +151,19 @@ func (j *JetStream) MaxBatchBytes() int { return int(j.nc.MaxPayload() / 2) }
 // Run sends q's batches to the stream and completes them from the results
 // stream until the job is done.
 func (j *JetStream) Run(ctx context.Context, q *Queue) error {
-	if err := j.setup(ctx); err != nil {
+	// The job's fingerprint holds the input's first document: take the
+	// first batch before touching the job's streams.
+	t, err := q.Next(ctx)
+	if errors.Is(err, ErrDone) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	from, err := j.index(ctx)
+	if err := j.setup(ctx, t.Batch.Docs[0]); err != nil {
+		return err
+	}
+	from, err := j.index(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -154,17 +186,28 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred below, so run first)
 	defer cancel()
-	var noWorkers error
+	var watchErr error
 	wg.Add(1)
 	go func() { // owned by Run: ends with ctx
 		defer wg.Done()
-		if err := j.watchWorkers(ctx); err != nil {
-			noWorkers = err
+		if err := j.watch(ctx, q); err != nil {
+			watchErr = err
 			cancel()
 		}
 	}()
+	stop := func(err error) error {
+		cancel()
+		wg.Wait()
+		if watchErr != nil { // no workers, or the store is gone: the cause, not ctx's end
+			return watchErr
+		}
+		return err
+	}
 	for {
-		t, err := q.Next(ctx)
+		if err := j.dispatch(ctx, q, t); err != nil {
+			return stop(err)
+		}
+		t, err = q.Next(ctx)
 		switch {
 		case errors.Is(err, ErrDone):
 			j.finish()
@@ -173,133 +216,28 @@ func (j *JetStream) Run(ctx context.Context, q *Queue) error {
 			j.awaitPending(ctx)
 			return ErrStopped
 		case err != nil:
-			cancel()
-			wg.Wait()
-			if noWorkers != nil {
-				return noWorkers
-			}
-			return err
-		}
-		if err := j.dispatch(ctx, q, t); err != nil {
-			cancel()
-			wg.Wait()
-			if noWorkers != nil {
-				return noWorkers
-			}
-			return err
+			return stop(err)
 		}
 	}
 }
 
-// watchWorkers says once when batches wait and no worker is pulling (the
-// consumer has neither waiting pulls nor unacknowledged batches for three
-// checks a second apart), says again when workers are back, and returns
-// ErrNoWorkers after WorkerWait without any. The batches stay queued: the
-// job can be resumed with its ID. It returns nil when ctx ends.
-func (j *JetStream) watchWorkers(ctx context.Context) error {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	idle := 0
-	var alone time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		j.mu.Lock()
-		waiting := len(j.pending) > 0
-		j.mu.Unlock()
-		info, err := j.workers.Info(ctx)
-		if err != nil {
-			continue // the broker may be restarting
-		}
-		if !waiting || info.NumWaiting > 0 || info.NumAckPending > 0 {
-			if !alone.IsZero() {
-				j.log.Info("workers pulling batches again; resuming", "after", time.Since(alone).Round(time.Millisecond))
-			}
-			idle, alone = 0, time.Time{}
-			continue
-		}
-		switch idle++; {
-		case idle == 3:
-			alone = time.Now()
-			j.log.Warn("no workers pulling batches; waiting (are workers running with --dispatch jetstream?)", "up_to", j.cfg.WorkerWait)
-		case idle > 3 && time.Since(alone) > j.cfg.WorkerWait:
-			return fmt.Errorf("%w: none pulled batches for %s; the job's batches stay queued (job %s)", ErrNoWorkers, j.cfg.WorkerWait, j.job)
-		}
+// fits reports whether documents [first, first+n), read from the wire, can
+// be a batch of this job: no more than a batch may hold, and within the
+// input once its length is known. ParseBatchSubject has checked that the
+// range is not empty and ends within int64.
+func (j *JetStream) fits(q *Queue, first int64, n int) bool {
+	if n > j.cfg.Limits.MaxDocs {
+		return false
 	}
+	total := q.col.inputLen()
+	return total < 0 || first+int64(n) <= total
 }
 
-// setup creates or updates the two streams and the workers' consumer.
-func (j *JetStream) setup(ctx context.Context) error {
-	var err error
-	j.batches, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        proto.BatchStream,
-		Description: "ferry batches waiting for a worker (work queue: removed on ack)",
-		Subjects:    []string{proto.BatchSubjectPrefix + ".>"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-		return ErrNoJetStream
-	}
-	if err != nil {
-		return fmt.Errorf("jetstream: batch stream: %w", err)
-	}
-	j.results, err = j.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              proto.ResultStream,
-		Description:       "ferry results by job and document range",
-		Subjects:          []string{proto.ResultSubjectPrefix + ".>"},
-		Retention:         jetstream.LimitsPolicy,
-		Storage:           jetstream.FileStorage,
-		MaxMsgsPerSubject: 1,
-		MaxAge:            resultsMaxAge,
-		Duplicates:        2 * time.Minute,
-		AllowDirect:       true,
-	})
-	if err != nil {
-		return fmt.Errorf("jetstream: result stream: %w", err)
-	}
-	j.workers, err = j.js.CreateOrUpdateConsumer(ctx, proto.BatchStream, jetstream.ConsumerConfig{
-		Durable:       proto.WorkerConsumer,
-		Description:   "ferry workers: one batch at a time each",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       j.ackWait,
-		MaxDeliver:    j.cfg.MaxAttempts + 3, // the delivery after MaxAttempts gives up; a few spare
-		FilterSubject: proto.BatchSubjectPrefix + ".>",
-		MaxAckPending: -1,
-	})
-	if err != nil {
-		return fmt.Errorf("jetstream: workers' consumer: %w", err)
-	}
-	return nil
-}
-
-// index drops the job's batches a previous run left unacknowledged (they
-// are sent again unless their result is already stored) and lists the
-// ranges whose results are stored. It returns the results stream sequence
-// to follow live results from: taken before the listing, so a result is
-// either listed or delivered (or both, harmlessly).
-func (j *JetStream) index(ctx context.Context) (uint64, error) {
-	if err := j.batches.Purge(ctx, jetstream.WithPurgeSubject(proto.BatchSubjectPrefix+"."+j.job+".>")); err != nil {
-		return 0, fmt.Errorf("jetstream: drop the job's stale batches: %w", err)
-	}
-	info, err := j.results.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("jetstream: result stream info: %w", err)
-	}
-	from := info.State.LastSeq + 1
-	info, err = j.results.Info(ctx, jetstream.WithSubjectFilter(proto.ResultSubjectPrefix+"."+j.job+".>"))
-	if err != nil {
-		return 0, fmt.Errorf("jetstream: list the job's results: %w", err)
-	}
-	for subj := range info.State.Subjects {
-		if _, first, n, err := proto.ParseBatchSubject(subj); err == nil {
-			j.stored[first] = n
-		}
-	}
-	return from, nil
+// reject drops a result that answers no batch of this job: a bad message
+// costs a log line and a count, never the job.
+func (j *JetStream) reject(q *Queue, subject, why string) {
+	q.col.forged()
+	j.log.Error("jetstream result dropped", "job_id", j.job, "subject", subject, "why", why)
 }
 
 // dispatch takes t's documents from stored results where it can and sends
@@ -318,7 +256,8 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 	var pieces []piece
 	gap := int64(-1)
 	for i := first; i < end; {
-		if n, ok := j.stored[i]; ok && i+int64(n) <= end {
+		// n <= end-i, not i+n <= end: n came from the wire (fits bounds it).
+		if n, ok := j.stored[i]; ok && int64(n) <= end-i {
 			delete(j.stored, i)
 			if gap >= 0 {
 				pieces = append(pieces, piece{gap, i, false})
@@ -350,38 +289,14 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 			continue
 		}
 		if err := j.resume(ctx, q, sub); err != nil {
-			j.log.Warn("stored result unusable; computing it again", "first", p.first, "err", err)
+			if !errors.Is(err, errNotComputed) {
+				j.log.Warn("stored result unusable; computing it again", "job_id", j.job, "first", p.first, "err", err)
+			}
 			if err := j.send(ctx, q, sub); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
-}
-
-// resume completes t from its stored result.
-func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
-	subj := proto.ResultSubject(j.job, t.Batch.First, len(t.Batch.Docs))
-	m, err := j.results.GetLastMsgForSubject(ctx, subj)
-	if err != nil {
-		return err
-	}
-	if why := m.Header.Get(proto.HeaderError); why != "" {
-		j.resumed.Add(1)
-		j.fail(q, t, why)
-		return nil
-	}
-	codec, err := j.codecFor(m.Header)
-	if err != nil {
-		return err
-	}
-	res := &proto.Result{}
-	if err := codec.DecodeResult(m.Data, res); err != nil {
-		return err
-	}
-	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
-	j.resumed.Add(1)
-	q.Complete(t, Result{Res: res, BytesIn: len(m.Data)}) // no worker: nothing computed in this run
 	return nil
 }
 
@@ -400,11 +315,22 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		return nil
 	}
 	subj := proto.BatchSubject(j.job, t.Batch.First, len(t.Batch.Docs))
+	digest := docsDigest(t.Batch.Docs)
+	// The worker's deadline for computing it, as request mode's reply
+	// deadline: past it the worker hands the batch back and exits.
+	deadline := min(q.Timeout(t), proto.MaxDeadline)
 	msg := &nats.Msg{Subject: subj, Data: j.buf, Header: nats.Header{
 		proto.HeaderCodec:       {j.codec.Name()},
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
+		proto.HeaderDeadline:    {strconv.FormatInt(int64(deadline), 10)},
+		proto.HeaderDocsDigest:  {digest},
 	}}
-	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf)}
+	j.mu.Lock()
+	if n := j.prior[t]; n > 0 {
+		msg.Header.Set(proto.HeaderPriorDeliveries, strconv.FormatUint(n, 10))
+	}
+	j.mu.Unlock()
+	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf), digest: digest, deadline: deadline}
 	j.mu.Lock()
 	j.pending[subj] = p // before the publish: a fast worker may answer before the ack
 	j.mu.Unlock()
@@ -414,9 +340,12 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	for try := 0; ; try++ {
 		p.sent = time.Now()
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := j.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
+		ack, err := j.js.PublishMsg(pctx, msg, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
+			j.mu.Lock()
+			p.seq = ack.Sequence
+			j.mu.Unlock()
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -433,17 +362,38 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	}
 }
 
-// onResult matches a result from the results stream to its batch.
+// onResult matches a result from the results stream to its batch. Its
+// range, delivery count and documents are checked against the job before
+// anything else is read.
 func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	_, first, n, err := proto.ParseBatchSubject(m.Subject())
+	if err != nil || !j.fits(q, first, n) {
+		j.reject(q, m.Subject(), "impossible range for this job")
+		return
+	}
+	h := m.Headers()
+	d, err := j.delivery(h)
 	if err != nil {
+		j.reject(q, m.Subject(), err.Error())
 		return
 	}
 	subj := proto.BatchSubject(j.job, first, n)
 	j.mu.Lock()
 	p := j.pending[subj]
+	if p != nil && h.Get(proto.HeaderDocsDigest) != p.digest {
+		j.mu.Unlock()
+		j.reject(q, m.Subject(), "computed from other documents than this run's batch")
+		return
+	}
 	if p != nil {
 		delete(j.pending, subj)
+		if strings.HasPrefix(h.Get(proto.HeaderError), proto.ErrCodeHandBack) {
+			// Handed back uncomputed: the deliveries before this one came
+			// to nothing, and the next message must still count them.
+			j.prior[p.t] += uint64(max(d-1, 0))
+		} else {
+			delete(j.prior, p.t)
+		}
 		close(j.changed)
 		j.changed = make(chan struct{})
 	} else if q.col.discardIfDone(first, n) {
@@ -451,19 +401,19 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 		// slow, or answered both before and after a resume): written once.
 	} else if _, ok := j.stored[first]; !ok {
 		// A previous run's batch finished after this run listed the stream,
-		// or a duplicate: kept for dispatch to find; else dropped there.
+		// or a duplicate: kept for dispatch to find (resume checks its
+		// documents); else dropped there.
 		j.stored[first] = n
 	}
 	j.mu.Unlock()
 	if p == nil {
 		return
 	}
-	h := m.Headers()
 	if why := h.Get(proto.HeaderError); why != "" {
 		j.fail(q, p.t, why)
 		return
 	}
-	if d, _ := strconv.Atoi(h.Get(proto.HeaderDelivery)); d > 1 {
+	if d > 1 {
 		q.retries.Add(int64(d - 1)) // redeliveries: the batch may have run d times
 	}
 	codec, err := j.codecFor(h)
@@ -488,14 +438,33 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	q.Complete(p.t, r)
 }
 
-// fail handles a give-up result: split a batch whose result is too large,
-// halve (or, for one document, fail) a batch that kept failing.
-func (j *JetStream) fail(q *Queue, t *Task, why string) {
-	if strings.HasPrefix(why, "413") {
-		q.Split(t)
-		return
+// delivery reads a result's HeaderDelivery: 0 when absent, an error unless
+// it is a delivery the job's consumer can make (1 to MaxDeliver).
+func (j *JetStream) delivery(h nats.Header) (int, error) {
+	v := h.Get(proto.HeaderDelivery)
+	if v == "" {
+		return 0, nil
 	}
-	q.GiveUp(t, errors.New(why))
+	d, err := strconv.Atoi(v)
+	if err != nil || d < 1 || d > j.maxDeliver {
+		return 0, fmt.Errorf("%s %q: want 1 to %d", proto.HeaderDelivery, v, j.maxDeliver)
+	}
+	return d, nil
+}
+
+// fail handles a result that is not one: send again a batch a stopping
+// worker handed back (no attempt: it was not computed), split a batch
+// whose result is too large, halve (or, for one document, fail) a batch
+// that kept failing.
+func (j *JetStream) fail(q *Queue, t *Task, why string) {
+	switch {
+	case strings.HasPrefix(why, proto.ErrCodeHandBack):
+		q.Requeue(t)
+	case strings.HasPrefix(why, proto.ErrCodeTooLarge):
+		q.Split(t)
+	default:
+		q.GiveUp(t, errors.New(why))
+	}
 }
 
 // awaitPending waits, on an interrupt, for the batches already sent to be
@@ -514,16 +483,6 @@ func (j *JetStream) awaitPending(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-	}
-}
-
-// finish drops the finished job's results: the output is written, and a
-// run with the same ID would be a new job.
-func (j *JetStream) finish() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := j.results.Purge(ctx, jetstream.WithPurgeSubject(proto.ResultSubjectPrefix+"."+j.job+".>")); err != nil {
-		j.log.Warn("purge the finished job's results", "job_id", j.job, "err", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/internal/poll"
+	"github.com/ferrylab/ferry/internal/spawn"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
 	"github.com/ferrylab/ferry/workload"
@@ -84,13 +86,19 @@ func TestJetStreamCoordinatorKilled(t *testing.T) {
 	job := fmt.Sprintf("killtest-%d", *seed)
 	results := proto.ResultSubjectPrefix + "." + job + ".>"
 	// Every result any worker publishes, in either run, by subject (range):
-	// a range published twice was computed twice.
+	// a range published twice was computed twice. A batch a stopping
+	// worker handed back uncomputed is counted apart.
 	var mu sync.Mutex
 	published := map[string]int{}
+	handedBack := map[string]bool{}
 	sub, err := probe.Subscribe(results, func(m *nats.Msg) {
 		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasPrefix(m.Header.Get(proto.HeaderError), proto.ErrCodeHandBack) {
+			handedBack[m.Subject] = true
+			return
+		}
 		published[m.Subject]++
-		mu.Unlock()
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +132,17 @@ func TestJetStreamCoordinatorKilled(t *testing.T) {
 	// one fetched ahead): what is acknowledged stays put until run 2 has
 	// read it, and the batches run 1 queued but nobody took stay queued.
 	fleet.Stop()
-	acked := subjectCount(t, probe, proto.ResultStream, results)
+	// The stopping workers hand back the batches they fetched ahead: their
+	// ranges hold a note, not a result.
+	mu.Lock()
+	notes := 0
+	for subj := range handedBack {
+		if published[subj] == 0 {
+			notes++
+		}
+	}
+	mu.Unlock()
+	acked := subjectCount(t, probe, proto.ResultStream, results) - notes
 	leftover := subjectCount(t, probe, proto.BatchStream, proto.BatchSubjectPrefix+"."+job+".>")
 
 	// Run 2: same job ID. The new fleet starts once run 2 has dropped the
@@ -160,8 +178,8 @@ func TestJetStreamCoordinatorKilled(t *testing.T) {
 	}
 	ranges := len(published)
 	mu.Unlock()
-	t.Logf("jetstream-coordinator-kill: %s | killed_after=%d batches acked_at_restart=%d unacked_dropped=%d resumed=%d computed=%d computed_twice=%d retries=%d dupes_discarded=%d second_run_wall=%s",
-		v, killAt, acked, leftover, m.Resumed, m.Batches-m.Resumed, twice, m.Retries, m.Duplicates, time.Since(start).Round(time.Millisecond))
+	t.Logf("jetstream-coordinator-kill: %s | killed_after=%d batches acked_at_restart=%d handed_back=%d unacked_dropped=%d resumed=%d computed=%d computed_twice=%d retries=%d dupes_discarded=%d second_run_wall=%s",
+		v, killAt, acked, notes, leftover, m.Resumed, m.Batches-m.Resumed, twice, m.Retries, m.Duplicates, time.Since(start).Round(time.Millisecond))
 	v.check(t)
 	if m.Mode != "processes/jetstream" || m.Docs != int64(n) {
 		t.Errorf("mode %q wrote %d documents, want processes/jetstream and %d", m.Mode, m.Docs, n)
@@ -237,17 +255,7 @@ func TestJetStreamWorkersKilled(t *testing.T) {
 	b := jsBroker(t)
 	p := poolWith(t, b.URL(), workers, true, []string{"--dispatch", "jetstream"})
 	nc := connect(t, b.URL(), "ferry-coordinator")
-	points := faultPoints(r, n, kills)
-	var killed int
-	src := &source{docs: d, at: func(i int) {
-		for len(points) > 0 && points[0] == i {
-			points = points[1:]
-			pids := p.PIDs()
-			if len(pids) > 0 && syscall.Kill(pids[r.IntN(len(pids))], syscall.SIGKILL) == nil {
-				killed++
-			}
-		}
-	}}
+	src, killed := signalling(r, p, d, faultPoints(r, n, kills), syscall.SIGKILL)
 	l := newLedger(t, d, cfg.Params)
 	be, err := coordinator.NewJetStream(nc, cfg, "", nil)
 	if err != nil {
@@ -260,11 +268,27 @@ func TestJetStreamWorkersKilled(t *testing.T) {
 		t.Fatalf("job: %v", err)
 	}
 	v := l.verdict()
-	summary(t, "jetstream-sigkill", v, st, fmt.Sprintf("kills=%d restarts=%d", killed, p.Restarts()))
+	summary(t, "jetstream-sigkill", v, st, fmt.Sprintf("kills=%d restarts=%d", *killed, p.Restarts()))
 	v.check(t)
-	if killed != kills {
-		t.Errorf("kills = %d, want %d", killed, kills)
+	if *killed != kills {
+		t.Errorf("kills = %d, want %d", *killed, kills)
 	}
+}
+
+// signalling is a source of d that sends sig to one of p's workers, at
+// random, before each document in points; *sent counts the signals sent.
+func signalling(r *rand.Rand, p *spawn.Pool, d []string, points []int, sig syscall.Signal) (src *source, sent *int) {
+	sent = new(int)
+	src = &source{docs: d, at: func(i int) {
+		for len(points) > 0 && points[0] == i {
+			points = points[1:]
+			pids := p.PIDs()
+			if len(pids) > 0 && syscall.Kill(pids[r.IntN(len(pids))], sig) == nil {
+				*sent++
+			}
+		}
+	}}
+	return src, sent
 }
 
 // TestJetStreamPoisonKillsWorker: with dispatch=jetstream, a document that
@@ -273,27 +297,31 @@ func TestJetStreamWorkersKilled(t *testing.T) {
 // halves the batch until the document is alone and reported.
 func TestJetStreamPoisonKillsWorker(t *testing.T) {
 	t.Parallel() // mostly waiting out deadlines: overlaps with the other waiting tests
+	// batch_timeout is AckWait: how soon a dead worker's batch is redelivered.
+	jsBadDocument(t, "jetstream-poison-crash", 2_000, 400*time.Millisecond, "FERRY_TEST_CRASH_ON")
+}
+
+// jsBadDocument runs a jetstream job of n documents, batch_timeout
+// timeout, on 3 workers that the test hook env makes die or hang on one of
+// them. That document alone must be reported, by index, as poison, every
+// other one written once, and the workers must exit between 3 and
+// max_attempts x (bisection levels) times.
+func jsBadDocument(t *testing.T, name string, n int, timeout time.Duration, env string) {
+	t.Helper()
 	r := rng(t)
-	n, workers := 2_000, 3
 	d := docs(n)
 	bad := r.IntN(n)
 	cfg := job(10, 20*time.Microsecond)
-	cfg.BatchTimeout = 400 * time.Millisecond // AckWait: how soon a dead worker's batch is redelivered
+	cfg.BatchTimeout = timeout
 
 	b := jsBroker(t)
-	p := poolWith(t, b.URL(), workers, true, []string{"--dispatch", "jetstream"}, "FERRY_TEST_CRASH_ON="+d[bad])
+	p := poolWith(t, b.URL(), 3, true, jsArgs, env+"="+d[bad])
 	nc := connect(t, b.URL(), "ferry-coordinator")
 	l := newLedger(t, d, cfg.Params)
-	be, err := coordinator.NewJetStream(nc, cfg, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	st, err := coordinator.Run(ctx, cfg, &source{docs: d}, be, l)
+	st, err := jsJob(context.Background(), t, nc, cfg, "", &source{docs: d}, l, nil, 3*time.Minute)
 	v := l.verdict(bad)
-	bound := 3 * (bits.Len(uint(cfg.BatchSize-1)) + 1)
-	summary(t, "jetstream-poison-crash", v, st, fmt.Sprintf("poison=%d worker_deaths=%d (bound %d) err=%q", bad, p.Restarts(), bound, err))
+	bound := cfg.WithDefaults().MaxAttempts * (bits.Len(uint(cfg.BatchSize-1)) + 1)
+	summary(t, name, v, st, fmt.Sprintf("bad=%d worker_exits=%d (bound %d) err=%q", bad, p.Restarts(), bound, err))
 	if !errors.Is(err, coordinator.ErrDocsFailed) {
 		t.Fatalf("err = %v, want ErrDocsFailed", err)
 	}
@@ -301,8 +329,8 @@ func TestJetStreamPoisonKillsWorker(t *testing.T) {
 	if len(st.Failed) != 1 || st.Failed[0].Index != int64(bad) || !strings.Contains(st.Failed[0].Error, "poison") {
 		t.Errorf("failed = %+v, want document %d as poison", st.Failed, bad)
 	}
-	if deaths := p.Restarts(); deaths < 3 || deaths > bound {
-		t.Errorf("worker deaths = %d, want between 3 and %d", deaths, bound)
+	if exits := p.Restarts(); exits < 3 || exits > bound {
+		t.Errorf("workers exited %d times, want between 3 and %d (max_attempts per bisection level)", exits, bound)
 	}
 }
 

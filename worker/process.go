@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/ferrylab/ferry/internal/testhook"
 	"github.com/ferrylab/ferry/proto"
@@ -26,6 +28,26 @@ func OneCore() {
 // key and never travels on the wire; never set it in production.
 const EnvCrashOn = "FERRY_TEST_CRASH_ON"
 
-// CrashHook is the Config.BeforeBatch of EnvCrashOn's test hook, read from
-// the environment; nil when it is not set.
-func CrashHook() func(*proto.Batch) { return testhook.CrashOn(EnvCrashOn, "ferry worker") }
+// EnvHangOn names a TEST-ONLY hook like EnvCrashOn: a worker whose batch
+// holds a document with exactly this text never finishes that batch, as a
+// model stuck in a loop would. The fault tests use it to prove that a hung
+// document is isolated and reported. Never set it in production.
+const EnvHangOn = "FERRY_TEST_HANG_ON"
+
+// CrashHook is the Config.BeforeBatch of the EnvCrashOn and EnvHangOn test
+// hooks, read from the environment; nil when neither is set.
+func CrashHook() func(*proto.Batch) {
+	crash, hang := testhook.CrashOn(EnvCrashOn, "ferry worker"), os.Getenv(EnvHangOn)
+	if crash == nil && hang == "" {
+		return nil
+	}
+	return func(b *proto.Batch) {
+		if crash != nil {
+			crash(b)
+		}
+		if hang != "" && slices.Contains(b.Docs, hang) {
+			fmt.Fprintf(os.Stderr, "ferry worker: %s matched batch %d; hanging (test hook)\n", EnvHangOn, b.ID)
+			select {} // the worker's batch never ends; its other goroutines run on
+		}
+	}
+}

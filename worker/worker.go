@@ -177,10 +177,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	// the batch in hand) before the connection is drained.
 	jsCtx, stopJS := context.WithCancel(context.WithoutCancel(ctx))
 	jsDone := make(chan struct{})
+	// ErrHung: a batch cannot be stopped, so the worker exits.
+	hung := make(chan error, 1)
 	go func() { // owned: every return path below waits on jsDone
 		defer close(jsDone)
 		if w.cfg.JetStream {
-			if err := w.consumeJetStream(jsCtx, nc); err != nil && jsCtx.Err() == nil {
+			err := w.consumeJetStream(jsCtx, nc)
+			switch {
+			case errors.Is(err, ErrHung):
+				hung <- err
+			case err != nil && jsCtx.Err() == nil:
 				w.log.Error("jetstream consumer", "err", err)
 			}
 		}
@@ -193,6 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-parentGone:
 		runErr = ErrParentGone
+	case runErr = <-hung:
 	case <-closed:
 		return errors.New("worker: nats connection closed")
 	}
