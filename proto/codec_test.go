@@ -305,3 +305,14 @@ func TestNewCodec(t *testing.T) {
 func isDecodeErr(err error) bool {
 	return errors.Is(err, ErrTruncated) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit)
 }
+
+func TestHeaderSize(t *testing.T) {
+	h := map[string][]string{"Ferry-Worker": {"w1"}, "Ferry-Stages-Ns": {"1 2 3"}}
+	want := len("NATS/1.0\r\nFerry-Worker: w1\r\nFerry-Stages-Ns: 1 2 3\r\n\r\n")
+	if got := HeaderSize(h); got != want {
+		t.Errorf("HeaderSize = %d, want %d", got, want)
+	}
+	if got := HeaderSize(nil); got != 0 {
+		t.Errorf("HeaderSize(nil) = %d, want 0 (no header block)", got)
+	}
+}

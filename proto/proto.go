@@ -10,6 +10,7 @@ package proto
 
 import (
 	"errors"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,21 @@ func ParseStages(v string) (decode, compute, encode time.Duration) {
 		}
 	}
 	return d[0], d[1], d[2]
+}
+
+// HeaderSize is the size h takes on the wire (NATS/1.0 header block), which
+// counts toward the broker's max_payload with the body.
+func HeaderSize(h map[string][]string) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(textproto.TrimString(v)) + len("\r\n")
+		}
+	}
+	return n
 }
 
 // EchoSubject is where the transport floor's raw echo answers by default;

@@ -14,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -141,6 +142,38 @@ func TestWorkerRefusesResultsOverMaxPayload(t *testing.T) {
 	reply := request(t, nc, id, data, "")
 	if got, want := reply.Header.Get(micro.ErrorCodeHeader), "413"; got != want {
 		t.Fatalf("error code = %q, want %q", got, want)
+	}
+	if msg := reply.Header.Get(micro.ErrorHeader); !strings.Contains(msg, "max_payload") {
+		t.Errorf("error %q does not name max_payload", msg)
+	}
+}
+
+// TestWorkerRefusesResultsJustOverMaxPayload: max_payload counts a reply's
+// headers too. A result whose body fits but whose body and headers do not
+// must come back as a 413 (the coordinator splits the batch), not vanish
+// in a failed publish (the coordinator would wait out its deadline).
+func TestWorkerRefusesResultsJustOverMaxPayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	b := natstest.NewBroker(t, broker.Options{MaxPayload: maxPayload})
+	id := runWorker(t, b.URL())
+	nc := natstest.Connect(t, b.URL())
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	// The body of a one-document noop result of n bytes, as the worker encodes it.
+	body := func(n int) int {
+		enc, err := codec.AppendResult(nil, &proto.Result{BatchID: 1, Attempt: 1, Out: workload.Output{Stride: n, Data: make([]byte, n)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(enc)
+	}
+	out := maxPayload - 20 - (body(maxPayload-20) - (maxPayload - 20)) // the body is 20 bytes under the limit
+	if got := body(out); got > maxPayload || got+40 < maxPayload {
+		t.Fatalf("body of %d bytes: want it just under %d", got, maxPayload)
+	}
+	data, _ := codec.AppendBatch(nil, &proto.Batch{ID: 1, Attempt: 1, Workload: "noop", Params: workload.Params{OutBytes: out}, Docs: []string{"x"}})
+	reply := request(t, nc, id, data, "")
+	if got, want := reply.Header.Get(micro.ErrorCodeHeader), "413"; got != want {
+		t.Fatalf("error code = %q, want %q (%d bytes of body)", got, want, len(reply.Data))
 	}
 	if msg := reply.Header.Get(micro.ErrorHeader); !strings.Contains(msg, "max_payload") {
 		t.Errorf("error %q does not name max_payload", msg)

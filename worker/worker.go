@@ -284,13 +284,15 @@ func (w *Worker) handle(req micro.Request) {
 		fail("500", err.Error())
 		return
 	}
-	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max))
+	t3 := time.Now()
+	h := w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader)
+	// The broker's limit is on headers and body together (HPUB).
+	if size, max := len(w.buf)+proto.HeaderSize(h), w.nc.MaxPayload(); int64(size) > max {
+		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", size, len(w.b.Docs), max))
 		return
 	}
-	t3 := time.Now()
 	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
-	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), replyHeader))); err != nil {
+	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message
