@@ -216,7 +216,7 @@ func TestMalformedResultIsRejected(t *testing.T) {
 		if err := codec.DecodeBatch(m.Data, &b); err != nil {
 			return
 		}
-		r := proto.Result{BatchID: b.ID, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
+		r := proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
 		out, _ := codec.AppendResult(nil, &r)
 		m.Respond(out)
 	}); err != nil {

@@ -353,6 +353,7 @@ func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) {
 		}
 		t.Batch.Attempt = uint32(t.attempts + 1)
 		r, err := link.RoundTrip(ctx, &t.Batch, q.NewResult(), q.Timeout(t))
+		q.DiscardForged(r.Forged)
 		switch {
 		case err == nil:
 			q.Complete(t, r)

@@ -50,6 +50,7 @@ type Queue struct {
 	retries  atomic.Int64
 	requeues atomic.Int64
 	splits   atomic.Int64
+	forged   atomic.Int64
 	// perDoc is the measured compute time per document (EWMA, ns), from
 	// which reply deadlines are derived.
 	perDoc atomic.Int64
@@ -172,6 +173,21 @@ type Result struct {
 	Worker   string // who computed it, for busy fractions
 	BytesOut int
 	BytesIn  int
+	Forged   int // messages dropped while waiting for it: they did not carry the batch's token
+}
+
+// DiscardForged counts n results dropped because they answered no batch in
+// flight or did not carry its token (Stats.Forged).
+func (q *Queue) DiscardForged(n int) {
+	if n <= 0 {
+		return
+	}
+	q.forged.Add(int64(n))
+	if q.cfg.Observe != nil {
+		for range n {
+			q.cfg.Observe(Event{Kind: EventForged})
+		}
+	}
 }
 
 // Complete records a successful result for t. res.Res must not be used by
@@ -283,29 +299,43 @@ func (q *Queue) newTask(first int64, docs []string) *Task {
 	}}
 }
 
-// checkShape rejects a result whose columns do not match its batch, so a
-// confused or hostile worker cannot corrupt the output.
+// checkShape rejects a result that does not answer t's send or whose
+// columns do not match its batch, so a confused or hostile worker cannot
+// corrupt the output: every count, index and range in it is checked
+// against the batch before the collector uses it. (The token is checked
+// where the result arrives: the Link, the JetStream result handler.)
 func checkShape(t *Task, r *proto.Result) error {
 	n := len(t.Batch.Docs)
 	o := &r.Out
-	if r.BatchID != t.Batch.ID {
-		return fmt.Errorf("result for batch %d answered batch %d: %w", r.BatchID, t.Batch.ID, proto.ErrMalformed)
+	id := t.Batch.ID
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("batch %d: %s: %w", id, fmt.Sprintf(format, a...), proto.ErrMalformed)
 	}
-	if o.Dim > 0 && len(o.Vecs) != n*o.Dim {
-		return fmt.Errorf("batch %d: %d floats for %d documents of dim %d: %w", t.Batch.ID, len(o.Vecs), n, o.Dim, proto.ErrMalformed)
+	switch {
+	case r.BatchID != id:
+		return bad("the result answers batch %d", r.BatchID)
+	case r.Attempt != t.Batch.Attempt:
+		return bad("the result answers attempt %d, not %d", r.Attempt, t.Batch.Attempt)
+	case len(o.Vecs) != n*o.Dim: // no vectors when Dim is 0
+		return bad("%d floats for %d documents of dim %d", len(o.Vecs), n, o.Dim)
+	case len(o.Data) != n*o.Stride:
+		return bad("%d data bytes for %d documents of %d", len(o.Data), n, o.Stride)
 	}
-	if o.Stride > 0 && len(o.Data) != n*o.Stride {
-		return fmt.Errorf("batch %d: %d data bytes for %d documents of %d: %w", t.Batch.ID, len(o.Data), n, o.Stride, proto.ErrMalformed)
-	}
+	// Spans in document order (the digest and the JSONL sink walk them so),
+	// errors in strictly increasing order (each failed document once).
+	prev := 0
 	for _, s := range o.Spans {
-		if int(s.Doc) >= n || s.Start > s.End {
-			return fmt.Errorf("batch %d: span %+v out of range: %w", t.Batch.ID, s, proto.ErrMalformed)
+		if int(s.Doc) >= n || int(s.Doc) < prev || s.Start > s.End {
+			return bad("span %+v out of range or order", s)
 		}
+		prev = int(s.Doc)
 	}
+	prev = -1
 	for _, e := range r.Errs {
-		if int(e.Doc) >= n {
-			return fmt.Errorf("batch %d: error for document %d of %d: %w", t.Batch.ID, e.Doc, n, proto.ErrMalformed)
+		if int(e.Doc) >= n || int(e.Doc) <= prev {
+			return bad("error for document %d of %d out of range or order", e.Doc, n)
 		}
+		prev = int(e.Doc)
 	}
 	return nil
 }

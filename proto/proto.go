@@ -9,6 +9,7 @@
 package proto
 
 import (
+	"encoding/hex"
 	"errors"
 	"net/textproto"
 	"strconv"
@@ -53,6 +54,11 @@ const (
 	HeaderWorker = "Ferry-Worker" // the worker's name
 
 	HeaderCodec = "Ferry-Codec" // request: the codec of the batch; absent = packed
+
+	// HeaderToken carries a batch's Token, in hex, where a message has no
+	// body to carry it: a worker's error reply, and (dispatch=jetstream)
+	// the batch message and every result published for it.
+	HeaderToken = "Ferry-Token"
 )
 
 // MaxInFlight is the most batches a coordinator may have in flight to one
@@ -104,10 +110,20 @@ const EchoSubject = WorkSubjectPrefix + ".echo"
 // WorkSubject is the subject a worker with the given micro instance ID serves.
 func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
 
+// Token is a batch's secret for one send: 16 random bytes that only the
+// batch's recipient sees and its result must carry back. A coordinator
+// drops any result that does not, so no one who did not receive a batch
+// can answer it, whoever may publish on the reply subject.
+type Token [16]byte
+
+// String is t in hex, as HeaderToken carries it.
+func (t Token) String() string { return hex.EncodeToString(t[:]) }
+
 // Batch is a run of consecutive documents of one job sent to a worker.
 type Batch struct {
 	ID       uint64          `msgpack:"id"`       // unique within a job
 	Attempt  uint32          `msgpack:"attempt"`  // 1 for the first send
+	Token    Token           `msgpack:"token"`    // this send's secret; the result must carry it back
 	Workload string          `msgpack:"workload"` // workload registry name
 	Params   workload.Params `msgpack:"params"`   // workload parameters
 	First    int64           `msgpack:"first"`    // input index of Docs[0]
@@ -131,6 +147,7 @@ type DocError = workload.DocError
 type Result struct {
 	BatchID uint64          `msgpack:"batch_id"`
 	Attempt uint32          `msgpack:"attempt"`
+	Token   Token           `msgpack:"token"` // the batch's, echoed
 	Out     workload.Output `msgpack:"out"`
 	Errs    []DocError      `msgpack:"errs"` // documents that failed; their rows are zero
 }

@@ -73,6 +73,7 @@ type Mode struct {
 	Requeues   int64                    `json:"requeues"`                 // re-sends of batches never delivered (no responders): not computed twice
 	Splits     int64                    `json:"splits"`
 	Duplicates int64                    `json:"duplicates_discarded"`
+	Forged     int64                    `json:"forged_discarded"`          // results dropped: they answered no batch in flight or lacked its token
 	Resumed    int64                    `json:"resumed_batches,omitempty"` // dispatch=jetstream: batches taken from a previous run's results
 	Failed     int                      `json:"failed_docs"`
 	Failures   []coordinator.DocFailure `json:"failures,omitempty"` // failed documents by input index (first 1,000)
@@ -166,6 +167,7 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
+		m.Forged = s.Forged
 		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
 		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()

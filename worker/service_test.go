@@ -179,3 +179,35 @@ func TestWorkerRefusesResultsJustOverMaxPayload(t *testing.T) {
 		t.Errorf("error %q does not name max_payload", msg)
 	}
 }
+
+// A worker echoes its batch's token: in the result, and in the header of an
+// error reply, so the coordinator can tell either from a forgery.
+func TestWorkerEchoesToken(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	addr := runWorker(t, url)
+	nc := natstest.Connect(t, url)
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	tok := proto.Token{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	good, _ := codec.AppendBatch(nil, &proto.Batch{ID: 1, Attempt: 1, Token: tok, Workload: "noop", Docs: []string{"x"}})
+	reply := request(t, nc, addr, good, "")
+	var r proto.Result
+	if err := codec.DecodeResult(reply.Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Token != tok {
+		t.Errorf("result token = %v, want %v", r.Token, tok)
+	}
+	bad, _ := codec.AppendBatch(nil, &proto.Batch{ID: 2, Attempt: 1, Token: tok, Workload: "nope", Docs: []string{"x"}})
+	reply = request(t, nc, addr, bad, "")
+	if got := reply.Header.Get(micro.ErrorCodeHeader); got != "400" {
+		t.Fatalf("error code = %q, want 400", got)
+	}
+	if got, want := reply.Header.Get(proto.HeaderToken), tok.String(); got != want {
+		t.Errorf("error reply %s = %q, want %q", proto.HeaderToken, got, want)
+	}
+	// A message that never got as far as its token answers with none.
+	reply = request(t, nc, addr, []byte{0x97, 0x01}, "")
+	if got, want := reply.Header.Get(proto.HeaderToken), (proto.Token{}).String(); got != want {
+		t.Errorf("error reply to a truncated batch: %s = %q, want %q (the last batch's must not leak)", proto.HeaderToken, got, want)
+	}
+}

@@ -159,9 +159,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: register service: %w", err)
 	}
 	id := svc.Info().ID
+	subject := proto.WorkSubject(id)
 	handler := micro.HandlerFunc(w.handle)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
-	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
+	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
@@ -170,7 +171,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
 	w.ready.Store(nc)
-	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
+	w.log.Info("worker ready", "id", id, "subject", subject, "nats", nc.ConnectedUrlRedacted())
 
 	// The JetStream consumer gets its own context: it must stop (and finish
 	// the batch in hand) before the connection is drained.
@@ -236,9 +237,12 @@ func (w *Worker) handle(req micro.Request) {
 		obs(Event{Start: true})
 		defer func() { obs(ev) }()
 	}
+	// An error reply carries the batch's token, so the coordinator can tell
+	// it from a forgery; a batch that did not decode that far has none.
+	w.b.Token = proto.Token{}
 	fail := func(code, msg string) {
 		ev.Code = code
-		_ = req.Error(code, msg, nil)
+		_ = req.Error(code, msg, nil, micro.WithHeaders(micro.Headers{proto.HeaderToken: {w.b.Token.String()}}))
 	}
 	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
@@ -255,7 +259,7 @@ func (w *Worker) handle(req micro.Request) {
 	case proto.CompressS2:
 		codec, replyHeader = w.zipped[codecName], []string{z}
 	default:
-		_ = req.Error("400", fmt.Sprintf("unknown compression %q", z), nil)
+		fail("400", fmt.Sprintf("unknown compression %q", z))
 		return
 	}
 	t0 := time.Now()
@@ -272,12 +276,12 @@ func (w *Worker) handle(req micro.Request) {
 		fail("400", err.Error())
 		return
 	}
-	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
+	w.res.BatchID, w.res.Attempt, w.res.Token = w.b.ID, w.b.Attempt, w.b.Token
 	w.res.Errs = workload.Compute(wl, w.b.Docs, &w.res.Out, w.res.Errs)
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if errors.Is(err, proto.ErrLimit) {
-		_ = req.Error("413", fmt.Sprintf("result: %v; use smaller batches", err), nil)
+		fail("413", fmt.Sprintf("result: %v; use smaller batches", err))
 		return
 	}
 	if err != nil {
