@@ -205,13 +205,14 @@ func TestMalformedResultIsRejected(t *testing.T) {
 	liar := natstest.Connect(t, url)
 	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
 	// Pose as a worker: answer discovery, then reply to batches with too few rows.
+	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, "LIAR"))
 	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
 		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
-			`"endpoints":[{"name":"batch","subject":"` + proto.WorkSubject("LIAR") + `"}]}`))
+			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := liar.Subscribe(proto.WorkSubject("LIAR"), func(m *nats.Msg) {
+	if _, err := liar.Subscribe(subject, func(m *nats.Msg) {
 		var b proto.Batch
 		if err := codec.DecodeBatch(m.Data, &b); err != nil {
 			return

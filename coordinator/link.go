@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 )
 
 // Errors of a round trip that the processes backend treats specially.
@@ -45,7 +47,7 @@ var (
 // A Link is used by one goroutine at a time.
 type Link struct {
 	nc      *nats.Conn
-	worker  string      // the worker's micro instance ID
+	worker  string      // the worker's address: <login>.<micro instance ID>
 	codec   proto.Codec // encodes batches; decodes compressed replies
 	plain   proto.Codec // decodes uncompressed replies
 	subject string
@@ -66,13 +68,15 @@ const (
 	noResponders = "503"
 )
 
-// NewLink opens a line to the worker with the given micro instance ID.
+// NewLink opens a line to the worker at addr (what Discover returns). Its
+// reply subjects name the worker's login (proto.ReplyInbox), the only
+// replies a broker with ferry's roles lets that login publish.
 func NewLink(nc *nats.Conn, codec proto.Codec, addr string) (*Link, error) {
 	var seed [32]byte
 	crand.Read(seed[:])
 	l := &Link{
 		nc: nc, worker: addr, codec: codec, subject: proto.WorkSubject(addr),
-		inbox:   nc.NewInbox(),
+		inbox:   proto.ReplyInbox(inboxPrefix(nc), proto.AddrLogin(addr)) + "." + nuid.Next(),
 		replies: make(chan *nats.Msg, 8), // one reply in flight, plus late ones to discard
 		timer:   time.NewTimer(time.Hour),
 		tokens:  rand.NewChaCha8(seed),
@@ -103,6 +107,14 @@ func (l *Link) Codec() proto.Codec { return l.codec }
 
 // Close ends the link's reply subscription.
 func (l *Link) Close() error { return l.sub.Unsubscribe() }
+
+// inboxPrefix is nc's reply inbox prefix, without the trailing dot.
+func inboxPrefix(nc *nats.Conn) string {
+	if p := nc.Opts.InboxPrefix; p != "" {
+		return p
+	}
+	return strings.TrimSuffix(nats.InboxPrefix, ".")
+}
 
 // RoundTrip sends b with a new token (set in b.Token) and returns the
 // worker's result, decoded into into (nil = a new Result), with the stage

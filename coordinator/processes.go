@@ -250,9 +250,9 @@ func (p *Processes) discover(ctx context.Context, d time.Duration, enough int) (
 }
 
 // Discover asks the ferry-worker micro service for its instances
-// ($SRV.INFO.ferry-worker) and returns the IDs of those whose batch
-// endpoint is up, within d, or as soon as want have answered (0 = wait all
-// of d). A worker's batch subject is proto.WorkSubject(id).
+// ($SRV.INFO.ferry-worker) and returns the addresses (<login>.<id>) of those
+// whose batch endpoint is up, within d, or as soon as want have answered
+// (0 = wait all of d). A worker's batch subject is proto.WorkSubject(addr).
 //
 // It asks for INFO, not PING: a worker answers pings from the moment it
 // registers, a moment before its batch endpoint subscribes, and a batch
@@ -285,8 +285,11 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 		if json.Unmarshal(m.Data, &info) != nil || info.ID == "" {
 			continue
 		}
-		if slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
-			ids = append(ids, info.ID)
+		for _, e := range info.Endpoints {
+			if addr, ok := proto.ParseWorkSubject(e.Subject, info.ID); ok && !slices.Contains(ids, addr) {
+				ids = append(ids, addr)
+				break
+			}
 		}
 		if want > 0 && len(ids) >= want {
 			return ids, nil

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/textproto"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -107,8 +108,61 @@ func HeaderSize(h map[string][]string) int {
 // broker's worker role may serve it and its coordinator role may send to it.
 const EchoSubject = WorkSubjectPrefix + ".echo"
 
-// WorkSubject is the subject a worker with the given micro instance ID serves.
-func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
+// A worker's address is <login>.<micro instance ID>: its batch subject is
+// WorkSubject(address), ferry.work.<login>.<id>, so a broker can let each
+// login read only its own workers' batches (see broker.RoleWorker). The
+// login is the NATS user name or public nkey the worker connects with
+// (natsconn.Login), AnonymousLogin without one.
+
+// AnonymousLogin names the subjects of a client with no user name or nkey
+// (anonymous, a token, a .creds file).
+const AnonymousLogin = "_"
+
+var loginPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidLogin reports whether name can be a login in ferry's subjects: one
+// subject token of letters, digits, '-' and '_', at most 64 bytes (a
+// public nkey is 56).
+func ValidLogin(name string) bool { return loginPattern.MatchString(name) }
+
+// WorkSubject is the batch subject of the worker at addr (<login>.<id>).
+func WorkSubject(addr string) string { return WorkSubjectPrefix + "." + addr }
+
+// WorkAddr is the address of the worker with micro instance ID id,
+// connected as login.
+func WorkAddr(login, id string) string { return login + "." + id }
+
+// ParseWorkSubject returns the address in subject when it is the batch
+// subject of the worker with instance ID id: ferry.work.<login>.<id> with
+// a valid login.
+func ParseWorkSubject(subject, id string) (addr string, ok bool) {
+	addr, ok = strings.CutPrefix(subject, WorkSubjectPrefix+".")
+	if !ok {
+		return "", false
+	}
+	login, rest, ok := strings.Cut(addr, ".")
+	if !ok || rest != id || !ValidLogin(login) {
+		return "", false
+	}
+	return addr, true
+}
+
+// AddrLogin is the login part of a worker address (all of it when it has
+// no dot).
+func AddrLogin(addr string) string {
+	login, _, _ := strings.Cut(addr, ".")
+	return login
+}
+
+// InboxPrefix is the reply inbox prefix of a client connected as login:
+// _INBOX.<login>, so a broker can let each login read only its own inbox.
+func InboxPrefix(login string) string { return "_INBOX." + login }
+
+// ReplyInbox is where a coordinator whose inbox prefix is inbox takes the
+// replies of workers connected as login: <inbox>.to.<login>. A broker
+// lets that login publish there (_INBOX.*.to.<login>.>) and nowhere else
+// in anyone's inbox.
+func ReplyInbox(inbox, login string) string { return inbox + ".to." + login }
 
 // Token is a batch's secret for one send: 16 random bytes that only the
 // batch's recipient sees and its result must carry back. A coordinator

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// runWorker starts an in-process worker and returns its micro instance ID.
+// runWorker starts an in-process worker and returns its address (<login>.<id>).
 func runWorker(t *testing.T, url string) string {
 	t.Helper()
 	w, err := worker.New(worker.Config{URL: url, Name: "test-worker"})
@@ -40,9 +39,12 @@ func runWorker(t *testing.T, url string) string {
 		m, err := nc.Request("$SRV.INFO."+proto.ServiceName, nil, 200*time.Millisecond)
 		if err == nil {
 			var info micro.Info
-			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" &&
-				slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
-				return info.ID
+			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
+				for _, e := range info.Endpoints {
+					if addr, ok := proto.ParseWorkSubject(e.Subject, info.ID); ok {
+						return addr
+					}
+				}
 			}
 		}
 	}

@@ -131,10 +131,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if w.cfg.JetStream {
-		opts = append(opts, nats.CustomInboxPrefix(proto.WorkerInboxPrefix))
+	// The login names this worker's subjects: its batches come on
+	// ferry.work.<login>.<id>, its inbox is _INBOX.<login>.
+	login, err := natsconn.Login(w.cfg.URL, w.cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
+	opts = append(opts, natsconn.InboxPrefix(login), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	nc, err := nats.Connect(w.cfg.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
@@ -159,7 +162,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: register service: %w", err)
 	}
 	id := svc.Info().ID
-	subject := proto.WorkSubject(id)
+	subject := proto.WorkSubject(proto.WorkAddr(login, id))
 	handler := micro.HandlerFunc(w.handle)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
