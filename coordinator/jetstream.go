@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -367,9 +368,9 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 		return err
 	}
 	if why := m.Header.Get(proto.HeaderError); why != "" {
-		j.resumed.Add(1)
-		j.fail(q, t, why)
-		return nil
+		// Anyone with a worker login may publish a give-up, and the token
+		// of a previous run's batch is gone: compute it again instead.
+		return fmt.Errorf("a stored give-up is not taken on trust: %s", why)
 	}
 	codec, err := j.codecFor(m.Header)
 	if err != nil {
@@ -379,7 +380,7 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 	if err := codec.DecodeResult(m.Data, res); err != nil {
 		return err
 	}
-	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
+	res.BatchID, res.Attempt = t.Batch.ID, t.Batch.Attempt // the range is the key; IDs are per run
 	j.resumed.Add(1)
 	q.Complete(t, Result{Res: res, BytesIn: len(m.Data)}) // no worker: nothing computed in this run
 	return nil
@@ -389,6 +390,7 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 // (the broker may be restarting) or ctx ends.
 func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	t.Batch.Attempt = uint32(t.attempts + 1)
+	crand.Read(t.Batch.Token[:]) // its results must carry it (onResult)
 	t0 := time.Now()
 	var err error
 	if j.buf, err = j.codec.AppendBatch(j.buf[:0], &t.Batch); err != nil {
@@ -403,6 +405,7 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	msg := &nats.Msg{Subject: subj, Data: j.buf, Header: nats.Header{
 		proto.HeaderCodec:       {j.codec.Name()},
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
+		proto.HeaderToken:       {t.Batch.Token.String()},
 	}}
 	p := &jsTask{t: t, encode: time.Since(t0), bytes: len(j.buf)}
 	j.mu.Lock()
@@ -442,17 +445,20 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	subj := proto.BatchSubject(j.job, first, n)
 	j.mu.Lock()
 	p := j.pending[subj]
-	if p != nil {
+	switch {
+	case p != nil && m.Headers().Get(proto.HeaderToken) == p.t.Batch.Token.String():
 		delete(j.pending, subj)
 		close(j.changed)
 		j.changed = make(chan struct{})
-	} else if q.col.discardIfDone(first, n) {
+	case p == nil && q.col.discardIfDone(first, n):
 		// A batch run twice (redelivered while its first worker was only
 		// slow, or answered both before and after a resume): written once.
-	} else if _, ok := j.stored[first]; !ok {
-		// A previous run's batch finished after this run listed the stream,
-		// or a duplicate: kept for dispatch to find; else dropped there.
-		j.stored[first] = n
+	default:
+		// Not the token of the batch in flight, or no batch in flight
+		// (a forgery, or a previous run's batch finishing late, which is
+		// computed again): dropped.
+		defer q.DiscardForged(1)
+		p = nil
 	}
 	j.mu.Unlock()
 	if p == nil {
