@@ -17,8 +17,10 @@ import (
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 )
 
 // The abuse suite: clients that answer batches they were not sent. Each
@@ -114,6 +116,112 @@ func checkAbused(t *testing.T, name string, l *ledger, st *coordinator.Stats, er
 		}
 	}); !slices.Equal(got, []int64{int64(bad)}) {
 		t.Errorf("%s: failures reported at %v, want [%d]", name, got, bad)
+	}
+}
+
+// TestForgedRepliesOnReplySubject: on a broker without auth, a client that
+// reads the replies (not the batches) answers every reply subject it sees
+// again at once with a header-only 400 and a result of the right shape for
+// the next batch IDs. Without the token, its answers failed or replaced
+// good results; with it, they are dropped and counted.
+func TestForgedRepliesOnReplySubject(t *testing.T) {
+	r := rng(t)
+	n, workers := 2_000, 2
+	bad := r.IntN(n)
+	cfg, d := poisoned(n, bad)
+	b := natstest.NewBroker(t, broker.Options{})
+	pool(t, b.URL(), workers, false)
+	forger := dialAs(t, b.URL(), "")
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	var forged atomic.Int64
+	sub, err := forger.Subscribe("_INBOX.>", func(m *nats.Msg) {
+		if m.Header.Get(proto.HeaderStagesNs) == "" {
+			return // not a worker's reply (ours, or discovery)
+		}
+		var got proto.Result
+		if codec.DecodeResult(m.Data, &got) != nil {
+			return
+		}
+		fail := nats.NewMsg(m.Subject)
+		fail.Header.Set(micro.ErrorCodeHeader, "400")
+		fail.Header.Set(micro.ErrorHeader, "forged failure")
+		_ = forger.PublishMsg(fail)
+		for next := range uint64(4) {
+			fake := got
+			fake.BatchID, fake.Attempt = got.BatchID+1+next, 1
+			fake.Out.Data = make([]byte, len(got.Out.Data)) // zeros: not spin's output
+			data, _ := codec.AppendResult(nil, &fake)
+			_ = forger.Publish(m.Subject, data)
+		}
+		forged.Add(5)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := forger.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nc := connect(t, b.URL(), "ferry-coordinator")
+	l := newLedger(t, d, cfg.Params)
+	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
+	defer cancel()
+	st, err := run(ctx, t, nc, cfg, workers, &source{docs: d}, l, nil)
+	checkAbused(t, "forged-replies", l, st, err, bad)
+	if forged.Load() == 0 || st.Forged == 0 {
+		t.Errorf("forgeries sent %d, discarded %d: the test forged nothing", forged.Load(), st.Forged)
+	}
+}
+
+// TestWorkerLoginAnswersAnotherWorkersBatches: a stolen worker login (w3)
+// tries to read the batches of the fleet's workers (logins w1, w2) and
+// answer them first with results of the right shape and the batch's own
+// token. The broker refuses its subscriptions, so it answers nothing.
+func TestWorkerLoginAnswersAnotherWorkersBatches(t *testing.T) {
+	r := rng(t)
+	n := 2_000
+	bad := r.IntN(n)
+	cfg, d := poisoned(n, bad)
+	b := natstest.NewBroker(t, broker.Options{Users: users("w1", "w2", "w3", "c1")})
+	pool(t, b.URL(), 1, false, loginEnv("w1")...)
+	pool(t, b.URL(), 1, false, loginEnv("w2")...)
+	rogue := dialAs(t, b.URL(), "w3")
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	var answered atomic.Int64
+	answer := func(m *nats.Msg) {
+		var batch proto.Batch
+		if codec.DecodeBatch(m.Data, &batch) != nil {
+			return
+		}
+		res := proto.Result{BatchID: batch.ID, Attempt: batch.Attempt, Token: batch.Token,
+			Out: workload.Output{Stride: 16, Data: make([]byte, 16*len(batch.Docs))}}
+		data, _ := codec.AppendResult(nil, &res)
+		if m.Respond(data) == nil {
+			answered.Add(1)
+		}
+	}
+	targets := []string{proto.WorkSubjectPrefix + ".>", proto.WorkSubject("w1") + ".>", proto.WorkSubject("w2") + ".>"}
+	for _, s := range targets {
+		if _, err := rogue.Subscribe(s, answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rogue.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	nc := dialAs(t, b.URL(), "c1")
+	l := newLedger(t, d, cfg.Params)
+	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
+	defer cancel()
+	st, err := run(ctx, t, nc.Conn, cfg, 2, &source{docs: d}, l, nil)
+	checkAbused(t, "other-login", l, st, err, bad)
+	for _, s := range targets {
+		if !poll.Until(10*time.Second, func() bool { return rogue.refused(s) }) {
+			t.Errorf("the broker did not refuse w3's subscription to %s", s)
+		}
+	}
+	if got := answered.Load(); got != 0 {
+		t.Errorf("w3 answered %d batches", got)
 	}
 }
 
@@ -219,4 +327,58 @@ func ensureResultStream(t testing.TB, nc *nats.Conn) error {
 		MaxMsgsPerSubject: 1, Duplicates: 2 * time.Minute, AllowDirect: true, MaxAge: 24 * time.Hour,
 	})
 	return err
+}
+
+// TestTwoJobsOneFleet: two coordinators (logins c1, c2) run a job each at
+// once on one fleet. Neither can read the other's replies, and both jobs
+// come out as serial runs would.
+func TestTwoJobsOneFleet(t *testing.T) {
+	r := rng(t)
+	n, workers := 2_000, 2
+	b := natstest.NewBroker(t, broker.Options{Users: users("w1", "w2", "c1", "c2")})
+	pool(t, b.URL(), 1, false, loginEnv("w1")...)
+	pool(t, b.URL(), 1, false, loginEnv("w2")...)
+	type job struct {
+		login string
+		bad   int
+		cfg   coordinator.Config
+		d     []string
+		l     *ledger
+		nc    *abuser
+		st    *coordinator.Stats
+		err   error
+	}
+	jobs := []*job{{login: "c1"}, {login: "c2"}}
+	for i, j := range jobs {
+		j.bad = r.IntN(n)
+		j.cfg, j.d = poisoned(n, j.bad)
+		j.cfg.Params.OutBytes = 16 + 8*i // the jobs' outputs differ
+		j.l = newLedger(t, j.d, j.cfg.Params)
+		j.nc = dialAs(t, b.URL(), j.login)
+	}
+	// Each coordinator tries to read the other's replies, and every inbox.
+	for i, j := range jobs {
+		other := jobs[1-i].login
+		for _, s := range []string{proto.InboxPrefix(other) + ".>", "_INBOX.>"} {
+			if _, err := j.nc.SubscribeSync(s); err != nil {
+				t.Fatal(err)
+			}
+			if !poll.Until(10*time.Second, func() bool { return j.nc.refused(s) }) {
+				t.Errorf("%s may read %s", j.login, s)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { j.st, j.err = run(ctx, t, j.nc.Conn, j.cfg, workers, &source{docs: j.d}, j.l, nil) })
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		checkAbused(t, "two-jobs-"+j.login, j.l, j.st, j.err, j.bad)
+		if j.st.Forged != 0 {
+			t.Errorf("%s: forged_discarded = %d: a job took the other's replies for forgeries", j.login, j.st.Forged)
+		}
+	}
 }
