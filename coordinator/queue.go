@@ -209,12 +209,13 @@ func (q *Queue) Complete(t *Task, r Result) {
 	if q.batch != nil {
 		q.batch.Observe(len(t.Batch.Docs), t.Batch.TextBytes()+r.Res.Out.Bytes(), r.Timing, t.waited)
 	}
+	failed := len(r.Res.Errs) // the collector may recycle r.Res once it has it
 	if q.col.complete(t, r) {
 		q.observe(EventDupe, t)
 		return
 	}
 	if q.cfg.Observe != nil {
-		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: len(r.Res.Errs), Timing: r.Timing, Worker: r.Worker})
+		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: failed, Timing: r.Timing, Worker: r.Worker})
 	}
 }
 
