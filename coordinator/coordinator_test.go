@@ -236,3 +236,69 @@ func TestMalformedResultIsRejected(t *testing.T) {
 		t.Errorf("written %d, failed %d; want 0 and 4", sink.written, len(st.Failed))
 	}
 }
+
+// widthSink records the row widths written.
+type widthSink struct {
+	orderSink
+	widths map[int]int // dim -> writes
+}
+
+func (s *widthSink) Write(first int64, out *workload.Output, failed []bool) error {
+	s.mu.Lock()
+	if out.Dim > 0 {
+		s.widths[out.Dim]++
+	}
+	s.mu.Unlock()
+	return s.orderSink.Write(first, out, failed)
+}
+
+// A result's row width is the job's: once a result has set it, one of
+// another width is rejected (its documents are retried, then reported),
+// never written beside the others.
+func TestResultOfAnotherWidthIsRejected(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	liar := natstest.Connect(t, url)
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, "WIDE"))
+	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"WIDE","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
+			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Documents 0-1 come back 4 wide; every later batch 2 wide.
+	if _, err := liar.Subscribe(subject, func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			return
+		}
+		dim := 2
+		if b.First == 0 {
+			dim = 4
+		}
+		r := proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: dim, Vecs: make([]float32, dim*len(b.Docs))}}
+		out, _ := codec.AppendResult(nil, &r)
+		m.Respond(out)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1, InFlight: 1}
+	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &widthSink{orderSink: orderSink{t: t}, widths: map[int]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := coordinator.Run(ctx, cfg, corpus.Slice(texts(6)), b, sink)
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("err = %v, want ErrDocsFailed", err)
+	}
+	if len(sink.widths) != 1 || sink.widths[4] != 1 {
+		t.Errorf("rows written %v times by width, want only the first batch's width 4", sink.widths)
+	}
+	if sink.written != 2 || len(st.Failed) != 4 {
+		t.Errorf("written %d, failed %d; want 2 and 4", sink.written, len(st.Failed))
+	}
+}

@@ -51,6 +51,9 @@ type Queue struct {
 	requeues atomic.Int64
 	splits   atomic.Int64
 	forged   atomic.Int64
+	// width is the job's row width (widthOf), set by the first result with
+	// a document that did not fail; 0 until then.
+	width atomic.Uint64
 	// perDoc is the measured compute time per document (EWMA, ns), from
 	// which reply deadlines are derived.
 	perDoc atomic.Int64
@@ -193,7 +196,11 @@ func (q *Queue) DiscardForged(n int) {
 // Complete records a successful result for t. res.Res must not be used by
 // the caller afterwards.
 func (q *Queue) Complete(t *Task, r Result) {
-	if err := checkShape(t, r.Res); err != nil {
+	err := checkShape(t, r.Res)
+	if err == nil {
+		err = q.checkWidth(t, r.Res)
+	}
+	if err != nil {
 		q.Fail(t, err)
 		return
 	}
@@ -298,6 +305,31 @@ func (q *Queue) newTask(first int64, docs []string) *Task {
 		First:    first,
 		Docs:     docs,
 	}}
+}
+
+// widthOf is r's row width as the queue keeps it: Dim and Stride, with the
+// top bit set so that no width is 0.
+func widthOf(r *proto.Result) uint64 {
+	return 1<<63 | uint64(uint32(r.Out.Dim))<<32 | uint64(uint32(r.Out.Stride))
+}
+
+// checkWidth rejects a result whose rows are not as wide as the job's: the
+// first result with a document that did not fail sets the width, and every
+// later one must match it (a result whose documents all failed has no
+// rows). A sink would otherwise write rows of two widths, or fail the job.
+func (q *Queue) checkWidth(t *Task, r *proto.Result) error {
+	if len(r.Errs) == len(t.Batch.Docs) {
+		return nil
+	}
+	w := widthOf(r)
+	if q.width.CompareAndSwap(0, w) {
+		return nil
+	}
+	if job := q.width.Load(); job != w {
+		return fmt.Errorf("batch %d: rows of dim %d and stride %d, the job's are %d and %d: %w",
+			t.Batch.ID, r.Out.Dim, r.Out.Stride, uint32(job>>32), uint32(job), proto.ErrMalformed)
+	}
+	return nil
 }
 
 // checkShape rejects a result that does not answer t's send or whose
