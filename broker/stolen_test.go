@@ -56,6 +56,7 @@ var stolenRows = []stolenRow{
 	{"worker reads the results stream", "w1", "pub", "$JS.API.DIRECT.GET.FERRY_RESULTS.ferry.result.J.0-1", mayNot},
 	{"worker purges a stream", "w1", "pub", "$JS.API.STREAM.PURGE.FERRY_BATCHES", mayNot},
 	{"worker subscribes elsewhere", "w1", "sub", "orders.>", mayNot},
+	{"worker publishes elsewhere", "w1", "pub", "orders.new", mayNot},
 	// A coordinator credential sends work and reads only its own replies.
 	{"coordinator sends a batch", "c1", "pub", "ferry.work.w1.x", may},
 	{"coordinator queues a jetstream batch", "c1", "pub", "ferry.batch.J.0-1", may},

@@ -302,3 +302,31 @@ func TestResultOfAnotherWidthIsRejected(t *testing.T) {
 		t.Errorf("written %d, failed %d; want 2 and 4", sink.written, len(st.Failed))
 	}
 }
+
+// A client that answers discovery for a worker that does not exist slows a
+// job (batches sent there come back as "no responders" and are requeued)
+// but does not change its output.
+func TestDiscoveryOfAWorkerThatDoesNotExist(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	natstest.StartWorkers(t, url, 1)
+	nc := natstest.Connect(t, url)
+	liar := natstest.Connect(t, url)
+	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"GHOST","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
+			`"endpoints":[{"name":"batch","subject":"` + proto.WorkSubject(proto.WorkAddr("w9", "GHOST")) + `"}]}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := coordinator.Config{Workload: "embed", BatchSize: 10, Workers: 2}
+	serial, _, err := run(t, cfg, backend(t, coordinator.ModeSerial, nil, cfg), texts(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := run(t, cfg, backend(t, coordinator.ModeProcesses, nc, cfg), texts(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Digest != serial.Digest || st.Requeues == 0 {
+		t.Errorf("digest %s (serial %s), requeues %d: want the same output and requeued batches", st.Digest, serial.Digest, st.Requeues)
+	}
+}
