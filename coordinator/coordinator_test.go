@@ -202,27 +202,10 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func TestMalformedResultIsRejected(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	nc := natstest.Connect(t, url)
-	liar := natstest.Connect(t, url)
-	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
 	// Pose as a worker: answer discovery, then reply to batches with too few rows.
-	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, "LIAR"))
-	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
-		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
-			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := liar.Subscribe(subject, func(m *nats.Msg) {
-		var b proto.Batch
-		if err := codec.DecodeBatch(m.Data, &b); err != nil {
-			return
-		}
-		r := proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
-		out, _ := codec.AppendResult(nil, &r)
-		m.Respond(out)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	poseAsWorker(t, natstest.Connect(t, url), "LIAR", func(b *proto.Batch) *proto.Result {
+		return &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
+	})
 	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1}
 	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
 	if err != nil {
@@ -258,31 +241,14 @@ func (s *widthSink) Write(first int64, out *workload.Output, failed []bool) erro
 func TestResultOfAnotherWidthIsRejected(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	nc := natstest.Connect(t, url)
-	liar := natstest.Connect(t, url)
-	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
-	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, "WIDE"))
-	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
-		m.Respond([]byte(`{"name":"ferry-worker","id":"WIDE","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
-			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
 	// Documents 0-1 come back 4 wide; every later batch 2 wide.
-	if _, err := liar.Subscribe(subject, func(m *nats.Msg) {
-		var b proto.Batch
-		if err := codec.DecodeBatch(m.Data, &b); err != nil {
-			return
-		}
+	poseAsWorker(t, natstest.Connect(t, url), "WIDE", func(b *proto.Batch) *proto.Result {
 		dim := 2
 		if b.First == 0 {
 			dim = 4
 		}
-		r := proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: dim, Vecs: make([]float32, dim*len(b.Docs))}}
-		out, _ := codec.AppendResult(nil, &r)
-		m.Respond(out)
-	}); err != nil {
-		t.Fatal(err)
-	}
+		return &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: dim, Vecs: make([]float32, dim*len(b.Docs))}}
+	})
 	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1, InFlight: 1}
 	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
 	if err != nil {
@@ -310,13 +276,7 @@ func TestDiscoveryOfAWorkerThatDoesNotExist(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	natstest.StartWorkers(t, url, 1)
 	nc := natstest.Connect(t, url)
-	liar := natstest.Connect(t, url)
-	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
-		m.Respond([]byte(`{"name":"ferry-worker","id":"GHOST","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
-			`"endpoints":[{"name":"batch","subject":"` + proto.WorkSubject(proto.WorkAddr("w9", "GHOST")) + `"}]}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	poseAsWorker(t, natstest.Connect(t, url), "GHOST", nil) // nobody serves its batch subject
 	cfg := coordinator.Config{Workload: "embed", BatchSize: 10, Workers: 2}
 	serial, _, err := run(t, cfg, backend(t, coordinator.ModeSerial, nil, cfg), texts(500))
 	if err != nil {
@@ -328,5 +288,32 @@ func TestDiscoveryOfAWorkerThatDoesNotExist(t *testing.T) {
 	}
 	if st.Digest != serial.Digest || st.Requeues == 0 {
 		t.Errorf("digest %s (serial %s), requeues %d: want the same output and requeued batches", st.Digest, serial.Digest, st.Requeues)
+	}
+}
+
+// poseAsWorker answers discovery as a worker with instance ID id on nc and,
+// unless serve is nil, answers each batch sent to it with serve's result.
+func poseAsWorker(t *testing.T, nc *nats.Conn, id string, serve func(*proto.Batch) *proto.Result) {
+	t.Helper()
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, id))
+	if _, err := nc.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"` + id + `","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
+			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serve == nil {
+		return
+	}
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			return
+		}
+		out, _ := codec.AppendResult(nil, serve(&b))
+		m.Respond(out)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -101,6 +101,18 @@ func poisoned(n, bad int) (coordinator.Config, []string) {
 	return cfg, d
 }
 
+// runAbused runs cfg over d on nc's processes backend within abuseBound,
+// checks its account and returns its stats.
+func runAbused(t *testing.T, name string, nc *nats.Conn, cfg coordinator.Config, workers int, d []string, bad int) *coordinator.Stats {
+	t.Helper()
+	l := newLedger(t, d, cfg.Params)
+	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
+	defer cancel()
+	st, err := run(ctx, t, nc, cfg, workers, &source{docs: d}, l, nil)
+	checkAbused(t, name, l, st, err, bad)
+	return st
+}
+
 // checkAbused asserts the account of a job run under abuse.
 func checkAbused(t *testing.T, name string, l *ledger, st *coordinator.Stats, err error, bad int) {
 	t.Helper()
@@ -162,12 +174,7 @@ func TestForgedRepliesOnReplySubject(t *testing.T) {
 	if err := forger.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	nc := connect(t, b.URL(), "ferry-coordinator")
-	l := newLedger(t, d, cfg.Params)
-	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
-	defer cancel()
-	st, err := run(ctx, t, nc, cfg, workers, &source{docs: d}, l, nil)
-	checkAbused(t, "forged-replies", l, st, err, bad)
+	st := runAbused(t, "forged-replies", connect(t, b.URL(), "ferry-coordinator"), cfg, workers, d, bad)
 	if forged.Load() == 0 || st.Forged == 0 {
 		t.Errorf("forgeries sent %d, discarded %d: the test forged nothing", forged.Load(), st.Forged)
 	}
@@ -209,12 +216,7 @@ func TestWorkerLoginAnswersAnotherWorkersBatches(t *testing.T) {
 	if err := rogue.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	nc := dialAs(t, b.URL(), "c1")
-	l := newLedger(t, d, cfg.Params)
-	ctx, cancel := context.WithTimeout(context.Background(), abuseBound)
-	defer cancel()
-	st, err := run(ctx, t, nc.Conn, cfg, 2, &source{docs: d}, l, nil)
-	checkAbused(t, "other-login", l, st, err, bad)
+	runAbused(t, "other-login", dialAs(t, b.URL(), "c1").Conn, cfg, 2, d, bad)
 	for _, s := range targets {
 		if !poll.Until(10*time.Second, func() bool { return rogue.refused(s) }) {
 			t.Errorf("the broker did not refuse w3's subscription to %s", s)
