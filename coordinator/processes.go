@@ -142,6 +142,9 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		select {
 		case <-q.Done(): // lanes end with the job; that is not workers leaving
 			return nil
+		case <-q.Stopped(): // nor when it stops
+			wg.Wait() // before cancel: lanes finish their batch, within StopGrace
+			return ErrStopped
 		default:
 		}
 		if err != nil && ctx.Err() == nil {
