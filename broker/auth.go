@@ -21,25 +21,34 @@ import (
 var ErrAuthConfig = errors.New("broker: invalid auth config")
 
 // Role is what a user may do on the broker. The permissions are fixed by
-// ferry's subjects, so a fleet is configured by naming roles, not subjects.
+// ferry's subjects and the user's login (its name, or its public nkey), so
+// a fleet is configured by naming roles, not subjects. docs/auth.md states
+// what each role's credential can do if stolen; TestStolenCredentials
+// proves it sentence by sentence.
 type Role string
 
-// Roles accepted in Options.Users.
+// Roles accepted in Options.Users. <login> is the user's name or nkey.
 const (
-	// RoleWorker may subscribe to the work subjects (ferry.work.>) and the
-	// micro control subjects of the ferry-worker service ($SRV.*), and
-	// publish nothing but one reply to each request it receives. It cannot
-	// send work, read other clients' replies or reach any other subject.
-	// For dispatch=jetstream it may also list the consumers of
-	// FERRY_BATCHES (one per job) and hear when one is created, pull from
-	// and ack them, publish results (ferry.result.>) and read its own inbox
-	// (_INBOX.ferry-worker.>).
+	// RoleWorker reads only the batches sent to workers of its own login
+	// (ferry.work.<login>.>), its share of the any-worker queue
+	// (ferry.work.any in queue group ferry-workers), the micro control
+	// subjects of the ferry-worker service ($SRV.*) and its own inbox
+	// (_INBOX.<login>.>). It publishes only replies to its own batches
+	// (_INBOX.*.to.<login>.>) and, for 15 minutes after each message it
+	// receives, any replies to that message: its answers to discovery, and
+	// the acks of the JetStream batches delivered to it. It cannot send
+	// work, read other clients' replies or ack other workers' batches. For
+	// dispatch=jetstream it may also list the consumers of FERRY_BATCHES
+	// (one per job) and hear when one is created, pull from them and
+	// publish results (ferry.result.>); a coordinator drops a result
+	// without its batch's token.
 	RoleWorker Role = "worker"
 	// RoleCoordinator may publish work (ferry.work.>) and $SRV requests
-	// (discovery) and subscribe to its reply inboxes (_INBOX.>). It cannot
-	// subscribe to work subjects, so it cannot pose as a worker. For
-	// dispatch=jetstream it may also publish batches (ferry.batch.>) and
-	// manage ferry's two streams and their consumers, no other stream.
+	// (discovery) and read only its own inbox (_INBOX.<login>.>). It cannot
+	// subscribe to work subjects, so it cannot pose as a worker, nor publish
+	// to anyone's inbox. For dispatch=jetstream it may also publish batches
+	// (ferry.batch.>) and manage ferry's two streams and their consumers, no
+	// other stream.
 	RoleCoordinator Role = "coordinator"
 	// RoleAdmin has no restrictions: for operators' tools (nats micro ls).
 	RoleAdmin Role = "admin"
@@ -74,9 +83,20 @@ func (u User) String() string {
 // GoString is String, so %#v does not print the password either.
 func (u User) GoString() string { return u.String() }
 
+// login is the user's name in ferry's subjects: its name, or its nkey.
+func (u User) login() string {
+	if u.NKey != "" {
+		return u.NKey
+	}
+	return u.Name
+}
+
 func (u User) validate() error {
 	if !slices.Contains(Roles(), u.Role) {
 		return fmt.Errorf("%w: %s: role %q is not one of %v", ErrAuthConfig, u, u.Role, Roles())
+	}
+	if u.Role != RoleAdmin && u.Name != "" && !proto.ValidLogin(u.Name) {
+		return fmt.Errorf("%w: user %q: a %s's name names its subjects: use letters, digits, '-' and '_' (at most 64)", ErrAuthConfig, u.Name, u.Role)
 	}
 	switch {
 	case u.NKey != "" && (u.Name != "" || u.Password != ""):
@@ -93,24 +113,35 @@ func (u User) validate() error {
 	return nil
 }
 
-// permissions are the role's subject permissions; nil means unrestricted.
-func (r Role) permissions() *server.Permissions {
-	switch r {
+// permissions are the user's subject permissions; nil means unrestricted.
+func (u User) permissions() *server.Permissions {
+	login := u.login()
+	switch u.Role {
 	case RoleWorker:
 		svc := "$SRV.*." + proto.ServiceName
 		consumers := proto.BatchStream + ".*" // every job's consumer: a worker serves them all
 		return &server.Permissions{
-			// Beyond JetStream's own subjects, every publish is denied
-			// except the replies the Response permission admits. Listing the
-			// batch stream's consumers is how a worker finds the jobs.
+			// Acks ($JS.ACK) are not here: a worker sends them as replies to
+			// the batches delivered to it, which the Response permission
+			// admits, so it cannot ack or terminate another worker's.
+			// Listing the batch stream's consumers is how a worker finds the
+			// jobs.
 			Publish: &server.SubjectPermission{Allow: []string{
+				proto.ReplyInbox(inboxPrefix+"*", login) + ".>",
 				"$JS.API.STREAM.INFO." + proto.BatchStream, "$JS.API.CONSUMER.NAMES." + proto.BatchStream,
 				"$JS.API.CONSUMER.INFO." + consumers, "$JS.API.CONSUMER.MSG.NEXT." + consumers,
-				"$JS.ACK." + consumers + ".>", proto.ResultSubjectPrefix + ".>",
+				proto.ResultSubjectPrefix + ".>",
 			}},
-			Subscribe: &server.SubjectPermission{Allow: []string{proto.WorkSubjectPrefix + ".>", "$SRV.*", svc, svc + ".*", proto.WorkerInboxPrefix + ".>",
-				proto.JobCreatedAdvisory}},
-			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: WorkerReplyWindow},
+			Subscribe: &server.SubjectPermission{Allow: []string{
+				proto.WorkSubject(login) + ".>",
+				proto.WorkQueueSubject + " " + proto.WorkQueueGroup, // only in the queue group: a share, not a copy
+				"$SRV.*", svc, svc + ".*",
+				proto.InboxPrefix(login) + ".>",
+				proto.JobCreatedAdvisory,
+			}},
+			// Any number of replies to a message, within the window: a
+			// JetStream batch is acked after several in-progress notes.
+			Response: &server.ResponsePermission{MaxMsgs: -1, Expires: WorkerReplyWindow},
 		}
 	case RoleCoordinator:
 		allow := []string{proto.WorkSubjectPrefix + ".>", "$SRV.>", proto.BatchSubjectPrefix + ".>",
@@ -121,7 +152,7 @@ func (r Role) permissions() *server.Permissions {
 		}
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: allow},
-			Subscribe: &server.SubjectPermission{Allow: []string{inboxPrefix + ">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.InboxPrefix(login) + ".>"}},
 		}
 	}
 	return nil
@@ -143,10 +174,10 @@ func applyUsers(so *server.Options, users []User) error {
 		}
 		names[key] = true
 		if u.NKey != "" {
-			so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: u.NKey, Permissions: u.Role.permissions()})
+			so.Nkeys = append(so.Nkeys, &server.NkeyUser{Nkey: u.NKey, Permissions: u.permissions()})
 			continue
 		}
-		so.Users = append(so.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Role.permissions()})
+		so.Users = append(so.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.permissions()})
 	}
 	return nil
 }

@@ -81,13 +81,6 @@ func (c *collector) discardIfDone(first int64, n int) bool {
 	return false
 }
 
-// forged counts a result dropped because it answers no batch of this job.
-func (c *collector) forged() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.stats.Forged++
-}
-
 // inputLen is the number of documents in the input, -1 until it has ended.
 func (c *collector) inputLen() int64 {
 	c.mu.Lock()

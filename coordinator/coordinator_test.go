@@ -203,26 +203,10 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func TestMalformedResultIsRejected(t *testing.T) {
 	_, url := natstest.NewServer(t)
 	nc := natstest.Connect(t, url)
-	liar := natstest.Connect(t, url)
-	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
 	// Pose as a worker: answer discovery, then reply to batches with too few rows.
-	if _, err := liar.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
-		m.Respond([]byte(`{"name":"ferry-worker","id":"LIAR","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
-			`"endpoints":[{"name":"batch","subject":"` + proto.WorkSubject("LIAR") + `"}]}`))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := liar.Subscribe(proto.WorkSubject("LIAR"), func(m *nats.Msg) {
-		var b proto.Batch
-		if err := codec.DecodeBatch(m.Data, &b); err != nil {
-			return
-		}
-		r := proto.Result{BatchID: b.ID, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
-		out, _ := codec.AppendResult(nil, &r)
-		m.Respond(out)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	poseAsWorker(t, natstest.Connect(t, url), "LIAR", func(b *proto.Batch) *proto.Result {
+		return &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: 4, Vecs: make([]float32, 4*(len(b.Docs)+1))}}
+	})
 	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1}
 	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
 	if err != nil {
@@ -234,5 +218,103 @@ func TestMalformedResultIsRejected(t *testing.T) {
 	}
 	if sink.written != 0 || len(st.Failed) != 4 {
 		t.Errorf("written %d, failed %d; want 0 and 4", sink.written, len(st.Failed))
+	}
+}
+
+// widthSink records the row widths written.
+type widthSink struct {
+	orderSink
+	widths map[int]int // dim -> writes
+}
+
+func (s *widthSink) Write(first int64, out *workload.Output, failed []bool) error {
+	s.mu.Lock()
+	if out.Dim > 0 {
+		s.widths[out.Dim]++
+	}
+	s.mu.Unlock()
+	return s.orderSink.Write(first, out, failed)
+}
+
+// A result's row width is the job's: once a result has set it, one of
+// another width is rejected (its documents are retried, then reported),
+// never written beside the others.
+func TestResultOfAnotherWidthIsRejected(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	// Documents 0-1 come back 4 wide; every later batch 2 wide.
+	poseAsWorker(t, natstest.Connect(t, url), "WIDE", func(b *proto.Batch) *proto.Result {
+		dim := 2
+		if b.First == 0 {
+			dim = 4
+		}
+		return &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Dim: dim, Vecs: make([]float32, dim*len(b.Docs))}}
+	})
+	cfg := coordinator.Config{BatchSize: 2, Workers: 1, MaxAttempts: 1, InFlight: 1}
+	b, err := coordinator.NewProcesses(nc, cfg, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &widthSink{orderSink: orderSink{t: t}, widths: map[int]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := coordinator.Run(ctx, cfg, corpus.Slice(texts(6)), b, sink)
+	if !errors.Is(err, coordinator.ErrDocsFailed) {
+		t.Fatalf("err = %v, want ErrDocsFailed", err)
+	}
+	if len(sink.widths) != 1 || sink.widths[4] != 1 {
+		t.Errorf("rows written %v times by width, want only the first batch's width 4", sink.widths)
+	}
+	if sink.written != 2 || len(st.Failed) != 4 {
+		t.Errorf("written %d, failed %d; want 2 and 4", sink.written, len(st.Failed))
+	}
+}
+
+// A client that answers discovery for a worker that does not exist slows a
+// job (batches sent there come back as "no responders" and are requeued)
+// but does not change its output.
+func TestDiscoveryOfAWorkerThatDoesNotExist(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	natstest.StartWorkers(t, url, 1)
+	nc := natstest.Connect(t, url)
+	poseAsWorker(t, natstest.Connect(t, url), "GHOST", nil) // nobody serves its batch subject
+	cfg := coordinator.Config{Workload: "embed", BatchSize: 10, Workers: 2}
+	serial, _, err := run(t, cfg, backend(t, coordinator.ModeSerial, nil, cfg), texts(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := run(t, cfg, backend(t, coordinator.ModeProcesses, nc, cfg), texts(500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Digest != serial.Digest || st.Requeues == 0 {
+		t.Errorf("digest %s (serial %s), requeues %d: want the same output and requeued batches", st.Digest, serial.Digest, st.Requeues)
+	}
+}
+
+// poseAsWorker answers discovery as a worker with instance ID id on nc and,
+// unless serve is nil, answers each batch sent to it with serve's result.
+func poseAsWorker(t *testing.T, nc *nats.Conn, id string, serve func(*proto.Batch) *proto.Result) {
+	t.Helper()
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	subject := proto.WorkSubject(proto.WorkAddr(proto.AnonymousLogin, id))
+	if _, err := nc.Subscribe("$SRV.INFO.ferry-worker", func(m *nats.Msg) {
+		m.Respond([]byte(`{"name":"ferry-worker","id":"` + id + `","version":"0.1.0","type":"io.nats.micro.v1.info_response",` +
+			`"endpoints":[{"name":"batch","subject":"` + subject + `"}]}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if serve == nil {
+		return
+	}
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			return
+		}
+		out, _ := codec.AppendResult(nil, serve(&b))
+		m.Respond(out)
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

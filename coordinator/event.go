@@ -13,9 +13,13 @@ const (
 	EventRequeue                  // never reached a worker (it was gone); re-sent, no attempt counted
 	EventSplit                    // halved: over the payload limit, or kept failing
 	EventFailed                   // a single document failed for good
+
+	// EventForged is no step of a batch: a result was dropped because it
+	// answered no batch in flight or lacked its token. One per result.
+	EventForged
 )
 
-var eventNames = [...]string{"sent", "ok", "dupe", "retry", "requeue", "split", "failed"}
+var eventNames = [...]string{"sent", "ok", "dupe", "retry", "requeue", "split", "failed", "forged"}
 
 func (k EventKind) String() string { return eventNames[k] }
 

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -236,7 +237,7 @@ func (j *JetStream) fits(q *Queue, first int64, n int) bool {
 // reject drops a result that answers no batch of this job: a bad message
 // costs a log line and a count, never the job.
 func (j *JetStream) reject(q *Queue, subject, why string) {
-	q.col.forged()
+	q.DiscardForged(1)
 	j.log.Error("jetstream result dropped", "job_id", j.job, "subject", subject, "why", why)
 }
 
@@ -304,6 +305,7 @@ func (j *JetStream) dispatch(ctx context.Context, q *Queue, t *Task) error {
 // (the broker may be restarting) or ctx ends.
 func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 	t.Batch.Attempt = uint32(t.attempts + 1)
+	crand.Read(t.Batch.Token[:]) // its results must carry it (onResult)
 	t0 := time.Now()
 	var err error
 	if j.buf, err = j.codec.AppendBatch(j.buf[:0], &t.Batch); err != nil {
@@ -324,6 +326,7 @@ func (j *JetStream) send(ctx context.Context, q *Queue, t *Task) error {
 		proto.HeaderMaxAttempts: {strconv.Itoa(j.cfg.MaxAttempts)},
 		proto.HeaderDeadline:    {strconv.FormatInt(int64(deadline), 10)},
 		proto.HeaderDocsDigest:  {digest},
+		proto.HeaderToken:       {t.Batch.Token.String()},
 	}}
 	j.mu.Lock()
 	if n := j.prior[t]; n > 0 {
@@ -380,12 +383,16 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	subj := proto.BatchSubject(j.job, first, n)
 	j.mu.Lock()
 	p := j.pending[subj]
-	if p != nil && h.Get(proto.HeaderDocsDigest) != p.digest {
+	switch {
+	case p != nil && h.Get(proto.HeaderToken) != p.t.Batch.Token.String():
+		j.mu.Unlock()
+		j.reject(q, m.Subject(), "without the token of its batch in flight")
+		return
+	case p != nil && h.Get(proto.HeaderDocsDigest) != p.digest:
 		j.mu.Unlock()
 		j.reject(q, m.Subject(), "computed from other documents than this run's batch")
 		return
-	}
-	if p != nil {
+	case p != nil:
 		delete(j.pending, subj)
 		if strings.HasPrefix(h.Get(proto.HeaderError), proto.ErrCodeHandBack) {
 			// Handed back uncomputed: the deliveries before this one came
@@ -396,14 +403,14 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 		}
 		close(j.changed)
 		j.changed = make(chan struct{})
-	} else if q.col.discardIfDone(first, n) {
+	case p == nil && q.col.discardIfDone(first, n):
 		// A batch run twice (redelivered while its first worker was only
 		// slow, or answered both before and after a resume): written once.
-	} else if _, ok := j.stored[first]; !ok {
-		// A previous run's batch finished after this run listed the stream,
-		// or a duplicate: kept for dispatch to find (resume checks its
-		// documents); else dropped there.
-		j.stored[first] = n
+	default:
+		// No batch in flight: a forgery, or a previous run's batch
+		// finishing late, whose token is gone: dropped (it is computed
+		// again) and counted.
+		defer q.DiscardForged(1)
 	}
 	j.mu.Unlock()
 	if p == nil {

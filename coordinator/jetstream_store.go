@@ -237,14 +237,11 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 		j.reject(q, subj, "stored result computed from other documents (the input changed?)")
 		return fmt.Errorf("stored result %s: %w: other documents", subj, ErrResumeMismatch)
 	}
-	why := m.Header.Get(proto.HeaderError)
-	if strings.HasPrefix(why, proto.ErrCodeHandBack) {
+	if m.Header.Get(proto.HeaderError) != "" {
+		// Handed back uncomputed, or a give-up: anyone with a worker login
+		// may publish one, and the token of a previous run's batch is
+		// gone, so it is computed again rather than taken on trust.
 		return errNotComputed
-	}
-	if why != "" {
-		j.resumed.Add(1)
-		j.fail(q, t, why)
-		return nil
 	}
 	codec, err := j.codecFor(m.Header)
 	if err != nil {
@@ -256,7 +253,7 @@ func (j *JetStream) resume(ctx context.Context, q *Queue, t *Task) error {
 		j.reject(q, subj, "undecodable: "+err.Error())
 		return fmt.Errorf("decode stored result %s: %w", subj, err)
 	}
-	res.BatchID = t.Batch.ID // the range is the key; IDs are per run
+	res.BatchID, res.Attempt = t.Batch.ID, t.Batch.Attempt // the range is the key; IDs are per run
 	if err := checkShape(t, res); err != nil {
 		j.reject(q, subj, err.Error())
 		return fmt.Errorf("stored result %s: %w", subj, err)

@@ -126,6 +126,7 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, ou
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()
 	st.Requeues = q.requeues.Load()
+	st.Forged = q.forged.Load()
 	if caps.resume != nil {
 		st.Resumed = caps.resume.Resumed()
 	}

@@ -2,14 +2,18 @@ package coordinator
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 )
 
 // Errors of a round trip that the processes backend treats specially.
@@ -33,10 +37,17 @@ var (
 // request, which misses the broker's subject cache each time. A Link keeps
 // one reply subject until a request goes unanswered, then moves to a new
 // one, so a late reply is recognised by its subject and dropped.
+//
+// Every send carries a new Token, drawn from a ChaCha8 stream seeded from
+// crypto/rand (no system call per batch). A message on the reply subject
+// that does not carry it back (a forgery, or a reply whose body does not
+// decode) is dropped and counted in Result.Forged, and the Link waits on
+// for the worker's own reply until the deadline.
+//
 // A Link is used by one goroutine at a time.
 type Link struct {
 	nc      *nats.Conn
-	worker  string      // the worker's micro instance ID
+	worker  string      // the worker's address: <login>.<micro instance ID>
 	codec   proto.Codec // encodes batches; decodes compressed replies
 	plain   proto.Codec // decodes uncompressed replies
 	subject string
@@ -48,6 +59,7 @@ type Link struct {
 	header  nats.Header // nil for the default codec: a plain PUB is cheaper
 	buf     []byte
 	timer   *time.Timer
+	tokens  *rand.ChaCha8
 }
 
 // The status header NATS puts on a reply when no one serves the subject.
@@ -56,13 +68,18 @@ const (
 	noResponders = "503"
 )
 
-// NewLink opens a line to the worker with the given micro instance ID.
-func NewLink(nc *nats.Conn, codec proto.Codec, workerID string) (*Link, error) {
+// NewLink opens a line to the worker at addr (what Discover returns). Its
+// reply subjects name the worker's login (proto.ReplyInbox), the only
+// replies a broker with ferry's roles lets that login publish.
+func NewLink(nc *nats.Conn, codec proto.Codec, addr string) (*Link, error) {
+	var seed [32]byte
+	crand.Read(seed[:])
 	l := &Link{
-		nc: nc, worker: workerID, codec: codec, subject: proto.WorkSubject(workerID),
-		inbox:   nc.NewInbox(),
+		nc: nc, worker: addr, codec: codec, subject: proto.WorkSubject(addr),
+		inbox:   proto.ReplyInbox(inboxPrefix(nc), proto.AddrLogin(addr)) + "." + nuid.Next(),
 		replies: make(chan *nats.Msg, 8), // one reply in flight, plus late ones to discard
 		timer:   time.NewTimer(time.Hour),
+		tokens:  rand.NewChaCha8(seed),
 	}
 	l.timer.Stop()
 	l.reply = l.inbox + ".0"
@@ -91,13 +108,23 @@ func (l *Link) Codec() proto.Codec { return l.codec }
 // Close ends the link's reply subscription.
 func (l *Link) Close() error { return l.sub.Unsubscribe() }
 
-// RoundTrip sends b and returns the worker's result, decoded into into (nil
-// = a new Result), with the stage timings, or an error: errGone when no
-// worker serves the subject, errTooLarge when the batch or its result is
-// over the payload limit.
-func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (Result, error) {
-	var r Result
+// inboxPrefix is nc's reply inbox prefix, without the trailing dot.
+func inboxPrefix(nc *nats.Conn) string {
+	if p := nc.Opts.InboxPrefix; p != "" {
+		return p
+	}
+	return strings.TrimSuffix(nats.InboxPrefix, ".")
+}
+
+// RoundTrip sends b with a new token (set in b.Token) and returns the
+// worker's result, decoded into into (nil = a new Result), with the stage
+// timings, or an error: errGone when no worker serves the subject,
+// errTooLarge when the batch or its result is over the payload limit.
+// Result.Forged counts the messages dropped for lacking the token, on
+// errors too.
+func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (r Result, err error) {
 	t0 := time.Now()
+	_, _ = l.tokens.Read(b.Token[:]) // never fails
 	buf, err := l.codec.AppendBatch(l.buf[:0], b)
 	l.buf = buf
 	if errors.Is(err, proto.ErrLimit) {
@@ -113,31 +140,42 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result
 	if err := l.publish(buf); err != nil {
 		return r, err
 	}
-	m, err := l.wait(ctx, timeout)
-	if err != nil {
-		return r, err
-	}
-	t2 := time.Now()
-	if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
-		msg := m.Header.Get(micro.ErrorHeader)
-		if code == "413" {
-			return r, fmt.Errorf("%s: %w", msg, errTooLarge)
-		}
-		return r, fmt.Errorf("worker error %s: %s", code, msg)
-	}
-	dec := l.plain
-	if m.Header.Get(proto.HeaderCompress) != "" {
-		dec = l.codec
-	}
+	l.timer.Reset(timeout)
+	defer l.timer.Stop()
 	res := into
 	if res == nil {
 		res = new(proto.Result)
 	}
-	if err := dec.DecodeResult(m.Data, res); err != nil {
-		return r, err
+	var m *nats.Msg
+	var t2 time.Time
+	for {
+		if m, err = l.wait(ctx, timeout); err != nil {
+			return r, err
+		}
+		t2 = time.Now()
+		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+			if m.Header.Get(proto.HeaderToken) != b.Token.String() {
+				r.Forged++
+				continue
+			}
+			msg := m.Header.Get(micro.ErrorHeader)
+			if code == "413" {
+				return r, fmt.Errorf("%s: %w", msg, errTooLarge)
+			}
+			return r, fmt.Errorf("worker error %s: %s", code, msg)
+		}
+		dec := l.plain
+		if m.Header.Get(proto.HeaderCompress) != "" {
+			dec = l.codec
+		}
+		if dec.DecodeResult(m.Data, res) != nil || res.Token != b.Token {
+			r.Forged++
+			continue
+		}
+		break
 	}
 	t3 := time.Now()
-	r = Result{Res: res, Worker: l.worker, BytesOut: len(buf), BytesIn: len(m.Data)}
+	r.Res, r.Worker, r.BytesOut, r.BytesIn = res, l.worker, len(buf), len(m.Data)
 	r.Timing[StageEncode] = t1.Sub(t0)
 	workerStages(m.Header, &r.Timing)
 	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
@@ -152,12 +190,11 @@ func (l *Link) publish(data []byte) error {
 	return l.nc.PublishMsg(&nats.Msg{Subject: l.subject, Reply: l.reply, Header: l.header, Data: data})
 }
 
-// wait returns the reply to the request in flight, discarding late replies
-// to earlier requests. When it returns without the reply, the reply subject
-// moves on, so that reply, if it ever comes, is discarded too.
+// wait returns the next message on the current reply subject, discarding
+// late replies to earlier requests, until the timer RoundTrip set fires.
+// When it returns without a message, the reply subject moves on, so the
+// reply, if it ever comes, is discarded too.
 func (l *Link) wait(ctx context.Context, timeout time.Duration) (*nats.Msg, error) {
-	l.timer.Reset(timeout)
-	defer l.timer.Stop()
 	for {
 		select {
 		case m := <-l.replies:

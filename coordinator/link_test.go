@@ -13,6 +13,7 @@ import (
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 )
 
 func packedCodec(tb testing.TB) proto.Codec {
@@ -111,7 +112,7 @@ func TestLinkDropsLateReply(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			res := proto.Result{BatchID: b.ID, Attempt: b.Attempt}
+			res := proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token}
 			data, _ := codec.AppendResult(nil, &res)
 			_ = req.Respond(data)
 		}
@@ -170,4 +171,49 @@ func TestLinkErrors(t *testing.T) {
 			t.Fatalf("err = %v, want context.Canceled (or gone, if the status won the race)", err)
 		}
 	})
+}
+
+// A result must carry its batch's token back. Messages on the reply
+// subject from anyone who did not see the batch (a header-only error, a
+// result of the right shape and ID) are dropped and counted, and the Link
+// waits on for the worker's own reply.
+func TestLinkDropsForgedReplies(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	codec := packedCodec(t)
+	// The fake worker stands in for a forger who knows the reply subject
+	// but not the batch: it sends two forgeries before its real answer.
+	fake := natstest.Connect(t, url)
+	_, err := fake.Subscribe(proto.WorkSubject("_.forged"), func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			t.Error(err)
+			return
+		}
+		forged := &nats.Msg{Subject: m.Reply, Header: nats.Header{}}
+		forged.Header.Set(micro.ErrorCodeHeader, "400")
+		forged.Header.Set(micro.ErrorHeader, "forged failure")
+		_ = fake.PublishMsg(forged)
+		wrong, _ := codec.AppendResult(nil, &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Out: workload.Output{Stride: 1, Data: []byte("F")}})
+		_ = fake.Publish(m.Reply, wrong)
+		right, _ := codec.AppendResult(nil, &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Stride: 1, Data: []byte("R")}})
+		_ = m.Respond(right)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Flush()
+	l := link(t, nc, codec, "_.forged")
+	for id := range uint64(3) {
+		r, err := l.RoundTrip(context.Background(), &proto.Batch{ID: id + 1, Attempt: 1, Workload: "noop", Docs: []string{"d"}}, nil, 10*time.Second)
+		if err != nil {
+			t.Fatalf("round trip %d: %v", id+1, err)
+		}
+		if got := string(r.Res.Out.Data); got != "R" {
+			t.Fatalf("round trip %d took result %q, want the worker's own %q", id+1, got, "R")
+		}
+		if got, want := r.Forged, 2; got != want {
+			t.Errorf("round trip %d: forged = %d, want %d", id+1, got, want)
+		}
+	}
 }

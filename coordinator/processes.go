@@ -46,11 +46,19 @@ type Processes struct {
 // for missLimit rounds is given up: its idle lanes return (a lane in the
 // middle of a batch still waits for the reply or the deadline, so a worker
 // draining on SIGTERM finishes its batches and costs no re-execution).
+//
+// A worker that missed a batch's deadline is hung until it answers a
+// batch: it gets no lanes, only one empty probe batch, which queues behind
+// whatever holds it. Discovery alone proves nothing: micro answers $SRV
+// pings apart from the batch handler, so a worker stuck in a batch still
+// answers them.
 type attached struct {
-	lanes  int
-	missed int // discovery rounds in a row it did not answer
-	ctx    context.Context
-	cancel context.CancelFunc
+	lanes   int
+	missed  int  // discovery rounds in a row it did not answer
+	hung    bool // missed a deadline and has not answered a batch since
+	probing bool // a probe is waiting for its answer
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // missLimit is how many discovery rounds (~400 ms each) a worker may miss
@@ -107,21 +115,23 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 	defer wg.Wait() // every lane is owned here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Rediscovery ends when the job does, so Run returns with it rather
-	// than at the end of a discovery window.
+	// Rediscovery, and every wait for work or for a probe's answer (idle),
+	// ends when the job is done or stops, so Run returns with it rather
+	// than at the end of a discovery window or of StopGrace. Batches in
+	// flight still run on ctx.
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		select {
 		case <-q.Done():
-			dcancel()
+		case <-q.Stopped():
 		case <-dctx.Done():
 		}
-	}()
+		dcancel()
+	})
+	lanes := laneCtx{work: ctx, idle: dctx}
 	for _, id := range first { // start at once; discovery below adds the rest
-		p.startLanes(ctx, q, id, &wg)
+		p.startLanes(lanes, q, id, &wg)
 	}
 
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -132,6 +142,9 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 		select {
 		case <-q.Done(): // lanes end with the job; that is not workers leaving
 			return nil
+		case <-q.Stopped(): // nor when it stops
+			wg.Wait() // before cancel: lanes finish their batch, within StopGrace
+			return ErrStopped
 		default:
 		}
 		if err != nil && ctx.Err() == nil {
@@ -141,7 +154,7 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 			p.reconcile(ids)
 		}
 		for _, id := range ids {
-			p.startLanes(ctx, q, id, &wg)
+			p.startLanes(lanes, q, id, &wg)
 		}
 		switch n := p.liveCount(); {
 		case n > 0:
@@ -153,6 +166,9 @@ func (p *Processes) Run(ctx context.Context, q *Queue) error {
 			alone = time.Now()
 			p.log.Warn("no workers attached; waiting", "up_to", p.cfg.WorkerWait)
 		case time.Since(alone) > p.cfg.WorkerWait:
+			if n := p.hungCount(); n > 0 {
+				return fmt.Errorf("%w: none answering batches for %s (%d hung: they answer discovery, not batches)", ErrNoWorkers, p.cfg.WorkerWait, n)
+			}
 			return fmt.Errorf("%w: none attached for %s", ErrNoWorkers, p.cfg.WorkerWait)
 		}
 		select {
@@ -178,7 +194,20 @@ func (p *Processes) liveCount() int {
 func (p *Processes) liveLocked() int {
 	n := 0
 	for _, a := range p.live {
-		if a.ctx == nil || a.ctx.Err() == nil {
+		if !a.hung && (a.ctx == nil || a.ctx.Err() == nil) {
+			n++
+		}
+	}
+	return n
+}
+
+// hungCount is the number of workers waiting to answer a probe.
+func (p *Processes) hungCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, a := range p.live {
+		if a.hung {
 			n++
 		}
 	}
@@ -250,9 +279,9 @@ func (p *Processes) discover(ctx context.Context, d time.Duration, enough int) (
 }
 
 // Discover asks the ferry-worker micro service for its instances
-// ($SRV.INFO.ferry-worker) and returns the IDs of those whose batch
-// endpoint is up, within d, or as soon as want have answered (0 = wait all
-// of d). A worker's batch subject is proto.WorkSubject(id).
+// ($SRV.INFO.ferry-worker) and returns the addresses (<login>.<id>) of those
+// whose batch endpoint is up, within d, or as soon as want have answered
+// (0 = wait all of d). A worker's batch subject is proto.WorkSubject(addr).
 //
 // It asks for INFO, not PING: a worker answers pings from the moment it
 // registers, a moment before its batch endpoint subscribes, and a batch
@@ -285,8 +314,11 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 		if json.Unmarshal(m.Data, &info) != nil || info.ID == "" {
 			continue
 		}
-		if slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
-			ids = append(ids, info.ID)
+		for _, e := range info.Endpoints {
+			if addr, ok := proto.ParseWorkSubject(e.Subject, info.ID); ok && !slices.Contains(ids, addr) {
+				ids = append(ids, addr)
+				break
+			}
 		}
 		if want > 0 && len(ids) >= want {
 			return ids, nil
@@ -294,10 +326,15 @@ func Discover(ctx context.Context, nc *nats.Conn, d time.Duration, want int) ([]
 	}
 }
 
+// laneCtx are the contexts of a job's lanes: work, for a batch in flight
+// (it ends StopGrace after an interrupt), and idle, for waiting (for the
+// next batch, for a probe's answer), which ends when the job stops.
+type laneCtx struct{ work, idle context.Context }
+
 // startLanes tops worker id up to InFlight running lanes: all of them for
-// a new worker, the retired ones for a worker that missed a deadline but
-// still answers pings.
-func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *sync.WaitGroup) {
+// a new worker, the retired ones for a worker given up and back. A hung
+// worker gets a probe instead.
+func (p *Processes) startLanes(ctx laneCtx, q *Queue, id string, wg *sync.WaitGroup) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.live[id]
@@ -313,62 +350,105 @@ func (p *Processes) startLanes(ctx context.Context, q *Queue, id string, wg *syn
 		}
 	}
 	if a.ctx == nil || a.ctx.Err() != nil { // new, or given up and back
-		a.ctx, a.cancel = context.WithCancel(ctx)
+		a.ctx, a.cancel = context.WithCancel(ctx.idle)
 		a.missed = 0
+	}
+	idle := a.ctx
+	if a.hung {
+		if !a.probing {
+			a.probing = true
+			wg.Go(func() { p.probe(ctx, idle, q, id, wg) })
+		}
+		return
 	}
 	for range p.cfg.InFlight - a.lanes {
 		a.lanes++
-		wg.Add(1)
-		go func(idle context.Context) {
-			defer wg.Done()
-			p.lane(ctx, idle, q, id)
+		wg.Go(func() {
+			hung := p.lane(ctx.work, idle, q, id)
 			p.mu.Lock()
-			if a.lanes--; a.lanes == 0 {
+			a.hung = a.hung || hung
+			if a.lanes--; a.lanes == 0 && !a.hung { // a hung worker is remembered
 				a.cancel()
 				delete(p.live, id)
 			}
 			p.mu.Unlock()
-		}(a.ctx)
+		})
 	}
 }
 
-// lane sends batches to one worker, one at a time, until the job is done
-// or the worker is gone. A worker that misses a deadline is suspect (dead,
-// paused, partitioned): its lane retires rather than feed it more batches
-// to lose, and discovery attaches it again if it still answers.
-//
-// idle ends when the worker is given up: it only stops the wait for the
-// next batch; a batch already sent is answered or times out on ctx.
-func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) {
+// probe sends worker id an empty batch and waits for the answer as long as
+// the worker answers discovery (idle) and the job runs. An answer of any
+// kind (a result, an error reply) means the worker is computing again: it
+// is attached again at once.
+func (p *Processes) probe(ctx laneCtx, idle context.Context, q *Queue, id string, wg *sync.WaitGroup) {
+	answered := false
+	defer func() {
+		p.mu.Lock()
+		if a := p.live[id]; a != nil {
+			a.probing = false
+			a.hung = !answered
+		}
+		p.mu.Unlock()
+		if answered {
+			p.log.Debug("hung worker answered its probe; attaching it again", "worker", id)
+			p.startLanes(ctx, q, id, wg)
+		}
+	}()
 	link, err := NewLink(p.nc, p.codec, id)
 	if err != nil {
 		p.log.Warn("open link", "worker", id, "err", err)
 		return
 	}
 	defer link.Close()
+	b := proto.Batch{ID: q.ids.Add(1), Attempt: 1, Workload: p.cfg.Workload, Params: p.cfg.Params}
+	r, err := link.RoundTrip(idle, &b, nil, probeWait)
+	q.DiscardForged(r.Forged)
+	answered = err == nil || !errors.Is(err, errGone) && !errors.Is(err, errDeadline) && idle.Err() == nil
+}
+
+// probeWait bounds a probe's wait; in practice the worker's leaving
+// discovery or the job's end ends it first.
+const probeWait = 24 * time.Hour
+
+// lane sends batches to one worker, one at a time, until the job is done
+// or the worker is gone. A worker that misses a deadline is suspect (dead,
+// paused, hung, partitioned): its lane retires rather than feed it more
+// batches to lose, reporting hung, and the worker gets no batch again
+// until it answers a probe (startLanes).
+//
+// idle ends when the worker is given up: it only stops the wait for the
+// next batch; a batch already sent is answered or times out on ctx.
+func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) (hung bool) {
+	link, err := NewLink(p.nc, p.codec, id)
+	if err != nil {
+		p.log.Warn("open link", "worker", id, "err", err)
+		return false
+	}
+	defer link.Close()
 	for {
 		t, err := q.Next(idle)
 		if err != nil {
-			return
+			return false
 		}
 		t.Batch.Attempt = uint32(t.attempts + 1)
 		r, err := link.RoundTrip(ctx, &t.Batch, q.NewResult(), q.Timeout(t))
+		q.DiscardForged(r.Forged)
 		switch {
 		case err == nil:
 			q.Complete(t, r)
 		case errors.Is(err, errGone):
 			q.Requeue(t) // never delivered: not the batch's fault
-			return
+			return false
 		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
 			q.Fail(t, err) // cannot split further; the error names max_payload
 		case errors.Is(err, errTooLarge):
 			q.Split(t)
 		case ctx.Err() != nil:
-			return
+			return false
 		case errors.Is(err, errDeadline):
-			p.log.Debug("batch timed out; retiring lane", "batch", t.Batch.ID, "worker", id, "err", err)
+			p.log.Debug("batch timed out; retiring lane until the worker answers a probe", "batch", t.Batch.ID, "worker", id, "err", err)
 			q.Fail(t, err)
-			return
+			return true
 		default:
 			p.log.Debug("batch failed", "batch", t.Batch.ID, "worker", id, "err", err)
 			q.Fail(t, err)

@@ -50,6 +50,10 @@ type Queue struct {
 	retries  atomic.Int64
 	requeues atomic.Int64
 	splits   atomic.Int64
+	forged   atomic.Int64
+	// width is the job's row width (widthOf), set by the first result with
+	// a document that did not fail; 0 until then.
+	width atomic.Uint64
 	// perDoc is the measured compute time per document (EWMA, ns), from
 	// which reply deadlines are derived.
 	perDoc atomic.Int64
@@ -172,12 +176,31 @@ type Result struct {
 	Worker   string // who computed it, for busy fractions
 	BytesOut int
 	BytesIn  int
+	Forged   int // messages dropped while waiting for it: they did not carry the batch's token
+}
+
+// DiscardForged counts n results dropped because they answered no batch in
+// flight or did not carry its token (Stats.Forged).
+func (q *Queue) DiscardForged(n int) {
+	if n <= 0 {
+		return
+	}
+	q.forged.Add(int64(n))
+	if q.cfg.Observe != nil {
+		for range n {
+			q.cfg.Observe(Event{Kind: EventForged})
+		}
+	}
 }
 
 // Complete records a successful result for t. res.Res must not be used by
 // the caller afterwards.
 func (q *Queue) Complete(t *Task, r Result) {
-	if err := checkShape(t, r.Res); err != nil {
+	err := checkShape(t, r.Res)
+	if err == nil {
+		err = q.checkWidth(t, r.Res)
+	}
+	if err != nil {
 		q.Fail(t, err)
 		return
 	}
@@ -193,12 +216,13 @@ func (q *Queue) Complete(t *Task, r Result) {
 	if q.batch != nil {
 		q.batch.Observe(len(t.Batch.Docs), t.Batch.TextBytes()+r.Res.Out.Bytes(), r.Timing, t.waited)
 	}
+	failed := len(r.Res.Errs) // the collector may recycle r.Res once it has it
 	if q.col.complete(t, r) {
 		q.observe(EventDupe, t)
 		return
 	}
 	if q.cfg.Observe != nil {
-		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: len(r.Res.Errs), Timing: r.Timing, Worker: r.Worker})
+		q.cfg.Observe(Event{Kind: EventOK, Docs: len(t.Batch.Docs), Failed: failed, Timing: r.Timing, Worker: r.Worker})
 	}
 }
 
@@ -283,32 +307,70 @@ func (q *Queue) newTask(first int64, docs []string) *Task {
 	}}
 }
 
-// checkShape rejects a result whose columns do not match its batch, so a
-// confused or hostile worker cannot corrupt the output.
+// widthOf is r's row width as the queue keeps it: Dim and Stride, with the
+// top bit set so that no width is 0.
+func widthOf(r *proto.Result) uint64 {
+	return 1<<63 | uint64(uint32(r.Out.Dim))<<32 | uint64(uint32(r.Out.Stride))
+}
+
+// checkWidth rejects a result whose rows are not as wide as the job's: the
+// first result with a document that did not fail sets the width, and every
+// later one must match it (a result whose documents all failed has no
+// rows). A sink would otherwise write rows of two widths, or fail the job.
+func (q *Queue) checkWidth(t *Task, r *proto.Result) error {
+	if len(r.Errs) == len(t.Batch.Docs) {
+		return nil
+	}
+	w := widthOf(r)
+	if q.width.CompareAndSwap(0, w) {
+		return nil
+	}
+	if job := q.width.Load(); job != w {
+		return fmt.Errorf("batch %d: rows of dim %d and stride %d, the job's are %d and %d: %w",
+			t.Batch.ID, r.Out.Dim, r.Out.Stride, uint32(job>>32), uint32(job), proto.ErrMalformed)
+	}
+	return nil
+}
+
+// checkShape rejects a result that does not answer t's send or whose
+// columns do not match its batch, so a confused or hostile worker cannot
+// corrupt the output: every count, index and range in it is checked
+// against the batch before the collector uses it. (The token is checked
+// where the result arrives: the Link, the JetStream result handler.)
 func checkShape(t *Task, r *proto.Result) error {
 	n := len(t.Batch.Docs)
 	o := &r.Out
-	if r.BatchID != t.Batch.ID {
-		return fmt.Errorf("result for batch %d answered batch %d: %w", r.BatchID, t.Batch.ID, proto.ErrMalformed)
+	id := t.Batch.ID
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("batch %d: %s: %w", id, fmt.Sprintf(format, a...), proto.ErrMalformed)
 	}
-	if o.Dim > 0 && len(o.Vecs) != n*o.Dim {
-		return fmt.Errorf("batch %d: %d floats for %d documents of dim %d: %w", t.Batch.ID, len(o.Vecs), n, o.Dim, proto.ErrMalformed)
+	switch {
+	case r.BatchID != id:
+		return bad("the result answers batch %d", r.BatchID)
+	case r.Attempt != t.Batch.Attempt:
+		return bad("the result answers attempt %d, not %d", r.Attempt, t.Batch.Attempt)
+	case len(o.Vecs) != n*o.Dim: // no vectors when Dim is 0
+		return bad("%d floats for %d documents of dim %d", len(o.Vecs), n, o.Dim)
+	case len(o.Ends) == 0 && len(o.Data) != n*o.Stride:
+		return bad("%d data bytes for %d documents of %d", len(o.Data), n, o.Stride)
+	case len(o.Ends) > 0 && (len(o.Ends) != n || o.Stride != 0):
+		return bad("%d byte ends (stride %d) for %d documents", len(o.Ends), o.Stride, n)
 	}
-	if o.Stride > 0 && len(o.Data) != n*o.Stride {
-		return fmt.Errorf("batch %d: %d data bytes for %d documents of %d: %w", t.Batch.ID, len(o.Data), n, o.Stride, proto.ErrMalformed)
-	}
-	if len(o.Ends) > 0 && len(o.Ends) != n {
-		return fmt.Errorf("batch %d: %d byte ends for %d documents: %w", t.Batch.ID, len(o.Ends), n, proto.ErrMalformed)
-	}
+	// Spans in document order (the digest and the JSONL sink walk them so),
+	// errors in strictly increasing order (each failed document once).
+	prev := 0
 	for _, s := range o.Spans {
-		if int(s.Doc) >= n || s.Start > s.End {
-			return fmt.Errorf("batch %d: span %+v out of range: %w", t.Batch.ID, s, proto.ErrMalformed)
+		if int(s.Doc) >= n || int(s.Doc) < prev || s.Start > s.End {
+			return bad("span %+v out of range or order", s)
 		}
+		prev = int(s.Doc)
 	}
+	prev = -1
 	for _, e := range r.Errs {
-		if int(e.Doc) >= n {
-			return fmt.Errorf("batch %d: error for document %d of %d: %w", t.Batch.ID, e.Doc, n, proto.ErrMalformed)
+		if int(e.Doc) >= n || int(e.Doc) <= prev {
+			return bad("error for document %d of %d out of range or order", e.Doc, n)
 		}
+		prev = int(e.Doc)
 	}
 	return nil
 }

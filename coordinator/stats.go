@@ -84,7 +84,7 @@ type Stats struct {
 	Requeues  int64 // re-sends of batches that never reached a worker (no responders): nothing computed twice
 	Splits    int64 // batches halved to isolate bad documents or to fit the payload limit
 	Dupes     int64 // results discarded because their documents were already done
-	Forged    int64 // results discarded because they answer no batch of this job: impossible range, other documents, undecodable
+	Forged    int64 // results discarded: without their batch's token, for no batch in flight, or for no batch of this job (impossible range, other documents, undecodable)
 	Resumed   int64 // batches taken from a previous run's stored results (dispatch=jetstream), not computed
 	Failed    []DocFailure
 	// Prefix is how far the output got: documents [0, Prefix) of the input

@@ -20,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrylab/ferry/broker"
@@ -95,7 +96,7 @@ func (c Config) WithDefaults() Config {
 type Fleet struct {
 	broker   *broker.Broker
 	conn     *nats.Conn
-	workers  *spawn.Pool
+	workers  []*spawn.Pool // one process each: each has a login of its own
 	echo     *Echo
 	storeDir string
 }
@@ -114,7 +115,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 			f.Close()
 		}
 	}()
-	creds := newCredentials()
+	creds := newCredentials(cfg.Workers)
 	bo := broker.Options{MaxPayload: int32(cfg.MaxPayload), Users: creds.users()}
 	if cfg.JetStream {
 		if f.storeDir, err = os.MkdirTemp("", "ferry-jetstream-"); err != nil {
@@ -127,30 +128,32 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	if f.broker, err = broker.Start(context.WithoutCancel(ctx), bo); err != nil {
 		return nil, err
 	}
-	env := ChildEnv(f.broker.URL(), creds.worker) // not argv: ps shows argv to everyone
-	if cfg.Workers > 0 {
-		args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
-		if cfg.JetStream {
-			args = append(args, "--dispatch", "request,jetstream")
-		}
-		if cfg.Exec != "" {
-			args = append(args, "--exec", cfg.Exec)
-		}
-		if cfg.ExecTimeout > 0 {
-			args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
-		}
-		if f.workers, err = spawn.Start(ctx, spawn.Config{
+	args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
+	if cfg.JetStream {
+		args = append(args, "--dispatch", "request,jetstream")
+	}
+	if cfg.Exec != "" {
+		args = append(args, "--exec", cfg.Exec)
+	}
+	if cfg.ExecTimeout > 0 {
+		args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
+	}
+	for _, w := range creds.workers { // one login per worker: it reads only its own batches
+		// Credentials in the environment, not argv: ps shows argv to everyone.
+		p, err := spawn.Start(ctx, spawn.Config{
 			Args:    args,
-			Env:     append(env, spinEnv(cfg.Workload)...),
-			Procs:   cfg.Workers,
+			Env:     append(ChildEnv(f.broker.URL(), w), spinEnv(cfg.Workload)...),
+			Procs:   1,
 			Logger:  cfg.Logger,
 			Restart: true,
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
+		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = StartEcho(ctx, env, cfg.Logger); err != nil {
+		if f.echo, err = StartEcho(ctx, ChildEnv(f.broker.URL(), creds.echo), cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -170,10 +173,11 @@ func (f *Fleet) URL() string { return f.broker.URL() }
 
 // WorkerPIDs lists the running worker processes.
 func (f *Fleet) WorkerPIDs() []int {
-	if f.workers == nil {
-		return nil
+	var pids []int
+	for _, p := range f.workers {
+		pids = append(pids, p.PIDs()...)
 	}
-	return f.workers.PIDs()
+	return pids
 }
 
 // Echo is the fleet's echo process; nil unless Config.Echo.
@@ -189,9 +193,11 @@ func (f *Fleet) Close() {
 	if f.echo != nil {
 		f.echo.Stop()
 	}
-	if f.workers != nil {
-		f.workers.Stop()
+	var wg sync.WaitGroup // the workers drain at once, not one after another
+	for _, p := range f.workers {
+		wg.Go(p.Stop)
 	}
+	wg.Wait()
 	if f.broker != nil {
 		f.broker.Shutdown()
 	}
@@ -208,7 +214,8 @@ type Echo struct {
 }
 
 // StartEcho spawns the echo process; env (ChildEnv) says where to connect
-// and as whom, with a worker's rights, as the subject is under ferry.work.
+// and as whom: a login with a worker's rights named "echo", as the subject,
+// ferry.work.echo.<random>, is under that login's work subjects.
 func StartEcho(ctx context.Context, env []string, log *slog.Logger) (*Echo, error) {
 	subject := proto.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
 	p, err := spawn.Start(ctx, spawn.Config{
@@ -247,25 +254,39 @@ func ChildEnv(url string, a natsconn.Auth) []string {
 	}
 }
 
-// credentials are one fleet's throwaway users for its embedded broker: its
-// workers cannot send work and nothing else on the machine can join the
-// run without reading the coordinator's memory or environment.
+// credentials are one fleet's throwaway users for its embedded broker: a
+// login per worker process (worker-1, worker-2, ...), so no worker can read
+// or answer another's batches; one for the echo (a worker's rights); one
+// for the coordinator. Nothing else on the machine can join the run
+// without reading the coordinator's memory or environment.
 type credentials struct {
-	worker, coordinator natsconn.Auth
+	workers           []natsconn.Auth
+	echo, coordinator natsconn.Auth
 }
 
-func newCredentials() credentials {
-	return credentials{
-		worker:      natsconn.Auth{User: "worker", Password: rand.Text()},
+func newCredentials(workers int) credentials {
+	c := credentials{
+		echo:        natsconn.Auth{User: echoUser, Password: rand.Text()},
 		coordinator: natsconn.Auth{User: "coordinator", Password: rand.Text()},
 	}
+	for i := range workers {
+		c.workers = append(c.workers, natsconn.Auth{User: fmt.Sprintf("worker-%d", i+1), Password: rand.Text()})
+	}
+	return c
 }
 
+// echoUser is the echo's login: its subject is under ferry.work.echo.
+var echoUser = strings.TrimPrefix(proto.EchoSubject, proto.WorkSubjectPrefix+".")
+
 func (c credentials) users() []broker.User {
-	return []broker.User{
-		{Name: c.worker.User, Password: c.worker.Password, Role: broker.RoleWorker},
+	users := []broker.User{
+		{Name: c.echo.User, Password: c.echo.Password, Role: broker.RoleWorker},
 		{Name: c.coordinator.User, Password: c.coordinator.Password, Role: broker.RoleCoordinator},
 	}
+	for _, w := range c.workers {
+		users = append(users, broker.User{Name: w.User, Password: w.Password, Role: broker.RoleWorker})
+	}
+	return users
 }
 
 // spinEnv pins the spin calibration of the workers started here to this

@@ -115,6 +115,7 @@ type Coordinator struct {
 	batches  *prometheus.CounterVec // by outcome
 	docs     *prometheus.CounterVec // by outcome
 	retries  prometheus.Counter
+	forged   prometheus.Counter
 	stage    *prometheus.HistogramVec // by stage
 	inflight prometheus.Gauge
 	busy     *prometheus.CounterVec // by worker
@@ -136,6 +137,10 @@ func NewCoordinator() *Coordinator {
 			Name: "ferry_coordinator_retries_total",
 			Help: "Batches re-sent after an error reply or a timeout, so possibly computed twice (the report's retries; requeues of never-delivered batches are batches_total{outcome=\"requeue\"}).",
 		}),
+		forged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_coordinator_forged_discarded_total",
+			Help: "Results dropped because they answered no batch in flight or did not carry its token (the report's forged_discarded): someone is answering batches they were not sent.",
+		}),
 		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ferry_coordinator_stage_seconds",
 			Help:    "Time per batch in each stage: encode, transport, worker_decode, compute, worker_encode, decode.",
@@ -150,7 +155,7 @@ func NewCoordinator() *Coordinator {
 			Help: "Seconds each worker spent on this coordinator's batches; rate() of it is that worker's busy fraction.",
 		}, []string{"worker"}),
 	}
-	m.Registry.MustRegister(m.batches, m.docs, m.retries, m.stage, m.inflight, m.busy)
+	m.Registry.MustRegister(m.batches, m.docs, m.retries, m.forged, m.stage, m.inflight, m.busy)
 	for _, o := range []string{"ok", "retry", "requeue", "failed"} {
 		m.batches.WithLabelValues(o)
 	}
@@ -160,8 +165,12 @@ func NewCoordinator() *Coordinator {
 
 // Observe is the coordinator.Config.Observe hook.
 func (m *Coordinator) Observe(e coordinator.Event) {
-	if e.Kind == coordinator.EventSent {
+	switch e.Kind {
+	case coordinator.EventSent:
 		m.inflight.Inc()
+		return
+	case coordinator.EventForged: // not a step of a batch in flight
+		m.forged.Inc()
 		return
 	}
 	m.inflight.Dec()

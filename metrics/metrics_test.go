@@ -141,3 +141,19 @@ func TestServeRefusesABusyAddress(t *testing.T) {
 		t.Errorf("second Serve on %s succeeded", a.Addr())
 	}
 }
+
+// A forged result is counted on its own and is no step of a batch: the
+// in-flight gauge does not move.
+func TestCoordinatorCountsForgedResults(t *testing.T) {
+	m := NewCoordinator()
+	m.Observe(coordinator.Event{Kind: coordinator.EventSent})
+	for range 3 {
+		m.Observe(coordinator.Event{Kind: coordinator.EventForged})
+	}
+	if got := testutil.ToFloat64(m.forged); got != 3 {
+		t.Errorf("ferry_coordinator_forged_discarded_total = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(m.inflight); got != 1 {
+		t.Errorf("in-flight batches = %v, want 1 (forgeries are not batches)", got)
+	}
+}

@@ -56,8 +56,15 @@ func testParams() workload.Params {
 	return workload.Params{Dim: 384, ChunkTokens: 256, ChunkOverlap: 32, SpinCostNs: 200_000, OutBytes: 16, Seed: 7}
 }
 
+// testToken is the token of the test shapes (so the fuzz seeds hold one);
+// maxToken has every bit set.
+var (
+	testToken = Token{0x9e, 0x37, 0x79, 0xb9, 0x7f, 0x4a, 0x7c, 0x15, 0xf3, 0x9c, 0xc0, 0x60, 0x5c, 0xed, 0xc8, 0x34}
+	maxToken  = Token{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+)
+
 func batchOf(docs []string) *Batch {
-	return &Batch{ID: 42, Attempt: 1, Workload: "embed", Params: testParams(), First: 1000, Docs: docs}
+	return &Batch{ID: 42, Attempt: 1, Token: testToken, Workload: "embed", Params: testParams(), First: 1000, Docs: docs}
 }
 
 // embedResult is a result of n rows of dim float32.
@@ -67,7 +74,7 @@ func embedResult(n, dim int) *Result {
 	for i := range v {
 		v[i] = rng.Float32()*2 - 1
 	}
-	return &Result{BatchID: 42, Attempt: 1, Out: workload.Output{Dim: dim, Vecs: v}}
+	return &Result{BatchID: 42, Attempt: 1, Token: testToken, Out: workload.Output{Dim: dim, Vecs: v}}
 }
 
 // chunkResult is a result with n spans.
@@ -76,7 +83,7 @@ func chunkResult(n int) *Result {
 	for i := range s {
 		s[i] = workload.Span{Doc: uint32(i / 4), Start: uint32(i%4) * 900, End: uint32(i%4)*900 + 1200, Tokens: 256}
 	}
-	return &Result{BatchID: 7, Attempt: 2, Out: workload.Output{Spans: s}}
+	return &Result{BatchID: 7, Attempt: 2, Token: testToken, Out: workload.Output{Spans: s}}
 }
 
 func dataResult(n, stride int) *Result {
@@ -84,7 +91,7 @@ func dataResult(n, stride int) *Result {
 	for i := range d {
 		d[i] = byte(i * 31)
 	}
-	return &Result{BatchID: 9, Attempt: 1, Out: workload.Output{Stride: stride, Data: d}}
+	return &Result{BatchID: 9, Attempt: 1, Token: testToken, Out: workload.Output{Stride: stride, Data: d}}
 }
 
 // longArgs are workload args of every kind, one string long.
@@ -105,7 +112,7 @@ var batchShapes = []struct {
 	{name: "one doc", b: batchOf([]string{"hello world"})},
 	{name: "100 docs of 600 bytes", b: batchOf(docsOf(100, 600))},
 	{name: "unicode", b: batchOf([]string{"héllo wörld", "日本語のテキスト", "emoji 🚢⛴️", "", "\x00nul\x00", "ελληνικά"})},
-	{name: "long strings", b: &Batch{ID: math.MaxUint64, Attempt: math.MaxUint32, Workload: strings.Repeat("w", 64),
+	{name: "long strings", b: &Batch{ID: math.MaxUint64, Attempt: math.MaxUint32, Token: maxToken, Workload: strings.Repeat("w", 64),
 		Params: workload.Params{Dim: -1, ChunkTokens: math.MaxInt32, ChunkOverlap: math.MinInt32, SpinCostNs: math.MinInt64,
 			OutBytes: math.MaxInt32, Seed: math.MaxUint64, Args: longArgs},
 		First: math.MaxInt64 - 1, Docs: []string{strings.Repeat("x", 70_000), strings.Repeat("y", 255), strings.Repeat("z", 256)}}},
@@ -122,7 +129,7 @@ var resultShapes = []struct {
 	{name: "data and stride", r: dataResult(100, 16)},
 	{name: "errs", r: &Result{BatchID: 3, Attempt: 1, Out: workload.Output{Dim: 2, Vecs: []float32{1, 2, 0, 0, 5, 6}},
 		Errs: []DocError{{Doc: 1, Msg: "panic: boom"}, {Doc: math.MaxUint32, Msg: ""}, {Doc: 2, Msg: strings.Repeat("e", 40)}}}},
-	{name: "all columns", r: &Result{BatchID: 1 << 40, Attempt: 3,
+	{name: "all columns", r: &Result{BatchID: 1 << 40, Attempt: 3, Token: maxToken,
 		Out:  workload.Output{Dim: 3, Vecs: []float32{-0.5, 1e-30, 3e30}, Spans: chunkResult(3).Out.Spans, Stride: 2, Data: []byte{1, 2}},
 		Errs: []DocError{{Doc: 0, Msg: "x"}}}},
 	{name: "bytes of any length", r: &Result{BatchID: 9, Attempt: 1, Out: workload.Output{Data: []byte("abcdefg"), Ends: []uint32{0, 3, 3, 7}},
@@ -318,4 +325,15 @@ func TestNewCodec(t *testing.T) {
 // isDecodeErr reports whether err wraps one of the package's sentinels.
 func isDecodeErr(err error) bool {
 	return errors.Is(err, ErrTruncated) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrLimit)
+}
+
+func TestHeaderSize(t *testing.T) {
+	h := map[string][]string{"Ferry-Worker": {"w1"}, "Ferry-Stages-Ns": {"1 2 3"}}
+	want := len("NATS/1.0\r\nFerry-Worker: w1\r\nFerry-Stages-Ns: 1 2 3\r\n\r\n")
+	if got := HeaderSize(h); got != want {
+		t.Errorf("HeaderSize = %d, want %d", got, want)
+	}
+	if got := HeaderSize(nil); got != 0 {
+		t.Errorf("HeaderSize(nil) = %d, want 0 (no header block)", got)
+	}
 }

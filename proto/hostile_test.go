@@ -88,7 +88,7 @@ func raw(b ...byte) []byte             { return b }
 func arr(fields [][]byte) []byte       { return cat(appendArrayLen(nil, len(fields)), cat(fields...)) }
 func u64(code byte, v uint64) []byte   { return binary.BigEndian.AppendUint64([]byte{code}, v) }
 
-// packedBatchFields returns the six top-level fields of b as packed writes
+// packedBatchFields returns the seven top-level fields of b as packed writes
 // them (params as one field), so a test can replace one.
 func packedBatchFields(b *Batch) [][]byte {
 	p := &b.Params
@@ -98,12 +98,12 @@ func packedBatchFields(b *Batch) [][]byte {
 	for _, d := range b.Docs {
 		docs = appendStr(docs, d)
 	}
-	return [][]byte{appendUint(nil, b.ID), appendUint(nil, uint64(b.Attempt)), appendStr(nil, b.Workload), arr(params), appendInt(nil, b.First), docs}
+	return [][]byte{appendUint(nil, b.ID), appendUint(nil, uint64(b.Attempt)), appendToken(nil, &b.Token), appendStr(nil, b.Workload), arr(params), appendInt(nil, b.First), docs}
 }
 
 // packedParamFields returns the seven params fields of b.
 func packedParamFields(b *Batch) [][]byte {
-	p := packedBatchFields(b)[3]
+	p := packedBatchFields(b)[4]
 	r := reader{b: p}
 	r.arrayLen("", 1)
 	var fs [][]byte
@@ -211,14 +211,14 @@ func hostileCases(tb testing.TB) []hostileCase {
 		{name: "deep array32", msg: nest(10_000, hdr32(0xdd, 1), raw(0)), reject: all},
 		{name: "deep in docs", msg: batchMap(map[string][]byte{"docs": nest(10_000, raw(0x91), raw(0xa0))}), reject: all},
 		{name: "deep in unknown field", msg: batchMap(map[string][]byte{"zzz": nest(10_000, raw(0x91), raw(0))}), reject: all},
-		{name: "deep in packed docs", msg: arr(with(bf, 5, nest(10_000, raw(0x91), raw(0xa0)))), reject: all},
-		{name: "array32 docs of 2^32-1", msg: arr(with(bf, 5, hdr32(0xdd, huge))), reject: all},
-		{name: "str32 doc of 2^32-1", msg: arr(with(bf, 5, cat(raw(0x91), hdr32(0xdb, huge)))), reject: all},
-		{name: "str32 workload of 2^32-1", msg: arr(with(bf, 2, hdr32(0xdb, huge))), reject: all},
-		{name: "bin32 vecs of 2^32-1", msg: arr(with(rf, 3, hdr32(0xc6, huge))), reject: all},
-		{name: "bin32 spans of 2^32-1", msg: arr(with(rf, 4, hdr32(0xc6, huge))), reject: all},
-		{name: "str32 data of 2^32-1", msg: arr(with(rf, 6, hdr32(0xdb, huge))), reject: all},
-		{name: "array32 errs of 2^32-1", msg: arr(with(rf, 7, hdr32(0xdd, huge))), reject: all},
+		{name: "deep in packed docs", msg: arr(with(bf, 6, nest(10_000, raw(0x91), raw(0xa0)))), reject: all},
+		{name: "array32 docs of 2^32-1", msg: arr(with(bf, 6, hdr32(0xdd, huge))), reject: all},
+		{name: "str32 doc of 2^32-1", msg: arr(with(bf, 6, cat(raw(0x91), hdr32(0xdb, huge)))), reject: all},
+		{name: "str32 workload of 2^32-1", msg: arr(with(bf, 3, hdr32(0xdb, huge))), reject: all},
+		{name: "bin32 vecs of 2^32-1", msg: arr(with(rf, 4, hdr32(0xc6, huge))), reject: all},
+		{name: "bin32 spans of 2^32-1", msg: arr(with(rf, 5, hdr32(0xc6, huge))), reject: all},
+		{name: "str32 data of 2^32-1", msg: arr(with(rf, 7, hdr32(0xdb, huge))), reject: all},
+		{name: "array32 errs of 2^32-1", msg: arr(with(rf, 8, hdr32(0xdd, huge))), reject: all},
 		{name: "msgpack docs array32 of 2^32-1", msg: batchMap(map[string][]byte{"docs": hdr32(0xdd, huge)}), reject: all},
 		{name: "msgpack Vecs array32 of 2^32-1", msg: resultMap(map[string][]byte{"out.Vecs": hdr32(0xdd, huge)}), reject: all},
 		{name: "msgpack Spans array32 of 2^32-1", msg: resultMap(map[string][]byte{"out.Spans": hdr32(0xdd, huge)}), reject: all},
@@ -233,94 +233,100 @@ func hostileCases(tb testing.TB) []hostileCase {
 		{name: "two batches", msg: cat(validPackedBatch, validPackedBatch), reject: all},
 
 		// Counts and sizes over the limits.
-		{name: "packed docs over MaxDocs", msg: arr(with(bf, 5, repeatN(lim.MaxDocs+1, raw(0xa0)))), reject: packedOnly},
+		{name: "packed docs over MaxDocs", msg: arr(with(bf, 6, repeatN(lim.MaxDocs+1, raw(0xa0)))), reject: packedOnly},
 		{name: "msgpack docs over MaxDocs", msg: batchMap(map[string][]byte{"docs": repeatN(lim.MaxDocs+1, raw(0xa0))}), reject: all},
-		{name: "packed doc over MaxDocBytes", msg: arr(with(bf, 5, cat(raw(0x91), appendStr(nil, strings.Repeat("x", lim.MaxDocBytes+1))))), reject: packedOnly},
+		{name: "packed doc over MaxDocBytes", msg: arr(with(bf, 6, cat(raw(0x91), appendStr(nil, strings.Repeat("x", lim.MaxDocBytes+1))))), reject: packedOnly},
 		{name: "msgpack doc over MaxDocBytes", msg: batchMap(map[string][]byte{"docs": cat(raw(0x91), appendStr(nil, strings.Repeat("x", lim.MaxDocBytes+1)))}), reject: mpBatch},
 		// At the limits: accepting is fine, the allocation bound still holds.
-		{name: "packed MaxDocs empty docs", msg: arr(with(bf, 5, repeatN(lim.MaxDocs, raw(0xa0))))},
+		{name: "packed MaxDocs empty docs", msg: arr(with(bf, 6, repeatN(lim.MaxDocs, raw(0xa0))))},
 		{name: "msgpack MaxDocs empty docs", msg: batchMap(map[string][]byte{"docs": repeatN(lim.MaxDocs, raw(0xa0))})},
 		{name: "msgpack 40k empty errs", msg: resultMap(map[string][]byte{"errs": repeatN(40_000, raw(0x80))})},
 		{name: "msgpack 40k nil spans", msg: resultMap(map[string][]byte{"out.Spans": repeatN(40_000, raw(0xc0))})},
 		{name: "msgpack 200k empty errs", msg: resultMap(map[string][]byte{"errs": repeatN(200_000, raw(0x80))}), reject: all},
-		{name: "packed 200k empty errs", msg: arr(with(rf, 7, repeatN(200_000, raw(0x92, 0, 0xa0))))},
+		{name: "packed 200k empty errs", msg: arr(with(rf, 8, repeatN(200_000, raw(0x92, 0, 0xa0))))},
 
 		// Negative and overflowing integers.
 		{name: "packed id -1", msg: arr(with(bf, 0, raw(0xff))), reject: packedOnly},
 		{name: "packed id int64 min", msg: arr(with(bf, 0, u64(0xd3, 1<<63))), reject: packedOnly},
 		{name: "packed attempt 2^32", msg: arr(with(bf, 1, u64(0xcf, 1<<32))), reject: packedOnly},
-		{name: "packed first -1", msg: arr(with(bf, 4, raw(0xff))), reject: packedOnly},
-		{name: "packed first 2^64-1", msg: arr(with(bf, 4, u64(0xcf, math.MaxUint64))), reject: packedOnly},
-		{name: "packed dim 2^40", msg: arr(with(bf, 3, arr(with(pf, 0, u64(0xd3, 1<<40))))), reject: packedOnly},
-		{name: "packed chunk_tokens -2^31-1", msg: arr(with(bf, 3, arr(with(pf, 1, u64(0xd3, uint64(minInt32Less1)))))), reject: packedOnly},
-		{name: "packed out_bytes -1", msg: arr(with(bf, 3, arr(with(pf, 4, raw(0xff))))), reject: packedOnly},
-		{name: "packed seed -1", msg: arr(with(bf, 3, arr(with(pf, 5, raw(0xff))))), reject: packedOnly},
-		{name: "packed spin_cost 2^63", msg: arr(with(bf, 3, arr(with(pf, 3, u64(0xcf, 1<<63))))), reject: packedOnly},
+		{name: "packed first -1", msg: arr(with(bf, 5, raw(0xff))), reject: packedOnly},
+		{name: "packed first 2^64-1", msg: arr(with(bf, 5, u64(0xcf, math.MaxUint64))), reject: packedOnly},
+		{name: "packed dim 2^40", msg: arr(with(bf, 4, arr(with(pf, 0, u64(0xd3, 1<<40))))), reject: packedOnly},
+		{name: "packed chunk_tokens -2^31-1", msg: arr(with(bf, 4, arr(with(pf, 1, u64(0xd3, uint64(minInt32Less1)))))), reject: packedOnly},
+		{name: "packed out_bytes -1", msg: arr(with(bf, 4, arr(with(pf, 4, raw(0xff))))), reject: packedOnly},
+		{name: "packed seed -1", msg: arr(with(bf, 4, arr(with(pf, 5, raw(0xff))))), reject: packedOnly},
+		{name: "packed spin_cost 2^63", msg: arr(with(bf, 4, arr(with(pf, 3, u64(0xcf, 1<<63))))), reject: packedOnly},
 		{name: "packed result id -1", msg: arr(with(rf, 0, raw(0xff))), reject: packedOnly},
 		{name: "packed result attempt 2^32", msg: arr(with(rf, 1, u64(0xcf, 1<<32))), reject: packedOnly},
-		{name: "packed dim -1", msg: arr(with(rf, 2, raw(0xff))), reject: packedOnly},
-		{name: "packed dim 2^21", msg: arr(with(rf, 2, appendUint(nil, 1<<21))), reject: packedOnly},
-		{name: "packed stride -1", msg: arr(with(rf, 5, raw(0xff))), reject: packedOnly},
-		{name: "packed stride 2^40", msg: arr(with(rf, 5, appendUint(nil, 1<<40))), reject: packedOnly},
-		{name: "packed err doc 2^32", msg: arr(with(rf, 7, cat(raw(0x91, 0x92), u64(0xcf, 1<<32), raw(0xa0)))), reject: packedOnly},
-		{name: "packed err doc -1", msg: arr(with(rf, 7, raw(0x91, 0x92, 0xff, 0xa0))), reject: packedOnly},
+		{name: "packed dim -1", msg: arr(with(rf, 3, raw(0xff))), reject: packedOnly},
+		{name: "packed dim 2^21", msg: arr(with(rf, 3, appendUint(nil, 1<<21))), reject: packedOnly},
+		{name: "packed stride -1", msg: arr(with(rf, 6, raw(0xff))), reject: packedOnly},
+		{name: "packed stride 2^40", msg: arr(with(rf, 6, appendUint(nil, 1<<40))), reject: packedOnly},
+		{name: "packed err doc 2^32", msg: arr(with(rf, 8, cat(raw(0x91, 0x92), u64(0xcf, 1<<32), raw(0xa0)))), reject: packedOnly},
+		{name: "packed err doc -1", msg: arr(with(rf, 8, raw(0x91, 0x92, 0xff, 0xa0))), reject: packedOnly},
 		{name: "msgpack first -1", msg: batchMap(map[string][]byte{"first": raw(0xff)}), reject: mpBatch},
 		{name: "msgpack Dim -1", msg: resultMap(map[string][]byte{"out.Dim": raw(0xff)}), reject: mpResult},
 		{name: "msgpack Stride -1", msg: resultMap(map[string][]byte{"out.Stride": raw(0xff)}), reject: mpResult},
 
 		// Columns inconsistent with each other.
-		{name: "packed vecs not whole floats", msg: arr(with(rf, 3, raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
-		{name: "packed spans not whole spans", msg: arr(with(rf, 4, cat(raw(0xc4, 15), make([]byte, 15)))), reject: packedOnly},
-		{name: "packed vecs not a multiple of dim", msg: arr(with(rf, 3, cat(raw(0xc4, 8), make([]byte, 8)))), reject: packedOnly},
-		{name: "packed data not a multiple of stride", msg: arr(with(rf, 6, raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
+		{name: "packed vecs not whole floats", msg: arr(with(rf, 4, raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
+		{name: "packed spans not whole spans", msg: arr(with(rf, 5, cat(raw(0xc4, 15), make([]byte, 15)))), reject: packedOnly},
+		{name: "packed vecs not a multiple of dim", msg: arr(with(rf, 4, cat(raw(0xc4, 8), make([]byte, 8)))), reject: packedOnly},
+		{name: "packed data not a multiple of stride", msg: arr(with(rf, 7, raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
 		{name: "msgpack Vecs not a multiple of Dim", msg: resultMap(map[string][]byte{"out.Vecs": raw(0x92, 0, 0)}), reject: mpResult},
 		{name: "packed ends not whole uint32s", msg: arr(append(slices.Clone(rf), raw(0xc4, 3, 1, 2, 3))), reject: packedOnly},
 		{name: "packed ends past the data", msg: arr(append(slices.Clone(rf), raw(0xc4, 4, 0xff, 0, 0, 0))), reject: packedOnly},
-		{name: "packed ends going back", msg: arr(append(with(rf, 6, raw(0xc4, 2, 1, 2)), raw(0xc4, 8, 2, 0, 0, 0, 1, 0, 0, 0))), reject: packedOnly},
-		{name: "packed args not a map", msg: arr(with(bf, 3, arr(with(pf, 6, raw(0x91, 0))))), reject: packedOnly},
-		{name: "packed args nested deeper than scalars", msg: arr(with(bf, 3, arr(with(pf, 6, raw(0x81, 0xa1, 'k', 0x91, 0x91, 0))))), reject: packedOnly},
-		{name: "packed batch 5 fields", msg: arr(bf[:5]), reject: packedOnly},
-		{name: "packed batch 7 fields", msg: arr(append(slices.Clone(bf), raw(0))), reject: packedOnly},
-		{name: "packed params 6 fields", msg: arr(with(bf, 3, arr(pf[:6]))), reject: packedOnly},
-		{name: "packed result 7 fields", msg: arr(rf[:7]), reject: packedOnly},
-		{name: "packed result 10 fields", msg: arr(append(slices.Clone(rf), raw(0xc4, 0), raw(0))), reject: packedOnly},
-		{name: "packed err with 3 fields", msg: arr(with(rf, 7, raw(0x91, 0x93, 0, 0xa0, 0))), reject: packedOnly},
-		{name: "packed workload over 64 bytes", msg: arr(with(bf, 2, appendStr(nil, strings.Repeat("w", 65)))), reject: packedOnly},
+		{name: "packed ends going back", msg: arr(append(with(rf, 7, raw(0xc4, 2, 1, 2)), raw(0xc4, 8, 2, 0, 0, 0, 1, 0, 0, 0))), reject: packedOnly},
+		{name: "packed args not a map", msg: arr(with(bf, 4, arr(with(pf, 6, raw(0x91, 0))))), reject: packedOnly},
+		{name: "packed args nested deeper than scalars", msg: arr(with(bf, 4, arr(with(pf, 6, raw(0x81, 0xa1, 'k', 0x91, 0x91, 0))))), reject: packedOnly},
+		{name: "packed result 11 fields", msg: arr(append(slices.Clone(rf), raw(0xc4, 0), raw(0))), reject: packedOnly},
+		{name: "packed batch 6 fields", msg: arr(bf[:6]), reject: packedOnly},
+		{name: "packed batch 8 fields", msg: arr(append(slices.Clone(bf), raw(0))), reject: packedOnly},
+		{name: "packed params 6 fields", msg: arr(with(bf, 4, arr(pf[:6]))), reject: packedOnly},
+		{name: "packed result 8 fields", msg: arr(rf[:8]), reject: packedOnly},
+		{name: "packed batch token of 15 bytes", msg: arr(with(bf, 2, cat(raw(0xc4, 15), make([]byte, 15)))), reject: packedOnly},
+		{name: "packed batch token of 17 bytes", msg: arr(with(bf, 2, cat(raw(0xc4, 17), make([]byte, 17)))), reject: packedOnly},
+		{name: "packed batch nil token", msg: arr(with(bf, 2, raw(0xc0))), reject: packedOnly},
+		{name: "packed result token of 0 bytes", msg: arr(with(rf, 2, raw(0xc4, 0))), reject: packedOnly},
+		{name: "msgpack batch token of 17 bytes", msg: batchMap(map[string][]byte{"token": cat(raw(0xc4, 17), make([]byte, 17))}), reject: mpBatch},
+		{name: "msgpack result token of 17 bytes", msg: resultMap(map[string][]byte{"token": cat(raw(0xc4, 17), make([]byte, 17))}), reject: mpResult},
+		{name: "packed err with 3 fields", msg: arr(with(rf, 8, raw(0x91, 0x93, 0, 0xa0, 0))), reject: packedOnly},
+		{name: "packed workload over 64 bytes", msg: arr(with(bf, 3, appendStr(nil, strings.Repeat("w", 65)))), reject: packedOnly},
 	}
 
 	// Wrong types in each field. A str is no number, array or bin; a map is
 	// no str or bin; neither decoder coerces them.
 	str, mp := raw(0xa1, 'x'), raw(0x80)
-	batchWrong := [][]byte{str, str, mp, str, str, str}
+	batchWrong := [][]byte{str, str, mp, mp, str, str, str}
 	for i, v := range batchWrong {
 		cases = append(cases, hostileCase{name: fmt.Sprintf("packed batch field %d wrong type", i), msg: arr(with(bf, i, v)), reject: packedOnly})
 	}
 	paramWrong := [][]byte{str, str, str, str, str, str, str}
 	for i, v := range paramWrong {
-		cases = append(cases, hostileCase{name: fmt.Sprintf("packed params field %d wrong type", i), msg: arr(with(bf, 3, arr(with(pf, i, v)))), reject: packedOnly})
+		cases = append(cases, hostileCase{name: fmt.Sprintf("packed params field %d wrong type", i), msg: arr(with(bf, 4, arr(with(pf, i, v)))), reject: packedOnly})
 	}
-	resultWrong := [][]byte{str, str, str, mp, mp, str, mp, str}
+	resultWrong := [][]byte{str, str, mp, str, mp, mp, str, mp, str}
 	for i, v := range resultWrong {
 		cases = append(cases, hostileCase{name: fmt.Sprintf("packed result field %d wrong type", i), msg: arr(with(rf, i, v)), reject: packedOnly})
 	}
 	cases = append(cases,
-		hostileCase{name: "packed doc wrong type", msg: arr(with(bf, 5, raw(0x91, 0x01))), reject: packedOnly},
-		hostileCase{name: "packed err wrong type", msg: arr(with(rf, 7, raw(0x91, 0xa0))), reject: packedOnly},
-		hostileCase{name: "packed err doc wrong type", msg: arr(with(rf, 7, raw(0x91, 0x92, 0xa0, 0xa0))), reject: packedOnly},
-		hostileCase{name: "packed err msg wrong type", msg: arr(with(rf, 7, raw(0x91, 0x92, 0x00, 0x80))), reject: packedOnly},
+		hostileCase{name: "packed doc wrong type", msg: arr(with(bf, 6, raw(0x91, 0x01))), reject: packedOnly},
+		hostileCase{name: "packed err wrong type", msg: arr(with(rf, 8, raw(0x91, 0xa0))), reject: packedOnly},
+		hostileCase{name: "packed err doc wrong type", msg: arr(with(rf, 8, raw(0x91, 0x92, 0xa0, 0xa0))), reject: packedOnly},
+		hostileCase{name: "packed err msg wrong type", msg: arr(with(rf, 8, raw(0x91, 0x92, 0x00, 0x80))), reject: packedOnly},
 	)
-	for _, k := range []string{"id", "attempt", "workload", "params", "first", "docs",
+	for _, k := range []string{"id", "attempt", "token", "workload", "params", "first", "docs",
 		"params.dim", "params.chunk_tokens", "params.chunk_overlap", "params.spin_cost_ns", "params.out_bytes", "params.seed", "params.args"} {
 		v := str
-		if k == "workload" {
+		if k == "workload" || k == "token" {
 			v = mp
 		}
 		cases = append(cases, hostileCase{name: "msgpack batch " + k + " wrong type", msg: batchMap(map[string][]byte{k: v}), reject: mpBatch})
 	}
 	cases = append(cases, hostileCase{name: "msgpack doc wrong type", msg: batchMap(map[string][]byte{"docs": raw(0x91, 0x80)}), reject: mpBatch})
-	for _, k := range []string{"batch_id", "attempt", "out", "errs", "out.Dim", "out.Vecs", "out.Spans", "out.Stride", "out.Data"} {
+	for _, k := range []string{"batch_id", "attempt", "token", "out", "errs", "out.Dim", "out.Vecs", "out.Spans", "out.Stride", "out.Data"} {
 		v := str
-		if k == "out.Data" {
+		if k == "out.Data" || k == "token" {
 			v = mp
 		}
 		cases = append(cases, hostileCase{name: "msgpack result " + k + " wrong type", msg: resultMap(map[string][]byte{k: v}), reject: mpResult})
@@ -331,6 +337,21 @@ func hostileCases(tb testing.TB) []hostileCase {
 		hostileCase{name: "msgpack err msg wrong type", msg: resultMap(map[string][]byte{"errs": raw(0x91, 0x81, 0xa3, 'm', 's', 'g', 0x80)}), reject: mpResult},
 	)
 	return cases
+}
+
+// TestHostileBaseline: the packed fields the hostile cases edit one at a
+// time decode as they are, so each case is rejected for its own edit.
+func TestHostileBaseline(t *testing.T) {
+	b := batchOf([]string{"doc"})
+	b.Token = Token{1, 2, 3}
+	var got Batch
+	if err := (packed{lim: Limits{}.WithDefaults()}).DecodeBatch(arr(packedBatchFields(b)), &got); err != nil || got.Token != b.Token {
+		t.Errorf("batch from its fields: %v, token %v", err, got.Token)
+	}
+	var r Result
+	if err := (packed{}).DecodeResult(arr(packedResultFields(resultShapes[6].r)), &r); err != nil {
+		t.Errorf("result from its fields: %v", err)
+	}
 }
 
 func TestHostile(t *testing.T) {

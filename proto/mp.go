@@ -74,6 +74,11 @@ func appendBinHeader(b []byte, n int) []byte {
 	}
 }
 
+// appendToken writes t as a bin of its 16 bytes.
+func appendToken(b []byte, t *Token) []byte {
+	return append(append(b, 0xc4, byte(len(t))), t[:]...)
+}
+
 // reader walks a msgpack message. Every length it returns has been checked
 // against the bytes that remain, so callers may allocate from it safely.
 type reader struct {
@@ -243,6 +248,19 @@ func (r *reader) strBytes(what string, max int) ([]byte, error) {
 		return nil, fmt.Errorf("%s: length %d exceeds the %d bytes left: %w", what, n, r.remaining(), ErrTruncated)
 	}
 	return r.take(int(n), what)
+}
+
+// token reads a Token: a bin or str of exactly its 16 bytes.
+func (r *reader) token(t *Token) error {
+	b, err := r.strBytes("token", len(t))
+	if err != nil {
+		return err
+	}
+	if len(b) != len(t) {
+		return fmt.Errorf("token of %d bytes, want %d: %w", len(b), len(t), ErrMalformed)
+	}
+	copy(t[:], b)
+	return nil
 }
 
 // skip steps over one value of any type, at most depth levels deep.

@@ -14,14 +14,16 @@ import (
 // value each. Encoding is a few appends and one memmove per column; decoding
 // copies each column once into an aligned slice and aliases document texts.
 //
-// Batch:  [id, attempt, workload, [dim, chunk_tokens, chunk_overlap,
+// Batch:  [id, attempt, token bin16, workload, [dim, chunk_tokens,
 //
-//	spin_cost_ns, out_bytes, seed, {args}], first, [doc...]]
+//	chunk_overlap, spin_cost_ns, out_bytes, seed, {args}], first, [doc...]]
 //
-// Result: [batch_id, attempt, dim, vecs bin, spans bin, stride, data bin,
+// Result: [batch_id, attempt, token bin16, dim, vecs bin, spans bin, stride,
 //
-//	[[doc, msg]...], ends bin (only when per-document bytes vary)]
+//	data bin, [[doc, msg]...], ends bin (only when per-document bytes vary)]
 //
+// The token comes third so that a worker which fails on a later field (a
+// document over its limit) has already read it and can answer with it.
 // docs/protocol.md specifies both for clients in other languages.
 type packed struct{ lim Limits }
 
@@ -37,9 +39,10 @@ var littleEndian = func() bool {
 const spanSize = int(unsafe.Sizeof(workload.Span{}))
 
 func (packed) AppendBatch(dst []byte, b *Batch) ([]byte, error) {
-	dst = appendArrayLen(dst, 6)
+	dst = appendArrayLen(dst, 7)
 	dst = appendUint(dst, b.ID)
 	dst = appendUint(dst, uint64(b.Attempt))
+	dst = appendToken(dst, &b.Token)
 	dst = appendStr(dst, b.Workload)
 	p := &b.Params
 	dst = appendArrayLen(dst, 7)
@@ -71,8 +74,8 @@ func (c packed) decodeBatch(src []byte, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	if n != 6 {
-		return fmt.Errorf("batch has %d fields, want 6: %w", n, ErrMalformed)
+	if n != 7 {
+		return fmt.Errorf("batch has %d fields, want 7: %w", n, ErrMalformed)
 	}
 	if b.ID, err = r.uint("id"); err != nil {
 		return err
@@ -85,6 +88,9 @@ func (c packed) decodeBatch(src []byte, b *Batch) error {
 		return fmt.Errorf("attempt %d: %w", att, ErrMalformed)
 	}
 	b.Attempt = uint32(att)
+	if err := r.token(&b.Token); err != nil {
+		return err
+	}
 	name, err := r.strBytes("workload", 64)
 	if err != nil {
 		return err
@@ -157,9 +163,10 @@ func decodeParams(r *reader, p *workload.Params) error {
 
 func (packed) AppendResult(dst []byte, r *Result) ([]byte, error) {
 	o := &r.Out
-	dst = appendArrayLen(dst, 8+min(len(o.Ends), 1))
+	dst = appendArrayLen(dst, 9+min(len(o.Ends), 1))
 	dst = appendUint(dst, r.BatchID)
 	dst = appendUint(dst, uint64(r.Attempt))
+	dst = appendToken(dst, &r.Token)
 	dst = appendInt(dst, int64(o.Dim))
 	dst = appendBinHeader(dst, 4*len(o.Vecs))
 	dst = appendFloats(dst, o.Vecs)
@@ -190,8 +197,8 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if n != 8 && n != 9 {
-		return fmt.Errorf("result has %d fields, want 8 or 9: %w", n, ErrMalformed)
+	if n != 9 && n != 10 {
+		return fmt.Errorf("result has %d fields, want 9 or 10: %w", n, ErrMalformed)
 	}
 	if r.BatchID, err = rd.uint("batch_id"); err != nil {
 		return err
@@ -204,6 +211,9 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 		return fmt.Errorf("attempt %d: %w", att, ErrMalformed)
 	}
 	r.Attempt = uint32(att)
+	if err := rd.token(&r.Token); err != nil {
+		return err
+	}
 	o := &r.Out
 	dim, err := rd.int("dim")
 	if err != nil {
@@ -269,7 +279,7 @@ func (c packed) decodeResult(src []byte, r *Result) error {
 		r.Errs[i] = DocError{Doc: uint32(doc), Msg: string(msg)}
 	}
 	o.Ends = o.Ends[:0]
-	if n == 9 {
+	if n == 10 {
 		if o.Ends, err = decodeEnds(&rd, o.Ends); err != nil {
 			return err
 		}

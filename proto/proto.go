@@ -9,7 +9,10 @@
 package proto
 
 import (
+	"encoding/hex"
 	"errors"
+	"net/textproto"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +56,11 @@ const (
 	HeaderWorker = "Ferry-Worker" // the worker's name
 
 	HeaderCodec = "Ferry-Codec" // request: the codec of the batch; absent = packed
+
+	// HeaderToken carries a batch's Token, in hex, where a message has no
+	// body to carry it: a worker's error reply, and (dispatch=jetstream)
+	// the batch message and every result published for it.
+	HeaderToken = "Ferry-Token"
 )
 
 // MaxInFlight is the most batches a coordinator may have in flight to one
@@ -81,18 +89,96 @@ func ParseStages(v string) (decode, compute, encode time.Duration) {
 	return d[0], d[1], d[2]
 }
 
+// HeaderSize is the size h takes on the wire (NATS/1.0 header block), which
+// counts toward the broker's max_payload with the body.
+func HeaderSize(h map[string][]string) int {
+	if len(h) == 0 {
+		return 0
+	}
+	n := len("NATS/1.0\r\n") + len("\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(textproto.TrimString(v)) + len("\r\n")
+		}
+	}
+	return n
+}
+
 // EchoSubject is where the transport floor's raw echo answers by default;
 // spawners add a token of their own. It is under ferry.work so that a
 // broker's worker role may serve it and its coordinator role may send to it.
 const EchoSubject = WorkSubjectPrefix + ".echo"
 
-// WorkSubject is the subject a worker with the given micro instance ID serves.
-func WorkSubject(id string) string { return WorkSubjectPrefix + "." + id }
+// A worker's address is <login>.<micro instance ID>: its batch subject is
+// WorkSubject(address), ferry.work.<login>.<id>, so a broker can let each
+// login read only its own workers' batches (see broker.RoleWorker). The
+// login is the NATS user name or public nkey the worker connects with
+// (natsconn.Login), AnonymousLogin without one.
+
+// AnonymousLogin names the subjects of a client with no user name or nkey
+// (anonymous, a token, a .creds file).
+const AnonymousLogin = "_"
+
+var loginPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidLogin reports whether name can be a login in ferry's subjects: one
+// subject token of letters, digits, '-' and '_', at most 64 bytes (a
+// public nkey is 56).
+func ValidLogin(name string) bool { return loginPattern.MatchString(name) }
+
+// WorkSubject is the batch subject of the worker at addr (<login>.<id>).
+func WorkSubject(addr string) string { return WorkSubjectPrefix + "." + addr }
+
+// WorkAddr is the address of the worker with micro instance ID id,
+// connected as login.
+func WorkAddr(login, id string) string { return login + "." + id }
+
+// ParseWorkSubject returns the address in subject when it is the batch
+// subject of the worker with instance ID id: ferry.work.<login>.<id> with
+// a valid login.
+func ParseWorkSubject(subject, id string) (addr string, ok bool) {
+	addr, ok = strings.CutPrefix(subject, WorkSubjectPrefix+".")
+	if !ok {
+		return "", false
+	}
+	login, rest, ok := strings.Cut(addr, ".")
+	if !ok || rest != id || !ValidLogin(login) {
+		return "", false
+	}
+	return addr, true
+}
+
+// AddrLogin is the login part of a worker address (all of it when it has
+// no dot).
+func AddrLogin(addr string) string {
+	login, _, _ := strings.Cut(addr, ".")
+	return login
+}
+
+// InboxPrefix is the reply inbox prefix of a client connected as login:
+// _INBOX.<login>, so a broker can let each login read only its own inbox.
+func InboxPrefix(login string) string { return "_INBOX." + login }
+
+// ReplyInbox is where a coordinator whose inbox prefix is inbox takes the
+// replies of workers connected as login: <inbox>.to.<login>. A broker
+// lets that login publish there (_INBOX.*.to.<login>.>) and nowhere else
+// in anyone's inbox.
+func ReplyInbox(inbox, login string) string { return inbox + ".to." + login }
+
+// Token is a batch's secret for one send: 16 random bytes that only the
+// batch's recipient sees and its result must carry back. A coordinator
+// drops any result that does not, so no one who did not receive a batch
+// can answer it, whoever may publish on the reply subject.
+type Token [16]byte
+
+// String is t in hex, as HeaderToken carries it.
+func (t Token) String() string { return hex.EncodeToString(t[:]) }
 
 // Batch is a run of consecutive documents of one job sent to a worker.
 type Batch struct {
 	ID       uint64          `msgpack:"id"`       // unique within a job
 	Attempt  uint32          `msgpack:"attempt"`  // 1 for the first send
+	Token    Token           `msgpack:"token"`    // this send's secret; the result must carry it back
 	Workload string          `msgpack:"workload"` // workload registry name
 	Params   workload.Params `msgpack:"params"`   // workload parameters
 	First    int64           `msgpack:"first"`    // input index of Docs[0]
@@ -116,6 +202,7 @@ type DocError = workload.DocError
 type Result struct {
 	BatchID uint64          `msgpack:"batch_id"`
 	Attempt uint32          `msgpack:"attempt"`
+	Token   Token           `msgpack:"token"` // the batch's, echoed
 	Out     workload.Output `msgpack:"out"`
 	Errs    []DocError      `msgpack:"errs"` // documents that failed; their rows are zero
 }

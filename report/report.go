@@ -73,8 +73,8 @@ type Mode struct {
 	Requeues   int64                    `json:"requeues"`                 // re-sends of batches never delivered (no responders): not computed twice
 	Splits     int64                    `json:"splits"`
 	Duplicates int64                    `json:"duplicates_discarded"`
-	Forged     int64                    `json:"forged_discarded,omitempty"` // results dropped: they answer no batch of the job (impossible range, other documents)
-	Resumed    int64                    `json:"resumed_batches,omitempty"`  // dispatch=jetstream: batches taken from a previous run's results
+	Forged     int64                    `json:"forged_discarded"`          // results dropped: without their batch's token, for no batch in flight, or for no batch of the job (impossible range, other documents)
+	Resumed    int64                    `json:"resumed_batches,omitempty"` // dispatch=jetstream: batches taken from a previous run's results
 	Failed     int                      `json:"failed_docs"`
 	Failures   []coordinator.DocFailure `json:"failures,omitempty"` // failed documents by input index (first 1,000)
 	Digest     string                   `json:"digest"`
@@ -167,7 +167,8 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
-		m.Failures, m.Resumed, m.Forged = s.Failed, s.Resumed, s.Forged
+		m.Forged = s.Forged
+		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
 		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
 		if s.Docs > 0 {

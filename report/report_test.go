@@ -21,7 +21,7 @@ func sample() *Report {
 		Busy: map[string]float64{"serial-0": 0.98}, Digest: "abc"}
 	serial.Stages[coordinator.StageCompute] = coordinator.Quantiles{P50: 190 * time.Millisecond, P99: 210 * time.Millisecond, Mean: 195 * time.Millisecond, N: 10}
 	procs := &coordinator.Stats{Mode: "processes", Workers: 2, Wall: 1250 * time.Millisecond, Docs: 1000, TextBytes: 360_000, Batches: 10,
-		BytesOut: 370_000, BytesIn: 1_540_000, Retries: 1, Busy: map[string]float64{"w1": 0.9, "w2": 0.8}, Digest: "abc",
+		BytesOut: 370_000, BytesIn: 1_540_000, Retries: 1, Forged: 2, Busy: map[string]float64{"w1": 0.9, "w2": 0.8}, Digest: "abc",
 		CPU: 16 * time.Millisecond}
 	for st, us := range []time.Duration{40, 300, 20, 190_000, 30, 60} {
 		procs.Stages[st] = coordinator.Quantiles{P50: us * time.Microsecond, P99: 2 * us * time.Microsecond, Mean: us * time.Microsecond, N: 10}
@@ -93,7 +93,7 @@ func TestJSONSchemaKeys(t *testing.T) {
 		}
 	}
 	mode := m["modes"].([]any)[1].(map[string]any)
-	for _, k := range []string{"mode", "wall_s", "docs_per_s", "speedup", "efficiency", "batches", "bytes_out", "bytes_in", "stages", "busy_mean"} {
+	for _, k := range []string{"mode", "wall_s", "docs_per_s", "speedup", "efficiency", "batches", "bytes_out", "bytes_in", "stages", "busy_mean", "forged_discarded"} {
 		if _, ok := mode[k]; !ok {
 			t.Errorf("mode lacks %q", k)
 		}

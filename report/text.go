@@ -90,6 +90,11 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 	for _, m := range r.Modes {
+		if m.Forged > 0 { // someone is answering batches they were not sent
+			fmt.Fprintf(w, "\n%s: %d forged results discarded (they answered no batch in flight or lacked its token)\n", m.Mode, m.Forged)
+		}
+	}
+	for _, m := range r.Modes {
 		if m.Error != "" {
 			fmt.Fprintf(w, "\n%s: %s\n", modeName(m), m.Error)
 		}
@@ -135,7 +140,7 @@ func ratio(x float64) string {
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"mode", "workers", "wall_s", "docs", "docs_per_s", "text_mb_per_s", "speedup", "efficiency",
-		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "requeues", "splits", "duplicates_discarded", "failed_docs", "digest", "cpu_us_per_doc"}
+		"batches", "bytes_out", "bytes_in", "busy_mean", "busy_min", "retries", "requeues", "splits", "duplicates_discarded", "forged_discarded", "failed_docs", "digest", "cpu_us_per_doc"}
 	for st := range coordinator.NumStages {
 		head = append(head, st.String()+"_p50_us", st.String()+"_p99_us")
 	}
@@ -146,7 +151,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	i := func(x int64) string { return strconv.FormatInt(x, 10) }
 	for _, m := range r.Modes {
 		row := []string{m.Mode, i(int64(m.Workers)), f(m.WallS), i(m.Docs), f(m.DocsPerS), f(m.MBPerS), f(m.Speedup), f(m.Efficiency),
-			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Requeues), i(m.Splits), i(m.Duplicates), i(int64(m.Failed)), m.Digest, f(m.CPUus)}
+			i(m.Batches), i(m.BytesOut), i(m.BytesIn), f(m.BusyMean), f(m.BusyMin), i(m.Retries), i(m.Requeues), i(m.Splits), i(m.Duplicates), i(m.Forged), i(int64(m.Failed)), m.Digest, f(m.CPUus)}
 		for st := range coordinator.NumStages {
 			s, ok := m.Stages[st.String()]
 			if !ok {

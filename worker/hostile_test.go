@@ -55,8 +55,8 @@ func startWorker(t *testing.T, lim proto.Limits) (*nats.Conn, string, <-chan err
 			t.Fatal(err)
 		}
 		for _, e := range info.Endpoints {
-			if e.Subject == proto.WorkSubject(info.ID) {
-				id = info.ID
+			if addr, ok := proto.ParseWorkSubject(e.Subject, info.ID); ok {
+				id = addr
 			}
 		}
 	}

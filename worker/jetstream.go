@@ -472,9 +472,12 @@ func (w *Worker) publish(js jetstream.JetStream, m jetstream.Msg, out *nats.Msg,
 	out.Header.Set(proto.HeaderDocsDigest, m.Headers().Get(proto.HeaderDocsDigest)) // which documents it answers
 	out.Header.Set(proto.HeaderDelivery, strconv.FormatUint(meta.NumDelivered, 10))
 	out.Header.Set(proto.HeaderWorker, w.cfg.Name) // who computed it: the coordinator's busy time
+	tok := m.Headers().Get(proto.HeaderToken)
+	out.Header.Set(proto.HeaderToken, tok) // the coordinator takes no result without it
 	// The message ID makes a second execution of the same stream message a
-	// no-op in the results stream.
-	id := out.Subject + "#" + strconv.FormatUint(meta.Sequence.Stream, 10) + kind
+	// no-op in the results stream; the token in it keeps anyone who did not
+	// receive the batch from taking the ID first.
+	id := out.Subject + "#" + strconv.FormatUint(meta.Sequence.Stream, 10) + kind + "#" + tok
 	// Retried with short timeouts: an ack lost with a restarting broker
 	// must not hold the worker long, and the ID makes a retry idempotent.
 	var err error

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,11 +13,12 @@ import (
 	"github.com/ferrylab/ferry/internal/natstest"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/worker"
+	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
 
-// runWorker starts an in-process worker and returns its micro instance ID.
+// runWorker starts an in-process worker and returns its address (<login>.<id>).
 func runWorker(t *testing.T, url string) string {
 	t.Helper()
 	w, err := worker.New(worker.Config{URL: url, Name: "test-worker"})
@@ -39,9 +39,12 @@ func runWorker(t *testing.T, url string) string {
 		m, err := nc.Request("$SRV.INFO."+proto.ServiceName, nil, 200*time.Millisecond)
 		if err == nil {
 			var info micro.Info
-			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" &&
-				slices.ContainsFunc(info.Endpoints, func(e micro.EndpointInfo) bool { return e.Subject == proto.WorkSubject(info.ID) }) {
-				return info.ID
+			if json.Unmarshal(m.Data, &info) == nil && info.ID != "" {
+				for _, e := range info.Endpoints {
+					if addr, ok := proto.ParseWorkSubject(e.Subject, info.ID); ok {
+						return addr
+					}
+				}
 			}
 		}
 	}
@@ -144,5 +147,69 @@ func TestWorkerRefusesResultsOverMaxPayload(t *testing.T) {
 	}
 	if msg := reply.Header.Get(micro.ErrorHeader); !strings.Contains(msg, "max_payload") {
 		t.Errorf("error %q does not name max_payload", msg)
+	}
+}
+
+// TestWorkerRefusesResultsJustOverMaxPayload: max_payload counts a reply's
+// headers too. A result whose body fits but whose body and headers do not
+// must come back as a 413 (the coordinator splits the batch), not vanish
+// in a failed publish (the coordinator would wait out its deadline).
+func TestWorkerRefusesResultsJustOverMaxPayload(t *testing.T) {
+	const maxPayload = 64 << 10
+	b := natstest.NewBroker(t, broker.Options{MaxPayload: maxPayload})
+	id := runWorker(t, b.URL())
+	nc := natstest.Connect(t, b.URL())
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	// The body of a one-document noop result of n bytes, as the worker encodes it.
+	body := func(n int) int {
+		enc, err := codec.AppendResult(nil, &proto.Result{BatchID: 1, Attempt: 1, Out: workload.Output{Stride: n, Data: make([]byte, n)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(enc)
+	}
+	out := maxPayload - 20 - (body(maxPayload-20) - (maxPayload - 20)) // the body is 20 bytes under the limit
+	if got := body(out); got > maxPayload || got+40 < maxPayload {
+		t.Fatalf("body of %d bytes: want it just under %d", got, maxPayload)
+	}
+	data, _ := codec.AppendBatch(nil, &proto.Batch{ID: 1, Attempt: 1, Workload: "noop", Params: workload.Params{OutBytes: out}, Docs: []string{"x"}})
+	reply := request(t, nc, id, data, "")
+	if got, want := reply.Header.Get(micro.ErrorCodeHeader), "413"; got != want {
+		t.Fatalf("error code = %q, want %q (%d bytes of body)", got, want, len(reply.Data))
+	}
+	if msg := reply.Header.Get(micro.ErrorHeader); !strings.Contains(msg, "max_payload") {
+		t.Errorf("error %q does not name max_payload", msg)
+	}
+}
+
+// A worker echoes its batch's token: in the result, and in the header of an
+// error reply, so the coordinator can tell either from a forgery.
+func TestWorkerEchoesToken(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	addr := runWorker(t, url)
+	nc := natstest.Connect(t, url)
+	codec, _ := proto.NewCodec(proto.CodecPacked, proto.Limits{})
+	tok := proto.Token{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	good, _ := codec.AppendBatch(nil, &proto.Batch{ID: 1, Attempt: 1, Token: tok, Workload: "noop", Docs: []string{"x"}})
+	reply := request(t, nc, addr, good, "")
+	var r proto.Result
+	if err := codec.DecodeResult(reply.Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Token != tok {
+		t.Errorf("result token = %v, want %v", r.Token, tok)
+	}
+	bad, _ := codec.AppendBatch(nil, &proto.Batch{ID: 2, Attempt: 1, Token: tok, Workload: "nope", Docs: []string{"x"}})
+	reply = request(t, nc, addr, bad, "")
+	if got := reply.Header.Get(micro.ErrorCodeHeader); got != "400" {
+		t.Fatalf("error code = %q, want 400", got)
+	}
+	if got, want := reply.Header.Get(proto.HeaderToken), tok.String(); got != want {
+		t.Errorf("error reply %s = %q, want %q", proto.HeaderToken, got, want)
+	}
+	// A message that never got as far as its token answers with none.
+	reply = request(t, nc, addr, []byte{0x97, 0x01}, "")
+	if got, want := reply.Header.Get(proto.HeaderToken), (proto.Token{}).String(); got != want {
+		t.Errorf("error reply to a truncated batch: %s = %q, want %q (the last batch's must not leak)", proto.HeaderToken, got, want)
 	}
 }

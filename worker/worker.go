@@ -131,10 +131,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	if w.cfg.JetStream {
-		opts = append(opts, nats.CustomInboxPrefix(proto.WorkerInboxPrefix))
+	// The login names this worker's subjects: its batches come on
+	// ferry.work.<login>.<id>, its inbox is _INBOX.<login>.
+	login, err := natsconn.Login(w.cfg.URL, w.cfg.Auth)
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
+	opts = append(opts, natsconn.InboxPrefix(login), nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	nc, err := nats.Connect(w.cfg.URL, opts...)
 	if err != nil {
 		return fmt.Errorf("worker: connect to %s: %w", natsconn.Redact(w.cfg.URL), err)
@@ -160,9 +163,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: register service: %w", err)
 	}
 	id := svc.Info().ID
+	subject := proto.WorkSubject(proto.WorkAddr(login, id))
 	handler := micro.HandlerFunc(w.handle)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
-	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(proto.WorkSubject(id)),
+	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
@@ -171,7 +175,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: add endpoint: %w", err)
 	}
 	w.ready.Store(nc)
-	w.log.Info("worker ready", "id", id, "subject", proto.WorkSubject(id), "nats", nc.ConnectedUrlRedacted())
+	w.log.Info("worker ready", "id", id, "subject", subject, "nats", nc.ConnectedUrlRedacted())
 
 	// The JetStream consumer gets its own context: it must stop (and finish
 	// the batch in hand) before the connection is drained.
@@ -244,9 +248,12 @@ func (w *Worker) handle(req micro.Request) {
 		obs(Event{Start: true})
 		defer func() { obs(ev) }()
 	}
+	// An error reply carries the batch's token, so the coordinator can tell
+	// it from a forgery; a batch that did not decode that far has none.
+	w.b.Token = proto.Token{}
 	fail := func(code, msg string) {
 		ev.Code = code
-		_ = req.Error(code, msg, nil)
+		_ = req.Error(code, msg, nil, micro.WithHeaders(micro.Headers{proto.HeaderToken: {w.b.Token.String()}}))
 	}
 	codecName := req.Headers().Get(proto.HeaderCodec)
 	if codecName == "" {
@@ -263,7 +270,7 @@ func (w *Worker) handle(req micro.Request) {
 	case proto.CompressS2:
 		codec, replyHeader = w.zipped[codecName], []string{z}
 	default:
-		_ = req.Error("400", fmt.Sprintf("unknown compression %q", z), nil)
+		fail("400", fmt.Sprintf("unknown compression %q", z))
 		return
 	}
 	t0 := time.Now()
@@ -284,7 +291,7 @@ func (w *Worker) handle(req micro.Request) {
 		fail("400", err.Error())
 		return
 	}
-	w.res.BatchID, w.res.Attempt = w.b.ID, w.b.Attempt
+	w.res.BatchID, w.res.Attempt, w.res.Token = w.b.ID, w.b.Attempt, w.b.Token
 	w.res.Errs, err = workload.ComputeBatch(wl, w.b.Docs, &w.res.Out, w.res.Errs)
 	if err != nil { // not the documents' fault (an exec program died): retried elsewhere
 		fail("500", err.Error())
@@ -293,21 +300,23 @@ func (w *Worker) handle(req micro.Request) {
 	t2 := time.Now()
 	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
 	if errors.Is(err, proto.ErrLimit) {
-		_ = req.Error("413", fmt.Sprintf("result: %v; use smaller batches", err), nil)
+		fail("413", fmt.Sprintf("result: %v; use smaller batches", err))
 		return
 	}
 	if err != nil {
 		fail("500", err.Error())
 		return
 	}
-	if max := w.nc.MaxPayload(); int64(len(w.buf)) > max {
-		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", len(w.buf), len(w.b.Docs), max))
+	t3 := time.Now()
+	pipe := w.res.Out.Hop
+	h := w.replyHeader(t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
+	// The broker's limit is on headers and body together (HPUB).
+	if size, max := len(w.buf)+proto.HeaderSize(h), w.nc.MaxPayload(); int64(size) > max {
+		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", size, len(w.b.Docs), max))
 		return
 	}
-	t3 := time.Now()
 	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
-	pipe := w.res.Out.Hop
-	if err := req.Respond(w.buf, micro.WithHeaders(w.replyHeader(t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader))); err != nil {
+	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message

@@ -211,9 +211,12 @@ func TestRunUsesThrowawayCredentials(t *testing.T) {
 		}
 		return kid != 0
 	})
-	var password, url string
+	var user, password, url string
 	poll.WaitFor(t, 10*time.Second, "the worker's environment", func() bool {
 		for _, kv := range environ(kid) {
+			if v, ok := strings.CutPrefix(kv, "FERRY_NATS_USER="); ok {
+				user = v
+			}
 			if v, ok := strings.CutPrefix(kv, "FERRY_NATS_PASSWORD="); ok {
 				password = v
 			}
@@ -232,7 +235,7 @@ func TestRunUsesThrowawayCredentials(t *testing.T) {
 	if _, err := nats.Connect(url, nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("anonymous connect to ferry run's broker: err = %v, want %v", err, nats.ErrAuthorization)
 	}
-	nc, err := nats.Connect(url, nats.UserInfo("worker", password), nats.MaxReconnects(0))
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.MaxReconnects(0))
 	if err != nil {
 		t.Fatalf("worker login: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 )
 
@@ -67,6 +68,11 @@ func Options(name string, a Auth, log *slog.Logger) ([]nats.Option, error) {
 		}
 		opts = append(opts, o)
 	}
+	login, err := Login("", a)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, InboxPrefix(login))
 	if a.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(a.CredsFile))
 	}
@@ -77,6 +83,56 @@ func Options(name string, a Auth, log *slog.Logger) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
 	}
 	return opts, nil
+}
+
+// InboxPrefix is the connection option that puts a client's reply inboxes
+// under its login (proto.InboxPrefix), the only inbox a broker with ferry's
+// roles lets it read. A login that cannot be a subject token (an admin's
+// "ops@site", say) counts as anonymous.
+func InboxPrefix(login string) nats.Option {
+	return nats.CustomInboxPrefix(proto.InboxPrefix(subjectLogin(login)))
+}
+
+func subjectLogin(login string) string {
+	if !proto.ValidLogin(login) {
+		return proto.AnonymousLogin
+	}
+	return login
+}
+
+// Login is the name a broker knows a client connecting to url with a by,
+// as ferry's subjects spell it: the user name, the public key of the nkey
+// seed, or the user of a user:password@ URL; proto.AnonymousLogin for
+// anything else (anonymous, a token, a .creds file).
+func Login(url string, a Auth) (string, error) {
+	switch {
+	case a.NKeySeed != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKeySeed)
+		if err != nil {
+			return "", fmt.Errorf("nats nkey seed %s: %w", a.NKeySeed, err)
+		}
+		var key nats.Options
+		_ = o(&key)
+		return subjectLogin(key.Nkey), nil
+	case a.User != "":
+		return subjectLogin(a.User), nil
+	}
+	return urlLogin(url), nil
+}
+
+// urlLogin is the user of the first user:password@ in a list of URLs, or
+// proto.AnonymousLogin.
+func urlLogin(urls string) string {
+	for _, p := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, ok := u.User.Password(); ok {
+			return subjectLogin(u.User.Username())
+		}
+	}
+	return proto.AnonymousLogin
 }
 
 // asyncError logs what the broker or the client library reports outside a
@@ -127,7 +183,11 @@ func Connect(url, name string, a Auth, log *slog.Logger, extra ...nats.Option) (
 	if err != nil {
 		return nil, fmt.Errorf("nats_url=%s: %w", Redact(url), err)
 	}
-	nc, err := nats.Connect(url, append(opts, extra...)...)
+	login, err := Login(url, a) // a user:password@ in url, too
+	if err != nil {
+		return nil, fmt.Errorf("nats_url=%s: %w", Redact(url), err)
+	}
+	nc, err := nats.Connect(url, append(append(opts, InboxPrefix(login)), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("nats_url=%s: cannot connect: %w", Redact(url), err)
 	}
