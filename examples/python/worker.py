@@ -40,7 +40,7 @@ def main():
             return  # stdin ended: ferry is done with us
         (n,) = struct.unpack(">I", head)
         batch = msgpack.unpackb(stdin.read(n), raw=False, unicode_errors="surrogateescape")
-        bid, attempt, params, docs = batch[0], batch[1], batch[3], batch[5]
+        bid, attempt, token, params, docs = batch[0], batch[1], batch[2], batch[4], batch[6]
         dim = int((params[6] or {}).get("dim", 384))
         start = time.perf_counter_ns()
         rows, errs = [], []
@@ -53,7 +53,7 @@ def main():
         vecs = b"".join(rows)
         if not little:
             a = array("f", vecs); a.byteswap(); vecs = a.tobytes()
-        result = [bid, attempt, dim, vecs, b"", 0, b"", errs]
+        result = [bid, attempt, token, dim, vecs, b"", 0, b"", errs]
         out = msgpack.packb([time.perf_counter_ns() - start, result], use_bin_type=True)
         stdout.write(struct.pack(">I", len(out)))
         stdout.write(out)  # apart: no copy of the vectors to join them
