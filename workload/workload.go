@@ -80,6 +80,7 @@ var registry = map[string]Factory{
 	"embed": newEmbed,
 	"infer": newInfer,
 	"noop":  newNoop,
+	"sleep": newSleep,
 	"spin":  newSpin,
 }
 
