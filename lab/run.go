@@ -155,6 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if f, ok := wl.(workload.Flopper); ok {
 			r.SetGFLOPs(f)
 		}
+		if e, ok := wl.(workload.Emulator); ok {
+			r.Emulated = e.Emulated()
+		}
 	}
 	if st := processesStats(stats); env.floor != nil && st != nil && st.Batches > 0 && ctx.Err() == nil {
 		if r.Floor, err = env.floor(ctx, st); err != nil {
