@@ -59,3 +59,7 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
+
+// ProcessCPU is the user and system time process pid has used so far
+// (Linux /proc, to 10 ms ticks): one process's share, where CPUClock sums.
+func ProcessCPU(pid int) (time.Duration, error) { return procCPU(pid) }

@@ -56,6 +56,17 @@ type Config struct {
 	// Workload, when "spin", pins the workers' spin calibration to this
 	// process's, so every mode spins the same iterations per document.
 	Workload string
+	// BrokerProcs, when set, runs the broker as that many `ferry broker`
+	// child processes instead of in this process: 1 is one broker, more a
+	// cluster routed on loopback (3 is the compose cluster's shape). Each
+	// node's CPU time is then its own (BrokerPIDs). Workers attach to the
+	// nodes in turn; the coordinator connects to the first over loopback
+	// TCP. 0 = embedded (default). Not with JetStream.
+	BrokerProcs int
+	// Exe is the ferry binary the workers and broker processes run; "" =
+	// this executable. Tests of packages other than cmd/ferry set it to a
+	// built ferry (childtest.BuildFerry).
+	Exe string
 	// Name is the coordinator connection's name; "" = "ferry-coordinator".
 	Name string
 	// Logger receives the fleet's log; nil = discard.
@@ -69,6 +80,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: workers=%d: must be positive", ErrInvalidConfig, c.Workers)
 	case c.MaxPayload < 0 || c.MaxPayload > MaxPayloadLimit:
 		return fmt.Errorf("%w: max_payload=%d: must be between 1 and 64 MiB", ErrInvalidConfig, c.MaxPayload)
+	case c.BrokerProcs < 0 || c.BrokerProcs > MaxBrokerProcs:
+		return fmt.Errorf("%w: broker_procs=%d: must be between 0 (embedded) and %d", ErrInvalidConfig, c.BrokerProcs, MaxBrokerProcs)
+	case c.BrokerProcs > 0 && c.JetStream:
+		return fmt.Errorf("%w: broker_procs=%d: JetStream needs the embedded broker", ErrInvalidConfig, c.BrokerProcs)
 	}
 	return nil
 }
@@ -90,8 +105,9 @@ func (c Config) WithDefaults() Config {
 // Fleet is a running local fleet.
 type Fleet struct {
 	broker   *broker.Broker
+	procs    *brokerProcs // the brokers, when they are child processes
 	conn     *nats.Conn
-	workers  *spawn.Pool
+	workers  []*spawn.Pool // one per broker node
 	echo     *Echo
 	storeDir string
 }
@@ -111,6 +127,12 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		}
 	}()
 	creds := newCredentials()
+	if cfg.BrokerProcs > 0 {
+		if err = f.startOnProcs(ctx, cfg, creds); err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
 	bo := broker.Options{MaxPayload: int32(cfg.MaxPayload), Users: creds.users()}
 	if cfg.JetStream {
 		if f.storeDir, err = os.MkdirTemp("", "ferry-jetstream-"); err != nil {
@@ -125,19 +147,11 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}
 	env := ChildEnv(f.broker.URL(), creds.worker) // not argv: ps shows argv to everyone
 	if cfg.Workers > 0 {
-		args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
-		if cfg.JetStream {
-			args = append(args, "--dispatch", "request,jetstream")
-		}
-		if f.workers, err = spawn.Start(ctx, spawn.Config{
-			Args:    args,
-			Env:     append(env, spinEnv(cfg.Workload)...),
-			Procs:   cfg.Workers,
-			Logger:  cfg.Logger,
-			Restart: true,
-		}); err != nil {
+		p, err := startWorkers(ctx, cfg, env, cfg.Workers)
+		if err != nil {
 			return nil, err
 		}
+		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
 		if f.echo, err = StartEcho(ctx, env, cfg.Logger); err != nil {
@@ -155,15 +169,38 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 // (no loopback TCP on this side of the hop). Close closes it.
 func (f *Fleet) Conn() *nats.Conn { return f.conn }
 
+// startWorkers starts procs worker processes of cfg's fleet, connecting
+// with env (ChildEnv); they are restarted if they exit.
+func startWorkers(ctx context.Context, cfg Config, env []string, procs int) (*spawn.Pool, error) {
+	args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
+	if cfg.JetStream {
+		args = append(args, "--dispatch", "request,jetstream")
+	}
+	return spawn.Start(ctx, spawn.Config{
+		Exe:     cfg.Exe,
+		Args:    args,
+		Env:     append(env, spinEnv(cfg.Workload)...),
+		Procs:   procs,
+		Logger:  cfg.Logger,
+		Restart: true,
+	})
+}
+
 // URL is the broker's client URL.
-func (f *Fleet) URL() string { return f.broker.URL() }
+func (f *Fleet) URL() string {
+	if f.procs != nil {
+		return f.procs.urls[0]
+	}
+	return f.broker.URL()
+}
 
 // WorkerPIDs lists the running worker processes.
 func (f *Fleet) WorkerPIDs() []int {
-	if f.workers == nil {
-		return nil
+	var pids []int
+	for _, p := range f.workers {
+		pids = append(pids, p.PIDs()...)
 	}
-	return f.workers.PIDs()
+	return pids
 }
 
 // Echo is the fleet's echo process; nil unless Config.Echo.
@@ -179,11 +216,14 @@ func (f *Fleet) Close() {
 	if f.echo != nil {
 		f.echo.Stop()
 	}
-	if f.workers != nil {
-		f.workers.Stop()
+	for _, p := range f.workers {
+		p.Stop()
 	}
 	if f.broker != nil {
 		f.broker.Shutdown()
+	}
+	if f.procs != nil {
+		f.procs.stop()
 	}
 	if f.storeDir != "" {
 		os.RemoveAll(f.storeDir)
