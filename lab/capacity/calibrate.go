@@ -1,0 +1,111 @@
+package capacity
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+// calibrate measures the costs the model predicts from, on fleet f of
+// workers workers:
+//
+//  1. a warm-up run, which also gives the saturated rate the next runs are
+//     sized by;
+//  2. the workers' CPU while attached and idle, for half a run (at most a
+//     second);
+//  3. runs with no compute at a quarter, once and four times the job's
+//     batch size: every part of the fleet is then as busy as the machine
+//     lets it be, and each part's CPU per batch is fitted against the
+//     batch's wire bytes (a + k*bytes), and the bytes against the size;
+//  4. a run whose batches wait 10 ms each: how much longer than asked a
+//     worker is held.
+func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, workers int) (Costs, []Sample, error) {
+	c := Costs{Nodes: len(f.BrokerPIDs())}
+	b := job.BatchSize
+	nocompute := job
+	nocompute.Params.SpinCostNs = 1 // the wait is nothing: the result is still made and sent
+	warm, err := measure(ctx, f, cfg.CPU, cfg.Log, nocompute, workers, docs(cfg.Docs, 8*workers*b))
+	if err != nil {
+		return c, nil, fmt.Errorf("calibrate: warm up: %w", err)
+	}
+	if c.IdleWorkerCores, err = idleCores(ctx, f, cfg.CPU, workers, min(max(cfg.RunTime/2, 200*time.Millisecond), time.Second)); err != nil {
+		return c, nil, err
+	}
+	var runs []Sample
+	sizes := []int{max(b/4, 1), b, 4 * b}
+	var bytes, coord, work []float64
+	brokers := make([][]float64, c.Nodes)
+	var atB Sample
+	for _, size := range sizes {
+		j := nocompute
+		j.BatchSize = size
+		if err := j.Validate(); err != nil {
+			continue // 4b may pass the batch limit: fit on the sizes that are valid
+		}
+		r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
+		r.Series = "calibrate"
+		if err != nil {
+			r.Error = err.Error()
+			return c, append(runs, r), fmt.Errorf("calibrate at batch %d: %w", size, err)
+		}
+		cfg.Log.Info("calibrated", "nodes", c.Nodes, "batch", size, "docs_per_s", int(r.DocsPerS), "cores", r.Cores)
+		runs = append(runs, r)
+		bytes, coord, work = append(bytes, r.Bytes), append(coord, r.CoordinatorUs), append(work, r.WorkersUs)
+		for i := range brokers {
+			if i < len(r.BrokerUs) {
+				brokers[i] = append(brokers[i], r.BrokerUs[i])
+			}
+		}
+		if size == b {
+			atB = r
+		}
+	}
+	c.Coordinator, c.Workers = fitLine(bytes, coord), fitLine(bytes, work)
+	for _, ys := range brokers {
+		c.Brokers = append(c.Brokers, fitLine(bytes, ys))
+	}
+	var batchSizes []float64
+	for _, r := range runs {
+		batchSizes = append(batchSizes, float64(r.BatchSize))
+	}
+	perDoc := fitLine(batchSizes, bytes) // in bytes per 1000 documents
+	c.BytesA, c.BytesPerDoc = perDoc.AUs, perDoc.KNsB/1e3
+	c.Cores = atB.Cores
+
+	// The wait: 10 ms per batch, few enough batches at once that the
+	// machine is not saturated, so what is measured is the timer.
+	j := job
+	j.Params.SpinCostNs = int64(10*time.Millisecond) / int64(b)
+	nominal := float64(j.Params.SpinCostNs) * float64(b) / 1e3
+	wait, err := measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
+	wait.Series = "calibrate"
+	if err != nil {
+		wait.Error = err.Error()
+		return c, append(runs, wait), fmt.Errorf("calibrate the wait: %w", err)
+	}
+	runs = append(runs, wait)
+	c.OvershootUs = wait.ComputeStageUs - nominal - atB.ComputeStageUs
+	return c, runs, nil
+}
+
+// idleCores is the CPU one attached worker uses per second while no job
+// runs, measured over d.
+func idleCores(ctx context.Context, f Fleet, cpu ProcessCPU, workers int, d time.Duration) (float64, error) {
+	c0, err := snapshot(f, cpu)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(d):
+	}
+	c1, err := snapshot(f, cpu)
+	if err != nil {
+		return 0, err
+	}
+	return (c1.workers - c0.workers).Seconds() / time.Since(start).Seconds() / float64(workers), nil
+}

@@ -1,0 +1,295 @@
+// Package capacity answers how many workers one coordinator and one broker
+// (or the 3-node cluster) can feed: it measures what each part of a fleet
+// spends in CPU per batch (coordinator, each broker node, the workers'
+// transport), fits it against the bytes on the wire, predicts throughput
+// against worker count for a job and a resource layout, names the knee and
+// the resource that causes it, and checks the prediction in the same run
+// against emulated fleets: workers that wait instead of computing (the
+// sleep workload), so 64 of them on a small machine behave like 64 remote
+// cores.
+//
+// It does not start fleets (lab does, through Config.Start) and renders
+// nothing (report does).
+package capacity
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/ferrylab/ferry/coordinator"
+)
+
+// Config is one capacity experiment. The zero value of every field is its
+// default unless said otherwise.
+type Config struct {
+	// Job is the job shape: BatchSize, Params.SpinCostNs (the compute per
+	// document to emulate), Params.OutBytes, codec and in-flight batches.
+	// Workload is set to sleep.
+	Job coordinator.Config
+	// Workers is the worker counts the emulated fleets are measured at;
+	// nil = 1, 4, 16, 64.
+	Workers []int
+	// KneeAt, when positive, adds the knee series: the same job with the
+	// compute per document chosen so this machine's predicted knee falls at
+	// KneeAt workers, so the validation sees both sides of it.
+	KneeAt float64
+	// Cluster also calibrates and validates on a 3-node broker cluster.
+	Cluster bool
+	// Layouts are predicted for the job; nil = none.
+	Layouts []Layout
+	// CalibrateWorkers is the workers of the calibration runs (no compute,
+	// every part of the fleet saturated); 0 = 8, rounded up to a multiple of
+	// the nodes.
+	CalibrateWorkers int
+	// RunTime is the aimed wall time of each run; 0 = 2s.
+	RunTime time.Duration
+	// Docs are the documents, cycled as long as a run needs; required.
+	Docs []string
+	// Start brings up a fleet of nodes broker processes and workers worker
+	// processes spread over them; stop ends it. Required.
+	Start func(ctx context.Context, nodes, workers int) (f Fleet, stop func(), err error)
+	// CPU reads a child process's CPU time; required.
+	CPU ProcessCPU
+	// Progress, when set, is told what runs next.
+	Progress func(what string)
+	Log      *slog.Logger
+}
+
+// DefaultValidate is the worker counts validated by default.
+var DefaultValidate = []int{1, 4, 16, 64}
+
+func (c Config) withDefaults() Config {
+	if len(c.Workers) == 0 {
+		c.Workers = DefaultValidate
+	}
+	c.Workers = slices.Sorted(slices.Values(c.Workers))
+	c.Workers = slices.Compact(c.Workers)
+	if c.CalibrateWorkers == 0 {
+		c.CalibrateWorkers = 8
+	}
+	if c.RunTime == 0 {
+		c.RunTime = 2 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Progress == nil {
+		c.Progress = func(string) {}
+	}
+	c.Job.Workload = "sleep"
+	return c
+}
+
+// Validate checks the configuration, naming the key at fault.
+func (c Config) Validate() error {
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("%w: %s=%v: %s", coordinator.ErrInvalidConfig, key, v, why)
+	}
+	for _, w := range c.Workers {
+		if w < 1 {
+			return bad("validate_workers", w, "must be at least 1")
+		}
+	}
+	switch {
+	case c.KneeAt < 0 || math.IsInf(c.KneeAt, 0) || math.IsNaN(c.KneeAt):
+		return bad("knee_at", c.KneeAt, "must be positive (0 = no knee series)")
+	case c.RunTime < 0:
+		return bad("run_time", c.RunTime, "must be positive")
+	case c.CalibrateWorkers < 0:
+		return bad("calibrate_workers", c.CalibrateWorkers, "must be positive")
+	case len(c.Docs) == 0:
+		return bad("docs", 0, "no documents")
+	case c.Start == nil || c.CPU == nil:
+		return fmt.Errorf("%w: capacity needs a fleet starter and a CPU clock", coordinator.ErrInvalidConfig)
+	}
+	job := c.Job
+	job.Workload = "sleep"
+	return job.Validate()
+}
+
+// Result is what Run measured and predicted.
+type Result struct {
+	Shape Shape `json:"job"`
+	// Brokers is one entry per broker shape measured: one node, then the
+	// 3-node cluster when Config.Cluster.
+	Brokers []Brokers `json:"brokers"`
+	// Layouts is the job predicted on each Config.Layouts, from the costs
+	// of the broker shape with as many nodes.
+	Layouts []Prediction `json:"layouts,omitempty"`
+	// Memory is the fleet's resident memory at the largest worker count.
+	Memory Memory `json:"memory"`
+	// Notes say what was not run, and why.
+	Notes []string `json:"notes,omitempty"`
+	// Load is the machine's load average (1, 5, 15 minutes) when the run
+	// began and when it ended: other work on the machine skews it.
+	Load        [2]string `json:"load_average"`
+	Interrupted bool      `json:"interrupted,omitempty"`
+}
+
+// Brokers is one broker shape's calibration and validation.
+type Brokers struct {
+	Nodes       int      `json:"nodes"`
+	Costs       Costs    `json:"costs"`
+	Calibration []Sample `json:"calibration"`
+	Series      []Series `json:"series"`
+}
+
+// Series is one job shape validated at every worker count against this
+// machine's prediction.
+type Series struct {
+	Name       string     `json:"name"` // job, or knee
+	Prediction Prediction `json:"prediction"`
+	Runs       []Sample   `json:"runs"`
+	// MeasuredKnee is where the measured throughput's asymptotes meet: the
+	// plateau (docs/s at the most workers) over one worker's docs/s; 0 when
+	// the most workers are still within 10% of linear (no knee reached).
+	MeasuredKnee float64 `json:"measured_knee_workers"`
+}
+
+// Efficiency is run i's docs/s over the workers' count times one worker's
+// docs/s (the series' first run when it has one worker); 0 if unknown.
+func (s Series) Efficiency(i int) float64 {
+	if len(s.Runs) == 0 || s.Runs[0].Workers != 1 || s.Runs[0].DocsPerS <= 0 {
+		return 0
+	}
+	r := s.Runs[i]
+	return r.DocsPerS / (float64(r.Workers) * s.Runs[0].DocsPerS)
+}
+
+// measuredKnee is the plateau over one worker's throughput, when the last
+// run is past the knee.
+func (s *Series) measuredKnee() {
+	n := len(s.Runs)
+	if n < 2 || s.Runs[0].Workers != 1 || s.Efficiency(n-1) >= 0.9 {
+		return
+	}
+	s.MeasuredKnee = s.Runs[n-1].DocsPerS / s.Runs[0].DocsPerS
+}
+
+// Run calibrates and validates each broker shape, then predicts the
+// layouts. On an interrupt it returns what was measured with ctx's error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	job := cfg.Job.WithDefaults()
+	res := &Result{Shape: Shape{BatchSize: job.BatchSize, ComputeUs: float64(job.Params.WithDefaults().SpinCostNs) / 1e3, Emulated: true}}
+	res.Load[0] = loadAverage()
+	defer func() { res.Load[1] = loadAverage() }()
+	nodes := []int{1}
+	if cfg.Cluster {
+		nodes = append(nodes, 3)
+	}
+	for _, n := range nodes {
+		b, err := brokerShape(ctx, cfg, job, n, res)
+		if b != nil {
+			res.Brokers = append(res.Brokers, *b)
+		}
+		if err != nil {
+			res.Interrupted = ctx.Err() != nil
+			return res, err
+		}
+	}
+	for _, l := range cfg.Layouts {
+		for _, b := range res.Brokers {
+			if b.Nodes == l.Nodes {
+				res.Layouts = append(res.Layouts, Predict(b.Costs, l, Shape{BatchSize: res.Shape.BatchSize, ComputeUs: res.Shape.ComputeUs}, cfg.Workers))
+			}
+		}
+	}
+	return res, nil
+}
+
+// brokerShape calibrates on a fleet of n broker nodes, then validates each
+// series at every worker count, a fleet of exactly that many workers each
+// (spread over the nodes evenly, as the model assumes).
+func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int, res *Result) (*Brokers, error) {
+	b := &Brokers{Nodes: n}
+	calW := (cfg.CalibrateWorkers + n - 1) / n * n
+	cfg.Progress(fmt.Sprintf("%d broker node(s): calibrating on %d workers", n, calW))
+	f, stop, err := cfg.Start(ctx, n, calW)
+	if err != nil {
+		return nil, err
+	}
+	b.Costs, b.Calibration, err = calibrate(ctx, cfg, f, job, calW)
+	stop()
+	if err != nil {
+		return b, err
+	}
+	machine := Layout{Name: "machine", Machine: true, Nodes: n}
+	b.Series = append(b.Series, Series{Name: "job", Prediction: Predict(b.Costs, machine, res.Shape, cfg.Workers)})
+	if cfg.KneeAt > 0 {
+		c := ComputeForKnee(b.Costs, machine, job.BatchSize, true, cfg.KneeAt)
+		if c <= 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: no knee series: the knee cannot be put at %g workers, the workers' own CPU and wait overshoot (%.0f us per batch) alone put it at %.1f",
+				nodesName(n), cfg.KneeAt, b.Costs.OvershootUs, Predict(b.Costs, machine, Shape{BatchSize: job.BatchSize, ComputeUs: 1e-9, Emulated: true}, nil).Knee))
+		} else {
+			s := res.Shape
+			s.ComputeUs = c
+			b.Series = append(b.Series, Series{Name: "knee", Prediction: Predict(b.Costs, machine, s, cfg.Workers)})
+		}
+	}
+	for i, w := range cfg.Workers {
+		cfg.Progress(fmt.Sprintf("%d broker node(s): %d workers", n, w))
+		f, stop, err := cfg.Start(ctx, n, w)
+		if err != nil {
+			return b, err
+		}
+		err = validate(ctx, cfg, f, job, b, i)
+		if err == nil && i == len(cfg.Workers)-1 && n == 1 {
+			res.Memory, err = memoryOf(f)
+		}
+		stop()
+		if err != nil {
+			return b, err
+		}
+	}
+	for i := range b.Series {
+		b.Series[i].measuredKnee()
+	}
+	return b, nil
+}
+
+// validate runs every series at the i-th worker count on fleet f.
+func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, b *Brokers, i int) error {
+	w := cfg.Workers[i]
+	for k := range b.Series {
+		s := &b.Series[k]
+		j := job
+		j.Params.SpinCostNs = max(int64(s.Prediction.Shape.ComputeUs*1e3), 1)
+		pred := s.Prediction.Points[i].DocsPerS
+		r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
+		r.Series, r.Predicted = s.Name, pred
+		if err != nil {
+			r.Error = err.Error()
+			s.Runs = append(s.Runs, r)
+			return fmt.Errorf("%s series, %d workers: %w", s.Name, w, err)
+		}
+		cfg.Log.Info("validated", "nodes", b.Nodes, "series", s.Name, "workers", w, "predicted", int(pred), "measured", int(r.DocsPerS))
+		s.Runs = append(s.Runs, r)
+	}
+	return nil
+}
+
+// planDocs is the documents for a run of about d at rate docs/s, in whole
+// rounds (every worker the same number of full batches, so no worker idles
+// behind a partial last round), at least 4 rounds.
+func planDocs(rate float64, d time.Duration, workers, batch int) int {
+	round := workers * batch
+	rounds := int(math.Ceil(rate * d.Seconds() / float64(round)))
+	return max(rounds, 4) * round
+}
+
+// docs is n documents, base cycled.
+func docs(base []string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = base[i%len(base)]
+	}
+	return out
+}

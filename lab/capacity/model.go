@@ -1,0 +1,333 @@
+package capacity
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Line is a CPU cost per batch fitted against the bytes the batch and its
+// result put on the wire: CPU = A + K * bytes.
+type Line struct {
+	AUs  float64 `json:"a_us"`          // fixed CPU per batch, microseconds
+	KNsB float64 `json:"k_ns_per_byte"` // CPU per byte of batch plus result, nanoseconds
+	R2   float64 `json:"r2"`            // weighted coefficient of determination of the fit
+}
+
+// At is the line's CPU per batch of bytes wire bytes, in microseconds.
+func (l Line) At(bytes float64) float64 { return l.AUs + l.KNsB*bytes/1e3 }
+
+// fitLine fits y = a + k*x by least squares weighted by 1/y^2 (each point
+// counts by its relative error, so small and large batches weigh alike),
+// with k in y's unit per 1000 x: y in microseconds and x in bytes gives
+// nanoseconds per byte. A single size gives a line through the origin.
+func fitLine(xs, ys []float64) Line {
+	var sw, sx, sy, sxx, sxy float64
+	for i := range xs {
+		if ys[i] <= 0 {
+			continue
+		}
+		w := 1 / (ys[i] * ys[i])
+		sw += w
+		sx += w * xs[i]
+		sy += w * ys[i]
+		sxx += w * xs[i] * xs[i]
+		sxy += w * xs[i] * ys[i]
+	}
+	if sw == 0 {
+		return Line{}
+	}
+	det := sw*sxx - sx*sx
+	var a, k float64
+	if det <= 1e-12*sw*sxx {
+		if sxx > 0 {
+			k = sxy / sxx
+		}
+	} else {
+		k = (sw*sxy - sx*sy) / det
+		a = (sy - k*sx) / sw
+	}
+	if a < 0 { // a negative fixed cost is noise: refit through the origin
+		a, k = 0, sxy/sxx
+	}
+	mean := sy / sw
+	var ssr, sst float64
+	for i := range xs {
+		if ys[i] <= 0 {
+			continue
+		}
+		w := 1 / (ys[i] * ys[i])
+		d := ys[i] - (a + k*xs[i])
+		ssr += w * d * d
+		sst += w * (ys[i] - mean) * (ys[i] - mean)
+	}
+	r2 := 1.0
+	if sst > 0 {
+		r2 = 1 - ssr/sst
+	}
+	return Line{AUs: a, KNsB: k * 1e3, R2: r2}
+}
+
+// Costs are what the model predicts from, measured by the calibration runs
+// of one broker shape (one node, or a cluster): the CPU each part of the
+// fleet spends per batch, as a line in the batch's wire bytes, and the
+// wire bytes as a line in the batch size.
+type Costs struct {
+	Nodes       int    `json:"broker_nodes"`
+	Coordinator Line   `json:"coordinator"`
+	Brokers     []Line `json:"brokers"` // per node; the first is the node the coordinator is connected to
+	Workers     Line   `json:"workers"` // worker side beside the compute: receive, decode, encode, reply
+	// BytesA and BytesPerDoc give the wire bytes (batch plus result) of a
+	// batch of b documents: BytesA + BytesPerDoc*b.
+	BytesA      float64 `json:"bytes_a"`
+	BytesPerDoc float64 `json:"bytes_per_doc"`
+	// IdleWorkerCores is what one attached, idle worker process uses:
+	// runtime housekeeping, pings, discovery answers.
+	IdleWorkerCores float64 `json:"idle_worker_cores"`
+	// OvershootUs is how much longer than its nominal compute a batch's
+	// emulated wait holds a worker: timer slack and wake-up latency, net of
+	// making the result, which the wait covers and Workers already counts.
+	OvershootUs float64 `json:"overshoot_us"`
+	// Cores is the CPU the whole fleet used per second at saturation (no
+	// compute, every part busy): the cores this machine gave the run.
+	Cores float64 `json:"cores"`
+}
+
+// Bytes is the wire bytes of a batch of b documents.
+func (c Costs) Bytes(b int) float64 { return c.BytesA + c.BytesPerDoc*float64(b) }
+
+// Layout is where the coordinator and the broker nodes run. Workers are
+// remote, a core each, unless Machine is set.
+type Layout struct {
+	Name string `json:"name"`
+	// Machine: everything on this machine's cores (Costs.Cores), the
+	// workers' CPU beside their compute included: the layout the
+	// validation runs measure.
+	Machine bool `json:"machine,omitempty"`
+	// Coordinator and Broker are the cores of the coordinator and of each
+	// broker node, on machines of their own.
+	Coordinator float64 `json:"coordinator_cores,omitempty"`
+	Broker      float64 `json:"broker_cores,omitempty"`
+	// Shared, when set, is one pool of cores the coordinator and the broker
+	// nodes share (Coordinator and Broker are then unused).
+	Shared float64 `json:"shared_cores,omitempty"`
+	Nodes  int     `json:"broker_nodes"` // 1, or the cluster's 3
+}
+
+// ErrInvalidLayout is wrapped by ParseLayouts' errors.
+var ErrInvalidLayout = errors.New("capacity: invalid layout")
+
+// ParseLayouts reads layouts separated by ';', each a comma-separated list
+// of key=value: coordinator=C,broker=B (cores on machines of their own),
+// or shared=S (one pool of S cores for both), and nodes=1 or 3 (default 1).
+// "machine" is this machine's layout.
+func ParseLayouts(s string) ([]Layout, error) {
+	var out []Layout
+	for _, spec := range strings.Split(s, ";") {
+		spec = strings.TrimSpace(spec)
+		if spec == "" {
+			continue
+		}
+		l, err := parseLayout(spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func parseLayout(spec string) (Layout, error) {
+	bad := func(why string) error { return fmt.Errorf("%w: %q: %s", ErrInvalidLayout, spec, why) }
+	l := Layout{Name: spec, Nodes: 1}
+	if spec == "machine" {
+		l.Machine = true
+		return l, nil
+	}
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return l, bad("want key=value, e.g. coordinator=2,broker=4")
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n <= 0 || math.IsInf(n, 0) {
+			return l, bad(k + " must be a positive number of cores")
+		}
+		switch k {
+		case "coordinator":
+			l.Coordinator = n
+		case "broker":
+			l.Broker = n
+		case "shared":
+			l.Shared = n
+		case "nodes":
+			if n != 1 && n != 3 {
+				return l, bad("nodes must be 1 or 3 (the model is measured on one broker and on the 3-node cluster)")
+			}
+			l.Nodes = int(n)
+		default:
+			return l, bad("unknown key " + k + " (want coordinator, broker, shared, nodes)")
+		}
+	}
+	switch {
+	case l.Shared > 0 && (l.Coordinator > 0 || l.Broker > 0):
+		return l, bad("shared excludes coordinator and broker")
+	case l.Shared == 0 && (l.Coordinator == 0 || l.Broker == 0):
+		return l, bad("give coordinator and broker cores, or shared")
+	}
+	return l, nil
+}
+
+// Shape is the job a prediction is for.
+type Shape struct {
+	BatchSize int     `json:"batch_size"`
+	ComputeUs float64 `json:"compute_us_per_doc"`
+	// Emulated: the compute is a wait (sleep), which overshoots by
+	// Costs.OvershootUs per batch.
+	Emulated bool `json:"emulated"`
+}
+
+// Point is the predicted throughput at one worker count.
+type Point struct {
+	Workers  int     `json:"workers"`
+	DocsPerS float64 `json:"docs_per_s"`
+	// Limit is what sets it: "workers", or the saturated resource.
+	Limit string `json:"limit"`
+}
+
+// Prediction is the model's answer for one job shape on one layout.
+type Prediction struct {
+	Layout Layout `json:"layout"`
+	Shape  Shape  `json:"shape"`
+	// WorkerDocsPerS is one worker's throughput: b / (compute + its CPU).
+	WorkerDocsPerS float64 `json:"worker_docs_per_s"`
+	// Resources is each resource's saturation throughput, docs/s.
+	Resources []Resource `json:"resources"`
+	// Knee is the worker count where the workers' line meets the first
+	// saturated resource (Bottleneck); beyond it, workers add nothing.
+	Knee       float64 `json:"knee_workers"`
+	Bottleneck string  `json:"bottleneck"`
+	Points     []Point `json:"points"`
+}
+
+// Resource is a pool of cores and the CPU one batch costs it.
+type Resource struct {
+	Name     string  `json:"name"`
+	Cores    float64 `json:"cores"`
+	DemandUs float64 `json:"demand_us_per_batch"`
+	// IdlePerWorker is the cores each attached worker takes from it while
+	// idle (this machine's layout only).
+	IdlePerWorker float64 `json:"idle_cores_per_worker,omitempty"`
+}
+
+// DocsPerS is the resource's saturation throughput with w workers attached.
+func (r Resource) DocsPerS(b, w int) float64 {
+	left := r.Cores - r.IdlePerWorker*float64(w)
+	if r.DemandUs <= 0 {
+		return math.Inf(1)
+	}
+	return math.Max(left, 0) / (r.DemandUs / 1e6) * float64(b)
+}
+
+// Predict is the model: each batch of b documents keeps a worker busy for
+// its compute plus the worker's own CPU, so w workers reach
+//
+//	X_workers(w) = w * b / (b*c + overshoot + W(bytes))
+//
+// and every resource r (a pool of n_r cores) spends D_r CPU per batch, so
+// it saturates at X_r = n_r * b / D_r. Throughput is the least of them:
+//
+//	X(w) = min(X_workers(w), min_r X_r)
+//
+// and the knee, where the workers' line meets the first saturated
+// resource, is w* = min_r X_r / X_workers(1). Per-batch CPU is a line in
+// the batch's wire bytes, D = a + k*bytes, fitted from the calibration.
+func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
+	bytes := c.Bytes(s.BatchSize)
+	coord, work := c.Coordinator.At(bytes), c.Workers.At(bytes)
+	brokers := make([]float64, len(c.Brokers))
+	var brokerSum float64
+	for i, b := range c.Brokers {
+		brokers[i] = b.At(bytes)
+		brokerSum += brokers[i]
+	}
+	cycle := float64(s.BatchSize)*s.ComputeUs + work
+	if s.Emulated && s.ComputeUs > 0 { // no compute, no wait to overshoot
+		cycle += c.OvershootUs
+	}
+	p := Prediction{Layout: l, Shape: s, WorkerDocsPerS: float64(s.BatchSize) / (cycle / 1e6)}
+	switch {
+	case l.Machine:
+		p.Resources = []Resource{{Name: fmt.Sprintf("this machine's %.1f cores (coordinator, %s, workers' CPU)", c.Cores, nodesName(len(brokers))),
+			Cores: c.Cores, DemandUs: coord + brokerSum + work, IdlePerWorker: c.IdleWorkerCores}}
+	case l.Shared > 0:
+		p.Resources = []Resource{{Name: fmt.Sprintf("%g shared cores (coordinator, %s)", l.Shared, nodesName(len(brokers))), Cores: l.Shared, DemandUs: coord + brokerSum}}
+	default:
+		p.Resources = append(p.Resources, Resource{Name: fmt.Sprintf("coordinator (%g cores)", l.Coordinator), Cores: l.Coordinator, DemandUs: coord})
+		for i, d := range brokers {
+			name := fmt.Sprintf("broker (%g cores)", l.Broker)
+			if len(brokers) > 1 {
+				name = fmt.Sprintf("broker node %d (%g cores)", i+1, l.Broker)
+			}
+			p.Resources = append(p.Resources, Resource{Name: name, Cores: l.Broker, DemandUs: d})
+		}
+	}
+	// The knee solves w * x1 = X_r(w); with idle cores taken per worker,
+	// X_r falls with w, so it is found per resource in closed form.
+	p.Knee = math.Inf(1)
+	for _, r := range p.Resources {
+		per := r.DemandUs / 1e6 / float64(s.BatchSize) // core-seconds per document
+		if per <= 0 {
+			continue
+		}
+		// w*x1 = (n - i*w)/per  =>  w = n / (x1*per + i)
+		if k := r.Cores / (p.WorkerDocsPerS*per + r.IdlePerWorker); k < p.Knee {
+			p.Knee, p.Bottleneck = k, r.Name
+		}
+	}
+	for _, w := range workers {
+		pt := Point{Workers: w, DocsPerS: float64(w) * p.WorkerDocsPerS, Limit: "workers"}
+		for _, r := range p.Resources {
+			if x := r.DocsPerS(s.BatchSize, w); x < pt.DocsPerS {
+				pt.DocsPerS, pt.Limit = x, r.Name
+			}
+		}
+		p.Points = append(p.Points, pt)
+	}
+	return p
+}
+
+func nodesName(n int) string {
+	if n == 1 {
+		return "broker"
+	}
+	return fmt.Sprintf("%d broker nodes", n)
+}
+
+// ComputeForKnee is the compute per document that puts the knee of layout
+// l at knee workers, for batches of b documents; 0 when no compute does
+// (with none at all the knee is already past it).
+func ComputeForKnee(c Costs, l Layout, b int, emulated bool, knee float64) float64 {
+	if Predict(c, l, Shape{BatchSize: b, Emulated: emulated}, nil).Knee >= knee {
+		return 0
+	}
+	// The knee is proportional to the worker's cycle (for a resource
+	// without idle cost) and rises with it otherwise: bisect on compute.
+	lo, hi := 0.0, 1.0
+	for Predict(c, l, Shape{BatchSize: b, ComputeUs: hi, Emulated: emulated}, nil).Knee < knee {
+		if hi *= 2; hi > 1e9 {
+			return 0
+		}
+	}
+	for range 60 {
+		mid := (lo + hi) / 2
+		if Predict(c, l, Shape{BatchSize: b, ComputeUs: mid, Emulated: emulated}, nil).Knee < knee {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
