@@ -128,7 +128,7 @@ func capacityTables(r *CapacityReport) []table {
 	fit := table{Title: "fit: CPU per batch = a + k * bytes on the wire (batch + result), least squares weighted by 1/CPU^2",
 		Head: []string{"brokers", "part", "a_us", "k_ns/byte", "R2", fmt.Sprintf("at batch %d (us)", res.Shape.BatchSize)}}
 	val := table{Title: "validation: emulated fleets on this machine against the model's prediction for it",
-		Head: []string{"brokers", "series", "compute_us/doc", "workers", "predicted", "measured", "error", "efficiency", "busy", "cores", "predicted limit"}}
+		Head: []string{"brokers", "series", "compute_us/doc", "workers", "cores_before", "predicted", "measured", "error", "efficiency", "busy", "cores", "cpu_us/batch c/b/w", "predicted limit"}}
 	for _, b := range res.Brokers {
 		c := b.Costs
 		for _, run := range b.Calibration {
@@ -157,8 +157,8 @@ func capacityTables(r *CapacityReport) []table {
 		for _, p := range parts {
 			fit.Rows = append(fit.Rows, []string{nodes(b.Nodes), p.name, num(p.l.AUs), strconv.FormatFloat(p.l.KNsB, 'f', 3, 64), strconv.FormatFloat(p.l.R2, 'f', 3, 64), num(p.l.At(bytes))})
 		}
-		fit.Notes = append(fit.Notes, fmt.Sprintf("%s: %.2f cores at saturation (what this machine gave the run), an idle attached worker %.4f cores, the emulated wait overshoots by %s us per batch",
-			nodes(b.Nodes), c.Cores, c.IdleWorkerCores, num(c.OvershootUs)))
+		fit.Notes = append(fit.Notes, fmt.Sprintf("%s: %.2f cores at saturation (what this machine gave the run); an idle attached worker %.4f cores; the emulated wait overshoots by %s us per batch and costs the workers %s us of CPU per batch; round-trip latency %s us at one batch in flight",
+			nodes(b.Nodes), c.Cores, c.IdleWorkerCores, num(c.OvershootUs), num(c.WaitCPUUs), num(c.LatencyUs)))
 		for _, s := range b.Series {
 			for i, run := range s.Runs {
 				eff, errS := "-", "-"
@@ -168,22 +168,19 @@ func capacityTables(r *CapacityReport) []table {
 				if run.DocsPerS > 0 {
 					errS = fmt.Sprintf("%+.0f%%", 100*run.ErrorRatio())
 				}
-				limit := ""
-				if i < len(s.Prediction.Points) {
-					limit = shortLimit(s.Prediction.Points[i].Limit)
-				}
-				val.Rows = append(val.Rows, []string{nodes(b.Nodes), s.Name, num(s.Prediction.Shape.ComputeUs), strconv.Itoa(run.Workers), num(run.Predicted), num(run.DocsPerS),
-					errS, eff, fmt.Sprintf("%.0f%%", 100*run.Busy), num(run.Cores), limit})
+				limit := shortLimit(run.Limit)
+				val.Rows = append(val.Rows, []string{nodes(b.Nodes), s.Name, num(s.Prediction.Shape.ComputeUs), strconv.Itoa(run.Workers), num(run.CoresBefore), num(run.Predicted), num(run.DocsPerS),
+					errS, eff, fmt.Sprintf("%.0f%%", 100*run.Busy), num(run.Cores), num(run.CoordinatorUs) + "/" + joinNums(run.BrokerUs) + "/" + num(run.WorkersUs), limit})
 			}
 			measured := "not reached (the most workers are within 10% of linear)"
 			if s.MeasuredKnee > 0 {
-				measured = fmt.Sprintf("%.1f (%+.0f%%)", s.MeasuredKnee, 100*(s.Prediction.Knee/s.MeasuredKnee-1))
+				measured = fmt.Sprintf("%.1f (predicted/measured %+.0f%%)", s.MeasuredKnee, 100*(s.KneeNow/s.MeasuredKnee-1))
 			}
-			val.Notes = append(val.Notes, fmt.Sprintf("%s, %s series: predicted knee %s workers (%s); measured %s",
-				nodes(b.Nodes), s.Name, kneeText(s.Prediction.Knee), s.Prediction.Bottleneck, measured))
+			val.Notes = append(val.Notes, fmt.Sprintf("%s, %s series: predicted knee %s workers at calibration, %s with the cores before the last point (%s); measured %s",
+				nodes(b.Nodes), s.Name, kneeText(s.Prediction.Knee), kneeText(s.KneeNow), s.Prediction.Bottleneck, measured))
 		}
 	}
-	val.Notes = append(val.Notes, "efficiency: docs/s over workers x one worker's docs/s; measured knee: docs/s at the most workers over one worker's, when past the knee")
+	val.Notes = append(val.Notes, "cores_before: the cores the machine gave the fleet just before the point (a short run with no compute; at fewer workers than saturate it, the calibration's), which the prediction uses; efficiency: docs/s over workers x one worker's docs/s; busy: the workers' mean busy share of wall time; cores: CPU of the whole fleet per second; cpu_us/batch: coordinator/broker node(s)/workers; measured knee: docs/s at the most workers over one worker's, when past the knee")
 	out = append(out, cal, fit, val)
 	if len(res.Layouts) > 0 {
 		lay := table{Title: fmt.Sprintf("predicted for the job (compute %s us/doc, batch %d) on other layouts: workers remote, a core each", num(res.Shape.ComputeUs), res.Shape.BatchSize),
@@ -300,11 +297,11 @@ func workersChart(title string, ws []float64, ys []float64) (chart, axis, axis) 
 func validationChart(b capacity.Brokers) chart {
 	var ws, ys []float64
 	for _, s := range b.Series {
-		for i, run := range s.Runs {
+		for _, run := range s.Runs {
 			if !slices.Contains(ws, float64(run.Workers)) {
 				ws = append(ws, float64(run.Workers))
 			}
-			ys = append(ys, run.DocsPerS, s.Prediction.Points[i].DocsPerS)
+			ys = append(ys, run.DocsPerS, run.Predicted)
 		}
 	}
 	if len(ws) == 0 {
@@ -312,13 +309,13 @@ func validationChart(b capacity.Brokers) chart {
 	}
 	slices.Sort(ws)
 	c, x, y := workersChart("Validation: "+nodes(b.Nodes)+", emulated workers on this machine", ws, ys)
-	c.Caption = fmt.Sprintf("%s: predicted (dashed) and measured (dots) docs/s; vertical bars mark each series' predicted knee", nodes(b.Nodes))
+	c.Caption = fmt.Sprintf("%s: predicted (dashed, on the cores measured before each point) and measured (dots) docs/s; vertical bars mark each series' predicted knee", nodes(b.Nodes))
 	for _, s := range b.Series {
 		col := seriesColors[s.Name]
 		var px, py, mx, my []float64
 		meas := line{Name: s.Name + " measured", Color: col}
-		for i, run := range s.Runs {
-			px, py = append(px, float64(run.Workers)), append(py, s.Prediction.Points[i].DocsPerS)
+		for _, run := range s.Runs {
+			px, py = append(px, float64(run.Workers)), append(py, run.Predicted)
 			if run.DocsPerS > 0 {
 				mx, my = append(mx, float64(run.Workers)), append(my, run.DocsPerS)
 				meas.Dots = append(meas.Dots, dot{X: x.at(float64(run.Workers)), Y: y.at(run.DocsPerS),
@@ -328,7 +325,7 @@ func validationChart(b capacity.Brokers) chart {
 		meas.Points = polyline(x, y, mx, my)
 		c.Lines = append(c.Lines, line{Name: s.Name + " predicted", Color: col, Points: polyline(x, y, px, py), Dash: true}, meas)
 		c.Legend = append(c.Legend, legendItem{Name: fmt.Sprintf("%s (%s us/doc)", s.Name, num(s.Prediction.Shape.ComputeUs)), Color: col})
-		if k := s.Prediction.Knee; k >= x.lo && k <= x.hi {
+		if k := s.KneeNow; k >= x.lo && k <= x.hi {
 			c.Bars = append(c.Bars, bar{X: x.at(k) - 1, W: 2, Y: c.Top, H: c.PH, Color: col, Title: fmt.Sprintf("%s: predicted knee %.1f workers (%s)", s.Name, k, s.Prediction.Bottleneck)})
 		}
 	}

@@ -19,8 +19,11 @@ import (
 //     batch size: every part of the fleet is then as busy as the machine
 //     lets it be, and each part's CPU per batch is fitted against the
 //     batch's wire bytes (a + k*bytes), and the bytes against the size;
-//  4. a run whose batches wait 10 ms each: how much longer than asked a
-//     worker is held.
+//  4. a run whose batches wait 10 ms each, one in flight per worker: how
+//     much longer than asked a worker is held, the CPU a worker spends
+//     going idle and waking per batch, and how long a batch takes to come
+//     back and the next to reach the worker (the latency that batches in
+//     flight hide).
 func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, workers int) (Costs, []Sample, error) {
 	c := Costs{Nodes: len(f.BrokerPIDs())}
 	b := job.BatchSize
@@ -72,11 +75,12 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	}
 	perDoc := fitLine(batchSizes, bytes) // in bytes per 1000 documents
 	c.BytesA, c.BytesPerDoc = perDoc.AUs, perDoc.KNsB/1e3
-	c.Cores = atB.Cores
+	c.Cores, c.SaturatedDocsPerS = atB.Cores, atB.DocsPerS
 
 	// The wait: 10 ms per batch, few enough batches at once that the
 	// machine is not saturated, so what is measured is the timer.
 	j := job
+	j.InFlight = 1 // nothing queued at the worker: the transport stage is the latency
 	j.Params.SpinCostNs = int64(10*time.Millisecond) / int64(b)
 	nominal := float64(j.Params.SpinCostNs) * float64(b) / 1e3
 	wait, err := measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
@@ -87,6 +91,9 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	}
 	runs = append(runs, wait)
 	c.OvershootUs = wait.ComputeStageUs - nominal - atB.ComputeStageUs
+	c.LatencyUs = wait.TransportUs
+	idle := c.IdleWorkerCores * float64(workers) * wait.WallS / float64(wait.Batches) * 1e6
+	c.WaitCPUUs = max(wait.WorkersUs-idle-c.Workers.At(wait.Bytes), 0)
 	return c, runs, nil
 }
 

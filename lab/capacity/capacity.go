@@ -144,6 +144,9 @@ type Series struct {
 	Name       string     `json:"name"` // job, or knee
 	Prediction Prediction `json:"prediction"`
 	Runs       []Sample   `json:"runs"`
+	// KneeNow is the predicted knee with the cores measured right before
+	// the most workers' run, the one the measured knee is read from.
+	KneeNow float64 `json:"predicted_knee_now_workers,omitempty"`
 	// MeasuredKnee is where the measured throughput's asymptotes meet: the
 	// plateau (docs/s at the most workers) over one worker's docs/s; 0 when
 	// the most workers are still within 10% of linear (no knee reached).
@@ -178,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	job := cfg.Job.WithDefaults()
-	res := &Result{Shape: Shape{BatchSize: job.BatchSize, ComputeUs: float64(job.Params.WithDefaults().SpinCostNs) / 1e3, Emulated: true}}
+	res := &Result{Shape: Shape{BatchSize: job.BatchSize, ComputeUs: float64(job.Params.WithDefaults().SpinCostNs) / 1e3, Emulated: true, InFlight: job.InFlight}}
 	res.Load[0] = loadAverage()
 	defer func() { res.Load[1] = loadAverage() }()
 	nodes := []int{1}
@@ -198,7 +201,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, l := range cfg.Layouts {
 		for _, b := range res.Brokers {
 			if b.Nodes == l.Nodes {
-				res.Layouts = append(res.Layouts, Predict(b.Costs, l, Shape{BatchSize: res.Shape.BatchSize, ComputeUs: res.Shape.ComputeUs}, cfg.Workers))
+				s := res.Shape
+				s.Emulated = false // real compute on remote cores: no timer to overshoot
+				res.Layouts = append(res.Layouts, Predict(b.Costs, l, s, cfg.Workers))
 			}
 		}
 	}
@@ -224,10 +229,10 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 	machine := Layout{Name: "machine", Machine: true, Nodes: n}
 	b.Series = append(b.Series, Series{Name: "job", Prediction: Predict(b.Costs, machine, res.Shape, cfg.Workers)})
 	if cfg.KneeAt > 0 {
-		c := ComputeForKnee(b.Costs, machine, job.BatchSize, true, cfg.KneeAt)
+		c := ComputeForKnee(b.Costs, machine, res.Shape, cfg.KneeAt)
 		if c <= 0 {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s: no knee series: the knee cannot be put at %g workers, the workers' own CPU and wait overshoot (%.0f us per batch) alone put it at %.1f",
-				nodesName(n), cfg.KneeAt, b.Costs.OvershootUs, Predict(b.Costs, machine, Shape{BatchSize: job.BatchSize, ComputeUs: 1e-9, Emulated: true}, nil).Knee))
+				nodesName(n), cfg.KneeAt, b.Costs.OvershootUs, noCompute(b.Costs, machine, res.Shape).Knee))
 		} else {
 			s := res.Shape
 			s.ComputeUs = c
@@ -255,16 +260,40 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 	return b, nil
 }
 
-// validate runs every series at the i-th worker count on fleet f.
+// noCompute is the prediction for s with the least compute that still
+// waits (and so overshoots).
+func noCompute(c Costs, l Layout, s Shape) Prediction {
+	s.ComputeUs = 1e-9
+	return Predict(c, l, s, nil)
+}
+
+// validate runs every series at the i-th worker count on fleet f, each
+// against the model's prediction for this machine with the cores it gives
+// the fleet right before (coresNow): other work on a shared machine
+// changes them from one second to the next.
 func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, b *Brokers, i int) error {
 	w := cfg.Workers[i]
+	costs := b.Costs
+	if w >= saturating(cfg) {
+		c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
+		if err != nil {
+			return err
+		}
+		costs.Cores = c
+	}
+	machine := Layout{Name: "machine", Machine: true, Nodes: b.Nodes}
 	for k := range b.Series {
 		s := &b.Series[k]
 		j := job
 		j.Params.SpinCostNs = max(int64(s.Prediction.Shape.ComputeUs*1e3), 1)
-		pred := s.Prediction.Points[i].DocsPerS
+		now := Predict(costs, machine, s.Prediction.Shape, []int{w})
+		pred := now.Points[0].DocsPerS
+		if i == len(cfg.Workers)-1 {
+			s.KneeNow = now.Knee
+		}
 		r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
-		r.Series, r.Predicted = s.Name, pred
+		r.Series, r.Predicted, r.CoresBefore, r.PredictedCalibrated = s.Name, pred, costs.Cores, s.Prediction.Points[i].DocsPerS
+		r.Limit = now.Points[0].Limit
 		if err != nil {
 			r.Error = err.Error()
 			s.Runs = append(s.Runs, r)
@@ -274,6 +303,23 @@ func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 		s.Runs = append(s.Runs, r)
 	}
 	return nil
+}
+
+// saturating is the fewest workers whose runs with no compute keep every
+// part of the fleet busy: half the calibration's.
+func saturating(cfg Config) int { return max(cfg.CalibrateWorkers/2, 1) }
+
+// coresNow is the cores this machine gives the fleet now: the CPU of a
+// short run with no compute on its w workers, which keeps every part of
+// the fleet as busy as the machine lets it (rate is such a run's docs/s
+// at calibration, to size it).
+func coresNow(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, w int, rate float64) (float64, error) {
+	job.Params.SpinCostNs = 1
+	r, err := measure(ctx, f, cfg.CPU, cfg.Log, job, w, docs(cfg.Docs, planDocs(rate, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
+	if err != nil {
+		return 0, fmt.Errorf("cores available to %d workers: %w", w, err)
+	}
+	return r.Cores, nil
 }
 
 // planDocs is the documents for a run of about d at rate docs/s, in whole

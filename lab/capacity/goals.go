@@ -73,10 +73,10 @@ func (r *Result) kneeGoal() Goal {
 				parts = append(parts, fmt.Sprintf("%s: no knee measured", nodesName(b.Nodes)))
 				continue
 			}
-			e := s.Prediction.Knee/s.MeasuredKnee - 1
+			e := s.KneeNow/s.MeasuredKnee - 1
 			measured = true
 			ok = ok && math.Abs(e) <= GoalKneeError
-			parts = append(parts, fmt.Sprintf("%s: %.1f predicted, %.1f measured (%+.0f%%)", nodesName(b.Nodes), s.Prediction.Knee, s.MeasuredKnee, 100*e))
+			parts = append(parts, fmt.Sprintf("%s: %.1f predicted, %.1f measured (%+.0f%%)", nodesName(b.Nodes), s.KneeNow, s.MeasuredKnee, 100*e))
 		}
 	}
 	g.Measured = strings.Join(parts, "; ")
@@ -95,7 +95,7 @@ func (r *Result) efficiencyGoal() Goal {
 		for _, s := range b.Series {
 			for i, run := range s.Runs {
 				e := s.Efficiency(i)
-				if e == 0 || float64(run.Workers) >= s.Prediction.Knee {
+				if e == 0 || run.Limit != "workers" {
 					continue
 				}
 				most = max(most, run.Workers)

@@ -48,6 +48,10 @@ type Sample struct {
 	// ComputeStageUs is the compute stage alone: making the result and
 	// the emulated wait.
 	ComputeStageUs float64 `json:"compute_stage_us"`
+	// TransportUs is the mean round trip of a batch minus the worker's own
+	// time: the hops through the broker, and the wait behind another batch
+	// in the worker's queue when more than one is in flight.
+	TransportUs float64 `json:"transport_us"`
 	// CPU per batch, in microseconds: this process (the coordinator), each
 	// broker node (first = the coordinator's), and all workers together.
 	CoordinatorUs float64   `json:"coordinator_cpu_us_per_batch"`
@@ -63,9 +67,18 @@ type Sample struct {
 	Resent   int64 `json:"resent"`
 	// Cores is the CPU all of them used over the run, per second of wall time.
 	Cores float64 `json:"cores"`
-	// Predicted is the model's docs/s for this run (validation runs).
-	Predicted float64 `json:"predicted_docs_per_s,omitempty"`
-	Error     string  `json:"error,omitempty"`
+	// Predicted is the model's docs/s for this run (validation runs) on
+	// the cores this machine gave the fleet right before it (CoresBefore,
+	// measured by a short run with no compute when there are workers
+	// enough to saturate, else the calibration's); PredictedCalibrated is
+	// the same with the calibration's cores.
+	Predicted   float64 `json:"predicted_docs_per_s,omitempty"`
+	CoresBefore float64 `json:"cores_before,omitempty"`
+	// Limit is what the prediction says sets the throughput: "workers",
+	// or the saturated resource.
+	Limit               string  `json:"predicted_limit,omitempty"`
+	PredictedCalibrated float64 `json:"predicted_calibrated_docs_per_s,omitempty"`
+	Error               string  `json:"error,omitempty"`
 }
 
 // ErrorRatio is the prediction's relative error: predicted over measured,
@@ -141,6 +154,7 @@ func measure(ctx context.Context, f Fleet, cpu ProcessCPU, log *slog.Logger, job
 	r.Bytes = float64(st.BytesOut+st.BytesIn) / n
 	r.WorkerCycleUs = us(st.Stages[coordinator.StageWorkerDecode].Mean + st.Stages[coordinator.StageCompute].Mean + st.Stages[coordinator.StageWorkerEncode].Mean)
 	r.ComputeStageUs = us(st.Stages[coordinator.StageCompute].Mean)
+	r.TransportUs = us(st.Stages[coordinator.StageTransport].Mean)
 	r.CoordinatorUs = us(c1.self-c0.self) / n
 	total := c1.self - c0.self + c1.workers - c0.workers
 	for i := range c1.brokers {

@@ -90,9 +90,22 @@ type Costs struct {
 	// emulated wait holds a worker: timer slack and wake-up latency, net of
 	// making the result, which the wait covers and Workers already counts.
 	OvershootUs float64 `json:"overshoot_us"`
+	// WaitCPUUs is the CPU the workers spend per batch because it waits
+	// (the emulated compute): the process goes idle and wakes again, which
+	// a worker that computes does not. It counts against this machine's
+	// cores, not in a worker's time per batch (it overlaps the wait).
+	WaitCPUUs float64 `json:"wait_cpu_us"`
+	// LatencyUs is a batch's round trip beside the worker's time, at one
+	// batch in flight: from its result leaving the worker to the next batch
+	// reaching it. Batches in flight hide it while it is shorter than the
+	// worker's time on the others.
+	LatencyUs float64 `json:"latency_us"`
 	// Cores is the CPU the whole fleet used per second at saturation (no
 	// compute, every part busy): the cores this machine gave the run.
 	Cores float64 `json:"cores"`
+	// SaturatedDocsPerS is the calibration's throughput with no compute at
+	// the job's batch size.
+	SaturatedDocsPerS float64 `json:"saturated_docs_per_s"`
 }
 
 // Bytes is the wire bytes of a batch of b documents.
@@ -187,6 +200,8 @@ type Shape struct {
 	// Emulated: the compute is a wait (sleep), which overshoots by
 	// Costs.OvershootUs per batch.
 	Emulated bool `json:"emulated"`
+	// InFlight is the batches in flight per worker; 0 = 2.
+	InFlight int `json:"inflight"`
 }
 
 // Point is the predicted throughput at one worker count.
@@ -232,9 +247,12 @@ func (r Resource) DocsPerS(b, w int) float64 {
 }
 
 // Predict is the model: each batch of b documents keeps a worker busy for
-// its compute plus the worker's own CPU, so w workers reach
+// its compute plus the worker's own CPU, t = b*c + overshoot + W(bytes),
+// and with k batches in flight per worker the round trip's latency L is
+// hidden while it is shorter than the worker's time on the others, so w
+// workers reach
 //
-//	X_workers(w) = w * b / (b*c + overshoot + W(bytes))
+//	X_workers(w) = w * b / max(t, (t + L) / k)
 //
 // and every resource r (a pool of n_r cores) spends D_r CPU per batch, so
 // it saturates at X_r = n_r * b / D_r. Throughput is the least of them:
@@ -257,11 +275,23 @@ func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
 	if s.Emulated && s.ComputeUs > 0 { // no compute, no wait to overshoot
 		cycle += c.OvershootUs
 	}
+	// With k batches in flight a worker waits for none while the latency
+	// is shorter than its time on the other k-1: each batch takes
+	// max(cycle, (cycle + latency) / k) of the worker's time.
+	k := s.InFlight
+	if k == 0 {
+		k = 2
+	}
+	cycle = math.Max(cycle, (cycle+c.LatencyUs)/float64(k))
 	p := Prediction{Layout: l, Shape: s, WorkerDocsPerS: float64(s.BatchSize) / (cycle / 1e6)}
 	switch {
 	case l.Machine:
+		workers := work
+		if s.Emulated && s.ComputeUs > 0 {
+			workers += c.WaitCPUUs
+		}
 		p.Resources = []Resource{{Name: fmt.Sprintf("this machine's %.1f cores (coordinator, %s, workers' CPU)", c.Cores, nodesName(len(brokers))),
-			Cores: c.Cores, DemandUs: coord + brokerSum + work, IdlePerWorker: c.IdleWorkerCores}}
+			Cores: c.Cores, DemandUs: coord + brokerSum + workers, IdlePerWorker: c.IdleWorkerCores}}
 	case l.Shared > 0:
 		p.Resources = []Resource{{Name: fmt.Sprintf("%g shared cores (coordinator, %s)", l.Shared, nodesName(len(brokers))), Cores: l.Shared, DemandUs: coord + brokerSum}}
 	default:
@@ -307,23 +337,27 @@ func nodesName(n int) string {
 }
 
 // ComputeForKnee is the compute per document that puts the knee of layout
-// l at knee workers, for batches of b documents; 0 when no compute does
-// (with none at all the knee is already past it).
-func ComputeForKnee(c Costs, l Layout, b int, emulated bool, knee float64) float64 {
-	if Predict(c, l, Shape{BatchSize: b, Emulated: emulated}, nil).Knee >= knee {
+// l at knee workers for a job shaped like s; 0 when no compute does (with
+// none at all the knee is already past it).
+func ComputeForKnee(c Costs, l Layout, s Shape, knee float64) float64 {
+	at := func(compute float64) float64 {
+		s.ComputeUs = compute
+		return Predict(c, l, s, nil).Knee
+	}
+	if at(0) >= knee {
 		return 0
 	}
 	// The knee is proportional to the worker's cycle (for a resource
 	// without idle cost) and rises with it otherwise: bisect on compute.
 	lo, hi := 0.0, 1.0
-	for Predict(c, l, Shape{BatchSize: b, ComputeUs: hi, Emulated: emulated}, nil).Knee < knee {
+	for at(hi) < knee {
 		if hi *= 2; hi > 1e9 {
 			return 0
 		}
 	}
 	for range 60 {
 		mid := (lo + hi) / 2
-		if Predict(c, l, Shape{BatchSize: b, ComputeUs: mid, Emulated: emulated}, nil).Knee < knee {
+		if at(mid) < knee {
 			lo = mid
 		} else {
 			hi = mid

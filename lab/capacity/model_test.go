@@ -100,14 +100,14 @@ func TestPredictIdleWorkers(t *testing.T) {
 
 func TestComputeForKnee(t *testing.T) {
 	for _, knee := range []float64{4, 8, 30} {
-		c := ComputeForKnee(costs, Layout{Machine: true}, 100, false, knee)
+		c := ComputeForKnee(costs, Layout{Machine: true}, Shape{BatchSize: 100}, knee)
 		if got := Predict(costs, Layout{Machine: true}, Shape{BatchSize: 100, ComputeUs: c}, nil).Knee; !near(got, knee, 1e-6) {
 			t.Errorf("knee at %v: compute %v gives knee %v", knee, c, got)
 		}
 	}
 	// With no compute a worker's own 100 us already makes the knee 1: no
 	// compute puts it below that.
-	if c := ComputeForKnee(costs, Layout{Machine: true}, 100, false, 0.5); c != 0 {
+	if c := ComputeForKnee(costs, Layout{Machine: true}, Shape{BatchSize: 100}, 0.5); c != 0 {
 		t.Errorf("knee at 0.5: compute %v, want 0 (impossible)", c)
 	}
 }
@@ -148,6 +148,32 @@ func TestParseLayouts(t *testing.T) {
 				if got[i] != tt.want[i] {
 					t.Errorf("layout %d = %+v, want %+v", i, got[i], tt.want[i])
 				}
+			}
+		})
+	}
+}
+
+// Batches in flight hide the round trip's latency only while it is
+// shorter than the worker's time on the others.
+func TestPredictLatency(t *testing.T) {
+	tests := []struct {
+		name     string
+		inflight int
+		latency  float64
+		want     float64 // one worker's docs/s; its time per batch is 200 us
+	}{
+		{name: "hidden", inflight: 2, latency: 150, want: 500000},
+		{name: "two in flight", inflight: 2, latency: 500, want: 100 / 350e-6},
+		{name: "one in flight", inflight: 1, latency: 150, want: 100 / 350e-6},
+		{name: "default is two", inflight: 0, latency: 500, want: 100 / 350e-6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := costs
+			c.LatencyUs = tt.latency
+			p := Predict(c, Layout{Coordinator: 100, Broker: 100, Nodes: 1}, Shape{BatchSize: 100, ComputeUs: 1, InFlight: tt.inflight}, nil)
+			if !near(p.WorkerDocsPerS, tt.want, 1e-9) {
+				t.Errorf("one worker: %v docs/s, want %v", p.WorkerDocsPerS, tt.want)
 			}
 		})
 	}
