@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestCapacityEmulatedFleet(t *testing.T) {
 	err = RunCapacity(context.Background(), CapacityConfig{
 		Capacity: capacity.Config{
 			Job:     coordinator.Config{BatchSize: 100, Params: workload.Params{SpinCostNs: int64(200 * time.Microsecond), OutBytes: 1536}},
-			Workers: []int{1, 8}, KneeAt: 4, Cluster: true, Layouts: layouts, RunTime: 200 * time.Millisecond,
+			Workers: []int{1, 8}, KneeAt: 4, Cluster: true, Layouts: layouts, RunTime: 200 * time.Millisecond, Repeats: 2,
 		},
 		Corpus: corpus.GenConfig{Seed: 1, Words: 20},
 		Fleet:  fleet.Config{Exe: ferryBin},
@@ -85,24 +86,31 @@ func TestCapacityEmulatedFleet(t *testing.T) {
 		if len(b.Calibration) < 3 {
 			t.Errorf("%d nodes: %d calibration runs, want 3 sizes and the wait", b.Nodes, len(b.Calibration))
 		}
-		if got, want := len(b.Series), 2; got != want {
-			t.Fatalf("%d nodes: series = %d, want job and knee; costs %+v", b.Nodes, got, c)
+		// The knee series needs a knee that compute can put at 4 workers; on
+		// a loaded machine the latency alone may put it further: a note says so.
+		if got := len(b.Series); got != 2 && (got != 1 || !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "no knee series") })) {
+			t.Fatalf("%d nodes: series = %d, want job and knee (or a note why not)", b.Nodes, got)
 		}
 		for _, s := range b.Series {
 			p := s.Prediction
 			if p.Knee <= 0 || p.Bottleneck == "" || len(p.Points) != 2 {
 				t.Errorf("%d nodes, %s: prediction has no knee, bottleneck or points: %+v", b.Nodes, s.Name, p)
 			}
-			if got, want := len(s.Runs), 2; got != want {
-				t.Fatalf("%d nodes, %s: %d runs, want %d", b.Nodes, s.Name, got, want)
+			if got, want := len(s.Points), 2; got != want {
+				t.Fatalf("%d nodes, %s: %d points, want %d", b.Nodes, s.Name, got, want)
 			}
-			for i, run := range s.Runs {
-				if run.Workers != []int{1, 8}[i] || run.DocsPerS <= 0 || run.Predicted <= 0 || run.Error != "" {
-					t.Errorf("%d nodes, %s, run %d: %+v", b.Nodes, s.Name, i, run)
+			for i, pt := range s.Points {
+				if pt.Workers != []int{1, 8}[i] || len(pt.Runs) != 2 || pt.DocsPerS <= 0 || pt.Predicted <= 0 || pt.Limit == "" {
+					t.Errorf("%d nodes, %s, point %d: %+v", b.Nodes, s.Name, i, pt)
+				}
+				for _, run := range pt.Runs {
+					if run.Error != "" {
+						t.Errorf("%d nodes, %s, %d workers: %s", b.Nodes, s.Name, pt.Workers, run.Error)
+					}
 				}
 			}
 		}
-		if k := b.Series[1].Prediction.Knee; k < 3.9 || k > 4.1 {
+		if k := b.Series[len(b.Series)-1].Prediction.Knee; len(b.Series) == 2 && (k < 3.9 || k > 4.1) {
 			t.Errorf("%d nodes: knee series predicted at %v workers, want the knee_at 4", b.Nodes, k)
 		}
 	}

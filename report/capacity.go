@@ -128,7 +128,7 @@ func capacityTables(r *CapacityReport) []table {
 	fit := table{Title: "fit: CPU per batch = a + k * bytes on the wire (batch + result), least squares weighted by 1/CPU^2",
 		Head: []string{"brokers", "part", "a_us", "k_ns/byte", "R2", fmt.Sprintf("at batch %d (us)", res.Shape.BatchSize)}}
 	val := table{Title: "validation: emulated fleets on this machine against the model's prediction for it",
-		Head: []string{"brokers", "series", "compute_us/doc", "workers", "cores_before", "predicted", "measured", "error", "efficiency", "busy", "cores", "cpu_us/batch c/b/w", "predicted limit"}}
+		Head: []string{"brokers", "series", "compute_us/doc", "workers", "cores_before", "predicted", "measured", "min..max", "error", "efficiency", "busy", "cores", "cpu_us/batch c/b/w", "predicted limit"}}
 	for _, b := range res.Brokers {
 		c := b.Costs
 		for _, run := range b.Calibration {
@@ -160,17 +160,19 @@ func capacityTables(r *CapacityReport) []table {
 		fit.Notes = append(fit.Notes, fmt.Sprintf("%s: %.2f cores at saturation (what this machine gave the run); an idle attached worker %.4f cores; the emulated wait overshoots by %s us per batch and costs the workers %s us of CPU per batch; round-trip latency %s us at one batch in flight",
 			nodes(b.Nodes), c.Cores, c.IdleWorkerCores, num(c.OvershootUs), num(c.WaitCPUUs), num(c.LatencyUs)))
 		for _, s := range b.Series {
-			for i, run := range s.Runs {
-				eff, errS := "-", "-"
-				if e := s.Efficiency(i); e > 0 {
-					eff = strconv.FormatFloat(e, 'f', 2, 64)
+			for _, p := range s.Points {
+				eff, errS, spread := "-", "-", "-"
+				if p.Efficiency > 0 {
+					eff = strconv.FormatFloat(p.Efficiency, 'f', 2, 64)
 				}
-				if run.DocsPerS > 0 {
-					errS = fmt.Sprintf("%+.0f%%", 100*run.ErrorRatio())
+				if p.DocsPerS > 0 {
+					errS = fmt.Sprintf("%+.0f%%", 100*p.Error)
 				}
-				limit := shortLimit(run.Limit)
-				val.Rows = append(val.Rows, []string{nodes(b.Nodes), s.Name, num(s.Prediction.Shape.ComputeUs), strconv.Itoa(run.Workers), num(run.CoresBefore), num(run.Predicted), num(run.DocsPerS),
-					errS, eff, fmt.Sprintf("%.0f%%", 100*run.Busy), num(run.Cores), num(run.CoordinatorUs) + "/" + joinNums(run.BrokerUs) + "/" + num(run.WorkersUs), limit})
+				if lo, hi := docsRange(p.Runs); hi > 0 {
+					spread = num(lo) + ".." + num(hi)
+				}
+				val.Rows = append(val.Rows, []string{nodes(b.Nodes), s.Name, num(s.Prediction.Shape.ComputeUs), strconv.Itoa(p.Workers), num(p.CoresBefore), num(p.Predicted), num(p.DocsPerS),
+					spread, errS, eff, fmt.Sprintf("%.0f%%", 100*p.Busy), num(p.Cores), cpuPerBatch(p.Runs), shortLimit(p.Limit)})
 			}
 			measured := "not reached (the most workers are within 10% of linear)"
 			if s.MeasuredKnee > 0 {
@@ -212,6 +214,29 @@ func capacityTables(r *CapacityReport) []table {
 		g.Rows = append(g.Rows, []string{x.Name, x.Target, orDash(x.Measured), x.Met})
 	}
 	return append(out, g)
+}
+
+// docsRange is the least and most docs/s of runs without error.
+func docsRange(runs []capacity.Sample) (lo, hi float64) {
+	for _, r := range runs {
+		if r.Error != "" {
+			continue
+		}
+		if lo == 0 || r.DocsPerS < lo {
+			lo = r.DocsPerS
+		}
+		hi = max(hi, r.DocsPerS)
+	}
+	return lo, hi
+}
+
+// cpuPerBatch is the median run's CPU per batch: coordinator/brokers/workers.
+func cpuPerBatch(runs []capacity.Sample) string {
+	if len(runs) == 0 {
+		return "-"
+	}
+	r := runs[len(runs)/2]
+	return num(r.CoordinatorUs) + "/" + joinNums(r.BrokerUs) + "/" + num(r.WorkersUs)
 }
 
 // layoutWorkers is the worker counts the layouts were predicted at.
@@ -297,11 +322,11 @@ func workersChart(title string, ws []float64, ys []float64) (chart, axis, axis) 
 func validationChart(b capacity.Brokers) chart {
 	var ws, ys []float64
 	for _, s := range b.Series {
-		for _, run := range s.Runs {
-			if !slices.Contains(ws, float64(run.Workers)) {
-				ws = append(ws, float64(run.Workers))
+		for _, p := range s.Points {
+			if !slices.Contains(ws, float64(p.Workers)) {
+				ws = append(ws, float64(p.Workers))
 			}
-			ys = append(ys, run.DocsPerS, run.Predicted)
+			ys = append(ys, p.DocsPerS, p.Predicted)
 		}
 	}
 	if len(ws) == 0 {
@@ -314,12 +339,15 @@ func validationChart(b capacity.Brokers) chart {
 		col := seriesColors[s.Name]
 		var px, py, mx, my []float64
 		meas := line{Name: s.Name + " measured", Color: col}
-		for _, run := range s.Runs {
-			px, py = append(px, float64(run.Workers)), append(py, run.Predicted)
-			if run.DocsPerS > 0 {
-				mx, my = append(mx, float64(run.Workers)), append(my, run.DocsPerS)
-				meas.Dots = append(meas.Dots, dot{X: x.at(float64(run.Workers)), Y: y.at(run.DocsPerS),
-					Title: fmt.Sprintf("%s, %d workers: %.0f docs/s measured, %.0f predicted", s.Name, run.Workers, run.DocsPerS, run.Predicted)})
+		for _, p := range s.Points {
+			px, py = append(px, float64(p.Workers)), append(py, p.Predicted)
+			if p.DocsPerS > 0 {
+				mx, my = append(mx, float64(p.Workers)), append(my, p.DocsPerS)
+				meas.Dots = append(meas.Dots, dot{X: x.at(float64(p.Workers)), Y: y.at(p.DocsPerS),
+					Title: fmt.Sprintf("%s, %d workers: %.0f docs/s measured, %.0f predicted (medians)", s.Name, p.Workers, p.DocsPerS, p.Predicted)})
+			}
+			if lo, hi := docsRange(p.Runs); hi > lo {
+				c.Bars = append(c.Bars, bar{X: x.at(float64(p.Workers)) - 0.5, W: 1, Y: y.at(hi), H: y.at(lo) - y.at(hi), Color: col})
 			}
 		}
 		meas.Points = polyline(x, y, mx, my)

@@ -33,6 +33,7 @@ type capacityOptions struct {
 	ValidateCluster bool          `mapstructure:"validate_cluster" help:"also calibrate and validate on a 3-node broker cluster"`
 	Layouts         string        `mapstructure:"layouts" help:"layouts to predict, ';' separated: coordinator=C,broker=B[,nodes=3] (cores on machines of their own) or shared=S[,nodes=3]"`
 	RunTime         time.Duration `mapstructure:"run_time" help:"aimed wall time of each calibration and validation run"`
+	Repeats         int           `mapstructure:"repeats" help:"runs of each series at each worker count, in turn; the goals read their medians"`
 	Format          string        `mapstructure:"format" short:"f" help:"output format: text or json"`
 	Report          string        `mapstructure:"report" help:"write a self-contained HTML report to FILE"`
 	Quiet           bool          `mapstructure:"quiet" short:"q" help:"no progress output"`
@@ -76,7 +77,7 @@ here: rerun it on a quiet machine before trusting absolute figures.`,
 		BatchSize: c.BatchSize, SpinCost: time.Duration(p.SpinCostNs), OutBytes: p.OutBytes, DocWords: 100, Seed: 1,
 		Codec: c.Codec, InFlight: c.InFlight, MaxPayload: broker.DefaultMaxPayload,
 		ValidateWorkers: "1,4,16,64", KneeAt: 8, ValidateCluster: true, Layouts: defaultLayouts,
-		RunTime: 2 * time.Second, Format: "text",
+		RunTime: 2 * time.Second, Repeats: 3, Format: "text",
 	})
 	return cmd
 }
@@ -103,7 +104,7 @@ func runCapacity(cmd *cobra.Command, o *capacityOptions) error {
 		Params: workload.Params{SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes},
 	}
 	cfg := lab.CapacityConfig{
-		Capacity: capacity.Config{Job: job, Workers: workers, KneeAt: o.KneeAt, Cluster: o.ValidateCluster, Layouts: layouts, RunTime: o.RunTime},
+		Capacity: capacity.Config{Job: job, Workers: workers, KneeAt: o.KneeAt, Cluster: o.ValidateCluster, Layouts: layouts, RunTime: o.RunTime, Repeats: o.Repeats},
 		Corpus:   corpus.GenConfig{Seed: o.Seed, Words: o.DocWords, DocBytes: o.DocBytes},
 		Fleet:    fleet.Config{MaxPayload: o.MaxPayload},
 		HTML:     o.Report, Report: cli.Echo(o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,

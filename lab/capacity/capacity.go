@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
+	"github.com/ferrylab/ferry/internal/quantile"
 )
 
 // Config is one capacity experiment. The zero value of every field is its
@@ -47,6 +48,9 @@ type Config struct {
 	CalibrateWorkers int
 	// RunTime is the aimed wall time of each run; 0 = 2s.
 	RunTime time.Duration
+	// Repeats is the runs of each series at each worker count, in turn;
+	// their medians are what the goals read. 0 = 1.
+	Repeats int
 	// Docs are the documents, cycled as long as a run needs; required.
 	Docs []string
 	// Start brings up a fleet of nodes broker processes and workers worker
@@ -74,6 +78,9 @@ func (c Config) withDefaults() Config {
 	if c.RunTime == 0 {
 		c.RunTime = 2 * time.Second
 	}
+	if c.Repeats == 0 {
+		c.Repeats = 1
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -99,6 +106,8 @@ func (c Config) Validate() error {
 		return bad("knee_at", c.KneeAt, "must be positive (0 = no knee series)")
 	case c.RunTime < 0:
 		return bad("run_time", c.RunTime, "must be positive")
+	case c.Repeats < 0:
+		return bad("repeats", c.Repeats, "must be at least 1")
 	case c.CalibrateWorkers < 0:
 		return bad("calibrate_workers", c.CalibrateWorkers, "must be positive")
 	case len(c.Docs) == 0:
@@ -143,9 +152,9 @@ type Brokers struct {
 type Series struct {
 	Name       string     `json:"name"` // job, or knee
 	Prediction Prediction `json:"prediction"`
-	Runs       []Sample   `json:"runs"`
-	// KneeNow is the predicted knee with the cores measured right before
-	// the most workers' run, the one the measured knee is read from.
+	Points     []Measured `json:"points"`
+	// KneeNow is the predicted knee on the cores measured before the most
+	// workers' runs (their median), the runs the measured knee is read from.
 	KneeNow float64 `json:"predicted_knee_now_workers,omitempty"`
 	// MeasuredKnee is where the measured throughput's asymptotes meet: the
 	// plateau (docs/s at the most workers) over one worker's docs/s; 0 when
@@ -153,24 +162,67 @@ type Series struct {
 	MeasuredKnee float64 `json:"measured_knee_workers"`
 }
 
-// Efficiency is run i's docs/s over the workers' count times one worker's
-// docs/s (the series' first run when it has one worker); 0 if unknown.
-func (s Series) Efficiency(i int) float64 {
-	if len(s.Runs) == 0 || s.Runs[0].Workers != 1 || s.Runs[0].DocsPerS <= 0 {
-		return 0
-	}
-	r := s.Runs[i]
-	return r.DocsPerS / (float64(r.Workers) * s.Runs[0].DocsPerS)
+// Measured is one worker count of a series: every repeat's run and their
+// medians (nearest rank), which the goals read.
+type Measured struct {
+	Workers int      `json:"workers"`
+	Runs    []Sample `json:"runs"`
+	// DocsPerS, Predicted, CoresBefore, Busy and Cores are the runs'
+	// medians; Error is the median of each run's predicted/measured - 1.
+	DocsPerS    float64 `json:"docs_per_s"`
+	Predicted   float64 `json:"predicted_docs_per_s"`
+	Error       float64 `json:"error"`
+	CoresBefore float64 `json:"cores_before"`
+	Busy        float64 `json:"busy"`
+	Cores       float64 `json:"cores"`
+	Limit       string  `json:"predicted_limit"`
+	// Efficiency is DocsPerS over the workers times one worker's DocsPerS;
+	// 0 when the series has no one-worker point.
+	Efficiency float64 `json:"efficiency,omitempty"`
 }
 
-// measuredKnee is the plateau over one worker's throughput, when the last
-// run is past the knee.
-func (s *Series) measuredKnee() {
-	n := len(s.Runs)
-	if n < 2 || s.Runs[0].Workers != 1 || s.Efficiency(n-1) >= 0.9 {
+// summarize fills m's medians from its runs.
+func (m *Measured) summarize() {
+	med := func(f func(Sample) float64) float64 {
+		var xs []float64
+		for _, r := range m.Runs {
+			if r.Error == "" {
+				xs = append(xs, f(r))
+			}
+		}
+		if len(xs) == 0 {
+			return 0
+		}
+		slices.Sort(xs)
+		return quantile.Sorted(xs, 0.5)
+	}
+	m.DocsPerS = med(func(r Sample) float64 { return r.DocsPerS })
+	m.Predicted = med(func(r Sample) float64 { return r.Predicted })
+	m.Error = med(Sample.ErrorRatio)
+	m.CoresBefore = med(func(r Sample) float64 { return r.CoresBefore })
+	m.Busy = med(func(r Sample) float64 { return r.Busy })
+	m.Cores = med(func(r Sample) float64 { return r.Cores })
+	if len(m.Runs) > 0 {
+		m.Limit = m.Runs[len(m.Runs)/2].Limit
+	}
+}
+
+// finish summarizes every point, their efficiency and the measured knee.
+func (s *Series) finish() {
+	for i := range s.Points {
+		s.Points[i].summarize()
+	}
+	if len(s.Points) == 0 || s.Points[0].Workers != 1 || s.Points[0].DocsPerS <= 0 {
 		return
 	}
-	s.MeasuredKnee = s.Runs[n-1].DocsPerS / s.Runs[0].DocsPerS
+	one := s.Points[0].DocsPerS
+	for i := range s.Points {
+		p := &s.Points[i]
+		p.Efficiency = p.DocsPerS / (float64(p.Workers) * one)
+	}
+	if last := s.Points[len(s.Points)-1]; len(s.Points) > 1 && last.Efficiency < 0.9 {
+		s.MeasuredKnee = last.DocsPerS / one
+	}
 }
 
 // Run calibrates and validates each broker shape, then predicts the
@@ -231,8 +283,8 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 	if cfg.KneeAt > 0 {
 		c := ComputeForKnee(b.Costs, machine, res.Shape, cfg.KneeAt)
 		if c <= 0 {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s: no knee series: the knee cannot be put at %g workers, the workers' own CPU and wait overshoot (%.0f us per batch) alone put it at %.1f",
-				nodesName(n), cfg.KneeAt, b.Costs.OvershootUs, noCompute(b.Costs, machine, res.Shape).Knee))
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: no knee series: no compute puts the knee at %g workers; a worker's own time per batch (its CPU, the wait's overshoot of %.0f us) and the round trip's latency (%.0f us) alone put it at %.1f",
+				nodesName(n), cfg.KneeAt, b.Costs.OvershootUs, b.Costs.LatencyUs, noCompute(b.Costs, machine, res.Shape).Knee))
 		} else {
 			s := res.Shape
 			s.ComputeUs = c
@@ -255,7 +307,13 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 		}
 	}
 	for i := range b.Series {
-		b.Series[i].measuredKnee()
+		s := &b.Series[i]
+		s.finish()
+		if last := s.Points[len(s.Points)-1]; last.CoresBefore > 0 {
+			c := b.Costs
+			c.Cores = last.CoresBefore
+			s.KneeNow = Predict(c, machine, s.Prediction.Shape, nil).Knee
+		}
 	}
 	return b, nil
 }
@@ -267,40 +325,43 @@ func noCompute(c Costs, l Layout, s Shape) Prediction {
 	return Predict(c, l, s, nil)
 }
 
-// validate runs every series at the i-th worker count on fleet f, each
-// against the model's prediction for this machine with the cores it gives
-// the fleet right before (coresNow): other work on a shared machine
-// changes them from one second to the next.
+// validate runs every series at the i-th worker count on fleet f, Repeats
+// times in turn, each run against the model's prediction for this machine
+// on the cores it gives the fleet right before (coresNow): other work on a
+// shared machine moves them from one second to the next.
 func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, b *Brokers, i int) error {
 	w := cfg.Workers[i]
-	costs := b.Costs
-	if w >= saturating(cfg) {
-		c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
-		if err != nil {
-			return err
-		}
-		costs.Cores = c
-	}
 	machine := Layout{Name: "machine", Machine: true, Nodes: b.Nodes}
 	for k := range b.Series {
-		s := &b.Series[k]
-		j := job
-		j.Params.SpinCostNs = max(int64(s.Prediction.Shape.ComputeUs*1e3), 1)
-		now := Predict(costs, machine, s.Prediction.Shape, []int{w})
-		pred := now.Points[0].DocsPerS
-		if i == len(cfg.Workers)-1 {
-			s.KneeNow = now.Knee
+		b.Series[k].Points = append(b.Series[k].Points, Measured{Workers: w})
+	}
+	for rep := range cfg.Repeats {
+		costs := b.Costs
+		if w >= saturating(cfg) {
+			c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
+			if err != nil {
+				return err
+			}
+			costs.Cores = c
 		}
-		r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
-		r.Series, r.Predicted, r.CoresBefore, r.PredictedCalibrated = s.Name, pred, costs.Cores, s.Prediction.Points[i].DocsPerS
-		r.Limit = now.Points[0].Limit
-		if err != nil {
-			r.Error = err.Error()
-			s.Runs = append(s.Runs, r)
-			return fmt.Errorf("%s series, %d workers: %w", s.Name, w, err)
+		for k := range b.Series {
+			s := &b.Series[k]
+			j := job
+			j.Params.SpinCostNs = max(int64(s.Prediction.Shape.ComputeUs*1e3), 1)
+			now := Predict(costs, machine, s.Prediction.Shape, []int{w})
+			pred := now.Points[0].DocsPerS
+			r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
+			r.Series, r.Repeat, r.Predicted, r.CoresBefore, r.Limit = s.Name, rep, pred, costs.Cores, now.Points[0].Limit
+			r.PredictedCalibrated = s.Prediction.Points[i].DocsPerS
+			pt := &s.Points[len(s.Points)-1]
+			if err != nil {
+				r.Error = err.Error()
+				pt.Runs = append(pt.Runs, r)
+				return fmt.Errorf("%s series, %d workers: %w", s.Name, w, err)
+			}
+			cfg.Log.Info("validated", "nodes", b.Nodes, "series", s.Name, "workers", w, "repeat", rep, "predicted", int(pred), "measured", int(r.DocsPerS))
+			pt.Runs = append(pt.Runs, r)
 		}
-		cfg.Log.Info("validated", "nodes", b.Nodes, "series", s.Name, "workers", w, "predicted", int(pred), "measured", int(r.DocsPerS))
-		s.Runs = append(s.Runs, r)
 	}
 	return nil
 }

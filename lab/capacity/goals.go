@@ -39,15 +39,16 @@ func verdict(ok bool) string {
 	return "no"
 }
 
-// pointGoal: the worst prediction error over every validation point.
+// pointGoal: the worst prediction error over every validation point (the
+// median error of its repeats).
 func (r *Result) pointGoal() Goal {
 	g := Goal{Name: "predicted docs/s vs measured, every validation point", Target: fmt.Sprintf("within %.0f%%", 100*GoalPointError), Met: "n/a"}
 	worst, where := -1.0, ""
 	for _, b := range r.Brokers {
 		for _, s := range b.Series {
-			for _, run := range s.Runs {
-				if e := math.Abs(run.ErrorRatio()); run.DocsPerS > 0 && e > worst {
-					worst, where = e, fmt.Sprintf("%s, %d workers, %s", s.Name, run.Workers, nodesName(b.Nodes))
+			for _, p := range s.Points {
+				if e := math.Abs(p.Error); p.DocsPerS > 0 && e > worst {
+					worst, where = e, fmt.Sprintf("%s, %d workers, %s", s.Name, p.Workers, nodesName(b.Nodes))
 				}
 			}
 		}
@@ -93,14 +94,13 @@ func (r *Result) efficiencyGoal() Goal {
 	least, where, most := 2.0, "", 0
 	for _, b := range r.Brokers {
 		for _, s := range b.Series {
-			for i, run := range s.Runs {
-				e := s.Efficiency(i)
-				if e == 0 || run.Limit != "workers" {
+			for _, p := range s.Points {
+				if p.Efficiency == 0 || p.Limit != "workers" {
 					continue
 				}
-				most = max(most, run.Workers)
-				if e < least {
-					least, where = e, fmt.Sprintf("%s, %d workers, %s", s.Name, run.Workers, nodesName(b.Nodes))
+				most = max(most, p.Workers)
+				if p.Efficiency < least {
+					least, where = p.Efficiency, fmt.Sprintf("%s, %d workers, %s", s.Name, p.Workers, nodesName(b.Nodes))
 				}
 			}
 		}

@@ -32,6 +32,7 @@ type ProcessCPU func(pid int) (time.Duration, error)
 // spent in CPU per batch while it ran.
 type Sample struct {
 	Series    string  `json:"series"` // calibrate, job or knee
+	Repeat    int     `json:"repeat"`
 	Nodes     int     `json:"broker_nodes"`
 	Workers   int     `json:"workers"`
 	BatchSize int     `json:"batch_size"`
