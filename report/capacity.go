@@ -124,7 +124,7 @@ func capacityTables(r *CapacityReport) []table {
 	res := r.Capacity
 	var out []table
 	cal := table{Title: "calibration: no compute (the wait is nothing), every part of the fleet as busy as the machine lets it; broker nodes as processes of their own",
-		Head: []string{"brokers", "batch", "workers", "docs/s", "bytes/batch", "coordinator_us", "broker_us", "workers_us", "cores", "compute_stage_us"}}
+		Head: []string{"brokers", "batch", "workers", "docs/s", "bytes/batch", "coordinator_us", "of which serial", "broker_us", "workers_us", "cores", "compute_stage_us"}}
 	fit := table{Title: "fit: CPU per batch = a + k * bytes on the wire (batch + result), least squares weighted by 1/CPU^2",
 		Head: []string{"brokers", "part", "a_us", "k_ns/byte", "R2", fmt.Sprintf("at batch %d (us)", res.Shape.BatchSize)}}
 	val := table{Title: "validation: emulated fleets on this machine against the model's prediction for it",
@@ -133,13 +133,13 @@ func capacityTables(r *CapacityReport) []table {
 		c := b.Costs
 		for _, run := range b.Calibration {
 			cal.Rows = append(cal.Rows, []string{nodes(b.Nodes), strconv.Itoa(run.BatchSize), strconv.Itoa(run.Workers), num(run.DocsPerS), num(run.Bytes),
-				num(run.CoordinatorUs), joinNums(run.BrokerUs), num(run.WorkersUs), num(run.Cores), num(run.ComputeStageUs)})
+				num(run.CoordinatorUs), num(run.SerialUs), joinNums(run.BrokerUs), num(run.WorkersUs), num(run.Cores), num(run.ComputeStageUs)})
 		}
 		bytes := c.Bytes(res.Shape.BatchSize)
 		parts := []struct {
 			name string
 			l    capacity.Line
-		}{{"coordinator", c.Coordinator}}
+		}{{"coordinator", c.Coordinator}, {"coordinator's serial path", c.Serial}}
 		for i, l := range c.Brokers {
 			name := "broker"
 			if len(c.Brokers) > 1 {

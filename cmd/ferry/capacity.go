@@ -31,7 +31,7 @@ type capacityOptions struct {
 	ValidateWorkers string        `mapstructure:"validate_workers" help:"worker counts the emulated fleets are measured at, against the prediction"`
 	KneeAt          float64       `mapstructure:"knee_at" help:"also validate the job with the compute per document that puts this machine's predicted knee at this many workers (0 = don't)"`
 	ValidateCluster bool          `mapstructure:"validate_cluster" help:"also calibrate and validate on a 3-node broker cluster"`
-	Layouts         string        `mapstructure:"layouts" help:"layouts to predict, ';' separated: coordinator=C,broker=B[,nodes=3] (cores on machines of their own) or shared=S[,nodes=3]"`
+	Layouts         string        `mapstructure:"layouts" help:"layouts to predict, ';' separated: coordinator=C,broker=B (cores on machines of their own) or shared=S, with nodes=3 (the cluster) and coordinators=N (N coordinators, each on C cores)"`
 	RunTime         time.Duration `mapstructure:"run_time" help:"aimed wall time of each calibration and validation run"`
 	Repeats         int           `mapstructure:"repeats" help:"runs of each series at each worker count, in turn; the goals read their medians"`
 	Format          string        `mapstructure:"format" short:"f" help:"output format: text or json"`
@@ -84,7 +84,7 @@ here: rerun it on a quiet machine before trusting absolute figures.`,
 
 // defaultLayouts are the layouts predicted by default: a small and a
 // large coordinator and broker, one pool for both, and the 3-node cluster.
-const defaultLayouts = "coordinator=2,broker=4;coordinator=8,broker=8;shared=4;coordinator=2,broker=4,nodes=3;coordinator=8,broker=8,nodes=3"
+const defaultLayouts = "coordinator=2,broker=4;coordinator=8,broker=8;shared=4;coordinator=2,broker=4,nodes=3;coordinator=8,broker=8,nodes=3;coordinator=8,broker=8,nodes=3,coordinators=3"
 
 func runCapacity(cmd *cobra.Command, o *capacityOptions) error {
 	log, err := o.logger()

@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 //  3. runs with no compute at a quarter, once and four times the job's
 //     batch size: every part of the fleet is then as busy as the machine
 //     lets it be, and each part's CPU per batch is fitted against the
-//     batch's wire bytes (a + k*bytes), and the bytes against the size;
+//     batch's wire bytes (a + k*bytes), and the bytes against the size; a
+//     CPU profile of this process during them finds the coordinator's
+//     serial path;
 //  4. a run whose batches wait 10 ms each, one in flight per worker: how
 //     much longer than asked a worker is held, the CPU a worker spends
 //     going idle and waking per batch, and how long a batch takes to come
@@ -38,7 +41,8 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	}
 	var runs []Sample
 	sizes := []int{max(b/4, 1), b, 4 * b}
-	var bytes, coord, work []float64
+	var bytes, coord, work, serial []float64
+	profiled := true
 	brokers := make([][]float64, c.Nodes)
 	var atB Sample
 	for _, size := range sizes {
@@ -47,15 +51,23 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		if err := j.Validate(); err != nil {
 			continue // 4b may pass the batch limit: fit on the sizes that are valid
 		}
-		r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
+		r, cpu, err := serialCPU(func() (Sample, error) {
+			return measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
+		})
 		r.Series = "calibrate"
+		if errors.Is(err, errProfiling) {
+			profiled, err = false, nil
+		}
 		if err != nil {
 			r.Error = err.Error()
 			return c, append(runs, r), fmt.Errorf("calibrate at batch %d: %w", size, err)
 		}
+		if r.Batches > 0 {
+			r.SerialUs = us(cpu) / float64(r.Batches)
+		}
 		cfg.Log.Info("calibrated", "nodes", c.Nodes, "batch", size, "docs_per_s", int(r.DocsPerS), "cores", r.Cores)
 		runs = append(runs, r)
-		bytes, coord, work = append(bytes, r.Bytes), append(coord, r.CoordinatorUs), append(work, r.WorkersUs)
+		bytes, coord, work, serial = append(bytes, r.Bytes), append(coord, r.CoordinatorUs), append(work, r.WorkersUs), append(serial, r.SerialUs)
 		for i := range brokers {
 			if i < len(r.BrokerUs) {
 				brokers[i] = append(brokers[i], r.BrokerUs[i])
@@ -66,6 +78,9 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		}
 	}
 	c.Coordinator, c.Workers = fitLine(bytes, coord), fitLine(bytes, work)
+	if profiled {
+		c.Serial = fitLine(bytes, serial)
+	}
 	for _, ys := range brokers {
 		c.Brokers = append(c.Brokers, fitLine(bytes, ys))
 	}

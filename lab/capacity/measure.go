@@ -66,6 +66,9 @@ type Sample struct {
 	// the batches sent again (timeouts, errors, workers gone).
 	Attached int   `json:"attached"`
 	Resent   int64 `json:"resent"`
+	// SerialUs is the coordinator's CPU per batch on its serial path, from
+	// a CPU profile (calibration runs only).
+	SerialUs float64 `json:"coordinator_serial_us,omitempty"`
 	// Cores is the CPU all of them used over the run, per second of wall time.
 	Cores float64 `json:"cores"`
 	// Predicted is the model's docs/s for this run (validation runs) on

@@ -79,6 +79,10 @@ type Costs struct {
 	Coordinator Line   `json:"coordinator"`
 	Brokers     []Line `json:"brokers"` // per node; the first is the node the coordinator is connected to
 	Workers     Line   `json:"workers"` // worker side beside the compute: receive, decode, encode, reply
+	// Serial is the part of Coordinator one goroutine does at a time
+	// (reading every result off the one connection, writing results in
+	// order), from a CPU profile of the calibration; zero = not measured.
+	Serial Line `json:"coordinator_serial"`
 	// BytesA and BytesPerDoc give the wire bytes (batch plus result) of a
 	// batch of b documents: BytesA + BytesPerDoc*b.
 	BytesA      float64 `json:"bytes_a"`
@@ -127,6 +131,10 @@ type Layout struct {
 	// nodes share (Coordinator and Broker are then unused).
 	Shared float64 `json:"shared_cores,omitempty"`
 	Nodes  int     `json:"broker_nodes"` // 1, or the cluster's 3
+	// Coordinators is how many coordinator processes share the job (its
+	// input sharded by range), each on Coordinator cores and its own
+	// connection, spread over the nodes in turn; 0 = 1.
+	Coordinators int `json:"coordinators,omitempty"`
 }
 
 // ErrInvalidLayout is wrapped by ParseLayouts' errors.
@@ -134,8 +142,8 @@ var ErrInvalidLayout = errors.New("capacity: invalid layout")
 
 // ParseLayouts reads layouts separated by ';', each a comma-separated list
 // of key=value: coordinator=C,broker=B (cores on machines of their own),
-// or shared=S (one pool of S cores for both), and nodes=1 or 3 (default 1).
-// "machine" is this machine's layout.
+// or shared=S (one pool of S cores for both), nodes=1 or 3 (default 1) and
+// coordinators=N (default 1). "machine" is this machine's layout.
 func ParseLayouts(s string) ([]Layout, error) {
 	var out []Layout
 	for _, spec := range strings.Split(s, ";") {
@@ -180,8 +188,13 @@ func parseLayout(spec string) (Layout, error) {
 				return l, bad("nodes must be 1 or 3 (the model is measured on one broker and on the 3-node cluster)")
 			}
 			l.Nodes = int(n)
+		case "coordinators":
+			if n != math.Trunc(n) {
+				return l, bad("coordinators must be a whole number")
+			}
+			l.Coordinators = int(n)
 		default:
-			return l, bad("unknown key " + k + " (want coordinator, broker, shared, nodes)")
+			return l, bad("unknown key " + k + " (want coordinator, broker, shared, nodes, coordinators)")
 		}
 	}
 	switch {
@@ -265,11 +278,11 @@ func (r Resource) DocsPerS(b, w int) float64 {
 func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
 	bytes := c.Bytes(s.BatchSize)
 	coord, work := c.Coordinator.At(bytes), c.Workers.At(bytes)
-	brokers := make([]float64, len(c.Brokers))
+	coordinators := max(l.Coordinators, 1)
+	brokers := brokerDemands(c, bytes, coordinators)
 	var brokerSum float64
-	for i, b := range c.Brokers {
-		brokers[i] = b.At(bytes)
-		brokerSum += brokers[i]
+	for _, d := range brokers {
+		brokerSum += d
 	}
 	cycle := float64(s.BatchSize)*s.ComputeUs + work
 	if s.Emulated && s.ComputeUs > 0 { // no compute, no wait to overshoot
@@ -295,7 +308,11 @@ func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
 	case l.Shared > 0:
 		p.Resources = []Resource{{Name: fmt.Sprintf("%g shared cores (coordinator, %s)", l.Shared, nodesName(len(brokers))), Cores: l.Shared, DemandUs: coord + brokerSum}}
 	default:
-		p.Resources = append(p.Resources, Resource{Name: fmt.Sprintf("coordinator (%g cores)", l.Coordinator), Cores: l.Coordinator, DemandUs: coord})
+		name := fmt.Sprintf("coordinator (%g cores)", l.Coordinator)
+		if coordinators > 1 {
+			name = fmt.Sprintf("%d coordinators (%g cores each)", coordinators, l.Coordinator)
+		}
+		p.Resources = append(p.Resources, Resource{Name: name, Cores: l.Coordinator * float64(coordinators), DemandUs: coord})
 		for i, d := range brokers {
 			name := fmt.Sprintf("broker (%g cores)", l.Broker)
 			if len(brokers) > 1 {
@@ -303,6 +320,15 @@ func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
 			}
 			p.Resources = append(p.Resources, Resource{Name: name, Cores: l.Broker, DemandUs: d})
 		}
+	}
+	// Whatever its cores, one coordinator does part of every batch on one
+	// goroutine at a time: a core's worth per coordinator at most.
+	if serial := c.Serial.At(bytes); serial > 0 {
+		name := "one coordinator's serial path (its connection's read loop, the ordered write)"
+		if coordinators > 1 {
+			name = fmt.Sprintf("%d coordinators' serial paths", coordinators)
+		}
+		p.Resources = append(p.Resources, Resource{Name: name, Cores: float64(coordinators), DemandUs: serial})
 	}
 	// The knee solves w * x1 = X_r(w); with idle cores taken per worker,
 	// X_r falls with w, so it is found per resource in closed form.
@@ -327,6 +353,41 @@ func Predict(c Costs, l Layout, s Shape, workers []int) Prediction {
 		p.Points = append(p.Points, pt)
 	}
 	return p
+}
+
+// brokerDemands is each broker node's CPU per batch of bytes with n
+// coordinators spread over the nodes in turn. A node carries every batch
+// of its own coordinators (at the first node's measured cost, which holds
+// its local and routed deliveries alike) and the batches other nodes'
+// coordinators send to its workers, 1/nodes of theirs (at the measured
+// cost of a node without a coordinator, per batch of the job).
+func brokerDemands(c Costs, bytes float64, n int) []float64 {
+	m := len(c.Brokers)
+	if m == 0 {
+		return nil
+	}
+	first := c.Brokers[0].At(bytes)
+	if m == 1 {
+		return []float64{first}
+	}
+	var other float64
+	for _, b := range c.Brokers[1:] {
+		other += b.At(bytes)
+	}
+	other /= float64(m - 1)
+	out := make([]float64, m)
+	for j := range out {
+		own := n / m // coordinators on node j, assigned in turn
+		if j < n%m {
+			own++
+		}
+		if n == 1 && j > 0 {
+			out[j] = c.Brokers[j].At(bytes) // as measured, node by node
+			continue
+		}
+		out[j] = float64(own)/float64(n)*first + float64(n-own)/float64(n)*other
+	}
+	return out
 }
 
 func nodesName(n int) string {

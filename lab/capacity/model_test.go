@@ -122,6 +122,9 @@ func TestParseLayouts(t *testing.T) {
 			{Name: "coordinator=2,broker=4", Coordinator: 2, Broker: 4, Nodes: 1},
 			{Name: "shared=8,nodes=3", Shared: 8, Nodes: 3}}},
 		{name: "machine", in: "machine", want: []Layout{{Name: "machine", Machine: true, Nodes: 1}}},
+		{name: "coordinators", in: "coordinator=8,broker=8,nodes=3,coordinators=3", want: []Layout{
+			{Name: "coordinator=8,broker=8,nodes=3,coordinators=3", Coordinator: 8, Broker: 8, Nodes: 3, Coordinators: 3}}},
+		{name: "half a coordinator", in: "shared=4,coordinators=1.5", err: "whole number"},
 		{name: "empty", in: "", want: nil},
 		{name: "missing broker", in: "coordinator=2", err: "give coordinator and broker"},
 		{name: "both", in: "shared=2,coordinator=1", err: "shared excludes"},
@@ -176,5 +179,57 @@ func TestPredictLatency(t *testing.T) {
 				t.Errorf("one worker: %v docs/s, want %v", p.WorkerDocsPerS, tt.want)
 			}
 		})
+	}
+}
+
+// One coordinator's serial path caps it at a core's worth whatever its
+// cores; sharding the job over coordinators multiplies that cap.
+func TestPredictSerialPath(t *testing.T) {
+	c := costs
+	c.Serial = Line{AUs: 50} // 20,000 batches/s at most through one coordinator
+	tests := []struct {
+		name       string
+		layout     Layout
+		sat        float64 // batches/s
+		bottleneck string
+	}{
+		{name: "one coordinator", layout: Layout{Coordinator: 8, Broker: 8, Nodes: 1}, sat: 20000, bottleneck: "one coordinator's serial path"},
+		// three: serial paths 60,000, coordinators 24 cores / 100 us = 240,000,
+		// the broker 8 cores / 200 us = 40,000
+		{name: "three coordinators", layout: Layout{Coordinator: 8, Broker: 8, Nodes: 1, Coordinators: 3}, sat: 40000, bottleneck: "broker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Predict(c, tt.layout, Shape{BatchSize: 100, ComputeUs: 99}, []int{1 << 20})
+			if got := p.Points[0].DocsPerS / 100; !near(got, tt.sat, 1e-9) || !strings.HasPrefix(p.Bottleneck, tt.bottleneck) {
+				t.Errorf("saturates at %v batches/s (%s), want %v (%s...)", got, p.Bottleneck, tt.sat, tt.bottleneck)
+			}
+		})
+	}
+}
+
+// With one coordinator a cluster's nodes cost what was measured; with one
+// coordinator per node each carries a third of the batches at the first
+// node's cost and two thirds of a third at the others'.
+func TestBrokerDemands(t *testing.T) {
+	c := Costs{Brokers: []Line{{AUs: 210}, {AUs: 100}, {AUs: 110}}}
+	tests := []struct {
+		n    int
+		want []float64
+	}{
+		{n: 1, want: []float64{210, 100, 110}},
+		{n: 3, want: []float64{(210 + 2*105) / 3.0, (210 + 2*105) / 3.0, (210 + 2*105) / 3.0}},
+		{n: 2, want: []float64{210/2.0 + 105/2.0, 210/2.0 + 105/2.0, 105}},
+	}
+	for _, tt := range tests {
+		got := brokerDemands(c, 0, tt.n)
+		for j := range tt.want {
+			if !near(got[j], tt.want[j], 1e-9) {
+				t.Errorf("%d coordinators: node %d = %v, want %v", tt.n, j+1, got[j], tt.want[j])
+			}
+		}
+	}
+	if got := brokerDemands(Costs{Brokers: []Line{{AUs: 200}}}, 0, 3); len(got) != 1 || got[0] != 200 {
+		t.Errorf("one node, three coordinators: %v, want [200]", got)
 	}
 }
