@@ -405,12 +405,12 @@ func ComputeForKnee(c Costs, l Layout, s Shape, knee float64) float64 {
 		s.ComputeUs = compute
 		return Predict(c, l, s, nil).Knee
 	}
-	if at(0) >= knee {
+	if at(1e-9) >= knee { // the least compute that still waits (and overshoots)
 		return 0
 	}
 	// The knee is proportional to the worker's cycle (for a resource
 	// without idle cost) and rises with it otherwise: bisect on compute.
-	lo, hi := 0.0, 1.0
+	lo, hi := 1e-9, 1.0
 	for at(hi) < knee {
 		if hi *= 2; hi > 1e9 {
 			return 0

@@ -233,3 +233,18 @@ func TestBrokerDemands(t *testing.T) {
 		t.Errorf("one node, three coordinators: %v, want [200]", got)
 	}
 }
+
+// An emulated wait overshoots as soon as there is any compute: the knee
+// jumps there, and a knee below the jump cannot be had.
+func TestComputeForKneeOvershoot(t *testing.T) {
+	c := costs
+	c.OvershootUs = 300 // one worker: 100 (CPU) + 300 = 400 us per batch, knee at 2 with none
+	s := Shape{BatchSize: 100, Emulated: true}
+	if got := ComputeForKnee(c, Layout{Machine: true}, s, 1.5); got != 0 {
+		t.Errorf("knee 1.5 below the overshoot's 2: compute %v, want 0", got)
+	}
+	s.ComputeUs = ComputeForKnee(c, Layout{Machine: true}, s, 3)
+	if got := Predict(c, Layout{Machine: true}, s, nil).Knee; !near(got, 3, 1e-6) {
+		t.Errorf("knee 3: got %v", got)
+	}
+}
