@@ -178,7 +178,7 @@ func (f *Fleet) startOnProcs(ctx context.Context, cfg Config, creds credentials)
 		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = StartEcho(ctx, ChildEnv(f.procs.urls[0], creds.worker), cfg.Logger); err != nil {
+		if f.echo, err = startEcho(ctx, cfg.Exe, ChildEnv(f.procs.urls[0], creds.worker), cfg.Logger); err != nil {
 			return err
 		}
 	}
@@ -197,3 +197,7 @@ func (f *Fleet) BrokerPIDs() []int {
 	}
 	return f.procs.pids()
 }
+
+// CoordinatorEnv is the environment a child process connects to the fleet
+// with as a coordinator (ChildEnv): another coordinator of a sharded job.
+func (f *Fleet) CoordinatorEnv() []string { return ChildEnv(f.URL(), f.creds.coordinator) }

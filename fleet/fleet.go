@@ -63,7 +63,7 @@ type Config struct {
 	// nodes in turn; the coordinator connects to the first over loopback
 	// TCP. 0 = embedded (default). Not with JetStream.
 	BrokerProcs int
-	// Exe is the ferry binary the workers and broker processes run; "" =
+	// Exe is the ferry binary the fleet's processes run; "" =
 	// this executable. Tests of packages other than cmd/ferry set it to a
 	// built ferry (childtest.BuildFerry).
 	Exe string
@@ -110,6 +110,7 @@ type Fleet struct {
 	workers  []*spawn.Pool // one per broker node
 	echo     *Echo
 	storeDir string
+	creds    credentials
 }
 
 // Start brings a fleet up and returns once the workers are started (not
@@ -127,6 +128,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		}
 	}()
 	creds := newCredentials()
+	f.creds = creds
 	if cfg.BrokerProcs > 0 {
 		if err = f.startOnProcs(ctx, cfg, creds); err != nil {
 			return nil, err
@@ -154,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = StartEcho(ctx, env, cfg.Logger); err != nil {
+		if f.echo, err = startEcho(ctx, cfg.Exe, env, cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -240,8 +242,14 @@ type Echo struct {
 // StartEcho spawns the echo process; env (ChildEnv) says where to connect
 // and as whom, with a worker's rights, as the subject is under ferry.work.
 func StartEcho(ctx context.Context, env []string, log *slog.Logger) (*Echo, error) {
+	return startEcho(ctx, "", env, log)
+}
+
+// startEcho is StartEcho running exe ("" = this executable).
+func startEcho(ctx context.Context, exe string, env []string, log *slog.Logger) (*Echo, error) {
 	subject := proto.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
 	p, err := spawn.Start(ctx, spawn.Config{
+		Exe:    exe,
 		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Procs:  1,
 		Env:    env,
