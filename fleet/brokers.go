@@ -199,5 +199,12 @@ func (f *Fleet) BrokerPIDs() []int {
 }
 
 // CoordinatorEnv is the environment a child process connects to the fleet
-// with as a coordinator (ChildEnv): another coordinator of a sharded job.
-func (f *Fleet) CoordinatorEnv() []string { return ChildEnv(f.URL(), f.creds.coordinator) }
+// with as a coordinator (ChildEnv): the i-th coordinator of a sharded job,
+// on the broker nodes in turn.
+func (f *Fleet) CoordinatorEnv(i int) []string {
+	url := f.URL()
+	if f.procs != nil {
+		url = f.procs.urls[i%len(f.procs.urls)]
+	}
+	return ChildEnv(url, f.creds.coordinator)
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferrylab/ferry/internal/machine"
 	"github.com/ferrylab/ferry/lab/capacity"
 	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/sink"
 )
 
 // CapacityConfig configures RunCapacity: ferry capacity.
@@ -64,6 +65,13 @@ func RunCapacity(ctx context.Context, cfg CapacityConfig) error {
 			return nil, nil, err
 		}
 		return f, f.Close, nil
+	}
+	cc.Sharded = func(ctx context.Context, f capacity.Fleet, job coordinator.Config, workers, n int, docs int64) (*coordinator.Stats, error) {
+		in := Input{Gen: cfg.Corpus}
+		in.Gen.Docs = docs
+		job.Workers, job.MaxWorkers, job.Window = workers, workers, 0
+		s := shards{n: n, exe: cfg.Fleet.Exe, env: f.(*fleet.Fleet).CoordinatorEnv, job: job, input: in, expect: workers, log: log}
+		return s.run(ctx, sink.Discard{})
 	}
 	if err := cc.Validate(); err != nil {
 		return err

@@ -52,7 +52,7 @@ func TestCapacityEmulatedFleet(t *testing.T) {
 	err = RunCapacity(context.Background(), CapacityConfig{
 		Capacity: capacity.Config{
 			Job:     coordinator.Config{BatchSize: 100, Params: workload.Params{SpinCostNs: int64(200 * time.Microsecond), OutBytes: 1536}},
-			Workers: []int{1, 8}, KneeAt: 4, Cluster: true, Layouts: layouts, RunTime: 200 * time.Millisecond, Repeats: 2,
+			Workers: []int{1, 8}, KneeAt: 4, Cluster: true, Layouts: layouts, RunTime: 200 * time.Millisecond, Repeats: 2, Coordinators: 2,
 		},
 		Corpus: corpus.GenConfig{Seed: 1, Words: 20},
 		Fleet:  fleet.Config{Exe: ferryBin},
@@ -85,6 +85,17 @@ func TestCapacityEmulatedFleet(t *testing.T) {
 		}
 		if len(b.Calibration) < 3 {
 			t.Errorf("%d nodes: %d calibration runs, want 3 sizes and the wait", b.Nodes, len(b.Calibration))
+		}
+		// The last series is the one before it (knee, else job) sharded over
+		// two coordinators, at 8 workers.
+		if len(b.Series) < 2 {
+			t.Fatalf("%d nodes: %d series, want job, knee and sharded", b.Nodes, len(b.Series))
+		}
+		sharded := b.Series[len(b.Series)-1]
+		b.Series = b.Series[:len(b.Series)-1]
+		if !strings.HasSuffix(sharded.Name, ", 2 coordinators") || len(sharded.Points) != 1 || sharded.Points[0].Workers != 8 ||
+			len(sharded.Points[0].Runs) != 2 || sharded.Points[0].DocsPerS <= 0 || sharded.Points[0].Predicted <= 0 {
+			t.Errorf("%d nodes: sharded series %+v", b.Nodes, sharded)
 		}
 		// The knee series needs a knee that compute can put at 4 workers; on
 		// a loaded machine the latency alone may put it further: a note says so.

@@ -214,9 +214,9 @@ type runEnv struct {
 	resumable bool
 	// floor, when set, measures the transport floor after a processes run.
 	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
-	// coordEnv is how another coordinator process connects to the broker
-	// (ChildEnv), for a sharded processes run.
-	coordEnv []string
+	// coordEnv is how the i-th coordinator process of a sharded processes
+	// run connects to the broker (ChildEnv).
+	coordEnv func(i int) []string
 }
 
 // attach connects processes mode to its workers: a local fleet, or the
@@ -236,7 +236,7 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	e.nc, e.workerPIDs, e.coordEnv = f.Conn(), f.WorkerPIDs, f.CoordinatorEnv()
+	e.nc, e.workerPIDs, e.coordEnv = f.Conn(), f.WorkerPIDs, f.CoordinatorEnv
 	echo := f.Echo()
 	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
 		// The broker runs in this process: its CPU and the echo's are
@@ -256,7 +256,7 @@ func (e *runEnv) attachRemote(ctx context.Context) (stop func(), err error) {
 	}
 	e.log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
 	e.nc, e.resumable = nc, true // the broker is external: its streams outlive this process
-	e.coordEnv = fleet.ChildEnv(cfg.NATSURL, cfg.Auth)
+	e.coordEnv = func(int) []string { return fleet.ChildEnv(cfg.NATSURL, cfg.Auth) }
 	stops := []func(){nc.Close}
 	stop = func() {
 		slices.Reverse(stops)

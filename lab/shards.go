@@ -254,11 +254,12 @@ func replayFrames(path string, offset int64, codec proto.Codec, out sink.Writer,
 }
 
 // shards is a sharded run: n coordinator processes of exe over input,
-// connecting with env (the broker's URL and a coordinator's credentials).
+// shard i connecting with env(i) (a broker's URL, a coordinator's
+// credentials).
 type shards struct {
 	n      int
-	exe    string // "" = this executable
-	env    []string
+	exe    string               // "" = this executable
+	env    func(i int) []string // how shard i connects: ChildEnv
 	job    coordinator.Config
 	input  Input
 	expect int
@@ -300,7 +301,7 @@ func (s shards) run(ctx context.Context, out sink.Writer) (*coordinator.Stats, e
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range specs {
 		g.Go(func() error {
-			st, err := s.runOne(gctx, exe, filepath.Join(dir, fmt.Sprintf("spec-%d", i)), specs[i])
+			st, err := s.runOne(gctx, exe, filepath.Join(dir, fmt.Sprintf("spec-%d", i)), specs[i], s.env(i))
 			stats[i] = st
 			if err != nil {
 				return fmt.Errorf("coordinator shard %d: %w", i, err)
@@ -349,7 +350,7 @@ func (s shards) total() (int64, error) {
 }
 
 // runOne runs one shard's child process to its end and reads its stats.
-func (s shards) runOne(ctx context.Context, exe, specPath string, spec shardSpec) (*coordinator.Stats, error) {
+func (s shards) runOne(ctx context.Context, exe, specPath string, spec shardSpec, env []string) (*coordinator.Stats, error) {
 	var b bytes.Buffer
 	if err := gob.NewEncoder(&b).Encode(spec); err != nil {
 		return nil, err
@@ -359,7 +360,7 @@ func (s shards) runOne(ctx context.Context, exe, specPath string, spec shardSpec
 	}
 	var stdout bytes.Buffer
 	cmd := exec.CommandContext(ctx, exe, "shard", specPath, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid()))
-	cmd.Env = append(os.Environ(), s.env...) // the URL and credentials stay out of argv (ps)
+	cmd.Env = append(os.Environ(), env...) // the URL and credentials stay out of argv (ps)
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	cmd.SysProcAttr = procattr.Child()
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // let it stop gracefully

@@ -34,6 +34,7 @@ type capacityOptions struct {
 	Layouts         string        `mapstructure:"layouts" help:"layouts to predict, ';' separated: coordinator=C,broker=B (cores on machines of their own) or shared=S, with nodes=3 (the cluster) and coordinators=N (N coordinators, each on C cores)"`
 	RunTime         time.Duration `mapstructure:"run_time" help:"aimed wall time of each calibration and validation run"`
 	Repeats         int           `mapstructure:"repeats" help:"runs of each series at each worker count, in turn; the goals read their medians"`
+	ValidateCoords  int           `mapstructure:"validate_coordinators" help:"also run the knee series at the most workers with its input sharded over this many coordinator processes (1 = don't)"`
 	Format          string        `mapstructure:"format" short:"f" help:"output format: text or json"`
 	Report          string        `mapstructure:"report" help:"write a self-contained HTML report to FILE"`
 	Quiet           bool          `mapstructure:"quiet" short:"q" help:"no progress output"`
@@ -77,7 +78,7 @@ here: rerun it on a quiet machine before trusting absolute figures.`,
 		BatchSize: c.BatchSize, SpinCost: time.Duration(p.SpinCostNs), OutBytes: p.OutBytes, DocWords: 100, Seed: 1,
 		Codec: c.Codec, InFlight: c.InFlight, MaxPayload: broker.DefaultMaxPayload,
 		ValidateWorkers: "1,4,16,64", KneeAt: 8, ValidateCluster: true, Layouts: defaultLayouts,
-		RunTime: 2 * time.Second, Repeats: 3, Format: "text",
+		RunTime: 2 * time.Second, Repeats: 3, ValidateCoords: 3, Format: "text",
 	})
 	return cmd
 }
@@ -104,7 +105,7 @@ func runCapacity(cmd *cobra.Command, o *capacityOptions) error {
 		Params: workload.Params{SpinCostNs: int64(o.SpinCost), OutBytes: o.OutBytes},
 	}
 	cfg := lab.CapacityConfig{
-		Capacity: capacity.Config{Job: job, Workers: workers, KneeAt: o.KneeAt, Cluster: o.ValidateCluster, Layouts: layouts, RunTime: o.RunTime, Repeats: o.Repeats},
+		Capacity: capacity.Config{Job: job, Workers: workers, KneeAt: o.KneeAt, Cluster: o.ValidateCluster, Layouts: layouts, RunTime: o.RunTime, Repeats: o.Repeats, Coordinators: o.ValidateCoords},
 		Corpus:   corpus.GenConfig{Seed: o.Seed, Words: o.DocWords, DocBytes: o.DocBytes},
 		Fleet:    fleet.Config{MaxPayload: o.MaxPayload},
 		HTML:     o.Report, Report: cli.Echo(o), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,

@@ -42,6 +42,15 @@ type Config struct {
 	Cluster bool
 	// Layouts are predicted for the job; nil = none.
 	Layouts []Layout
+	// Coordinators, when more than one, also runs the knee series (the
+	// job's when there is none) at the most workers with its input sharded
+	// over this many coordinator processes (Sharded), against the model's
+	// prediction for as many coordinators.
+	Coordinators int
+	// Sharded runs job on fleet f's workers over docs documents of the
+	// corpus, sharded over coordinators processes; required with
+	// Coordinators > 1.
+	Sharded func(ctx context.Context, f Fleet, job coordinator.Config, workers, coordinators int, docs int64) (*coordinator.Stats, error)
 	// CalibrateWorkers is the workers of the calibration runs (no compute,
 	// every part of the fleet saturated); 0 = 8, rounded up to a multiple of
 	// the nodes.
@@ -114,6 +123,10 @@ func (c Config) Validate() error {
 		return bad("docs", 0, "no documents")
 	case c.Start == nil || c.CPU == nil:
 		return fmt.Errorf("%w: capacity needs a fleet starter and a CPU clock", coordinator.ErrInvalidConfig)
+	case c.Coordinators < 0:
+		return bad("validate_coordinators", c.Coordinators, "must be positive (0 or 1 = don't)")
+	case c.Coordinators > 1 && c.Sharded == nil:
+		return fmt.Errorf("%w: capacity needs a sharded runner to validate %d coordinators", coordinator.ErrInvalidConfig, c.Coordinators)
 	}
 	job := c.Job
 	job.Workload = "sleep"
@@ -301,6 +314,9 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 		if err == nil && i == len(cfg.Workers)-1 && n == 1 {
 			res.Memory, err = memoryOf(f)
 		}
+		if err == nil && i == len(cfg.Workers)-1 && cfg.Coordinators > 1 {
+			err = validateSharded(ctx, cfg, f, job, b)
+		}
 		stop()
 		if err != nil {
 			return b, err
@@ -312,7 +328,7 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 		if last := s.Points[len(s.Points)-1]; last.CoresBefore > 0 {
 			c := b.Costs
 			c.Cores = last.CoresBefore
-			s.KneeNow = Predict(c, machine, s.Prediction.Shape, nil).Knee
+			s.KneeNow = Predict(c, s.Prediction.Layout, s.Prediction.Shape, nil).Knee
 		}
 	}
 	return b, nil
@@ -363,6 +379,47 @@ func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 			pt.Runs = append(pt.Runs, r)
 		}
 	}
+	return nil
+}
+
+// validateSharded runs the last series (the knee's, else the job's) at
+// the most workers with its input sharded over Coordinators processes,
+// Repeats times, each against the prediction for as many coordinators on
+// this machine's cores measured just before.
+func validateSharded(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, b *Brokers) error {
+	w, n := cfg.Workers[len(cfg.Workers)-1], cfg.Coordinators
+	base := b.Series[len(b.Series)-1]
+	layout := Layout{Name: fmt.Sprintf("machine, %d coordinators", n), Machine: true, Nodes: b.Nodes, Coordinators: n}
+	s := Series{Name: fmt.Sprintf("%s, %d coordinators", base.Name, n), Prediction: Predict(b.Costs, layout, base.Prediction.Shape, []int{w})}
+	s.Points = []Measured{{Workers: w}}
+	cfg.Progress(fmt.Sprintf("%d broker node(s): %d workers, %d coordinators", b.Nodes, w, n))
+	j := job
+	j.Params.SpinCostNs = max(int64(base.Prediction.Shape.ComputeUs*1e3), 1)
+	for rep := range cfg.Repeats {
+		costs := b.Costs
+		if w >= saturating(cfg) {
+			c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
+			if err != nil {
+				return err
+			}
+			costs.Cores = c
+		}
+		now := Predict(costs, layout, s.Prediction.Shape, []int{w})
+		pred := now.Points[0].DocsPerS
+		docs := int64(planDocs(pred, cfg.RunTime, w, j.BatchSize))
+		r, err := measureRun(f, cfg.CPU, j, w, func() (*coordinator.Stats, error) { return cfg.Sharded(ctx, f, j, w, n, docs) })
+		r.Series, r.Repeat, r.Predicted, r.CoresBefore, r.Limit = s.Name, rep, pred, costs.Cores, now.Points[0].Limit
+		r.PredictedCalibrated = s.Prediction.Points[0].DocsPerS
+		if err != nil {
+			r.Error = err.Error()
+			s.Points[0].Runs = append(s.Points[0].Runs, r)
+			b.Series = append(b.Series, s)
+			return fmt.Errorf("%s, %d workers: %w", s.Name, w, err)
+		}
+		cfg.Log.Info("validated", "nodes", b.Nodes, "series", s.Name, "workers", w, "repeat", rep, "predicted", int(pred), "measured", int(r.DocsPerS))
+		s.Points[0].Runs = append(s.Points[0].Runs, r)
+	}
+	b.Series = append(b.Series, s)
 	return nil
 }
 

@@ -103,11 +103,15 @@ type cpuSnapshot struct {
 
 func snapshot(f Fleet, cpu ProcessCPU) (cpuSnapshot, error) {
 	var s cpuSnapshot
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return s, fmt.Errorf("capacity: read this process's CPU: %w", err)
+	// The coordinator is this process and, in a sharded run, the
+	// coordinator processes it started and has waited for.
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(who, &ru); err != nil {
+			return s, fmt.Errorf("capacity: read this process's CPU: %w", err)
+		}
+		s.self += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	for _, pid := range f.BrokerPIDs() {
 		d, err := cpu(pid)
 		if err != nil {
@@ -131,16 +135,24 @@ func measure(ctx context.Context, f Fleet, cpu ProcessCPU, log *slog.Logger, job
 	// The window is the job's to derive from its workers (8 x workers x
 	// in-flight batches): one derived for fewer workers would starve them.
 	job.Workers, job.MaxWorkers, job.Window = workers, workers, 0
-	r := Sample{Nodes: len(f.BrokerPIDs()), Workers: workers, BatchSize: job.BatchSize, ComputeUs: float64(job.Params.SpinCostNs) / 1e3}
 	backend, err := coordinator.NewBackend(coordinator.BackendConfig{Mode: coordinator.ModeProcesses, Job: job, Conn: f.Conn(), Expect: workers, Log: log})
 	if err != nil {
-		return r, err
+		return Sample{}, err
 	}
+	return measureRun(f, cpu, job, workers, func() (*coordinator.Stats, error) {
+		return coordinator.Run(ctx, job, corpus.Slice(docs), backend, sink.Discard{})
+	})
+}
+
+// measureRun reads every part's CPU before and after run, which runs job
+// on workers of the fleet.
+func measureRun(f Fleet, cpu ProcessCPU, job coordinator.Config, workers int, run func() (*coordinator.Stats, error)) (Sample, error) {
+	r := Sample{Nodes: len(f.BrokerPIDs()), Workers: workers, BatchSize: job.BatchSize, ComputeUs: float64(job.Params.SpinCostNs) / 1e3}
 	c0, err := snapshot(f, cpu)
 	if err != nil {
 		return r, err
 	}
-	st, err := coordinator.Run(ctx, job, corpus.Slice(docs), backend, sink.Discard{})
+	st, err := run()
 	if err != nil {
 		return r, err
 	}
