@@ -66,11 +66,10 @@ func RunCapacity(ctx context.Context, cfg CapacityConfig) error {
 		}
 		return f, f.Close, nil
 	}
-	cc.Sharded = func(ctx context.Context, f capacity.Fleet, job coordinator.Config, workers, n int, docs int64) (*coordinator.Stats, error) {
-		in := Input{Gen: cfg.Corpus}
-		in.Gen.Docs = docs
+	cc.Sharded = func(ctx context.Context, f capacity.Fleet, job coordinator.Config, workers, n int, file string, docs int64) (*coordinator.Stats, error) {
 		job.Workers, job.MaxWorkers, job.Window = workers, workers, 0
-		s := shards{n: n, exe: cfg.Fleet.Exe, env: f.(*fleet.Fleet).CoordinatorEnv, job: job, input: in, expect: workers, log: log}
+		s := shards{n: n, docs: docs, exe: cfg.Fleet.Exe, env: f.(*fleet.Fleet).CoordinatorEnv, job: job,
+			input: Input{Path: file, Limits: corpus.Limits{MaxDocBytes: job.Limits.MaxDocBytes}}, expect: workers, log: log}
 		return s.run(ctx, sink.Discard{})
 	}
 	if err := cc.Validate(); err != nil {

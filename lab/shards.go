@@ -105,9 +105,10 @@ func RunShard(ctx context.Context, cfg ShardConfig) error {
 	return runErr
 }
 
-// rangeSource is documents [first, last) of the input, numbered from 0. A
-// generated range that fits in memory is generated before the clock starts
-// (as Run does), so the shard's coordinator does not pay for it.
+// rangeSource is documents [first, last) of the input, numbered from 0.
+// What comes before first is read past now, and a range that fits in
+// memory is generated or read now too, before the job's clock starts (as
+// Run does), so the shard's coordinator does not pay for it.
 func (in Input) rangeSource(first, last int64) (corpus.Source, error) {
 	if in.Path == "" {
 		g := in.Gen
@@ -129,8 +130,46 @@ func (in Input) rangeSource(first, last int64) (corpus.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &skipSource{src: src, first: first, last: last}, nil
+	s := &skipSource{src: src, first: first, last: last}
+	var texts []string
+	var size int
+	for size < pregenMaxBytes {
+		d, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			src.Close()
+			return corpus.Slice(texts), nil
+		}
+		if err != nil {
+			src.Close()
+			return nil, err
+		}
+		texts, size = append(texts, d.Text), size+len(d.Text)
+	}
+	// Too large to hold: what was read, then the rest as it comes.
+	return &heldSource{held: texts, rest: s}, nil
 }
+
+// heldSource yields documents held in memory, then the rest of a source,
+// numbered on.
+type heldSource struct {
+	held []string
+	next int
+	rest corpus.Source
+}
+
+func (h *heldSource) Next() (corpus.Doc, error) {
+	if h.next < len(h.held) {
+		h.next++
+		return corpus.Doc{Index: int64(h.next - 1), Text: h.held[h.next-1]}, nil
+	}
+	d, err := h.rest.Next()
+	d.Index = int64(h.next)
+	h.next++
+	return d, err
+}
+
+func (h *heldSource) Len() int64   { return h.rest.Len() }
+func (h *heldSource) Close() error { return h.rest.Close() }
 
 // skipSource yields documents [first, last) of src, numbered from 0.
 type skipSource struct {
@@ -258,6 +297,7 @@ func replayFrames(path string, offset int64, codec proto.Codec, out sink.Writer,
 // credentials).
 type shards struct {
 	n      int
+	docs   int64                // the input's documents; 0 = count them
 	exe    string               // "" = this executable
 	env    func(i int) []string // how shard i connects: ChildEnv
 	job    coordinator.Config
@@ -330,6 +370,9 @@ func (s shards) run(ctx context.Context, out sink.Writer) (*coordinator.Stats, e
 
 // total is the input's document count, read through once when unknown.
 func (s shards) total() (int64, error) {
+	if s.docs > 0 {
+		return s.docs, nil
+	}
 	if n := s.input.total(); n >= 0 {
 		return n, nil
 	}

@@ -124,7 +124,7 @@ func capacityTables(r *CapacityReport) []table {
 	res := r.Capacity
 	var out []table
 	cal := table{Title: "calibration: no compute (the wait is nothing), every part of the fleet as busy as the machine lets it; broker nodes as processes of their own",
-		Head: []string{"brokers", "batch", "workers", "docs/s", "bytes/batch", "coordinator_us", "of which serial", "broker_us", "workers_us", "cores", "compute_stage_us"}}
+		Head: []string{"brokers", "batch", "workers", "docs/s", "bytes/batch", "coordinator_us", "of which serial", "broker_us", "workers_us", "cores", "compute_stage_p50_us", "transport_p50_us"}}
 	fit := table{Title: "fit: CPU per batch = a + k * bytes on the wire (batch + result), least squares weighted by 1/CPU^2",
 		Head: []string{"brokers", "part", "a_us", "k_ns/byte", "R2", fmt.Sprintf("at batch %d (us)", res.Shape.BatchSize)}}
 	val := table{Title: "validation: emulated fleets on this machine against the model's prediction for it",
@@ -133,7 +133,7 @@ func capacityTables(r *CapacityReport) []table {
 		c := b.Costs
 		for _, run := range b.Calibration {
 			cal.Rows = append(cal.Rows, []string{nodes(b.Nodes), strconv.Itoa(run.BatchSize), strconv.Itoa(run.Workers), num(run.DocsPerS), num(run.Bytes),
-				num(run.CoordinatorUs), num(run.SerialUs), joinNums(run.BrokerUs), num(run.WorkersUs), num(run.Cores), num(run.ComputeStageUs)})
+				num(run.CoordinatorUs), num(run.SerialUs), joinNums(run.BrokerUs), num(run.WorkersUs), num(run.Cores), num(run.ComputeStageP50Us), num(run.TransportP50Us)})
 		}
 		bytes := c.Bytes(res.Shape.BatchSize)
 		parts := []struct {
@@ -157,8 +157,8 @@ func capacityTables(r *CapacityReport) []table {
 		for _, p := range parts {
 			fit.Rows = append(fit.Rows, []string{nodes(b.Nodes), p.name, num(p.l.AUs), strconv.FormatFloat(p.l.KNsB, 'f', 3, 64), strconv.FormatFloat(p.l.R2, 'f', 3, 64), num(p.l.At(bytes))})
 		}
-		fit.Notes = append(fit.Notes, fmt.Sprintf("%s: %.2f cores at saturation (what this machine gave the run); an idle attached worker %.4f cores; the emulated wait overshoots by %s us per batch and costs the workers %s us of CPU per batch; round-trip latency %s us at one batch in flight",
-			nodes(b.Nodes), c.Cores, c.IdleWorkerCores, num(c.OvershootUs), num(c.WaitCPUUs), num(c.LatencyUs)))
+		fit.Notes = append(fit.Notes, fmt.Sprintf("%s: %.2f cores at saturation (what this machine gave the run); the coordinator's serial path is %.0f%% of its CPU samples; an idle attached worker %.4f cores; the emulated wait overshoots by %s us per batch (median) and costs the workers %s us of CPU per batch; round-trip latency %s us (median) at one batch in flight",
+			nodes(b.Nodes), c.Cores, 100*c.SerialShare, c.IdleWorkerCores, num(c.OvershootUs), num(c.WaitCPUUs), num(c.LatencyUs)))
 		for _, s := range b.Series {
 			for _, p := range s.Points {
 				eff, errS, spread := "-", "-", "-"

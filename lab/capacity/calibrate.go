@@ -41,7 +41,8 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	}
 	var runs []Sample
 	sizes := []int{max(b/4, 1), b, 4 * b}
-	var bytes, coord, work, serial []float64
+	var bytes, coord, work []float64
+	var serial, profiledCPU time.Duration
 	profiled := true
 	brokers := make([][]float64, c.Nodes)
 	var atB Sample
@@ -51,7 +52,7 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		if err := j.Validate(); err != nil {
 			continue // 4b may pass the batch limit: fit on the sizes that are valid
 		}
-		r, cpu, err := serialCPU(func() (Sample, error) {
+		r, cpu, all, err := serialCPU(func() (Sample, error) {
 			return measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
 		})
 		r.Series = "calibrate"
@@ -65,9 +66,10 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		if r.Batches > 0 {
 			r.SerialUs = us(cpu) / float64(r.Batches)
 		}
+		serial, profiledCPU = serial+cpu, profiledCPU+all
 		cfg.Log.Info("calibrated", "nodes", c.Nodes, "batch", size, "docs_per_s", int(r.DocsPerS), "cores", r.Cores)
 		runs = append(runs, r)
-		bytes, coord, work, serial = append(bytes, r.Bytes), append(coord, r.CoordinatorUs), append(work, r.WorkersUs), append(serial, r.SerialUs)
+		bytes, coord, work = append(bytes, r.Bytes), append(coord, r.CoordinatorUs), append(work, r.WorkersUs)
 		for i := range brokers {
 			if i < len(r.BrokerUs) {
 				brokers[i] = append(brokers[i], r.BrokerUs[i])
@@ -78,8 +80,12 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		}
 	}
 	c.Coordinator, c.Workers = fitLine(bytes, coord), fitLine(bytes, work)
-	if profiled {
-		c.Serial = fitLine(bytes, serial)
+	// The serial path is a share of the coordinator's CPU: the share the
+	// profile's samples give, over all three runs (a ratio of counts in one
+	// profile, steadier than each run's few samples against its batches).
+	if profiled && profiledCPU > 0 {
+		c.SerialShare = float64(serial) / float64(profiledCPU)
+		c.Serial = Line{AUs: c.Coordinator.AUs * c.SerialShare, KNsB: c.Coordinator.KNsB * c.SerialShare, R2: c.Coordinator.R2}
 	}
 	for _, ys := range brokers {
 		c.Brokers = append(c.Brokers, fitLine(bytes, ys))
@@ -105,8 +111,10 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 		return c, append(runs, wait), fmt.Errorf("calibrate the wait: %w", err)
 	}
 	runs = append(runs, wait)
-	c.OvershootUs = wait.ComputeStageUs - nominal - atB.ComputeStageUs
-	c.LatencyUs = wait.TransportUs
+	// Medians: a burst of other work on the machine stretches a few batches
+	// by milliseconds, and would move means far from the typical batch.
+	c.OvershootUs = wait.ComputeStageP50Us - nominal - atB.ComputeStageP50Us
+	c.LatencyUs = wait.TransportP50Us
 	idle := c.IdleWorkerCores * float64(workers) * wait.WallS / float64(wait.Batches) * 1e6
 	c.WaitCPUUs = max(wait.WorkersUs-idle-c.Workers.At(wait.Bytes), 0)
 	return c, runs, nil

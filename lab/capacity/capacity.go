@@ -13,10 +13,13 @@
 package capacity
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"time"
 
@@ -47,10 +50,10 @@ type Config struct {
 	// over this many coordinator processes (Sharded), against the model's
 	// prediction for as many coordinators.
 	Coordinators int
-	// Sharded runs job on fleet f's workers over docs documents of the
-	// corpus, sharded over coordinators processes; required with
-	// Coordinators > 1.
-	Sharded func(ctx context.Context, f Fleet, job coordinator.Config, workers, coordinators int, docs int64) (*coordinator.Stats, error)
+	// Sharded runs job on fleet f's workers, its input the first docs lines
+	// of the file docsFile, sharded over coordinators processes; required
+	// with Coordinators > 1.
+	Sharded func(ctx context.Context, f Fleet, job coordinator.Config, workers, coordinators int, docsFile string, docs int64) (*coordinator.Stats, error)
 	// CalibrateWorkers is the workers of the calibration runs (no compute,
 	// every part of the fleet saturated); 0 = 8, rounded up to a multiple of
 	// the nodes.
@@ -166,6 +169,9 @@ type Series struct {
 	Name       string     `json:"name"` // job, or knee
 	Prediction Prediction `json:"prediction"`
 	Points     []Measured `json:"points"`
+	// Coordinators is how many coordinator processes the series' input was
+	// sharded over; 0 = one.
+	Coordinators int `json:"coordinators,omitempty"`
 	// KneeNow is the predicted knee on the cores measured before the most
 	// workers' runs (their median), the runs the measured knee is read from.
 	KneeNow float64 `json:"predicted_knee_now_workers,omitempty"`
@@ -390,11 +396,20 @@ func validateSharded(ctx context.Context, cfg Config, f Fleet, job coordinator.C
 	w, n := cfg.Workers[len(cfg.Workers)-1], cfg.Coordinators
 	base := b.Series[len(b.Series)-1]
 	layout := Layout{Name: fmt.Sprintf("machine, %d coordinators", n), Machine: true, Nodes: b.Nodes, Coordinators: n}
-	s := Series{Name: fmt.Sprintf("%s, %d coordinators", base.Name, n), Prediction: Predict(b.Costs, layout, base.Prediction.Shape, []int{w})}
+	s := Series{Name: fmt.Sprintf("%s, %d coordinators", base.Name, n), Prediction: Predict(b.Costs, layout, base.Prediction.Shape, []int{w}), Coordinators: n}
 	s.Points = []Measured{{Workers: w}}
 	cfg.Progress(fmt.Sprintf("%d broker node(s): %d workers, %d coordinators", b.Nodes, w, n))
 	j := job
 	j.Params.SpinCostNs = max(int64(base.Prediction.Shape.ComputeUs*1e3), 1)
+	// The shards read the same documents from a file (the coordinator
+	// processes cannot share this one's memory), written once, before any
+	// clock, with room for a machine twice as fast as calibrated.
+	most := planDocs(2*s.Prediction.Points[0].DocsPerS, cfg.RunTime, w, j.BatchSize)
+	file, err := writeDocs(cfg.Docs, most)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(file)
 	for rep := range cfg.Repeats {
 		costs := b.Costs
 		if w >= saturating(cfg) {
@@ -406,8 +421,8 @@ func validateSharded(ctx context.Context, cfg Config, f Fleet, job coordinator.C
 		}
 		now := Predict(costs, layout, s.Prediction.Shape, []int{w})
 		pred := now.Points[0].DocsPerS
-		docs := int64(planDocs(pred, cfg.RunTime, w, j.BatchSize))
-		r, err := measureRun(f, cfg.CPU, j, w, func() (*coordinator.Stats, error) { return cfg.Sharded(ctx, f, j, w, n, docs) })
+		docs := int64(min(planDocs(pred, cfg.RunTime, w, j.BatchSize), most))
+		r, err := measureRun(f, cfg.CPU, j, w, func() (*coordinator.Stats, error) { return cfg.Sharded(ctx, f, j, w, n, file, docs) })
 		r.Series, r.Repeat, r.Predicted, r.CoresBefore, r.Limit = s.Name, rep, pred, costs.Cores, now.Points[0].Limit
 		r.PredictedCalibrated = s.Prediction.Points[0].DocsPerS
 		if err != nil {
@@ -447,6 +462,25 @@ func planDocs(rate float64, d time.Duration, workers, batch int) int {
 	round := workers * batch
 	rounds := int(math.Ceil(rate * d.Seconds() / float64(round)))
 	return max(rounds, 4) * round
+}
+
+// writeDocs writes n documents, base cycled, one per line, to a new
+// temporary file and returns its path.
+func writeDocs(base []string, n int) (string, error) {
+	f, err := os.CreateTemp("", "ferry-capacity-docs-*.txt")
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := range n {
+		w.WriteString(base[i%len(base)])
+		w.WriteByte('\n')
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("capacity: write the shards' documents: %w", err)
+	}
+	return f.Name(), nil
 }
 
 // docs is n documents, base cycled.

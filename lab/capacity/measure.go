@@ -53,6 +53,9 @@ type Sample struct {
 	// time: the hops through the broker, and the wait behind another batch
 	// in the worker's queue when more than one is in flight.
 	TransportUs float64 `json:"transport_us"`
+	// ComputeStageP50Us and TransportP50Us are the two stages' medians.
+	ComputeStageP50Us float64 `json:"compute_stage_p50_us"`
+	TransportP50Us    float64 `json:"transport_p50_us"`
 	// CPU per batch, in microseconds: this process (the coordinator), each
 	// broker node (first = the coordinator's), and all workers together.
 	CoordinatorUs float64   `json:"coordinator_cpu_us_per_batch"`
@@ -171,6 +174,8 @@ func measureRun(f Fleet, cpu ProcessCPU, job coordinator.Config, workers int, ru
 	r.WorkerCycleUs = us(st.Stages[coordinator.StageWorkerDecode].Mean + st.Stages[coordinator.StageCompute].Mean + st.Stages[coordinator.StageWorkerEncode].Mean)
 	r.ComputeStageUs = us(st.Stages[coordinator.StageCompute].Mean)
 	r.TransportUs = us(st.Stages[coordinator.StageTransport].Mean)
+	r.ComputeStageP50Us = us(st.Stages[coordinator.StageCompute].P50)
+	r.TransportP50Us = us(st.Stages[coordinator.StageTransport].P50)
 	r.CoordinatorUs = us(c1.self-c0.self) / n
 	total := c1.self - c0.self + c1.workers - c0.workers
 	for i := range c1.brokers {

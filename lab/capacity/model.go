@@ -81,8 +81,11 @@ type Costs struct {
 	Workers     Line   `json:"workers"` // worker side beside the compute: receive, decode, encode, reply
 	// Serial is the part of Coordinator one goroutine does at a time
 	// (reading every result off the one connection, writing results in
-	// order), from a CPU profile of the calibration; zero = not measured.
-	Serial Line `json:"coordinator_serial"`
+	// order): SerialShare of it, the share of the coordinator's CPU samples
+	// under those functions in a profile of the calibration; zero = not
+	// measured.
+	Serial      Line    `json:"coordinator_serial"`
+	SerialShare float64 `json:"coordinator_serial_share"`
 	// BytesA and BytesPerDoc give the wire bytes (batch plus result) of a
 	// batch of b documents: BytesA + BytesPerDoc*b.
 	BytesA      float64 `json:"bytes_a"`

@@ -37,20 +37,23 @@ func isSerial(fn string) bool {
 var errProfiling = errors.New("capacity: a CPU profile is already running")
 
 // serialCPU runs run under a CPU profile of this process and returns its
-// result and the CPU the profile found on the serial path.
-func serialCPU(run func() (Sample, error)) (Sample, time.Duration, error) {
+// result, the CPU the profile found on the serial path, and all it found.
+func serialCPU(run func() (Sample, error)) (r Sample, serial, all time.Duration, err error) {
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		r, runErr := run()
-		return r, 0, errors.Join(runErr, errProfiling)
+		return r, 0, 0, errors.Join(runErr, errProfiling)
 	}
-	r, err := run()
+	r, err = run()
 	pprof.StopCPUProfile()
 	if err != nil {
-		return r, 0, err
+		return r, 0, 0, err
 	}
-	serial, err := profileCPU(&buf, isSerial)
-	return r, serial, err
+	if serial, err = profileCPU(bytes.NewReader(buf.Bytes()), isSerial); err != nil {
+		return r, 0, 0, err
+	}
+	all, err = profileCPU(bytes.NewReader(buf.Bytes()), func(string) bool { return true })
+	return r, serial, all, err
 }
 
 // profileCPU sums the CPU of a gzipped pprof CPU profile's samples that
