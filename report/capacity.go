@@ -337,6 +337,9 @@ func validationChart(b capacity.Brokers) chart {
 	c.Caption = fmt.Sprintf("%s: predicted (dashed, on the cores measured before each point) and measured (dots) docs/s; vertical bars mark each series' predicted knee", nodes(b.Nodes))
 	for _, s := range b.Series {
 		col := seriesColors[s.Name]
+		if s.Coordinators > 1 {
+			col = "#2ca02c"
+		}
 		var px, py, mx, my []float64
 		meas := line{Name: s.Name + " measured", Color: col}
 		for _, p := range s.Points {
