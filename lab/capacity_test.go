@@ -24,16 +24,7 @@ import (
 // brokers are real processes.
 var ferryBin string
 
-func TestMain(m *testing.M) {
-	bin, cleanup, err := childtest.BuildFerry()
-	if err != nil {
-		panic(err)
-	}
-	ferryBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { childtest.MainWithFerry(m, &ferryBin) }
 
 // TestCapacityEmulatedFleet runs the capacity path on small emulated
 // fleets (one broker process and a 3-node cluster, up to 8 workers) and

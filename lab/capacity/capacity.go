@@ -358,13 +358,9 @@ func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 		b.Series[k].Points = append(b.Series[k].Points, Measured{Workers: w})
 	}
 	for rep := range cfg.Repeats {
-		costs := b.Costs
-		if w >= saturating(cfg) {
-			c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
-			if err != nil {
-				return err
-			}
-			costs.Cores = c
+		costs, err := costsNow(ctx, cfg, f, job, w, b.Costs)
+		if err != nil {
+			return err
 		}
 		for k := range b.Series {
 			s := &b.Series[k]
@@ -411,13 +407,9 @@ func validateSharded(ctx context.Context, cfg Config, f Fleet, job coordinator.C
 	}
 	defer os.Remove(file)
 	for rep := range cfg.Repeats {
-		costs := b.Costs
-		if w >= saturating(cfg) {
-			c, err := coresNow(ctx, cfg, f, job, w, costs.SaturatedDocsPerS)
-			if err != nil {
-				return err
-			}
-			costs.Cores = c
+		costs, err := costsNow(ctx, cfg, f, job, w, b.Costs)
+		if err != nil {
+			return err
 		}
 		now := Predict(costs, layout, s.Prediction.Shape, []int{w})
 		pred := now.Points[0].DocsPerS
@@ -442,17 +434,21 @@ func validateSharded(ctx context.Context, cfg Config, f Fleet, job coordinator.C
 // part of the fleet busy: half the calibration's.
 func saturating(cfg Config) int { return max(cfg.CalibrateWorkers/2, 1) }
 
-// coresNow is the cores this machine gives the fleet now: the CPU of a
-// short run with no compute on its w workers, which keeps every part of
-// the fleet as busy as the machine lets it (rate is such a run's docs/s
-// at calibration, to size it).
-func coresNow(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, w int, rate float64) (float64, error) {
-	job.Params.SpinCostNs = 1
-	r, err := measure(ctx, f, cfg.CPU, cfg.Log, job, w, docs(cfg.Docs, planDocs(rate, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
-	if err != nil {
-		return 0, fmt.Errorf("cores available to %d workers: %w", w, err)
+// costsNow is c with the cores this machine gives the fleet now: the CPU
+// of a short run with no compute on its w workers, which keeps every part
+// of the fleet as busy as the machine lets it. With fewer workers than
+// saturate, c as calibrated.
+func costsNow(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, w int, c Costs) (Costs, error) {
+	if w < saturating(cfg) {
+		return c, nil
 	}
-	return r.Cores, nil
+	job.Params.SpinCostNs = 1
+	r, err := measure(ctx, f, cfg.CPU, cfg.Log, job, w, docs(cfg.Docs, planDocs(c.SaturatedDocsPerS, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
+	if err != nil {
+		return c, fmt.Errorf("cores available to %d workers: %w", w, err)
+	}
+	c.Cores = r.Cores
+	return c, nil
 }
 
 // planDocs is the documents for a run of about d at rate docs/s, in whole

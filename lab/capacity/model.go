@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ferrylab/ferry/lab/sweep"
 )
 
 // Line is a CPU cost per batch fitted against the bytes the batch and its
@@ -19,55 +21,35 @@ type Line struct {
 // At is the line's CPU per batch of bytes wire bytes, in microseconds.
 func (l Line) At(bytes float64) float64 { return l.AUs + l.KNsB*bytes/1e3 }
 
-// fitLine fits y = a + k*x by least squares weighted by 1/y^2 (each point
-// counts by its relative error, so small and large batches weigh alike),
-// with k in y's unit per 1000 x: y in microseconds and x in bytes gives
-// nanoseconds per byte. A single size gives a line through the origin.
+// fitLine fits y = a + k*x by least squares weighted by 1/y^2
+// (sweep.FitLine: each point counts by its relative error, so small and
+// large batches weigh alike), with k in y's unit per 1000 x: y in
+// microseconds and x in bytes gives nanoseconds per byte. A negative fixed
+// cost is noise, and a single size gives no line: both are refitted
+// through the origin.
 func fitLine(xs, ys []float64) Line {
-	var sw, sx, sy, sxx, sxy float64
-	for i := range xs {
-		if ys[i] <= 0 {
-			continue
-		}
-		w := 1 / (ys[i] * ys[i])
-		sw += w
-		sx += w * xs[i]
-		sy += w * ys[i]
-		sxx += w * xs[i] * xs[i]
-		sxy += w * xs[i] * ys[i]
-	}
-	if sw == 0 {
-		return Line{}
-	}
-	det := sw*sxx - sx*sx
-	var a, k float64
-	if det <= 1e-12*sw*sxx {
-		if sxx > 0 {
-			k = sxy / sxx
-		}
-	} else {
-		k = (sw*sxy - sx*sy) / det
-		a = (sy - k*sx) / sw
-	}
-	if a < 0 { // a negative fixed cost is noise: refit through the origin
-		a, k = 0, sxy/sxx
-	}
-	mean := sy / sw
-	var ssr, sst float64
-	for i := range xs {
-		if ys[i] <= 0 {
-			continue
-		}
-		w := 1 / (ys[i] * ys[i])
-		d := ys[i] - (a + k*xs[i])
-		ssr += w * d * d
-		sst += w * (ys[i] - mean) * (ys[i] - mean)
-	}
-	r2 := 1.0
-	if sst > 0 {
-		r2 = 1 - ssr/sst
+	a, k, r2 := sweep.FitLine(xs, ys)
+	if a < 0 || (a == 0 && k == 0) {
+		a, k = 0, throughOrigin(xs, ys)
 	}
 	return Line{AUs: a, KNsB: k * 1e3, R2: r2}
+}
+
+// throughOrigin fits y = k*x, weighted by 1/y^2 as fitLine.
+func throughOrigin(xs, ys []float64) float64 {
+	var sxy, sxx float64
+	for i := range xs {
+		if ys[i] <= 0 {
+			continue
+		}
+		w := 1 / (ys[i] * ys[i])
+		sxy += w * xs[i] * ys[i]
+		sxx += w * xs[i] * xs[i]
+	}
+	if sxx == 0 {
+		return 0
+	}
+	return sxy / sxx
 }
 
 // Costs are what the model predicts from, measured by the calibration runs
@@ -149,9 +131,8 @@ var ErrInvalidLayout = errors.New("capacity: invalid layout")
 // coordinators=N (default 1). "machine" is this machine's layout.
 func ParseLayouts(s string) ([]Layout, error) {
 	var out []Layout
-	for _, spec := range strings.Split(s, ";") {
-		spec = strings.TrimSpace(spec)
-		if spec == "" {
+	for _, spec := range strings.FieldsFunc(s, func(r rune) bool { return r == ';' }) {
+		if spec = strings.TrimSpace(spec); spec == "" {
 			continue
 		}
 		l, err := parseLayout(spec)
