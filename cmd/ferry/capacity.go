@@ -45,22 +45,26 @@ func newCmdCapacity() *cobra.Command {
 		Use:   "capacity",
 		Short: "Measure what one coordinator and broker can feed, predict the knee against worker count, validate it",
 		Long: `capacity answers how many workers one coordinator and one broker (or a
-3-node cluster) can feed, and which of them saturates first.
+3-node cluster) can feed, and which part saturates first.
 
 It runs fleets whose workers emulate their compute (workload sleep: the
 real result bytes, then a wait instead of CPU), with each broker node as a
 process of its own, so the CPU it measures is the coordinator's, each
-broker's and the workers' transport only. First, runs with no compute at
-three batch sizes give each part's CPU per batch, fitted as a + k*bytes on
-the wire. Then the model predicts docs/s against workers for the job
-(--batch-size, --spin-cost as the compute per document, --out-bytes) on
-this machine, and fleets of --validate-workers emulated workers measure it;
-with --knee-at the job is also run with the compute that puts the knee in
-the middle of them. Finally it predicts the job on --layouts (cores for the
-coordinator and each broker) and names each knee and its bottleneck.
+broker's and the workers' transport only. Runs with no compute at three
+batch sizes give each part's CPU per batch, fitted as a + k*bytes on the
+wire, and a CPU profile gives the coordinator's serial path. The model then
+predicts docs/s against workers for the job (--batch-size, --spin-cost as
+the compute per document, --out-bytes) on this machine, and fleets of
+--validate-workers emulated workers measure it, --repeats times each; with
+--knee-at the job is also run with the compute that puts the knee between
+them, and with --validate-coordinators that series is run at the most
+workers sharded over several coordinator processes. Last it predicts the
+job on --layouts (cores for the coordinator and each broker node, one or
+three nodes, one or more coordinators) and names each knee and its
+bottleneck. See docs/capacity.md.
 
-The machine is shared by the coordinator, the brokers and every worker
-here: rerun it on a quiet machine before trusting absolute figures.`,
+Everything shares this machine's cores here, and other work on it moves
+the figures: rerun it on a quiet machine (scripts/capacity.sh).`,
 		Example: `  ferry capacity --spin-cost 2ms --out-bytes 1536
   ferry capacity --spin-cost 2ms --out-bytes 1536 --layouts 'coordinator=2,broker=4;coordinator=8,broker=8,nodes=3' --report capacity.html
   ferry capacity --validate-workers 1,8 --validate-cluster=false --knee-at 0 --format json`,
