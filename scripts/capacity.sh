@@ -33,7 +33,7 @@ go build -o "$bin" ./cmd/ferry
 echo "host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(go version | cut -d' ' -f3)"
 for i in $(seq 1 "$runs"); do
   echo "run $i of $runs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$bin" capacity -q --spin-cost 2ms --out-bytes 1536 --batch-size 100 \
+  "$bin" capacity -q --log-level warn --spin-cost 2ms --out-bytes 1536 --batch-size 100 \
     --report "$out/capacity-$i.html" "${extra[@]}" | tee "$out/capacity-$i.txt"
   echo
 done

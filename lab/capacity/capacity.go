@@ -75,12 +75,15 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// DefaultValidate is the worker counts validated by default.
-var DefaultValidate = []int{1, 4, 16, 64}
+// DefaultWorkers is the worker counts validated by default.
+var DefaultWorkers = []int{1, 4, 16, 64}
+
+// MaxWorkers bounds a validated worker count: each is a process.
+const MaxWorkers = 1024
 
 func (c Config) withDefaults() Config {
 	if len(c.Workers) == 0 {
-		c.Workers = DefaultValidate
+		c.Workers = DefaultWorkers
 	}
 	c.Workers = slices.Sorted(slices.Values(c.Workers))
 	c.Workers = slices.Compact(c.Workers)
@@ -109,8 +112,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s=%v: %s", coordinator.ErrInvalidConfig, key, v, why)
 	}
 	for _, w := range c.Workers {
-		if w < 1 {
-			return bad("validate_workers", w, "must be at least 1")
+		if w < 1 || w > MaxWorkers {
+			return bad("validate_workers", w, fmt.Sprintf("must be between 1 and %d (each is a process)", MaxWorkers))
 		}
 	}
 	switch {
@@ -310,6 +313,7 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 			b.Series = append(b.Series, Series{Name: "knee", Prediction: Predict(b.Costs, machine, s, cfg.Workers)})
 		}
 	}
+	defer b.finish() // also what an interrupted run measured
 	for i, w := range cfg.Workers {
 		cfg.Progress(fmt.Sprintf("%d broker node(s): %d workers", n, w))
 		f, stop, err := cfg.Start(ctx, n, w)
@@ -328,16 +332,24 @@ func brokerShape(ctx context.Context, cfg Config, job coordinator.Config, n int,
 			return b, err
 		}
 	}
+	return b, nil
+}
+
+// finish summarizes every series and predicts its knee on the cores
+// measured before its last point.
+func (b *Brokers) finish() {
 	for i := range b.Series {
 		s := &b.Series[i]
 		s.finish()
+		if len(s.Points) == 0 {
+			continue
+		}
 		if last := s.Points[len(s.Points)-1]; last.CoresBefore > 0 {
 			c := b.Costs
 			c.Cores = last.CoresBefore
 			s.KneeNow = Predict(c, s.Prediction.Layout, s.Prediction.Shape, nil).Knee
 		}
 	}
-	return b, nil
 }
 
 // noCompute is the prediction for s with the least compute that still
