@@ -107,7 +107,7 @@ func (r *Result) efficiencyGoal() Goal {
 		}
 	}
 	if where != "" {
-		g.Measured = fmt.Sprintf("least %.2f (%s); points below the knee up to %d workers", least, where, most)
+		g.Measured = fmt.Sprintf("least %.3f (%s); points below the knee up to %d workers", least, where, most)
 		g.Met = verdict(least >= GoalEfficiency && most >= goalWorkers)
 	}
 	return g
