@@ -402,7 +402,9 @@ func (s shards) runOne(ctx context.Context, exe, specPath string, spec shardSpec
 		return nil, err
 	}
 	var stdout bytes.Buffer
-	cmd := exec.CommandContext(ctx, exe, "shard", specPath, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid()))
+	// A shard's failure comes back as its error and statistics; its log
+	// says only errors, or every shard would warn about the same events.
+	cmd := exec.CommandContext(ctx, exe, "shard", specPath, "--log-level", "error", "--parent-pid", strconv.Itoa(os.Getpid()))
 	cmd.Env = append(os.Environ(), env...) // the URL and credentials stay out of argv (ps)
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 	cmd.SysProcAttr = procattr.Child()

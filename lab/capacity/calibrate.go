@@ -32,7 +32,7 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	b := job.BatchSize
 	nocompute := job
 	nocompute.Params.SpinCostNs = 1 // the wait is nothing: the result is still made and sent
-	warm, err := measure(ctx, f, cfg.CPU, cfg.Log, nocompute, workers, docs(cfg.Docs, 8*workers*b))
+	warm, err := measure(ctx, f, cfg.CPU, nocompute, workers, docs(cfg.Docs, 8*workers*b))
 	if err != nil {
 		return c, nil, fmt.Errorf("calibrate: warm up: %w", err)
 	}
@@ -53,7 +53,7 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 			continue // 4b may pass the batch limit: fit on the sizes that are valid
 		}
 		r, cpu, all, err := serialCPU(func() (Sample, error) {
-			return measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
+			return measure(ctx, f, cfg.CPU, j, workers, docs(cfg.Docs, planDocs(warm.DocsPerS, cfg.RunTime, workers, size)))
 		})
 		r.Series = "calibrate"
 		if errors.Is(err, errProfiling) {
@@ -104,7 +104,7 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	j.InFlight = 1 // nothing queued at the worker: the transport stage is the latency
 	j.Params.SpinCostNs = int64(10*time.Millisecond) / int64(b)
 	nominal := float64(j.Params.SpinCostNs) * float64(b) / 1e3
-	wait, err := measure(ctx, f, cfg.CPU, cfg.Log, j, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
+	wait, err := measure(ctx, f, cfg.CPU, j, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
 	wait.Series = "calibrate"
 	if err != nil {
 		wait.Error = err.Error()

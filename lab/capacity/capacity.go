@@ -380,7 +380,7 @@ func validate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 			j.Params.SpinCostNs = max(int64(s.Prediction.Shape.ComputeUs*1e3), 1)
 			now := Predict(costs, machine, s.Prediction.Shape, []int{w})
 			pred := now.Points[0].DocsPerS
-			r, err := measure(ctx, f, cfg.CPU, cfg.Log, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
+			r, err := measure(ctx, f, cfg.CPU, j, w, docs(cfg.Docs, planDocs(pred, cfg.RunTime, w, j.BatchSize)))
 			r.Series, r.Repeat, r.Predicted, r.CoresBefore, r.Limit = s.Name, rep, pred, costs.Cores, now.Points[0].Limit
 			r.PredictedCalibrated = s.Prediction.Points[i].DocsPerS
 			pt := &s.Points[len(s.Points)-1]
@@ -455,7 +455,7 @@ func costsNow(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 		return c, nil
 	}
 	job.Params.SpinCostNs = 1
-	r, err := measure(ctx, f, cfg.CPU, cfg.Log, job, w, docs(cfg.Docs, planDocs(c.SaturatedDocsPerS, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
+	r, err := measure(ctx, f, cfg.CPU, job, w, docs(cfg.Docs, planDocs(c.SaturatedDocsPerS, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
 	if err != nil {
 		return c, fmt.Errorf("cores available to %d workers: %w", w, err)
 	}

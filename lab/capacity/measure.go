@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -134,11 +133,13 @@ func snapshot(f Fleet, cpu ProcessCPU) (cpuSnapshot, error) {
 
 // measure runs job on workers of the fleet over docs and reads every
 // part's CPU before and after.
-func measure(ctx context.Context, f Fleet, cpu ProcessCPU, log *slog.Logger, job coordinator.Config, workers int, docs []string) (Sample, error) {
+func measure(ctx context.Context, f Fleet, cpu ProcessCPU, job coordinator.Config, workers int, docs []string) (Sample, error) {
 	// The window is the job's to derive from its workers (8 x workers x
 	// in-flight batches): one derived for fewer workers would starve them.
 	job.Workers, job.MaxWorkers, job.Window = workers, workers, 0
-	backend, err := coordinator.NewBackend(coordinator.BackendConfig{Mode: coordinator.ModeProcesses, Job: job, Conn: f.Conn(), Expect: workers, Log: log})
+	// The backend's own log stays quiet: its warnings at the end of a short
+	// run (its workers' lanes ending with the job) are not the report's.
+	backend, err := coordinator.NewBackend(coordinator.BackendConfig{Mode: coordinator.ModeProcesses, Job: job, Conn: f.Conn(), Expect: workers})
 	if err != nil {
 		return Sample{}, err
 	}
