@@ -22,11 +22,11 @@ import (
 //     batch's wire bytes (a + k*bytes), and the bytes against the size; a
 //     CPU profile of this process during them finds the coordinator's
 //     serial path;
-//  4. a run whose batches wait 10 ms each, one in flight per worker: how
-//     much longer than asked a worker is held, the CPU a worker spends
-//     going idle and waking per batch, and how long a batch takes to come
-//     back and the next to reach the worker (the latency that batches in
-//     flight hide).
+//  4. runs whose batches wait 10 ms each: with the job's batches in flight,
+//     how much longer than asked a worker is held and the CPU a worker
+//     spends going idle and waking per batch; with one in flight, how long
+//     a batch takes to come back and the next to reach the worker (the
+//     latency that batches in flight hide).
 func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, workers int) (Costs, []Sample, error) {
 	c := Costs{Nodes: len(f.BrokerPIDs())}
 	b := job.BatchSize
@@ -99,25 +99,42 @@ func calibrate(ctx context.Context, cfg Config, f Fleet, job coordinator.Config,
 	c.Cores, c.SaturatedDocsPerS = atB.Cores, atB.DocsPerS
 
 	// The wait: 10 ms per batch, few enough batches at once that the
-	// machine is not saturated, so what is measured is the timer.
-	j := job
-	j.InFlight = 1 // nothing queued at the worker: the transport stage is the latency
-	j.Params.SpinCostNs = int64(10*time.Millisecond) / int64(b)
-	nominal := float64(j.Params.SpinCostNs) * float64(b) / 1e3
-	wait, err := measure(ctx, f, cfg.CPU, j, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
-	wait.Series = "calibrate"
+	// machine is not saturated, so what is measured is the timer. With the
+	// job's batches in flight a worker finds its next batch queued and goes
+	// idle only in the wait, as in the validation: that run gives the
+	// overshoot and the wait's CPU. With one in flight nothing is queued at
+	// the worker, so the transport stage is the round trip's latency.
+	wait, err := waitRun(ctx, cfg, f, job, workers, job.InFlight)
 	if err != nil {
-		wait.Error = err.Error()
-		return c, append(runs, wait), fmt.Errorf("calibrate the wait: %w", err)
+		return c, append(runs, wait), err
 	}
-	runs = append(runs, wait)
+	one, err := waitRun(ctx, cfg, f, job, workers, 1)
+	if err != nil {
+		return c, append(runs, wait, one), err
+	}
+	runs = append(runs, wait, one)
 	// Medians: a burst of other work on the machine stretches a few batches
 	// by milliseconds, and would move means far from the typical batch.
-	c.OvershootUs = wait.ComputeStageP50Us - nominal - atB.ComputeStageP50Us
-	c.LatencyUs = wait.TransportP50Us
+	c.OvershootUs = wait.ComputeStageP50Us - wait.ComputeUs*float64(b) - atB.ComputeStageP50Us
+	c.LatencyUs = one.TransportP50Us
 	idle := c.IdleWorkerCores * float64(workers) * wait.WallS / float64(wait.Batches) * 1e6
 	c.WaitCPUUs = max(wait.WorkersUs-idle-c.Workers.At(wait.Bytes), 0)
 	return c, runs, nil
+}
+
+// waitRun runs batches that wait 10 ms each, inflight at a time per
+// worker, for about a second.
+func waitRun(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, workers, inflight int) (Sample, error) {
+	b := job.BatchSize
+	job.InFlight = inflight
+	job.Params.SpinCostNs = int64(10*time.Millisecond) / int64(b)
+	r, err := measure(ctx, f, cfg.CPU, job, workers, docs(cfg.Docs, planDocs(float64(workers*b)/0.01, min(cfg.RunTime, time.Second), workers, b)))
+	r.Series = "calibrate"
+	if err != nil {
+		r.Error = err.Error()
+		return r, fmt.Errorf("calibrate the wait, %d in flight: %w", inflight, err)
+	}
+	return r, nil
 }
 
 // idleCores is the CPU one attached worker uses per second while no job
