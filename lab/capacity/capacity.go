@@ -455,7 +455,7 @@ func costsNow(ctx context.Context, cfg Config, f Fleet, job coordinator.Config, 
 		return c, nil
 	}
 	job.Params.SpinCostNs = 1
-	r, err := measure(ctx, f, cfg.CPU, job, w, docs(cfg.Docs, planDocs(c.SaturatedDocsPerS, min(cfg.RunTime/4, 500*time.Millisecond), w, job.BatchSize)))
+	r, err := measure(ctx, f, cfg.CPU, job, w, docs(cfg.Docs, planDocs(c.SaturatedDocsPerS, min(cfg.RunTime/2, time.Second), w, job.BatchSize)))
 	if err != nil {
 		return c, fmt.Errorf("cores available to %d workers: %w", w, err)
 	}
