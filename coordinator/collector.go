@@ -1,16 +1,12 @@
 package coordinator
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
-	"unsafe"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/sink"
-	"github.com/ferrylab/ferry/workload"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -28,8 +24,8 @@ type collector struct {
 	next      int64 // first document not yet written
 	total     int64 // documents in the input; -1 until the input ends
 	pending   map[int64]piece
-	hash      *xxhash.Digest // 64-bit xxHash: ~10x SHA-256 speed on the flush path
-	err       error          // a sink error ends the job
+	hash      *Digest
+	err       error // a sink error ends the job
 	done      chan struct{}
 	stages    [NumStages]samples
 	busy      map[string]time.Duration
@@ -52,7 +48,7 @@ type piece struct {
 func newCollector(out sink.Writer, credit *semaphore.Weighted) *collector {
 	return &collector{
 		out: out, credit: credit, total: -1,
-		pending: map[int64]piece{}, hash: xxhash.New(),
+		pending: map[int64]piece{}, hash: NewDigest(),
 		done: make(chan struct{}), busy: map[string]time.Duration{},
 	}
 }
@@ -179,7 +175,7 @@ func (c *collector) flush() {
 			c.err = fmt.Errorf("write results: %w", err)
 			break
 		}
-		c.digest(&p.res.Out, p.failed)
+		c.hash.Add(&p.res.Out, p.failed)
 		c.written.Put(p.res)
 		for _, f := range p.failed {
 			if !f {
@@ -207,43 +203,6 @@ func (c *collector) flush() {
 	}
 }
 
-// digest hashes each document's output in a form that does not depend on
-// how documents were grouped into batches. Digests are compared within one
-// machine, so vectors are hashed in native byte order.
-func (c *collector) digest(o *workload.Output, failed []bool) {
-	var buf [16]byte
-	si := 0
-	for i, f := range failed {
-		if f {
-			c.hash.Write([]byte{0xff})
-			continue
-		}
-		if o.Dim > 0 {
-			row := o.Vecs[i*o.Dim : (i+1)*o.Dim]
-			c.hash.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(row))), 4*len(row)))
-		}
-		for ; si < len(o.Spans) && int(o.Spans[si].Doc) <= i; si++ {
-			s := o.Spans[si]
-			if int(s.Doc) < i {
-				continue
-			}
-			binary.LittleEndian.PutUint32(buf[0:], s.Start)
-			binary.LittleEndian.PutUint32(buf[4:], s.End)
-			binary.LittleEndian.PutUint32(buf[8:], s.Tokens)
-			c.hash.Write(buf[:12])
-		}
-		if o.Stride > 0 {
-			c.hash.Write(o.Data[i*o.Stride : (i+1)*o.Stride])
-		} else if len(o.Ends) > 0 { // bytes of any length: prefixed, so they cannot run together
-			d := o.Doc(i)
-			binary.LittleEndian.PutUint32(buf[:4], uint32(len(d)))
-			c.hash.Write(buf[:4])
-			c.hash.Write(d)
-		}
-		c.hash.Write([]byte{0})
-	}
-}
-
 // finishedAt is when the last document was written (zero if not yet).
 func (c *collector) finishedAt() time.Time {
 	c.mu.Lock()
@@ -265,6 +224,6 @@ func (c *collector) snapshot(wall time.Duration) Stats {
 	for w, b := range c.busy {
 		s.Busy[w] = b.Seconds() / wall.Seconds()
 	}
-	s.Digest = fmt.Sprintf("%016x", c.hash.Sum64())
+	s.Digest = c.hash.Sum()
 	return s
 }

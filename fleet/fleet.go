@@ -61,6 +61,18 @@ type Config struct {
 	// --exec); "" = none. ExecTimeout is their --exec-timeout; 0 = theirs.
 	Exec        string
 	ExecTimeout time.Duration
+	// BrokerProcs, when set, runs the broker as that many `ferry broker`
+	// child processes instead of in this process: 1 is one broker, more a
+	// cluster routed on loopback (3 is the compose cluster's shape). Each
+	// node's CPU time is then its own (BrokerPIDs). Workers attach to the
+	// nodes in turn; the coordinator connects to the first over loopback
+	// TCP. 0 = embedded (default). Not with JetStream. The broker command
+	// takes one worker login, so these workers and the echo share it.
+	BrokerProcs int
+	// Exe is the ferry binary the fleet's processes run; "" =
+	// this executable. Tests of packages other than cmd/ferry set it to a
+	// built ferry (childtest.BuildFerry).
+	Exe string
 	// Name is the coordinator connection's name; "" = "ferry-coordinator".
 	Name string
 	// Logger receives the fleet's log; nil = discard.
@@ -74,6 +86,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: workers=%d: must be positive", ErrInvalidConfig, c.Workers)
 	case c.MaxPayload < 0 || c.MaxPayload > MaxPayloadLimit:
 		return fmt.Errorf("%w: max_payload=%d: must be between 1 and 64 MiB", ErrInvalidConfig, c.MaxPayload)
+	case c.BrokerProcs < 0 || c.BrokerProcs > MaxBrokerProcs:
+		return fmt.Errorf("%w: broker_procs=%d: must be between 0 (embedded) and %d", ErrInvalidConfig, c.BrokerProcs, MaxBrokerProcs)
+	case c.BrokerProcs > 0 && c.JetStream:
+		return fmt.Errorf("%w: broker_procs=%d: JetStream needs the embedded broker", ErrInvalidConfig, c.BrokerProcs)
 	}
 	return nil
 }
@@ -95,10 +111,12 @@ func (c Config) WithDefaults() Config {
 // Fleet is a running local fleet.
 type Fleet struct {
 	broker   *broker.Broker
+	procs    *brokerProcs // the brokers, when they are child processes
 	conn     *nats.Conn
 	workers  []*spawn.Pool // one process each: each has a login of its own
 	echo     *Echo
 	storeDir string
+	creds    credentials
 }
 
 // Start brings a fleet up and returns once the workers are started (not
@@ -116,6 +134,13 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		}
 	}()
 	creds := newCredentials(cfg.Workers)
+	f.creds = creds
+	if cfg.BrokerProcs > 0 {
+		if err = f.startOnProcs(ctx, cfg, creds); err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
 	bo := broker.Options{MaxPayload: int32(cfg.MaxPayload), Users: creds.users()}
 	if cfg.JetStream {
 		if f.storeDir, err = os.MkdirTemp("", "ferry-jetstream-"); err != nil {
@@ -128,32 +153,16 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	if f.broker, err = broker.Start(context.WithoutCancel(ctx), bo); err != nil {
 		return nil, err
 	}
-	args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
-	if cfg.JetStream {
-		args = append(args, "--dispatch", "request,jetstream")
-	}
-	if cfg.Exec != "" {
-		args = append(args, "--exec", cfg.Exec)
-	}
-	if cfg.ExecTimeout > 0 {
-		args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
-	}
 	for _, w := range creds.workers { // one login per worker: it reads only its own batches
 		// Credentials in the environment, not argv: ps shows argv to everyone.
-		p, err := spawn.Start(ctx, spawn.Config{
-			Args:    args,
-			Env:     append(ChildEnv(f.broker.URL(), w), spinEnv(cfg.Workload)...),
-			Procs:   1,
-			Logger:  cfg.Logger,
-			Restart: true,
-		})
+		p, err := startWorkers(ctx, cfg, ChildEnv(f.broker.URL(), w), 1)
 		if err != nil {
 			return nil, err
 		}
 		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = StartEcho(ctx, ChildEnv(f.broker.URL(), creds.echo), cfg.Logger); err != nil {
+		if f.echo, err = startEcho(ctx, cfg.Exe, ChildEnv(f.broker.URL(), creds.echo), cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -168,8 +177,36 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 // (no loopback TCP on this side of the hop). Close closes it.
 func (f *Fleet) Conn() *nats.Conn { return f.conn }
 
+// startWorkers starts procs worker processes of cfg's fleet, connecting
+// with env (ChildEnv); they are restarted if they exit.
+func startWorkers(ctx context.Context, cfg Config, env []string, procs int) (*spawn.Pool, error) {
+	args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
+	if cfg.JetStream {
+		args = append(args, "--dispatch", "request,jetstream")
+	}
+	if cfg.Exec != "" {
+		args = append(args, "--exec", cfg.Exec)
+	}
+	if cfg.ExecTimeout > 0 {
+		args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
+	}
+	return spawn.Start(ctx, spawn.Config{
+		Exe:     cfg.Exe,
+		Args:    args,
+		Env:     append(env, spinEnv(cfg.Workload)...),
+		Procs:   procs,
+		Logger:  cfg.Logger,
+		Restart: true,
+	})
+}
+
 // URL is the broker's client URL.
-func (f *Fleet) URL() string { return f.broker.URL() }
+func (f *Fleet) URL() string {
+	if f.procs != nil {
+		return f.procs.urls[0]
+	}
+	return f.broker.URL()
+}
 
 // WorkerPIDs lists the running worker processes.
 func (f *Fleet) WorkerPIDs() []int {
@@ -201,6 +238,9 @@ func (f *Fleet) Close() {
 	if f.broker != nil {
 		f.broker.Shutdown()
 	}
+	if f.procs != nil {
+		f.procs.stop()
+	}
 	if f.storeDir != "" {
 		os.RemoveAll(f.storeDir)
 	}
@@ -217,8 +257,14 @@ type Echo struct {
 // and as whom: a login with a worker's rights named "echo", as the subject,
 // ferry.work.echo.<random>, is under that login's work subjects.
 func StartEcho(ctx context.Context, env []string, log *slog.Logger) (*Echo, error) {
+	return startEcho(ctx, "", env, log)
+}
+
+// startEcho is StartEcho running exe ("" = this executable).
+func startEcho(ctx context.Context, exe string, env []string, log *slog.Logger) (*Echo, error) {
 	subject := proto.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
 	p, err := spawn.Start(ctx, spawn.Config{
+		Exe:    exe,
 		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},
 		Procs:  1,
 		Env:    env,
@@ -346,3 +392,8 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 	}
 	return err
 }
+
+// shared is the one worker login of a fleet on broker processes: the
+// broker command takes one (worker_user, worker_password), so every worker
+// and the echo log in as it.
+func (c credentials) shared() natsconn.Auth { return c.echo }

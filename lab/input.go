@@ -60,6 +60,15 @@ func (in Input) total() int64 {
 // pregenMaxBytes is the largest generated corpus Run keeps in memory.
 const pregenMaxBytes = 256 << 20
 
+// fits reports whether n generated documents fit in pregenMaxBytes.
+func (in Input) fits(n int64) bool {
+	est := n * int64(7*in.Gen.Words+2)
+	if in.Gen.DocBytes > 0 {
+		est = n * int64(in.Gen.DocBytes)
+	}
+	return est <= pregenMaxBytes
+}
+
 // pregenerate generates the corpus once, before any mode runs, when it is
 // generated (no Path) and small enough to hold; nil otherwise. Streamed,
 // the generator ran on the coordinator inside every mode's timing, about
@@ -68,11 +77,7 @@ const pregenMaxBytes = 256 << 20
 // lanes for the same cores and starved them (54% busy against 86%), while
 // in processes mode it ran beside the workers (docs/wire.md).
 func (in Input) pregenerate() ([]string, error) {
-	est := in.Gen.Docs * int64(7*in.Gen.Words+2)
-	if in.Gen.DocBytes > 0 {
-		est = in.Gen.Docs * int64(in.Gen.DocBytes)
-	}
-	if in.Path != "" || est > pregenMaxBytes {
+	if in.Path != "" || !in.fits(in.Gen.Docs) {
 		return nil, nil
 	}
 	src, err := in.open()

@@ -45,6 +45,12 @@ type Config struct {
 	Input    Input              // the documents
 	Out      string             // write the last mode's results to this file; "" = none
 
+	// Coordinators shards processes mode (request dispatch) over this many
+	// coordinator processes feeding the same workers, each over a range of
+	// the input, merged in input order into one report (lab/shards.go);
+	// 0 or 1 = this process alone.
+	Coordinators int
+
 	// Where processes mode runs. With NATSURL empty, Run starts a local
 	// fleet (Fleet: embedded broker, Job.Workers worker processes, the
 	// echo). With NATSURL set, workers are already attached to that broker
@@ -99,6 +105,10 @@ func (c Config) Validate() error {
 		return bad("modes", modes, "want some of "+strings.Join(coordinator.Modes(), ", "))
 	case slices.ContainsFunc(c.Dispatch, func(d string) bool { return !slices.Contains(dispatch, d) }):
 		return bad("dispatch", strings.Join(c.Dispatch, ","), "want request, jetstream, or both")
+	case c.Coordinators < 0:
+		return bad("coordinators", c.Coordinators, "must be positive (0 = one)")
+	case c.Coordinators > 1 && slices.Contains(c.Dispatch, coordinator.DispatchJetStream):
+		return bad("coordinators", c.Coordinators, "sharding runs request dispatch; jetstream keeps one coordinator per job")
 	case c.JobID != "" && !proto.ValidJobID(c.JobID):
 		return bad("job_id", c.JobID, "want 1 to 64 letters, digits, '-' or '_'")
 	case c.Format != "" && !slices.Contains(report.Formats, c.Format):
@@ -155,6 +165,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if f, ok := wl.(workload.Flopper); ok {
 			r.SetGFLOPs(f)
 		}
+		if e, ok := wl.(workload.Emulator); ok {
+			r.Emulated = e.Emulated()
+		}
 	}
 	if st := processesStats(stats); env.floor != nil && st != nil && st.Batches > 0 && ctx.Err() == nil {
 		if r.Floor, err = env.floor(ctx, st); err != nil {
@@ -201,6 +214,9 @@ type runEnv struct {
 	resumable bool
 	// floor, when set, measures the transport floor after a processes run.
 	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
+	// coordEnv is how the i-th coordinator process of a sharded processes
+	// run connects to the broker (ChildEnv).
+	coordEnv func(i int) []string
 }
 
 // attach connects processes mode to its workers: a local fleet, or the
@@ -220,7 +236,7 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	e.nc, e.workerPIDs = f.Conn(), f.WorkerPIDs
+	e.nc, e.workerPIDs, e.coordEnv = f.Conn(), f.WorkerPIDs, f.CoordinatorEnv
 	echo := f.Echo()
 	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
 		// The broker runs in this process: its CPU and the echo's are
@@ -240,6 +256,7 @@ func (e *runEnv) attachRemote(ctx context.Context) (stop func(), err error) {
 	}
 	e.log.Info("nats connected", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName())
 	e.nc, e.resumable = nc, true // the broker is external: its streams outlive this process
+	e.coordEnv = func(int) []string { return fleet.ChildEnv(cfg.NATSURL, cfg.Auth) }
 	stops := []func(){nc.Close}
 	stop = func() {
 		slices.Reverse(stops)
@@ -301,6 +318,9 @@ func (r modeRun) String() string {
 // file holds one copy of the results.
 func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coordinator.Stats, error) {
 	mode := run.String()
+	if run.mode == coordinator.ModeProcesses && run.dispatch == coordinator.DispatchRequest && e.cfg.Coordinators > 1 {
+		return e.runShards(ctx, writeOut)
+	}
 	backend, err := e.backend(run)
 	if err != nil {
 		return nil, err

@@ -142,7 +142,7 @@ func analyzeRecords(path string, target float64, seed uint64) (*sweep.Result, er
 func writeSweep(cfg SweepConfig, res *sweep.Result, runErr error) error {
 	rep := report.NewSweep(machine.Probe(), cfg.Report, res)
 	if cfg.HTML != "" {
-		if err := writeHTML(cfg.HTML, rep); err != nil {
+		if err := writeHTML(cfg.HTML, func(w io.Writer) error { return report.WriteHTML(w, rep) }); err != nil {
 			return errors.Join(runErr, err)
 		}
 	}
@@ -158,12 +158,13 @@ func writeSweep(cfg SweepConfig, res *sweep.Result, runErr error) error {
 	return runErr
 }
 
-func writeHTML(path string, rep *report.SweepReport) error {
+// writeHTML creates path and renders an HTML report into it.
+func writeHTML(path string, render func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("create report: %w", err)
 	}
-	if err := report.WriteHTML(f, rep); err != nil {
+	if err := render(f); err != nil {
 		f.Close()
 		return fmt.Errorf("write report %s: %w", path, err)
 	}

@@ -37,9 +37,11 @@ func WriteHTML(w io.Writer, r *SweepReport) error {
 }
 
 type page struct {
-	R        *SweepReport
+	R        *SweepReport // nil for a page that is not a sweep's
 	Title    string
+	Sub      string // the line under the title, when R is nil
 	Charts   []chart
+	Tables   []table // tables after the charts (capacity)
 	Config   [][2]string
 	Manifest [][2]string
 }
@@ -245,27 +247,39 @@ func buildPage(r *SweepReport) page {
 			pg.Charts = append(pg.Charts, c)
 		}
 	}
-	m := r.Manifest
-	pg.Manifest = [][2]string{
+	pg.Manifest = append(manifestRows(r.Manifest),
+		[2]string{"seed", fmt.Sprint(res.Seed)},
+		[2]string{"repeats", fmt.Sprint(res.Repeats)},
+		[2]string{"runs", fmt.Sprint(len(res.Records))},
+	)
+	pg.Config = configRows(r.Config)
+	return pg
+}
+
+// manifestRows is the machine part of a page's run manifest.
+func manifestRows(m Manifest) [][2]string {
+	return [][2]string{
 		{"Go", m.GoVersion + " " + m.GOOS + "/" + m.GOARCH},
 		{"CPUs (NumCPU)", fmt.Sprint(m.NumCPU)},
 		{"GOMAXPROCS", fmt.Sprint(m.GOMAXPROCS)},
 		{"cgroup CPU quota", orNone(m.CgroupCPU)},
 		{"CPU model", orNone(m.CPUModel)},
 		{"nats-server", m.NATSServer},
-		{"seed", fmt.Sprint(res.Seed)},
-		{"repeats", fmt.Sprint(res.Repeats)},
-		{"runs", fmt.Sprint(len(res.Records))},
 	}
-	keys := make([]string, 0, len(r.Config))
-	for k := range r.Config {
+}
+
+// configRows is a page's configuration table, keys sorted.
+func configRows(cfg map[string]any) [][2]string {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var rows [][2]string
 	for _, k := range keys {
-		pg.Config = append(pg.Config, [2]string{k, fmt.Sprint(r.Config[k])})
+		rows = append(rows, [2]string{k, fmt.Sprint(cfg[k])})
 	}
-	return pg
+	return rows
 }
 
 func orNone(s string) string {

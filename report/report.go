@@ -30,6 +30,10 @@ type Report struct {
 	// compared; IdenticalResults is then false. Empty when every mode ran.
 	NotCompared []string     `json:"not_compared,omitempty"`
 	Floor       []FloorPoint `json:"transport_floor,omitempty"`
+	// Emulated is set when the workload waits instead of computing (sleep):
+	// docs/s is what that many cores would reach, the CPU is the
+	// coordinator's, the broker's and the transport's only.
+	Emulated bool `json:"emulated,omitempty"`
 }
 
 // Manifest describes the machine and build a run was measured on.

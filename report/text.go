@@ -101,6 +101,9 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	writeFloor(w, r.Floor)
 	writeBoundaryCPU(w, r)
+	if r.Emulated {
+		fmt.Fprintln(w, "\nemulated compute: workers wait instead of computing; cpu_us/doc is the coordinator, broker and transport only")
+	}
 	_, err := fmt.Fprintf(w, "\n%s\n", r.Verdict())
 	return err
 }

@@ -95,6 +95,7 @@ var registry = struct {
 	"embed": {Name: "embed", Doc: "feature-hashing embeddings, L2-normalised float32", New: newEmbed},
 	"infer": {Name: "infer", Doc: "hashed features through a small MLP", New: newInfer},
 	"noop":  {Name: "noop", Doc: "no compute: echoes out_bytes per document (isolates the wire)", New: newNoop},
+	"sleep": {Name: "sleep", Doc: "emulated compute: spin's result bytes, then a wall-clock wait of spin_cost per document", New: newSleep},
 	"spin":  {Name: "spin", Doc: "a calibrated CPU cost per document", New: newSpin},
 }}
 

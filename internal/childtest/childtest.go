@@ -148,3 +148,16 @@ func Build(pkg string) (bin string, cleanup func(), err error) {
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
+
+// MainWithFerry builds the ferry binary (BuildFerry), sets *bin to it,
+// runs the tests and removes it. Call it from TestMain.
+func MainWithFerry(m *testing.M, bin *string) {
+	b, cleanup, err := BuildFerry()
+	if err != nil {
+		panic(err)
+	}
+	*bin = b
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}

@@ -31,6 +31,7 @@ Every key is listed with its default in configs/ferry.yaml.`,
 	})
 	root.AddCommand(newCmdRun(), newCmdBroker(), newCmdWorker(), newCmdCoordinator())
 	root.AddCommand(newCmdSweep(), newCmdRecommend(), newCmdDiff())
+	root.AddCommand(newCmdCapacity(), newCmdShard())
 	root.AddCommand(newCmdBench(), newCmdEcho())
 	root.AddCommand(newCmdHealth(), newCmdWorkloads(), newCmdExecServe())
 	root.AddCommand(newCmdMockLLM(), newCmdLLM(), newCmdPipeline())
