@@ -37,12 +37,6 @@ const (
 	BatchSubjectPrefix  = "ferry.batch"
 	ResultSubjectPrefix = "ferry.result"
 
-	// WorkerInboxPrefix is the reply inbox prefix of a worker that pulls
-	// from JetStream, so a broker's worker role can let it read its own
-	// pull and publish acks without reading the coordinator's replies
-	// (_INBOX.<random>...).
-	WorkerInboxPrefix = "_INBOX.ferry-worker"
-
 	// HeaderDelivery carries the JetStream delivery count of the batch a
 	// result answers: above 1, the batch was executed more than once.
 	HeaderDelivery = "Ferry-Delivery"
