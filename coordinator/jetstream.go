@@ -440,7 +440,7 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	r.Timing[StageEncode] = p.encode
 	workerStages(h, &r.Timing)
 	// Transport here includes waiting in the stream for a free worker.
-	r.Timing[StageTransport] = max(t0.Sub(p.sent)-r.Timing.Busy(), 1)
+	r.Timing[StageTransport] = max(t0.Sub(p.sent)-r.Timing.AtWorker(), 1)
 	r.Timing[StageDecode] = decode
 	q.Complete(p.t, r)
 }

@@ -44,7 +44,9 @@ const (
 	// HeaderStagesNs is "<decode> <compute> <encode>" in nanoseconds, in
 	// one header because every header line costs the coordinator about a
 	// microsecond to parse (nats.go's DecodeHeadersMsg); an exec worker
-	// adds " <pipe>" (AppendPipeStage), which earlier coordinators ignore.
+	// adds " <pipe>" (AppendPipeStage), and a worker that measured its
+	// queue adds " <pipe> <queue>" (AppendQueueStage, pipe 0 when not
+	// exec). Earlier coordinators ignore the fields they do not know.
 	HeaderStagesNs = "Ferry-Stages-Ns"
 
 	// The one-header-per-stage form of earlier workers; coordinators still

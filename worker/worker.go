@@ -68,7 +68,7 @@ type Event struct {
 	Failed int    // documents the workload failed on
 	Code   string // micro error code of the reply ("400", "413", "500"); "" = ok
 
-	Decode, Compute, Encode time.Duration
+	Queue, Decode, Compute, Encode time.Duration
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -82,6 +82,10 @@ type Worker struct {
 
 	nc    *nats.Conn
 	ready atomic.Pointer[nats.Conn] // set once the service is registered
+
+	smu      sync.Mutex     // guards stopping
+	stopping bool           // set on the way out: serve computes in place
+	running  sync.WaitGroup // batches serve handed to a goroutine of their own
 
 	mu     sync.Mutex // one batch at a time; guards the scratch below
 	b      proto.Batch
@@ -164,7 +168,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	subject := proto.WorkSubject(proto.WorkAddr(login, id))
-	handler := micro.HandlerFunc(w.handle)
+	defer w.stopHandoff() // on every return path, before the connection closes
+	handler := micro.HandlerFunc(w.serve)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
@@ -212,6 +217,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// drains the endpoint subscriptions); then flush and close.
 	stopJS()
 	<-jsDone
+	w.stopHandoff()
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -238,11 +244,60 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// handle serves one batch. Every failure is answered with a micro error
-// reply; nothing a client sends can crash the worker.
-func (w *Worker) handle(req micro.Request) {
+// serve is the micro handler of both batch endpoints. It stamps the
+// batch's arrival and computes it on a goroutine of its own, returning as
+// soon as that one holds the worker: so the next batch on the subscription
+// is received and stamped while this one computes (a coordinator keeps
+// inflight batches at each worker), and its wait is the queue stage
+// instead of an unmeasured stay in the NATS pending list. Once the worker
+// is stopping it computes in place, so draining the subscriptions waits
+// for every batch.
+//
+// With one P (OneCore) a batch that comes while a CPU-bound one computes is
+// read from the socket only when the scheduler next runs the reader: after
+// the compute or a preemption (about 10ms). That wait is not seen here and
+// stays in transport; a compute that sleeps or waits (sleep, exec) frees the P.
+func (w *Worker) serve(req micro.Request) {
+	arrived := time.Now()
+	w.smu.Lock()
+	if w.stopping {
+		w.smu.Unlock()
+		w.handle(req, arrived, nil)
+		return
+	}
+	w.running.Add(1)
+	w.smu.Unlock()
+	started := make(chan struct{})
+	hr := handOff(w.nc, req)
+	go func() { // owned: stopHandoff waits for it
+		defer w.running.Done()
+		w.handle(hr, arrived, started)
+	}()
+	<-started
+}
+
+// stopHandoff makes serve compute in place from now on and waits for the
+// batches it handed to goroutines: they are answered before the service
+// stops and the connection drains.
+func (w *Worker) stopHandoff() {
+	w.smu.Lock()
+	w.stopping = true
+	w.smu.Unlock()
+	w.running.Wait()
+}
+
+// handle serves one batch that arrived at the worker at arrived. Every
+// failure is answered with a micro error reply; nothing a client sends can
+// crash the worker. It closes started (when not nil) once it holds the
+// worker: the batch's queue ends there.
+func (w *Worker) handle(req micro.Request, arrived time.Time, started chan<- struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	begun := time.Now()
+	if started != nil {
+		close(started)
+	}
+	queue := max(begun.Sub(arrived), 0)
 	var ev Event
 	if obs := w.cfg.Observe; obs != nil {
 		obs(Event{Start: true})
@@ -309,13 +364,13 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	t3 := time.Now()
 	pipe := w.res.Out.Hop
-	h := w.replyHeader(t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
+	h := w.replyHeader(queue, t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
 	// The broker's limit is on headers and body together (HPUB).
 	if size, max := len(w.buf)+proto.HeaderSize(h), w.nc.MaxPayload(); int64(size) > max {
 		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", size, len(w.b.Docs), max))
 		return
 	}
-	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
+	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Queue: queue, Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
 	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
@@ -325,11 +380,12 @@ func (w *Worker) handle(req micro.Request) {
 // replyHeader fills the reply's headers: the stage timings in one header,
 // the worker's name, and the compression when the batch came compressed. The map is reused;
 // Respond encodes it before the next batch is handled.
-func (w *Worker) replyHeader(decode, compute, encode, pipe time.Duration, compress []string) micro.Headers {
+func (w *Worker) replyHeader(queue, decode, compute, encode, pipe time.Duration, compress []string) micro.Headers {
 	if w.header == nil {
 		w.header = micro.Headers{}
 	}
 	b := proto.AppendPipeStage(proto.AppendStages(w.stages[:0], decode, compute, encode), pipe)
+	b = proto.AppendQueueStage(b, pipe, queue)
 	w.stages = b
 	w.header[proto.HeaderStagesNs] = []string{string(b)}
 	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire
