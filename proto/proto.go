@@ -111,6 +111,19 @@ func HeaderSize(h map[string][]string) int {
 // broker's worker role may serve it and its coordinator role may send to it.
 const EchoSubject = WorkSubjectPrefix + ".echo"
 
+// CoordinatorEchoPrefix + "." + login is where the transport floor's echo
+// answers for a coordinator that brings no echo login of its own (ferry
+// coordinator against an external broker): the echo logs in with the
+// coordinator's own credentials, and a broker's coordinator role may serve
+// and send to its own login's echo subjects, and no one else's (see
+// broker.RoleCoordinator). Outside ferry.work, so a coordinator still
+// subscribes to no work subject.
+const CoordinatorEchoPrefix = "ferry.echo"
+
+// CoordinatorEchoSubject is the echo subject of the coordinator logged in as
+// login; spawners add a token of their own.
+func CoordinatorEchoSubject(login string) string { return CoordinatorEchoPrefix + "." + login }
+
 // A worker's address is <login>.<micro instance ID>: its batch subject is
 // WorkSubject(address), ferry.work.<login>.<id>, so a broker can let each
 // login read only its own workers' batches (see broker.RoleWorker). The
