@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// handedRequest is a batch request that serve handed to a goroutine of its
-// own. It answers on the connection directly: micro's request must not be
+// handedRequest is a batch request that serve queued for the computing
+// goroutine. It answers on the connection directly: micro's request must not be
 // used after its handler returns (micro reads its outcome then, for the
 // endpoint's stats), and the batch is answered later than that. The
 // endpoint's $SRV.STATS therefore count the hand-off, not the compute;

@@ -103,11 +103,11 @@ func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, jobs *jobCon
 		if !ok {
 			continue
 		}
-		d.arrived = time.Now() // held ahead while the batch before it computes: its queue
 		if ctx.Err() != nil { // it came as the worker stopped
 			w.handBack(js, d.m)
 			return
 		}
+		d.arrived = time.Now() // held ahead while the batch before it computes: its queue
 		beat := time.NewTicker(d.wait / 3)
 	hold:
 		for {
@@ -335,7 +335,7 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) error {
 	done := make(chan struct{})
 	go func() { // joined by vouch, unless the batch hangs: then the process exits under it
 		defer close(done)
-		w.handle(req, d.arrived, nil)
+		w.handle(req, d.arrived)
 	}()
 	if !vouch(m, done, d.wait/3, deadline) {
 		w.log.Error("batch still computing past its deadline: a hung document; handing it back and exiting", "subject", m.Subject(), "deadline", deadline)

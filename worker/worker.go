@@ -23,6 +23,7 @@ import (
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrParentGone is returned by Run when the parent process that started
@@ -83,9 +84,14 @@ type Worker struct {
 	nc    *nats.Conn
 	ready atomic.Pointer[nats.Conn] // set once the service is registered
 
-	smu      sync.Mutex     // guards stopping
-	stopping bool           // set on the way out: serve computes in place
-	running  sync.WaitGroup // batches serve handed to a goroutine of their own
+	// The batches serve received, stamped, waiting for the computing
+	// goroutine (owned by Run); room bounds their bytes.
+	queue    chan arrival
+	room     *semaphore.Weighted
+	roomSize int64
+	smu      sync.Mutex    // guards stopping and sends on queue
+	stopping bool          // set on the way out: queue is closed, serve computes in place
+	drained  chan struct{} // closed when the computing goroutine has answered the last queued batch
 
 	mu     sync.Mutex // one batch at a time; guards the scratch below
 	b      proto.Batch
@@ -168,7 +174,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	subject := proto.WorkSubject(proto.WorkAddr(login, id))
-	defer w.stopHandoff() // on every return path, before the connection closes
+	w.startQueue()
+	defer w.stopQueue() // on every return path, before the connection closes
 	handler := micro.HandlerFunc(w.serve)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
@@ -217,7 +224,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// drains the endpoint subscriptions); then flush and close.
 	stopJS()
 	<-jsDone
-	w.stopHandoff()
+	w.stopQueue()
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -244,60 +251,84 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
+// arrival is a batch serve received, and when.
+type arrival struct {
+	req  *handedRequest
+	at   time.Time
+	size int64 // what it holds of room
+}
+
+// queueLen is how many received batches may wait for the computing
+// goroutine: their waits are measured (the queue stage); more wait in the
+// NATS pending list, unmeasured, until there is room. A coordinator sends
+// one worker up to inflight batches: 2 by default, 16-64 for tiny ones.
+const queueLen = 16
+
+// startQueue starts the goroutine that computes the batches serve queues,
+// one at a time, in arrival order.
+func (w *Worker) startQueue() {
+	w.queue, w.drained = make(chan arrival, queueLen), make(chan struct{})
+	// The queued batches' bytes are bounded like the pending list's, so a
+	// flood holds at most twice PendingBytes.
+	w.roomSize = int64(w.cfg.PendingBytes)
+	w.room = semaphore.NewWeighted(w.roomSize)
+	go func() { // owned: stopQueue waits for it
+		defer close(w.drained)
+		for a := range w.queue {
+			w.handle(a.req, a.at)
+			w.room.Release(a.size)
+		}
+	}()
+}
+
+// stopQueue makes serve compute in place from now on, and waits until the
+// batches already queued are answered: before the service stops and the
+// connection drains.
+func (w *Worker) stopQueue() {
+	w.smu.Lock()
+	if !w.stopping {
+		w.stopping = true
+		close(w.queue)
+	}
+	w.smu.Unlock()
+	<-w.drained
+}
+
 // serve is the micro handler of both batch endpoints. It stamps the
-// batch's arrival and computes it on a goroutine of its own, returning as
-// soon as that one holds the worker: so the next batch on the subscription
-// is received and stamped while this one computes (a coordinator keeps
-// inflight batches at each worker), and its wait is the queue stage
-// instead of an unmeasured stay in the NATS pending list. Once the worker
-// is stopping it computes in place, so draining the subscriptions waits
-// for every batch.
+// batch's arrival and queues it for the computing goroutine, returning at
+// once: so the next batch on the subscription is received and stamped
+// while this one computes (a coordinator keeps inflight batches at each
+// worker), and its wait is the queue stage instead of an unmeasured stay in
+// the NATS pending list. Once the worker is stopping it computes in place,
+// so draining the subscriptions waits for every batch.
 //
 // With one P (OneCore) a batch that comes while a CPU-bound one computes is
 // read from the socket only when the scheduler next runs the reader: after
 // the compute or a preemption (about 10ms). That wait is not seen here and
 // stays in transport; a compute that sleeps or waits (sleep, exec) frees the P.
 func (w *Worker) serve(req micro.Request) {
-	arrived := time.Now()
+	at := time.Now()
 	w.smu.Lock()
 	if w.stopping {
 		w.smu.Unlock()
-		w.handle(req, arrived, nil)
+		w.handle(req, at)
 		return
 	}
-	w.running.Add(1)
-	w.smu.Unlock()
-	started := make(chan struct{})
-	hr := handOff(w.nc, req)
-	go func() { // owned: stopHandoff waits for it
-		defer w.running.Done()
-		w.handle(hr, arrived, started)
-	}()
-	<-started
+	// Held while waiting for room: the computing goroutine makes it, and
+	// stopQueue waits for the send.
+	defer w.smu.Unlock()
+	size := min(int64(len(req.Data())), w.roomSize)
+	_ = w.room.Acquire(context.Background(), size) // never fails without a deadline
+	w.queue <- arrival{req: handOff(w.nc, req), at: at, size: size}
 }
 
-// stopHandoff makes serve compute in place from now on and waits for the
-// batches it handed to goroutines: they are answered before the service
-// stops and the connection drains.
-func (w *Worker) stopHandoff() {
-	w.smu.Lock()
-	w.stopping = true
-	w.smu.Unlock()
-	w.running.Wait()
-}
-
-// handle serves one batch that arrived at the worker at arrived. Every
-// failure is answered with a micro error reply; nothing a client sends can
-// crash the worker. It closes started (when not nil) once it holds the
-// worker: the batch's queue ends there.
-func (w *Worker) handle(req micro.Request, arrived time.Time, started chan<- struct{}) {
+// handle serves one batch that arrived at the worker at arrived; its queue
+// stage ends when it holds the worker. Every failure is answered with a
+// micro error reply; nothing a client sends can crash the worker.
+func (w *Worker) handle(req micro.Request, arrived time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	begun := time.Now()
-	if started != nil {
-		close(started)
-	}
-	queue := max(begun.Sub(arrived), 0)
+	queue := max(time.Since(arrived), 0)
 	var ev Event
 	if obs := w.cfg.Observe; obs != nil {
 		obs(Event{Start: true})
