@@ -178,6 +178,7 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result
 	r.Res, r.Worker, r.BytesOut, r.BytesIn = res, l.worker, len(buf), len(m.Data)
 	r.Timing[StageEncode] = t1.Sub(t0)
 	workerStages(m.Header, &r.Timing)
+	r.Timing.boundQueue(t2.Sub(t1))
 	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.AtWorker(), 1)
 	r.Timing[StageDecode] = t3.Sub(t2)
 	return r, nil

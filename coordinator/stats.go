@@ -45,6 +45,13 @@ func (t *Timing) Busy() time.Duration {
 // (queue) and busy. The round trip minus it is transport.
 func (t *Timing) AtWorker() time.Duration { return t[StageQueue] + t.Busy() }
 
+// boundQueue caps the worker's queue stage at the round trip it is part
+// of: it comes from the worker's header, and no batch waits longer than it
+// took.
+func (t *Timing) boundQueue(roundTrip time.Duration) {
+	t[StageQueue] = min(t[StageQueue], max(roundTrip, 0))
+}
+
 // setCompute records a workload's time, the part spent on an exec pipe
 // (workload.Output.Hop) apart.
 func (t *Timing) setCompute(total, pipe time.Duration) {
