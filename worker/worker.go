@@ -39,8 +39,9 @@ type Config struct {
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
 	// PendingLimit bounds the batches queued at each of this worker's batch
-	// subscriptions; 0 = 64 (proto.MaxInFlight), the most in flight a coordinator sends one
-	// worker. Beyond the limit NATS drops messages (logged as a slow
+	// subscriptions, behind the up to 16 received and stamped ones waiting
+	// to be computed (queueLen); 0 = 64 (proto.MaxInFlight), the most in
+	// flight a coordinator sends one worker. Beyond the limit NATS drops messages (logged as a slow
 	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
 	// PendingBytes bounds the bytes queued at each batch subscription, so a
