@@ -48,7 +48,10 @@ const (
 	// subscribe to work subjects, so it cannot pose as a worker, nor publish
 	// to anyone's inbox. For dispatch=jetstream it may also publish batches
 	// (ferry.batch.>) and manage ferry's two streams and their consumers, no
-	// other stream.
+	// other stream. For the transport floor it may send to and serve its
+	// own echo subjects (ferry.echo.<login>.>, none of another login's) and
+	// answer, once each within a minute, what it receives: the coordinator's
+	// echo process logs in with its credentials.
 	RoleCoordinator Role = "coordinator"
 	// RoleAdmin has no restrictions: for operators' tools (nats micro ls).
 	RoleAdmin Role = "admin"
@@ -150,9 +153,13 @@ func (u User) permissions() *server.Permissions {
 		for _, stream := range []string{proto.BatchStream, proto.ResultStream} {
 			allow = append(allow, "$JS.API.STREAM.*."+stream, "$JS.API.STREAM.MSG.GET."+stream, "$JS.API.CONSUMER.*."+stream+".>")
 		}
+		echo := proto.CoordinatorEchoSubject(login) + ".>"
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: allow},
-			Subscribe: &server.SubjectPermission{Allow: []string{proto.InboxPrefix(login) + ".>"}},
+			Publish:   &server.SubjectPermission{Allow: append(allow, echo)},
+			Subscribe: &server.SubjectPermission{Allow: []string{proto.InboxPrefix(login) + ".>", echo}},
+			// The echo's answers: only to the reply subject of a message it
+			// was delivered, which only its own login sends it.
+			Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 		}
 	}
 	return nil

@@ -69,6 +69,15 @@ var stolenRows = []stolenRow{
 	{"coordinator answers discovery", "c1", "sub", "$SRV.INFO.ferry-worker", mayNot},
 	{"coordinator forges a reply", "c1", "pub", "_INBOX.c2.to.w1.x.0", mayNot},
 	{"coordinator publishes a result", "c1", "pub", "ferry.result.J.0-1", mayNot},
+	// Its echo (the transport floor) logs in as it, on its own echo subjects.
+	{"coordinator serves its own echo", "c1", "sub", "ferry.echo.c1.>", may},
+	{"coordinator sends to its own echo", "c1", "pub", "ferry.echo.c1.x", may},
+	{"coordinator serves another coordinator's echo", "c1", "sub", "ferry.echo.c2.>", mayNot},
+	{"coordinator serves every echo", "c1", "sub", "ferry.echo.>", mayNot},
+	{"coordinator sends to another coordinator's echo", "c1", "pub", "ferry.echo.c2.x", mayNot},
+	{"coordinator answers what it was not sent", "c1", "pub", "_INBOX.c2.x", mayNot},
+	{"worker serves a coordinator's echo", "w1", "sub", "ferry.echo.c1.>", mayNot},
+	{"worker sends to a coordinator's echo", "w1", "pub", "ferry.echo.c1.x", mayNot},
 	{"coordinator purges ferry's streams", "c1", "pub", "$JS.API.STREAM.PURGE.FERRY_RESULTS", may},
 	{"coordinator reads any job's stored results", "c1", "pub", "$JS.API.DIRECT.GET.FERRY_RESULTS.ferry.result.J.0-1", may},
 	{"coordinator touches another stream", "c1", "pub", "$JS.API.STREAM.DELETE.ORDERS", mayNot},
@@ -138,6 +147,28 @@ func TestStolenCredentials(t *testing.T) {
 			}
 		})
 	}
+
+	// The floor's echo logs in as the coordinator: it serves the
+	// coordinator's echo subject and answers each request once, to the
+	// coordinator's own inbox.
+	t.Run("coordinator's echo answers it", func(t *testing.T) {
+		echo := mustDial(t, b.URL(), login("c1"))
+		if _, err := echo.Subscribe("ferry.echo.c1.e", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := echo.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		c, err := natsconn.Connect(b.URL(), "c1", login("c1"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		m, err := c.Request("ferry.echo.c1.e", []byte("ping"), 10*time.Second)
+		if err != nil || string(m.Data) != "ping" {
+			t.Fatalf("echo request: %v %v", m, err)
+		}
+	})
 
 	// A worker acks the jetstream batches delivered to it: acks travel as
 	// replies to the delivery, the only way a worker may publish to $JS.ACK.

@@ -115,15 +115,16 @@ func (a *autoBatch) Observe(docs, bytes int, tm Timing, waited time.Duration) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	// The transport stage includes the wait in the worker's queue behind
-	// the batch it is computing (pipelining), which costs no throughput;
-	// the least transport seen is the hop itself.
+	// The wait in the worker's queue behind the batch it is computing
+	// (pipelining) costs no throughput, and from a worker that does not
+	// send it the transport stage includes it: the least transport seen is
+	// the hop itself.
 	if hop := tm[StageTransport]; hop > 0 && (a.hop == 0 || hop < a.hop) {
 		a.hop = hop
 	}
 	over := a.hop + waited
 	for s := range NumStages {
-		if s != StageCompute && s != StageTransport {
+		if s != StageCompute && s != StageTransport && s != StageQueue {
 			over += tm[s]
 		}
 	}

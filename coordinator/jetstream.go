@@ -439,8 +439,9 @@ func (j *JetStream) onResult(q *Queue, m jetstream.Msg) {
 	r := Result{Res: res, Worker: h.Get(proto.HeaderWorker), BytesOut: p.bytes, BytesIn: len(m.Data())}
 	r.Timing[StageEncode] = p.encode
 	workerStages(h, &r.Timing)
+	r.Timing.boundQueue(t0.Sub(p.sent))
 	// Transport here includes waiting in the stream for a free worker.
-	r.Timing[StageTransport] = max(t0.Sub(p.sent)-r.Timing.Busy(), 1)
+	r.Timing[StageTransport] = max(t0.Sub(p.sent)-r.Timing.AtWorker(), 1)
 	r.Timing[StageDecode] = decode
 	q.Complete(p.t, r)
 }

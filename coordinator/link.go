@@ -178,7 +178,8 @@ func (l *Link) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result
 	r.Res, r.Worker, r.BytesOut, r.BytesIn = res, l.worker, len(buf), len(m.Data)
 	r.Timing[StageEncode] = t1.Sub(t0)
 	workerStages(m.Header, &r.Timing)
-	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.Busy(), 1)
+	r.Timing.boundQueue(t2.Sub(t1))
+	r.Timing[StageTransport] = max(t2.Sub(t1)-r.Timing.AtWorker(), 1)
 	r.Timing[StageDecode] = t3.Sub(t2)
 	return r, nil
 }
@@ -231,6 +232,7 @@ func workerStages(h nats.Header, t *Timing) {
 	}
 	t[StageWorkerDecode], t[StageCompute], t[StageWorkerEncode] = proto.ParseStages(v)
 	t[StagePipe] = proto.ParsePipeStage(v)
+	t[StageQueue] = proto.ParseQueueStage(v)
 }
 
 func headerDur(h nats.Header, key string) time.Duration {

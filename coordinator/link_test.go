@@ -217,3 +217,40 @@ func TestLinkDropsForgedReplies(t *testing.T) {
 		}
 	}
 }
+
+// A worker's stage header is untrusted: a queue stage longer than the
+// round trip it is part of is cut to the round trip, and transport stays
+// positive.
+func TestLinkBoundsAHostileQueueStage(t *testing.T) {
+	_, url := natstest.NewServer(t)
+	nc := natstest.Connect(t, url)
+	codec := packedCodec(t)
+	fake := natstest.Connect(t, url)
+	_, err := fake.Subscribe(proto.WorkSubject("_.liar"), func(m *nats.Msg) {
+		var b proto.Batch
+		if err := codec.DecodeBatch(m.Data, &b); err != nil {
+			t.Error(err)
+			return
+		}
+		data, _ := codec.AppendResult(nil, &proto.Result{BatchID: b.ID, Attempt: b.Attempt, Token: b.Token, Out: workload.Output{Stride: 1, Data: []byte("R")}})
+		reply := &nats.Msg{Subject: m.Reply, Data: data, Header: nats.Header{}}
+		reply.Header.Set(proto.HeaderStagesNs, "1 2 3 0 9000000000000000000") // a queue of 285 years
+		_ = fake.PublishMsg(reply)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Flush()
+	l := link(t, nc, codec, "_.liar")
+	start := time.Now()
+	r, err := l.RoundTrip(context.Background(), &proto.Batch{ID: 1, Attempt: 1, Workload: "noop", Docs: []string{"d"}}, nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, rt := r.Timing[StageQueue], time.Since(start); q <= 0 || q > rt {
+		t.Errorf("queue stage %v, want it cut to the round trip (at most %v)", q, rt)
+	}
+	if r.Timing[StageTransport] <= 0 {
+		t.Errorf("transport %v, want positive", r.Timing[StageTransport])
+	}
+}

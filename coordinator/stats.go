@@ -7,23 +7,29 @@ import (
 )
 
 // Stage is one step of a batch's life. In-process modes measure only the
-// stages they have; processes measures six, each side with its own
+// stages they have; processes measures seven, each side with its own
 // monotonic clock, so no clock skew enters the split, and the pipe too
 // when the workload is exec.
 type Stage int
 
 const (
 	StageEncode       Stage = iota // coordinator encodes the batch
-	StageTransport                 // round trip minus the worker's own time: NATS hops and queueing
+	StageTransport                 // round trip minus the worker's own time (queue included): the NATS hops
 	StageWorkerDecode              // worker decodes the batch
 	StageCompute                   // the workload itself
 	StageWorkerEncode              // worker encodes the result
 	StageDecode                    // coordinator decodes the result
 	StagePipe                      // an exec workload's frames to its program and back, out of compute (exec only)
+	// StageQueue is the time a batch waited in its worker, from arrival to
+	// the start of its decode, behind the batch computed before it (inflight
+	// > 1 pipelines batches): the worker's own clock, 0 from workers that
+	// do not send it. It is the last stage so earlier indexes keep their
+	// meaning.
+	StageQueue
 	NumStages
 )
 
-var stageNames = [NumStages]string{"encode", "transport", "worker_decode", "compute", "worker_encode", "decode", "pipe"}
+var stageNames = [NumStages]string{"encode", "transport", "worker_decode", "compute", "worker_encode", "decode", "pipe", "queue"}
 
 func (s Stage) String() string { return stageNames[s] }
 
@@ -33,6 +39,17 @@ type Timing [NumStages]time.Duration
 // Busy is the time the computing side spent on the batch.
 func (t *Timing) Busy() time.Duration {
 	return t[StageWorkerDecode] + t[StagePipe] + t[StageCompute] + t[StageWorkerEncode]
+}
+
+// AtWorker is the time the batch spent in its worker: waiting there
+// (queue) and busy. The round trip minus it is transport.
+func (t *Timing) AtWorker() time.Duration { return t[StageQueue] + t.Busy() }
+
+// boundQueue caps the worker's queue stage at the round trip it is part
+// of: it comes from the worker's header, and no batch waits longer than it
+// took.
+func (t *Timing) boundQueue(roundTrip time.Duration) {
+	t[StageQueue] = min(t[StageQueue], max(roundTrip, 0))
 }
 
 // setCompute records a workload's time, the part spent on an exec pipe
@@ -127,12 +144,16 @@ func (s *Stats) BusyMean() float64 {
 	return sum / float64(len(s.Busy))
 }
 
-// Overhead is the share of the mean per-batch time (all measured stages)
-// not spent computing; 0 when only compute was measured.
+// Overhead is the share of the mean per-batch time (all measured stages
+// but queue) not spent computing; 0 when only compute was measured.
+// Queueing is left out: a batch waiting in its worker behind the one being
+// computed (pipelining) costs no throughput, the worker is busy meanwhile.
 func (s *Stats) Overhead() float64 {
 	var total time.Duration
 	for st := range NumStages {
-		total += s.Stages[st].Mean
+		if st != StageQueue {
+			total += s.Stages[st].Mean
+		}
 	}
 	if total <= 0 {
 		return 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/internal/spawn"
+	"github.com/ferrylab/ferry/proto"
 	"github.com/nats-io/nats.go"
 )
 
@@ -178,7 +179,7 @@ func (f *Fleet) startOnProcs(ctx context.Context, cfg Config, creds credentials)
 		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = startEcho(ctx, cfg.Exe, ChildEnv(f.procs.urls[0], creds.shared()), cfg.Logger); err != nil {
+		if f.echo, err = startEcho(ctx, cfg.Exe, proto.EchoSubject, ChildEnv(f.procs.urls[0], creds.shared()), cfg.Logger); err != nil {
 			return err
 		}
 	}

@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 		f.workers = append(f.workers, p)
 	}
 	if cfg.Echo {
-		if f.echo, err = startEcho(ctx, cfg.Exe, ChildEnv(f.broker.URL(), creds.echo), cfg.Logger); err != nil {
+		if f.echo, err = startEcho(ctx, cfg.Exe, proto.EchoSubject, ChildEnv(f.broker.URL(), creds.echo), cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -257,12 +257,19 @@ type Echo struct {
 // and as whom: a login with a worker's rights named "echo", as the subject,
 // ferry.work.echo.<random>, is under that login's work subjects.
 func StartEcho(ctx context.Context, env []string, log *slog.Logger) (*Echo, error) {
-	return startEcho(ctx, "", env, log)
+	return startEcho(ctx, "", proto.EchoSubject, env, log)
 }
 
-// startEcho is StartEcho running exe ("" = this executable).
-func startEcho(ctx context.Context, exe string, env []string, log *slog.Logger) (*Echo, error) {
-	subject := proto.EchoSubject + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+// StartEchoUnder is StartEcho answering on a subject under prefix, one its
+// login may serve: proto.CoordinatorEchoSubject(login) for an echo that logs
+// in as a coordinator of an external broker.
+func StartEchoUnder(ctx context.Context, prefix string, env []string, log *slog.Logger) (*Echo, error) {
+	return startEcho(ctx, "", prefix, env, log)
+}
+
+// startEcho is StartEcho running exe ("" = this executable) under prefix.
+func startEcho(ctx context.Context, exe, prefix string, env []string, log *slog.Logger) (*Echo, error) {
+	subject := prefix + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
 	p, err := spawn.Start(ctx, spawn.Config{
 		Exe:    exe,
 		Args:   []string{"echo", "--subject", subject, "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())},

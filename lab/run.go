@@ -55,8 +55,9 @@ type Config struct {
 	// fleet (Fleet: embedded broker, Job.Workers worker processes, the
 	// echo). With NATSURL set, workers are already attached to that broker
 	// (ferry coordinator): Run connects as Auth, waits for ExpectWorkers of
-	// them, and measures the floor only when Auth is anonymous (its echo
-	// must subscribe, which a broker's coordinator role does not allow).
+	// them, and measures the floor with an echo that logs in as Auth and
+	// answers on this login's echo subject (proto.CoordinatorEchoSubject),
+	// which a broker's coordinator role may serve.
 	Fleet         fleet.Config
 	NATSURL       string
 	Auth          natsconn.Auth
@@ -247,7 +248,7 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 }
 
 // attachRemote connects to the broker of cfg.NATSURL, serves metrics, and
-// starts the floor's echo when the connection is anonymous.
+// starts the floor's echo with the coordinator's own credentials.
 func (e *runEnv) attachRemote(ctx context.Context) (stop func(), err error) {
 	cfg := e.cfg
 	nc, err := natsconn.Connect(cfg.NATSURL, "ferry-coordinator", cfg.Auth, e.log)
@@ -275,11 +276,15 @@ func (e *runEnv) attachRemote(ctx context.Context) (stop func(), err error) {
 		stops = append(stops, func() { srv.Close() })
 		e.log.Info("metrics", "addr", srv.Addr().String())
 	}
-	if a := cfg.Auth; a.User != "" || a.Token != "" || a.NKeySeed != "" || a.CredsFile != "" {
-		e.log.Info("no transport floor: its echo needs an anonymous connection to the broker")
+	// The echo logs in as this coordinator and answers under its login's
+	// echo subject, which the broker's coordinator role may serve and send
+	// to (broker.RoleCoordinator), so the floor needs no login of its own.
+	login, err := natsconn.Login(cfg.NATSURL, cfg.Auth)
+	if err != nil {
+		e.log.Warn("no transport floor", "err", err)
 		return stop, nil
 	}
-	echo, err := fleet.StartEcho(ctx, fleet.ChildEnv(cfg.NATSURL, cfg.Auth), e.log)
+	echo, err := fleet.StartEchoUnder(ctx, proto.CoordinatorEchoSubject(login), fleet.ChildEnv(cfg.NATSURL, cfg.Auth), e.log)
 	if err != nil {
 		e.log.Warn("no transport floor", "err", err)
 		return stop, nil

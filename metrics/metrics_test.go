@@ -13,6 +13,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/internal/natstest"
+	"github.com/ferrylab/ferry/internal/poll"
 	poisonwl "github.com/ferrylab/ferry/internal/poison"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/worker"
@@ -90,6 +91,24 @@ func TestJobThroughRealWorkerCountsEveryDocument(t *testing.T) {
 		t.Fatalf("run: err = %v, want ErrDocsFailed for the poisoned document", err)
 	}
 
+	// The worker observes a batch after answering it: wait for the last
+	// observation (all of it: batches, docs, stages) before reading.
+	poll.WaitFor(t, 10*time.Second, "the worker to observe every batch", func() bool {
+		fams, err := wm.Registry.Gather()
+		if err != nil {
+			return false
+		}
+		for _, f := range fams {
+			if f.GetName() == "ferry_worker_stage_seconds" {
+				for _, m := range f.GetMetric() {
+					if m.GetLabel()[0].GetValue() == "encode" {
+						return m.GetHistogram().GetSampleCount() == uint64(st.Batches)
+					}
+				}
+			}
+		}
+		return false
+	})
 	for _, c := range []struct {
 		name      string
 		got, want float64

@@ -142,3 +142,31 @@ func ParsePipeStage(v string) time.Duration {
 	}
 	return time.Duration(n)
 }
+
+// AppendQueueStage appends the fifth field of a HeaderStagesNs value, the
+// time the batch waited in the worker from its arrival to the start of its
+// decode, after the fourth (pipe), which it writes as 0 when
+// AppendPipeStage wrote none. Nothing is appended for 0.
+func AppendQueueStage(b []byte, pipe, queue time.Duration) []byte {
+	if queue <= 0 {
+		return b
+	}
+	if pipe <= 0 {
+		b = append(b, " 0"...)
+	}
+	return strconv.AppendInt(append(b, ' '), int64(queue), 10)
+}
+
+// ParseQueueStage reads the fifth field of a HeaderStagesNs value; 0 when
+// it is absent or bad (a worker from before the queue stage sends 3 or 4).
+func ParseQueueStage(v string) time.Duration {
+	f := strings.Fields(v)
+	if len(f) < 5 {
+		return 0
+	}
+	n, err := strconv.ParseInt(f[4], 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n)
+}

@@ -142,3 +142,37 @@ func FuzzDecodeExecReply(f *testing.F) {
 		}
 	})
 }
+
+func TestQueueStageIsAFifthField(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		pipe, queue time.Duration
+		want        string
+	}{
+		{"queue, no pipe", 0, 9, "1 2 3 0 9"},
+		{"queue and pipe", 4, 9, "1 2 3 4 9"},
+		{"pipe alone", 4, 0, "1 2 3 4"},
+		{"neither", 0, 0, "1 2 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := string(AppendQueueStage(AppendPipeStage(AppendStages(nil, 1, 2, 3), tc.pipe), tc.pipe, tc.queue))
+			if v != tc.want {
+				t.Fatalf("stages = %q, want %q", v, tc.want)
+			}
+			if d, c, e := ParseStages(v); d != 1 || c != 2 || e != 3 { // what earlier coordinators read
+				t.Errorf("ParseStages = %v %v %v", d, c, e)
+			}
+			if got := ParsePipeStage(v); got != tc.pipe {
+				t.Errorf("pipe = %v, want %v", got, tc.pipe)
+			}
+			if got := ParseQueueStage(v); got != tc.queue {
+				t.Errorf("queue = %v, want %v", got, tc.queue)
+			}
+		})
+	}
+	for _, v := range []string{"1 2 3", "1 2 3 4", "1 2 3 4 x", "1 2 3 4 -5", ""} {
+		if q := ParseQueueStage(v); q != 0 {
+			t.Errorf("ParseQueueStage(%q) = %v, want 0", v, q)
+		}
+	}
+}

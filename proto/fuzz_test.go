@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -138,6 +139,24 @@ func FuzzCheck(f *testing.F) {
 		}
 		if rd.Len() != 0 {
 			t.Fatalf("accepted, but msgpack leaves %d bytes after one value", rd.Len())
+		}
+	})
+}
+
+// FuzzParseStages: a worker's Ferry-Stages-Ns header is untrusted; every
+// field reads as a non-negative duration or zero, never a panic.
+func FuzzParseStages(f *testing.F) {
+	f.Add("1 2 3")
+	f.Add("1 2 3 4")
+	f.Add("1 2 3 0 9")
+	f.Add("-1 x 3  4 99999999999999999999")
+	f.Fuzz(func(t *testing.T, v string) {
+		d, c, e := ParseStages(v)
+		p, q := ParsePipeStage(v), ParseQueueStage(v)
+		for i, x := range []time.Duration{d, c, e, p, q} {
+			if x < 0 {
+				t.Fatalf("field %d of %q = %v, below zero", i, v, x)
+			}
 		}
 	})
 }

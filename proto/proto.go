@@ -44,7 +44,9 @@ const (
 	// HeaderStagesNs is "<decode> <compute> <encode>" in nanoseconds, in
 	// one header because every header line costs the coordinator about a
 	// microsecond to parse (nats.go's DecodeHeadersMsg); an exec worker
-	// adds " <pipe>" (AppendPipeStage), which earlier coordinators ignore.
+	// adds " <pipe>" (AppendPipeStage), and a worker that measured its
+	// queue adds " <pipe> <queue>" (AppendQueueStage, pipe 0 when not
+	// exec). Earlier coordinators ignore the fields they do not know.
 	HeaderStagesNs = "Ferry-Stages-Ns"
 
 	// The one-header-per-stage form of earlier workers; coordinators still
@@ -108,6 +110,19 @@ func HeaderSize(h map[string][]string) int {
 // spawners add a token of their own. It is under ferry.work so that a
 // broker's worker role may serve it and its coordinator role may send to it.
 const EchoSubject = WorkSubjectPrefix + ".echo"
+
+// CoordinatorEchoPrefix + "." + login is where the transport floor's echo
+// answers for a coordinator that brings no echo login of its own (ferry
+// coordinator against an external broker): the echo logs in with the
+// coordinator's own credentials, and a broker's coordinator role may serve
+// and send to its own login's echo subjects, and no one else's (see
+// broker.RoleCoordinator). Outside ferry.work, so a coordinator still
+// subscribes to no work subject.
+const CoordinatorEchoPrefix = "ferry.echo"
+
+// CoordinatorEchoSubject is the echo subject of the coordinator logged in as
+// login; spawners add a token of their own.
+func CoordinatorEchoSubject(login string) string { return CoordinatorEchoPrefix + "." + login }
 
 // A worker's address is <login>.<micro instance ID>: its batch subject is
 // WorkSubject(address), ferry.work.<login>.<id>, so a broker can let each

@@ -418,12 +418,13 @@ func overheadChart(s string, be sweep.BreakEven, level float64) chart {
 	return c
 }
 
-var splitColors = []string{"#ff7f0e", "#9467bd", "#17becf", "#2ca02c"}
-var splitNames = []string{"encode", "transport + queue", "decode", "compute"}
+var splitColors = []string{"#ff7f0e", "#9467bd", "#c5b0d5", "#17becf", "#2ca02c"}
+var splitNames = []string{"encode", "transport", "queue", "decode", "compute"}
 
 // splitChart: per batch size, processes' per-batch time split into encode
-// (both sides), transport and queueing, decode (both sides) and compute, as
-// shares of the whole.
+// (both sides), transport, the wait in the worker behind a pipelined batch
+// (queue; 0 from records before it was measured, when transport holds it),
+// decode (both sides) and compute, as shares of the whole.
 func splitChart(s string, w int, all []sweep.Summary) (chart, bool) {
 	c := newChart("Per-batch time split (processes)", "batch size (documents)", "share of the per-batch time")
 	c.Caption = fmt.Sprintf("%s, %d workers: medians of each stage's mean; encode = coordinator + worker encode, decode = worker + coordinator decode", s, w)
@@ -440,7 +441,7 @@ func splitChart(s string, w int, all []sweep.Summary) (chart, bool) {
 	y := c.yAxis(0, 1)
 	slot := c.PW / float64(len(pts))
 	for i, p := range pts {
-		parts := []float64{p.EncodeUs + p.WorkerEncodeUs, p.TransportUs, p.WorkerDecodeUs + p.DecodeUs, p.ComputeUs}
+		parts := []float64{p.EncodeUs + p.WorkerEncodeUs, p.TransportUs, p.QueueUs, p.WorkerDecodeUs + p.DecodeUs, p.ComputeUs}
 		total := 0.0
 		for _, v := range parts {
 			total += v

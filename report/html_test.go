@@ -40,6 +40,7 @@ func syntheticSweep() *SweepReport {
 					r.BatchUs = float64(w) * bb / r.DocsPerS * 1e6
 					if mode == "processes" {
 						r.EncodeUs, r.TransportUs, r.WorkerDecodeUs, r.WorkerEncodeUs, r.DecodeUs = 20, a-60, 20, 10, 10
+						r.QueueUs = c * bb / 2 // waiting behind the batch before
 						r.Overhead = a / (a + c*bb)
 					}
 					recs = append(recs, r)
@@ -63,7 +64,7 @@ func TestWriteHTMLHasEveryChartAndTheManifest(t *testing.T) {
 	for _, want := range []string{
 		"Throughput vs batch size", "Process overhead vs batch size", "Per-batch time split (processes)", "Scaling vs workers",
 		"break-even: predicted", "Run manifest", "GOMAXPROCS", "cgroup CPU quota", "nats-server", "CPU model",
-		"<svg", "<polyline", "transport &#43; queue",
+		"<svg", "<polyline", "batch 64, transport: ", "batch 64, queue: ",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

@@ -26,6 +26,7 @@ func sample() *Report {
 	for st, us := range []time.Duration{40, 300, 20, 190_000, 30, 60} {
 		procs.Stages[st] = coordinator.Quantiles{P50: us * time.Microsecond, P99: 2 * us * time.Microsecond, Mean: us * time.Microsecond, N: 10}
 	}
+	procs.Stages[coordinator.StageQueue] = coordinator.Quantiles{P50: 90_000 * time.Microsecond, P99: 180_000 * time.Microsecond, Mean: 95_000 * time.Microsecond, N: 10}
 	m := machine.Info{GoVersion: "go1.26.8", GOOS: "linux", GOARCH: "amd64", NumCPU: 2, GOMAXPROCS: 2, NATSServer: "2.15.2"}
 	r := New(m, map[string]any{"batch_size": 100, "workload": "embed"}, []*coordinator.Stats{serial, procs, nil}, []error{nil, nil, errors.New("gil: interrupted")})
 	r.Floor = []FloorPoint{

@@ -69,6 +69,9 @@ func WriteText(w io.Writer, r *Report) error {
 					continue
 				}
 				fmt.Fprintf(tw, "%.0f / %.0f\t", s.P50us, s.P99us)
+				if st == coordinator.StageQueue {
+					continue // waiting behind a pipelined batch costs no throughput: not overhead
+				}
 				total += s.MeanUs
 				if st == coordinator.StageCompute {
 					compute = s.MeanUs
@@ -183,15 +186,24 @@ func (r *Report) Verdict() string {
 	return "identical results across modes: yes"
 }
 
-// splitStages are the stages the split table shows: every one, but the
-// exec pipe only when some mode measured it.
+// splitStages are the stages the split table shows, in a batch's order:
+// every one, but the exec pipe and the worker's queue only when some mode
+// measured them (the queue right after transport, where it used to be).
 func splitStages(modes []Mode) []coordinator.Stage {
+	measured := func(st coordinator.Stage) bool {
+		return slices.ContainsFunc(modes, func(m Mode) bool { _, ok := m.Stages[st.String()]; return ok })
+	}
 	var out []coordinator.Stage
 	for st := range coordinator.NumStages {
-		if st == coordinator.StagePipe && !slices.ContainsFunc(modes, func(m Mode) bool { _, ok := m.Stages[st.String()]; return ok }) {
-			continue
+		switch {
+		case (st == coordinator.StagePipe || st == coordinator.StageQueue) && !measured(st):
+		case st == coordinator.StageQueue: // placed after transport
+		default:
+			out = append(out, st)
+			if st == coordinator.StageTransport && measured(coordinator.StageQueue) {
+				out = append(out, coordinator.StageQueue)
+			}
 		}
-		out = append(out, st)
 	}
 	return out
 }

@@ -90,8 +90,9 @@ func (w *Worker) consumeJetStream(ctx context.Context, nc *nats.Conn) error {
 // delivery is a batch message and the AckWait of the job's consumer it
 // came from, which paces the heartbeats.
 type delivery struct {
-	m    jetstream.Msg
-	wait time.Duration
+	m       jetstream.Msg
+	wait    time.Duration
+	arrived time.Time // when it was pulled: its queue stage starts there
 }
 
 // fetch pulls one batch at a time and holds it, heartbeating, until the
@@ -106,6 +107,7 @@ func (w *Worker) fetch(ctx context.Context, js jetstream.JetStream, jobs *jobCon
 			w.handBack(js, d.m)
 			return
 		}
+		d.arrived = time.Now() // held ahead while the batch before it computes: its queue
 		beat := time.NewTicker(d.wait / 3)
 	hold:
 		for {
@@ -333,7 +335,7 @@ func (w *Worker) handleJetStream(js jetstream.JetStream, d delivery) error {
 	done := make(chan struct{})
 	go func() { // joined by vouch, unless the batch hangs: then the process exits under it
 		defer close(done)
-		w.handle(req)
+		w.handle(req, d.arrived)
 	}()
 	if !vouch(m, done, d.wait/3, deadline) {
 		w.log.Error("batch still computing past its deadline: a hung document; handing it back and exiting", "subject", m.Subject(), "deadline", deadline)

@@ -86,14 +86,15 @@ func TestWorkerServesAndReportsTimings(t *testing.T) {
 	if reply.Header.Get(proto.HeaderWorker) == "" {
 		t.Errorf("reply lacks header %s", proto.HeaderWorker)
 	}
-	// decode, compute and encode nanoseconds, in one header
+	// decode, compute, encode, pipe (0: not exec) and queue nanoseconds,
+	// in one header
 	stages := strings.Fields(reply.Header.Get(proto.HeaderStagesNs))
-	if len(stages) != 3 {
-		t.Fatalf("reply header %s = %q, want three durations", proto.HeaderStagesNs, reply.Header.Get(proto.HeaderStagesNs))
+	if len(stages) != 5 || stages[3] != "0" {
+		t.Fatalf("reply header %s = %q, want five durations, the pipe 0", proto.HeaderStagesNs, reply.Header.Get(proto.HeaderStagesNs))
 	}
 	for i, f := range stages {
-		if ns, err := strconv.ParseInt(f, 10, 64); err != nil || ns < 0 || (i == 1 && ns == 0) {
-			t.Errorf("stage %d = %q, want nanoseconds (compute above zero)", i, f)
+		if ns, err := strconv.ParseInt(f, 10, 64); err != nil || ns < 0 || (i == 1 && ns == 0) || (i == 4 && ns == 0) {
+			t.Errorf("stage %d = %q, want nanoseconds (compute and queue above zero)", i, f)
 		}
 	}
 }

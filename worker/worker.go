@@ -23,6 +23,7 @@ import (
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"golang.org/x/sync/semaphore"
 )
 
 // ErrParentGone is returned by Run when the parent process that started
@@ -38,8 +39,9 @@ type Config struct {
 	Auth      natsconn.Auth // credentials and TLS; zero = anonymous
 	Logger    *slog.Logger  // nil = discard
 	// PendingLimit bounds the batches queued at each of this worker's batch
-	// subscriptions; 0 = 64 (proto.MaxInFlight), the most in flight a coordinator sends one
-	// worker. Beyond the limit NATS drops messages (logged as a slow
+	// subscriptions, behind the up to 16 received and stamped ones waiting
+	// to be computed (queueLen); 0 = 64 (proto.MaxInFlight), the most in
+	// flight a coordinator sends one worker. Beyond the limit NATS drops messages (logged as a slow
 	// consumer) and the coordinator's deadline re-sends them.
 	PendingLimit int
 	// PendingBytes bounds the bytes queued at each batch subscription, so a
@@ -68,7 +70,7 @@ type Event struct {
 	Failed int    // documents the workload failed on
 	Code   string // micro error code of the reply ("400", "413", "500"); "" = ok
 
-	Decode, Compute, Encode time.Duration
+	Queue, Decode, Compute, Encode time.Duration
 }
 
 // Worker is one worker: one NATS connection, one micro service, one batch
@@ -82,6 +84,15 @@ type Worker struct {
 
 	nc    *nats.Conn
 	ready atomic.Pointer[nats.Conn] // set once the service is registered
+
+	// The batches serve received, stamped, waiting for the computing
+	// goroutine (owned by Run); room bounds their bytes.
+	queue    chan arrival
+	room     *semaphore.Weighted
+	roomSize int64
+	smu      sync.Mutex    // guards stopping and sends on queue
+	stopping bool          // set on the way out: queue is closed, serve computes in place
+	drained  chan struct{} // closed when the computing goroutine has answered the last queued batch
 
 	mu     sync.Mutex // one batch at a time; guards the scratch below
 	b      proto.Batch
@@ -164,7 +175,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	id := svc.Info().ID
 	subject := proto.WorkSubject(proto.WorkAddr(login, id))
-	handler := micro.HandlerFunc(w.handle)
+	w.startQueue()
+	defer w.stopQueue() // on every return path, before the connection closes
+	handler := micro.HandlerFunc(w.serve)
 	limits := micro.WithEndpointPendingLimits(w.cfg.PendingLimit, w.cfg.PendingBytes)
 	if err := svc.AddEndpoint("batch", handler, micro.WithEndpointSubject(subject),
 		micro.WithEndpointQueueGroupDisabled(), limits); err != nil {
@@ -212,6 +225,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// drains the endpoint subscriptions); then flush and close.
 	stopJS()
 	<-jsDone
+	w.stopQueue()
 	if err := svc.Stop(); err != nil {
 		w.log.Warn("stop service", "err", err)
 	}
@@ -238,11 +252,84 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// handle serves one batch. Every failure is answered with a micro error
-// reply; nothing a client sends can crash the worker.
-func (w *Worker) handle(req micro.Request) {
+// arrival is a batch serve received, and when.
+type arrival struct {
+	req  *handedRequest
+	at   time.Time
+	size int64 // what it holds of room
+}
+
+// queueLen is how many received batches may wait for the computing
+// goroutine: their waits are measured (the queue stage); more wait in the
+// NATS pending list, unmeasured, until there is room. A coordinator sends
+// one worker up to inflight batches: 2 by default, 16-64 for tiny ones.
+const queueLen = 16
+
+// startQueue starts the goroutine that computes the batches serve queues,
+// one at a time, in arrival order.
+func (w *Worker) startQueue() {
+	w.queue, w.drained = make(chan arrival, queueLen), make(chan struct{})
+	// The queued batches' bytes are bounded like the pending list's, so a
+	// flood holds at most twice PendingBytes.
+	w.roomSize = int64(w.cfg.PendingBytes)
+	w.room = semaphore.NewWeighted(w.roomSize)
+	go func() { // owned: stopQueue waits for it
+		defer close(w.drained)
+		for a := range w.queue {
+			w.handle(a.req, a.at)
+			w.room.Release(a.size)
+		}
+	}()
+}
+
+// stopQueue makes serve compute in place from now on, and waits until the
+// batches already queued are answered: before the service stops and the
+// connection drains.
+func (w *Worker) stopQueue() {
+	w.smu.Lock()
+	if !w.stopping {
+		w.stopping = true
+		close(w.queue)
+	}
+	w.smu.Unlock()
+	<-w.drained
+}
+
+// serve is the micro handler of both batch endpoints. It stamps the
+// batch's arrival and queues it for the computing goroutine, returning at
+// once: so the next batch on the subscription is received and stamped
+// while this one computes (a coordinator keeps inflight batches at each
+// worker), and its wait is the queue stage instead of an unmeasured stay in
+// the NATS pending list. Once the worker is stopping it computes in place,
+// so draining the subscriptions waits for every batch.
+//
+// With one P (OneCore) a batch that comes while a CPU-bound one computes is
+// read from the socket only when the scheduler next runs the reader: after
+// the compute or a preemption (about 10ms). That wait is not seen here and
+// stays in transport; a compute that sleeps or waits (sleep, exec) frees the P.
+func (w *Worker) serve(req micro.Request) {
+	at := time.Now()
+	w.smu.Lock()
+	if w.stopping {
+		w.smu.Unlock()
+		w.handle(req, at)
+		return
+	}
+	// Held while waiting for room: the computing goroutine makes it, and
+	// stopQueue waits for the send.
+	defer w.smu.Unlock()
+	size := min(int64(len(req.Data())), w.roomSize)
+	_ = w.room.Acquire(context.Background(), size) // never fails without a deadline
+	w.queue <- arrival{req: handOff(w.nc, req), at: at, size: size}
+}
+
+// handle serves one batch that arrived at the worker at arrived; its queue
+// stage ends when it holds the worker. Every failure is answered with a
+// micro error reply; nothing a client sends can crash the worker.
+func (w *Worker) handle(req micro.Request, arrived time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	queue := max(time.Since(arrived), 0)
 	var ev Event
 	if obs := w.cfg.Observe; obs != nil {
 		obs(Event{Start: true})
@@ -309,13 +396,13 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	t3 := time.Now()
 	pipe := w.res.Out.Hop
-	h := w.replyHeader(t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
+	h := w.replyHeader(queue, t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
 	// The broker's limit is on headers and body together (HPUB).
 	if size, max := len(w.buf)+proto.HeaderSize(h), w.nc.MaxPayload(); int64(size) > max {
 		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", size, len(w.b.Docs), max))
 		return
 	}
-	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
+	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Queue: queue, Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
 	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
@@ -325,11 +412,12 @@ func (w *Worker) handle(req micro.Request) {
 // replyHeader fills the reply's headers: the stage timings in one header,
 // the worker's name, and the compression when the batch came compressed. The map is reused;
 // Respond encodes it before the next batch is handled.
-func (w *Worker) replyHeader(decode, compute, encode, pipe time.Duration, compress []string) micro.Headers {
+func (w *Worker) replyHeader(queue, decode, compute, encode, pipe time.Duration, compress []string) micro.Headers {
 	if w.header == nil {
 		w.header = micro.Headers{}
 	}
 	b := proto.AppendPipeStage(proto.AppendStages(w.stages[:0], decode, compute, encode), pipe)
+	b = proto.AppendQueueStage(b, pipe, queue)
 	w.stages = b
 	w.header[proto.HeaderStagesNs] = []string{string(b)}
 	w.header[proto.HeaderWorker] = []string{w.cfg.Name} // who answered, for tools watching the wire

@@ -144,6 +144,14 @@ func TestAuthenticatedFleet(t *testing.T) {
 		if !r.IdenticalResults || len(r.Modes) != 2 || r.Modes[1].Docs != 600 || r.Modes[1].Workers != 2 {
 			t.Errorf("report: identical=%v modes=%+v", r.IdenticalResults, r.Modes)
 		}
+		// The floor's echo logs in as the coordinator and answers on its
+		// own echo subject: an authenticated fleet has a floor too.
+		if len(r.Floor) == 0 || r.Floor[0].RawP50us <= 0 || r.Floor[0].FerryP50 <= 0 {
+			t.Errorf("transport floor %+v, want a raw echo and a ferry round trip; stderr: %s", r.Floor, stderr)
+		}
+		if strings.Contains(stderr, "no transport floor") || strings.Contains(stderr, "transport floor not measured") {
+			t.Errorf("stderr says the floor was not measured: %s", stderr)
+		}
 	})
 	t.Run("password in the URL is redacted in the report", func(t *testing.T) {
 		u := strings.Replace(url, "nats://", "nats://coordinator:"+cpw+"@", 1)

@@ -28,7 +28,9 @@ func newCmdCoordinator() *cobra.Command {
 		Long: `coordinator connects to NATS, waits until --expect-workers ferry workers
 answer discovery, runs the job in processes mode (plus any other --modes),
 prints the report and exits. For the report's transport floor it starts an
-echo process on this machine, connected to the same NATS.`,
+echo process on this machine, connected to the same NATS with the
+coordinator's own credentials (a broker's coordinator role may serve its
+own echo subject, ferry.echo.<login>; docs/auth.md).`,
 		Example: `  ferry coordinator --nats-url nats://127.0.0.1:4222 --expect-workers 2
   ferry coordinator --nats-url nats://broker:4222 --expect-workers 4 --input docs.jsonl --out vecs.npy --format json`,
 		Args: cobra.NoArgs,

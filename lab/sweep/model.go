@@ -58,10 +58,11 @@ type Summary struct {
 	DocsPerS  Spread  `json:"docs_per_s"`
 	BatchUs   Spread  `json:"batch_us"`
 	MeanBatch float64 `json:"mean_batch"` // median of documents per batch
-	Overhead  float64 `json:"overhead"`   // median non-compute share of per-batch stage time
+	Overhead  float64 `json:"overhead"`   // median non-compute share of per-batch stage time, queue left out
 	// Median per-batch stage means, microseconds.
 	EncodeUs       float64 `json:"encode_us"`
 	TransportUs    float64 `json:"transport_us"`
+	QueueUs        float64 `json:"queue_us"`
 	WorkerDecodeUs float64 `json:"worker_decode_us"`
 	ComputeUs      float64 `json:"compute_us"`
 	WorkerEncodeUs float64 `json:"worker_encode_us"`
@@ -83,7 +84,7 @@ func Summarize(points []Point, recs []Record) []Summary {
 		}
 		s := Summary{Point: p, Key: p.Key()}
 		var thr, bus, mb, ov []float64
-		var st [6][]float64
+		var st [7][]float64
 		for _, r := range rs {
 			if r.Error != "" {
 				s.Errors++
@@ -92,7 +93,7 @@ func Summarize(points []Point, recs []Record) []Summary {
 			s.N++
 			s.Docs = r.Docs
 			thr, bus, mb, ov = append(thr, r.DocsPerS), append(bus, r.BatchUs), append(mb, r.MeanBatch), append(ov, r.Overhead)
-			for i, x := range []float64{r.EncodeUs, r.TransportUs, r.WorkerDecodeUs, r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs} {
+			for i, x := range []float64{r.EncodeUs, r.TransportUs, r.WorkerDecodeUs, r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs, r.QueueUs} {
 				st[i] = append(st[i], x)
 			}
 		}
@@ -100,6 +101,7 @@ func Summarize(points []Point, recs []Record) []Summary {
 		s.MeanBatch, s.Overhead = NewSpread(mb).Median, NewSpread(ov).Median
 		s.EncodeUs, s.TransportUs, s.WorkerDecodeUs = NewSpread(st[0]).Median, NewSpread(st[1]).Median, NewSpread(st[2]).Median
 		s.ComputeUs, s.WorkerEncodeUs, s.DecodeUs = NewSpread(st[3]).Median, NewSpread(st[4]).Median, NewSpread(st[5]).Median
+		s.QueueUs = NewSpread(st[6]).Median
 		out = append(out, s)
 	}
 	return out

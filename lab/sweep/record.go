@@ -34,11 +34,13 @@ type Record struct {
 	BatchUs        float64 `json:"batch_us"`
 	EncodeUs       float64 `json:"encode_us"`
 	TransportUs    float64 `json:"transport_us"`
+	QueueUs        float64 `json:"queue_us"` // waiting in the worker behind a pipelined batch; 0 from workers that do not send it
 	WorkerDecodeUs float64 `json:"worker_decode_us"`
 	ComputeUs      float64 `json:"compute_us"`
 	WorkerEncodeUs float64 `json:"worker_encode_us"`
 	DecodeUs       float64 `json:"decode_us"`
-	// Overhead is the non-compute share of the mean per-batch stage time.
+	// Overhead is the non-compute share of the mean per-batch stage time,
+	// the queue left out (coordinator.Stats.Overhead).
 	Overhead float64 `json:"overhead"`
 	Busy     float64 `json:"busy"` // mean fraction of wall time workers spent computing
 	Retries  int64   `json:"retries"`
@@ -63,6 +65,7 @@ func newRecord(seq, repeat int, p Point, st *coordinator.Stats, err error) Recor
 	us := func(s coordinator.Stage) float64 { return float64(st.Stages[s].Mean) / float64(time.Microsecond) }
 	r.EncodeUs, r.TransportUs, r.WorkerDecodeUs = us(coordinator.StageEncode), us(coordinator.StageTransport), us(coordinator.StageWorkerDecode)
 	r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs = us(coordinator.StageCompute), us(coordinator.StageWorkerEncode), us(coordinator.StageDecode)
+	r.QueueUs = us(coordinator.StageQueue)
 	r.Overhead, r.Busy, r.Retries = st.Overhead(), st.BusyMean(), st.Retries
 	return r
 }

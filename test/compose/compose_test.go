@@ -364,6 +364,11 @@ func TestComposeFleet(t *testing.T) {
 		if procs.Workers != 3 {
 			t.Errorf("processes workers = %d, want 3", procs.Workers)
 		}
+		// The broker requires auth; the coordinator's echo logs in with the
+		// coordinator's own credentials, so the floor is measured here too.
+		if len(r.Floor) == 0 || r.Floor[0].RawP50us <= 0 || r.Floor[0].FerryP50 <= 0 {
+			t.Errorf("transport floor %+v, want a raw echo and a ferry round trip from the compose coordinator", r.Floor)
+		}
 		if procs.BusyMean > 1.05 {
 			t.Errorf("busy_mean = %.2f > 1: the workers' busy time was merged under one name", procs.BusyMean)
 		}

@@ -210,9 +210,10 @@ func TestWorkerAnswersAHandBuiltBatch(t *testing.T) {
 	if !bytes.Equal(m.Data, unhex(t, noopResult)) {
 		t.Errorf("result %x, the page says %s", m.Data, noopResult)
 	}
+	// decode, compute, encode, pipe (0: not exec), queue
 	stages := strings.Fields(m.Header.Get("Ferry-Stages-Ns"))
-	if len(stages) != 3 {
-		t.Errorf("Ferry-Stages-Ns = %q, want three fields", m.Header.Get("Ferry-Stages-Ns"))
+	if len(stages) != 5 || stages[3] != "0" {
+		t.Errorf("Ferry-Stages-Ns = %q, want five fields, the fourth (pipe) 0", m.Header.Get("Ferry-Stages-Ns"))
 	}
 	for _, f := range stages {
 		if n, err := strconv.ParseInt(f, 10, 64); err != nil || n < 0 {
@@ -298,7 +299,7 @@ func nativeWorker(t *testing.T, nc *nats.Conn, login, id, coord string) {
 		res = append(append(res, data...), 0x90)
 		reply := nats.NewMsg(m.Reply)
 		reply.Data = res
-		reply.Header.Set("Ferry-Stages-Ns", "1000 2000 3000 4000")
+		reply.Header.Set("Ferry-Stages-Ns", "1000 2000 3000 4000 5000")
 		if err := nc.PublishMsg(reply); err != nil {
 			t.Errorf("native worker: reply: %v", err)
 		}
@@ -374,6 +375,9 @@ func TestNativeWorkerJoinsACoordinatorsJob(t *testing.T) {
 			}
 			if p := got.Stages[coordinator.StagePipe]; p.N == 0 || p.P50 != 4*time.Microsecond {
 				t.Errorf("pipe stage %+v, want the header's fourth field, 4 us", p)
+			}
+			if q := got.Stages[coordinator.StageQueue]; q.N == 0 || q.P50 != 5*time.Microsecond {
+				t.Errorf("queue stage %+v, want the header's fifth field, 5 us", q)
 			}
 		})
 	}
