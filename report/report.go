@@ -85,6 +85,8 @@ type Mode struct {
 	GFLOPs     float64                  `json:"gflops,omitempty"` // GFLOP/s, for workloads that count FLOPs (infer)
 	Stages     map[string]Stage         `json:"stages,omitempty"`
 	Error      string                   `json:"error,omitempty"`
+	// Planes is each worker process's data plane ("nats", "shm", "nats+shm"), by address (processes).
+	Planes map[string]string `json:"data_planes,omitempty"`
 	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
 	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
 	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
@@ -171,7 +173,7 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
-		m.Forged = s.Forged
+		m.Forged, m.Planes = s.Forged, s.Planes
 		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
 		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
