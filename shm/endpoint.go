@@ -38,9 +38,12 @@ type pairState struct {
 	replies   chan Desc
 }
 
-// NewEndpoint returns the endpoint of region and conn; it owns both.
+// NewEndpoint returns the endpoint of region and conn; it owns both, and
+// Serve must be called (once), even after Close, to release them.
 func NewEndpoint(region *Region, conn *Conn) *Endpoint {
-	e := &Endpoint{region: region, conn: conn, gone: make(chan struct{}), pairs: make([]pairState, region.Pairs)}
+	// One reference is Serve's, taken here: a pair released before Serve
+	// starts must not find zero and unmap the region.
+	e := &Endpoint{region: region, conn: conn, gone: make(chan struct{}), pairs: make([]pairState, region.Pairs), refs: 1}
 	for i := range e.pairs {
 		e.pairs[i].replies = make(chan Desc, 4)
 	}
@@ -81,9 +84,6 @@ func (e *Endpoint) Forged() int64 { return e.forged.Load() }
 // names no pair in use, or floods a pair is dropped and counted. When it
 // returns, Gone is closed, and the region is unmapped once no pair is held.
 func (e *Endpoint) Serve() {
-	e.mu.Lock()
-	e.refs++
-	e.mu.Unlock()
 	defer func() {
 		e.conn.Close()
 		close(e.gone)

@@ -72,6 +72,7 @@ func (w *Worker) openShm(id string) (*shmPlane, error) {
 	c := w.cfg.Shm
 	region, err := shm.OpenRegion(c.Region, c.Geometry)
 	if err != nil {
+		c.Region.Close()
 		c.Socket.Close()
 		return nil, err
 	}
