@@ -429,12 +429,13 @@ const probeWait = 24 * time.Hour
 // idle ends when the worker is given up: it only stops the wait for the
 // next batch; a batch already sent is answered or times out on ctx.
 func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) (hung bool) {
-	link, err := p.openLink(idle, id)
+	link, plane, err := p.openLink(idle, id)
 	if err != nil {
 		p.log.Warn("open link", "worker", id, "err", err)
 		return false
 	}
 	defer link.Close()
+	noted := false
 	for {
 		t, err := q.Next(idle)
 		if err != nil {
@@ -445,6 +446,10 @@ func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) (hung b
 		q.DiscardForged(r.Forged)
 		switch {
 		case err == nil:
+			if !noted {
+				p.notePlane(id, plane)
+				noted = true
+			}
 			q.Complete(t, r)
 		case errors.Is(err, errGone):
 			q.Requeue(t) // never delivered: not the batch's fault

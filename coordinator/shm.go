@@ -41,21 +41,18 @@ const shmLookupWait = 2 * time.Second
 // backend has a registry, the worker has an endpoint in it and one of its
 // slot pairs is free; over NATS otherwise (a remote worker, a container,
 // a worker without shm): the fallback is automatic and Stats.Planes says
-// which plane each worker used.
-func (p *Processes) openLink(ctx context.Context, addr string) (roundTripper, error) {
+// which plane carried each worker's batches (the lane notes it at its
+// first result, so a worker that died before answering is on no plane).
+func (p *Processes) openLink(ctx context.Context, addr string) (_ roundTripper, plane string, _ error) {
 	if p.shm != nil {
 		if ep := p.shm.Lookup(ctx, addrID(addr), shmLookupWait); ep != nil {
 			if l, ok := newShmLink(ep, p.codec, addr); ok {
-				p.notePlane(addr, PlaneShm)
-				return l, nil
+				return l, PlaneShm, nil
 			}
 		}
 	}
 	l, err := NewLink(p.nc, p.codec, addr)
-	if err == nil {
-		p.notePlane(addr, PlaneNATS)
-	}
-	return l, err
+	return l, PlaneNATS, err
 }
 
 // notePlane records that a lane of worker addr runs on plane; a worker
