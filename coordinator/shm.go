@@ -27,7 +27,7 @@ const (
 var errLost = errors.New("worker gone with the batch")
 
 // roundTripper is a lane's line to one worker: a Link over NATS, or an
-// shmLink over shared memory.
+// ShmLink over shared memory.
 type roundTripper interface {
 	RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (Result, error)
 	Close() error
@@ -45,8 +45,8 @@ const shmLookupWait = 2 * time.Second
 // first result, so a worker that died before answering is on no plane).
 func (p *Processes) openLink(ctx context.Context, addr string) (_ roundTripper, plane string, _ error) {
 	if p.shm != nil {
-		if ep := p.shm.Lookup(ctx, addrID(addr), shmLookupWait); ep != nil {
-			if l, ok := newShmLink(ep, p.codec, addr); ok {
+		if ep := p.shm.Lookup(ctx, AddrID(addr), shmLookupWait); ep != nil {
+			if l, ok := NewShmLink(ep, p.codec, addr); ok {
 				return l, PlaneShm, nil
 			}
 		}
@@ -83,13 +83,14 @@ func (p *Processes) Planes() map[string]string {
 	return maps.Clone(p.planes)
 }
 
-// addrID is the micro service ID of a worker address (<login>.<id>).
-func addrID(addr string) string {
+// AddrID is the micro service ID of a worker address (<login>.<id>).
+func AddrID(addr string) string {
 	_, id, _ := strings.Cut(addr, ".")
 	return id
 }
 
-// shmLink is a lane's line to one worker over shared memory: it holds one
+// ShmLink is a lane's line to one worker over shared memory (and what
+// `ferry bench transport` times beside a Link): it holds one
 // slot pair of the worker's region, encodes each batch straight into the
 // request slot, announces it on the socket, waits for the worker's reply
 // descriptor and decodes the result from the result slot.
@@ -100,19 +101,27 @@ func addrID(addr string) string {
 // socket closes before the batch is sent is gone (requeue), one whose
 // socket closes with the batch in it lost it (retry, then bisection); a
 // batch or result over the slot is too large (split).
-type shmLink struct {
+type ShmLink struct {
 	ep     *shm.Endpoint
 	pair   *shm.Pair
 	codec  proto.Codec // plain: shared memory is not worth compressing
 	index  uint8       // the codec's index in proto.CodecNames
 	worker string
-	buf    []byte // the result, copied out of the slot before decoding
-	timer  *time.Timer
-	tokens *rand.ChaCha8
-	lost   bool // a batch was given up without its reply: the pair stays busy until it comes
+	buf    []byte // the result, copied out of the slot before decoding (codecs other than packed)
+	// inPlace decodes results straight from the slot: the packed decoder
+	// reads each byte once, bounds every length by the bytes it was given
+	// and copies what it keeps, so a worker writing the slot meanwhile can
+	// garble only its own result, never this process's memory.
+	inPlace bool
+	timer   *time.Timer
+	tokens  *rand.ChaCha8
+	lost    bool // a batch was given up without its reply: the pair stays busy until it comes
 }
 
-func newShmLink(ep *shm.Endpoint, codec proto.Codec, addr string) (*shmLink, bool) {
+// NewShmLink holds a free slot pair of ep for a line to the worker at addr;
+// ok is false when every pair is held, the worker is gone, or the codec
+// has no index in proto.CodecNames. Close releases the pair.
+func NewShmLink(ep *shm.Endpoint, codec proto.Codec, addr string) (_ *ShmLink, ok bool) {
 	if z, ok := codec.(*proto.Compressed); ok {
 		codec = z.Unwrap()
 	}
@@ -126,19 +135,23 @@ func newShmLink(ep *shm.Endpoint, codec proto.Codec, addr string) (*shmLink, boo
 	}
 	var seed [32]byte
 	crand.Read(seed[:])
-	l := &shmLink{ep: ep, pair: pair, codec: codec, index: uint8(i), worker: addr, timer: time.NewTimer(time.Hour), tokens: rand.NewChaCha8(seed)}
+	l := &ShmLink{ep: ep, pair: pair, codec: codec, index: uint8(i), worker: addr, timer: time.NewTimer(time.Hour), tokens: rand.NewChaCha8(seed),
+		inPlace: codec.Name() == proto.CodecPacked}
 	l.timer.Stop()
 	return l, true
 }
 
+// Codec is the codec the link encodes batches with.
+func (l *ShmLink) Codec() proto.Codec { return l.codec }
+
 // Close releases the slot pair.
-func (l *shmLink) Close() error {
+func (l *ShmLink) Close() error {
 	l.pair.Release(!l.lost)
 	return nil
 }
 
 // RoundTrip is Link.RoundTrip over shared memory.
-func (l *shmLink) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (r Result, err error) {
+func (l *ShmLink) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Result, timeout time.Duration) (r Result, err error) {
 	t0 := time.Now()
 	_, _ = l.tokens.Read(b.Token[:]) // never fails
 	slot := l.pair.Request()
@@ -185,17 +198,19 @@ func (l *shmLink) RoundTrip(ctx context.Context, b *proto.Batch, into *proto.Res
 			r.Forged++
 			continue
 		}
-		// Copied out first: the worker's process can write the slot while
-		// this one decodes it, and the decoder must see fixed bytes.
-		l.buf = append(l.buf[:0], l.pair.Bytes(d.Offset, d.Length)...)
+		src := l.pair.Bytes(d.Offset, d.Length)
 		if d.Kind == shm.KindError {
-			msg := string(l.buf)
+			msg := string(src)
 			if d.Code == 413 {
 				return r, fmt.Errorf("%s: %w", msg, errTooLarge)
 			}
 			return r, fmt.Errorf("worker error %d: %s", d.Code, msg)
 		}
-		if l.codec.DecodeResult(l.buf, res) != nil || res.Token != b.Token {
+		if !l.inPlace { // the worker's process can write the slot while this one decodes it
+			l.buf = append(l.buf[:0], src...)
+			src = l.buf
+		}
+		if l.codec.DecodeResult(src, res) != nil || res.Token != b.Token {
 			r.Forged++
 			continue
 		}

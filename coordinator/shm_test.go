@@ -175,7 +175,7 @@ func (h *hostileEnd) send(p []byte) {
 func TestShmLinkForgedReplies(t *testing.T) {
 	g := shm.Geometry{Pairs: 1, SlotSize: 1 << 16}
 	ep, h := newHostile(t, g)
-	l, ok := newShmLink(ep, packedCodec(t), "w.1")
+	l, ok := NewShmLink(ep, packedCodec(t), "w.1")
 	if !ok {
 		t.Fatal("no pair")
 	}
@@ -225,7 +225,7 @@ func TestShmLinkForgedReplies(t *testing.T) {
 func TestShmLinkWorkerDies(t *testing.T) {
 	g := shm.Geometry{Pairs: 2, SlotSize: 1 << 16}
 	ep, h := newHostile(t, g)
-	l, _ := newShmLink(ep, packedCodec(t), "w.1")
+	l, _ := NewShmLink(ep, packedCodec(t), "w.1")
 	defer l.Close()
 	go func() { h.recv(); h.sock.Close() }()
 	b := proto.Batch{ID: 1, Attempt: 1, Workload: "embed", Docs: []string{"a"}}
@@ -246,7 +246,7 @@ func TestShmLinkWorkerDies(t *testing.T) {
 func TestShmLinkDeadlineAndTooLarge(t *testing.T) {
 	g := shm.Geometry{Pairs: 1, SlotSize: 4096}
 	ep, _ := newHostile(t, g)
-	l, _ := newShmLink(ep, packedCodec(t), "w.1")
+	l, _ := NewShmLink(ep, packedCodec(t), "w.1")
 	defer l.Close()
 	big := proto.Batch{ID: 1, Attempt: 1, Workload: "embed", Docs: []string{strings.Repeat("x", 5000)}}
 	if _, err := l.RoundTrip(context.Background(), &big, nil, time.Second); !errors.Is(err, errTooLarge) {

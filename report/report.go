@@ -112,6 +112,11 @@ type FloorPoint struct {
 	PythonP50us float64 `json:"python_p50_us,omitempty"`
 	PythonP99us float64 `json:"python_p99_us,omitempty"`
 	PythonRatio float64 `json:"ferry_over_python,omitempty"` // ferry_p50_us / python_p50_us
+	// Ferry's round trip to the same worker over shared memory
+	// (--data-plane shm), measured in turn; 0 when not measured.
+	ShmP50us float64 `json:"shm_p50_us,omitempty"`
+	ShmP99us float64 `json:"shm_p99_us,omitempty"`
+	ShmRatio float64 `json:"shm_over_raw,omitempty"` // shm_p50_us / raw_p50_us
 	// RawCPUus is the CPU time (broker, requester and echo together) of one
 	// raw echo round trip of Bytes each way, RawCPUInFlight at a time; 0 when
 	// not measured (the broker is not in this process).
