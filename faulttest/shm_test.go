@@ -115,3 +115,44 @@ func TestShmPoisonDocumentKillsWorker(t *testing.T) {
 		t.Errorf("splits = 0: the batch was never bisected")
 	}
 }
+
+// TestShmGracefulScaleDown is TestGracefulScaleDown over shared memory:
+// a worker given SIGTERM says bye on its socket, answers every batch sent
+// before the coordinator's ack, and exits; later sends to it are
+// requeued. No batch runs twice: 0 retries. (The fleet restarts the
+// stopped workers, as it would a crashed one.)
+func TestShmGracefulScaleDown(t *testing.T) {
+	r := rng(t)
+	n, workers := 20_000, 4
+	d := docs(n)
+	cfg := job(10, 50*time.Microsecond)
+	cfg.TimeoutFloor = 5 * time.Second
+	f := shmFleet(t, workers)
+	stopAt := n/4 + r.IntN(n/4)
+	var stopped int
+	src := &source{docs: d, at: func(i int) {
+		if i != stopAt {
+			return
+		}
+		pids := f.WorkerPIDs()
+		for _, pid := range pids[:workers/2] {
+			if syscall.Kill(pid, syscall.SIGTERM) == nil {
+				stopped++
+			}
+		}
+	}}
+	l := newLedger(t, d, cfg.Params)
+	st, err := runShm(t, f, cfg, workers, src, l)
+	if err != nil {
+		t.Fatalf("job: %v", err)
+	}
+	v := l.verdict()
+	summary(t, "shm-scale-down", v, st, fmt.Sprintf("sigterm=%d planes=%d", stopped, len(st.Planes)))
+	v.check(t)
+	if stopped != workers/2 {
+		t.Fatalf("stopped %d workers, want %d", stopped, workers/2)
+	}
+	if st.Retries != 0 || st.Splits != 0 {
+		t.Errorf("retries = %d, splits = %d: a graceful stop made batches run twice", st.Retries, st.Splits)
+	}
+}

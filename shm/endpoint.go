@@ -22,7 +22,8 @@ type Endpoint struct {
 	conn   *Conn
 	id     string // the worker's micro service ID, from its hello
 
-	sendMu sync.Mutex // one datagram at a time on conn
+	sendMu   sync.Mutex // one datagram at a time on conn
+	stopping bool       // the worker said bye: nothing more is sent (under sendMu)
 	mu     sync.Mutex
 	pairs  []pairState
 	refs   int  // pairs held, plus Serve
@@ -98,6 +99,15 @@ func (e *Endpoint) Serve() {
 		}
 		if err != nil {
 			return
+		}
+		if d.Kind == KindBye { // the worker drains: batches already sent are answered, no new ones go
+			e.sendMu.Lock()
+			if !e.stopping {
+				e.stopping = true
+				e.conn.Send(&Desc{Kind: KindByeAck})
+			}
+			e.sendMu.Unlock()
+			continue
 		}
 		if (d.Kind != KindResult && d.Kind != KindError) || e.region.Check(&d) != nil {
 			e.forged.Add(1)
@@ -186,6 +196,9 @@ func (p *Pair) Send(d *Desc) error {
 	d.Kind, d.Pair, d.Offset = KindBatch, p.i, p.e.region.RequestOffset(p.i)
 	p.e.sendMu.Lock()
 	defer p.e.sendMu.Unlock()
+	if p.e.stopping {
+		return fmt.Errorf("%w: it is stopping", ErrGone)
+	}
 	if err := p.e.conn.Send(d); err != nil {
 		return fmt.Errorf("%w: %v", ErrGone, err)
 	}

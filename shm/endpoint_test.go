@@ -148,3 +148,42 @@ func TestRegionSealed(t *testing.T) {
 		t.Error("OpenRegion with a larger geometry succeeded")
 	}
 }
+
+// TestEndpointBye: a worker that says bye gets the ack, and no batch is
+// sent after it (a send is ErrGone: requeued, not retried); its replies
+// to batches sent before still reach their pairs.
+func TestEndpointBye(t *testing.T) {
+	g := Geometry{Pairs: 1, SlotSize: 4096}
+	ep, w := pairOfEnds(t, g)
+	p, _ := ep.Acquire()
+	defer p.Release(true)
+	if err := p.Send(&Desc{BatchID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, w, (&Desc{Kind: KindBye}).Append(nil))
+	buf := make([]byte, MaxPacket)
+	var kinds []Kind
+	for len(kinds) < 2 {
+		n, err := w.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Desc
+		if err := Parse(buf[:n], &d); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, d.Kind)
+	}
+	if kinds[0] != KindBatch || kinds[1] != KindByeAck {
+		t.Fatalf("worker read kinds %v, want the batch then the ack", kinds)
+	}
+	if err := p.Send(&Desc{BatchID: 2}); !errors.Is(err, ErrGone) {
+		t.Errorf("Send after bye = %v, want ErrGone", err)
+	}
+	send(t, w, (&Desc{Kind: KindResult, Pair: 0, Offset: g.ResultOffset(0), BatchID: 1}).Append(nil))
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	if d, err := p.Wait(context.Background(), timer.C); err != nil || d.BatchID != 1 {
+		t.Errorf("Wait = %+v, %v; want batch 1's reply", d, err)
+	}
+}

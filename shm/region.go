@@ -38,8 +38,8 @@ func (g Geometry) ResultOffset(i uint32) uint64  { return g.RequestOffset(i) + u
 // pair's request slot (KindBatch) or result slot (KindResult, KindError),
 // and the length fits in the slot.
 func (g Geometry) Check(d *Desc) error {
-	if d.Kind == KindHello {
-		return nil
+	if d.Kind == KindHello || d.Kind == KindBye || d.Kind == KindByeAck {
+		return nil // no slot
 	}
 	if int(d.Pair) >= g.Pairs {
 		return fmt.Errorf("%w: pair %d of %d", ErrDescriptor, d.Pair, g.Pairs)

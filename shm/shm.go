@@ -28,6 +28,8 @@ const (
 	KindBatch  Kind = 2 // coordinator -> worker: a batch in the pair's request slot
 	KindResult Kind = 3 // worker -> coordinator: the result in the pair's result slot
 	KindError  Kind = 4 // worker -> coordinator: Code, and the message text in the result slot
+	KindBye    Kind = 5 // worker -> coordinator: stopping; send nothing more
+	KindByeAck Kind = 6 // coordinator -> worker: nothing more will come; serve what came before, then go
 )
 
 // Descriptor layout, little endian, DescSize bytes:
@@ -113,7 +115,7 @@ func Parse(p []byte, d *Desc) error {
 	}
 	le := binary.LittleEndian
 	k := Kind(p[3])
-	if k < KindHello || k > KindError {
+	if k < KindHello || k > KindByeAck {
 		return fmt.Errorf("%w: kind %d", ErrDescriptor, k)
 	}
 	if p[5] != 0 || le.Uint32(p[36:]) != 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,10 +59,15 @@ func ShmFromEnv() (*ShmConfig, error) {
 	}, nil
 }
 
+// drainWait bounds how long a stopping worker waits for the coordinator's
+// ack of its bye.
+const drainWait = 10 * time.Second
+
 // shmPlane is the worker's end of its shared memory.
 type shmPlane struct {
 	region *shm.Region
 	conn   *shm.Conn
+	sendMu sync.Mutex // replies and the bye
 	done   chan struct{}
 }
 
@@ -107,12 +113,18 @@ func (w *Worker) serveShm(p *shmPlane) {
 		if err != nil {
 			return
 		}
+		if d.Kind == shm.KindByeAck { // every batch sent before it is answered
+			return
+		}
 		if d.Kind != shm.KindBatch || p.region.Check(&d) != nil {
 			w.log.Warn("shm: dropped a descriptor", "kind", d.Kind, "pair", d.Pair, "offset", d.Offset, "length", d.Length)
 			continue
 		}
 		reply := w.shmBatch(p, &d, names)
-		if err := p.conn.Send(&reply); err != nil {
+		p.sendMu.Lock()
+		err = p.conn.Send(&reply)
+		p.sendMu.Unlock()
+		if err != nil {
 			w.log.Warn("shm reply", "batch", d.BatchID, "err", err)
 			return
 		}
@@ -159,10 +171,19 @@ func (w *Worker) shmBatch(p *shmPlane, d *shm.Desc, names []string) shm.Desc {
 	return reply
 }
 
-// stop ends serveShm after the batch in hand (its reply still goes), then
-// closes the socket and unmaps the region.
+// stop drains the plane: it says bye, so the coordinator sends no more;
+// serveShm answers every batch sent before the coordinator's ack, then
+// ends (or at drainWait, whatever is left is the coordinator's to retry).
+// Then it closes the socket and unmaps the region.
 func (p *shmPlane) stop() {
-	p.conn.SetReadDeadline(time.Now())
+	p.sendMu.Lock()
+	err := p.conn.Send(&shm.Desc{Kind: shm.KindBye})
+	p.sendMu.Unlock()
+	if err != nil {
+		p.conn.SetReadDeadline(time.Now())
+	} else {
+		p.conn.SetReadDeadline(time.Now().Add(drainWait))
+	}
 	<-p.done
 	p.conn.Close()
 	p.region.Unmap()

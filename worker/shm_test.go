@@ -44,6 +44,12 @@ func shmWorker(t *testing.T, g shm.Geometry) (*shm.Region, *os.File) {
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
+		// A stopping worker says bye and waits for the ack; it is the
+		// coordinator's promise that nothing more comes.
+		if d := recvDesc(t, mine); d.Kind != shm.KindBye {
+			t.Errorf("stopping worker sent %+v, want a bye", d)
+		}
+		mine.Write((&shm.Desc{Kind: shm.KindByeAck}).Append(nil))
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("worker run: %v", err)
 		}
