@@ -6,12 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/fleet"
+	"github.com/ferrylab/ferry/internal/poll"
 	"github.com/ferrylab/ferry/worker"
 )
 
@@ -87,6 +90,20 @@ func TestShmSIGKILLWorkers(t *testing.T) {
 	if stall := l.maxStall(start); stall >= cfg.TimeoutFloor {
 		t.Errorf("the output stalled %s: a killed worker's batch waited for its deadline", stall)
 	}
+	// Reclaimed: the killed workers' regions are unmapped here, and only
+	// the live workers' remain (one mapping each), however many died.
+	poll.WaitFor(t, 15*time.Second, "one region per live worker", func() bool {
+		return f.Shm().Len() == workers && mappedRegions(t) == workers
+	})
+}
+
+// mappedRegions counts the shm regions this process maps.
+func mappedRegions(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "memfd:ferry-shm")
 }
 
 // TestShmPoisonDocumentKillsWorker is TestPoisonDocumentKillsWorker over
