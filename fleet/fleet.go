@@ -404,7 +404,7 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 	if cfg.Shm == nil {
 		var err error
 		if cfg.Shm, err = worker.ShmFromEnv(); err != nil {
-			return err
+			log.Warn("no shared memory; serving over NATS only", "err", err)
 		}
 	}
 	var m *metrics.Worker

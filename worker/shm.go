@@ -47,6 +47,15 @@ func ShmFromEnv() (*ShmConfig, error) {
 	if n[0] < 3 || n[1] < 3 || n[0] == n[1] {
 		return nil, fmt.Errorf("worker: %s=%q: bad descriptors", EnvShm, v)
 	}
+	// The variable may have leaked to a process that was not handed the
+	// files (a `ferry worker --procs N` child, a user's shell): then these
+	// numbers are some other file of ours, which must not be touched.
+	for i, want := range []uint32{syscall.S_IFREG, syscall.S_IFSOCK} {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(n[i], &st); err != nil || uint32(st.Mode)&syscall.S_IFMT != want {
+			return nil, fmt.Errorf("worker: %s=%q: descriptor %d is not the region and socket a fleet passes; unset %s", EnvShm, v, n[i], EnvShm)
+		}
+	}
 	// Ours alone: not inherited by an exec workload's program, which would
 	// keep the socket open after this worker died and hide its death.
 	syscall.CloseOnExec(n[0])

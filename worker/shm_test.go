@@ -5,6 +5,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -129,5 +130,22 @@ func TestShmHostileDescriptors(t *testing.T) {
 	}
 	if d.Compute <= 0 {
 		t.Errorf("reply carries no compute time")
+	}
+}
+
+// A leaked FERRY_SHM naming descriptors that are not a region and a
+// socket is refused without touching them.
+func TestShmFromEnvRefusesOtherFiles(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	t.Setenv(worker.EnvShm, fmt.Sprintf("%d,%d,2,65536", f.Fd(), f.Fd()+1000))
+	if c, err := worker.ShmFromEnv(); err == nil || c != nil {
+		t.Fatalf("ShmFromEnv = %v, %v; want an error", c, err)
+	}
+	if _, err := f.Write([]byte("still open")); err != nil {
+		t.Errorf("the named file was closed: %v", err)
 	}
 }
