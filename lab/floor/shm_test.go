@@ -5,7 +5,6 @@ package floor_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/ferrylab/ferry/fleet"
@@ -14,18 +13,14 @@ import (
 	"github.com/ferrylab/ferry/proto"
 )
 
-var ferryBin = sync.OnceValues(func() (string, error) {
-	bin, _, err := childtest.BuildFerry() // left in the temp dir: one build per test binary
-	return bin, err
-})
-
 // shmFleet is a local fleet of one worker with shared memory, and the echo.
 func shmFleet(tb testing.TB) *fleet.Fleet {
 	tb.Helper()
-	bin, err := ferryBin()
+	bin, cleanup, err := childtest.BuildFerry()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(cleanup) // after f.Close, registered below: cleanups run last-in first-out
 	f, err := fleet.Start(context.Background(), fleet.Config{Workers: 1, Echo: true, Shm: true, Exe: bin})
 	if err != nil {
 		tb.Fatal(err)
