@@ -33,3 +33,26 @@ func planesLine(m Mode) string {
 	}
 	return line
 }
+
+// boundarySplit splits the process boundary's CPU per document into the
+// broker's transport (processes over NATS minus processes over shm) and
+// the boundary itself (processes over shm minus goroutines), when a run
+// measured all three; "" otherwise.
+func boundarySplit(r *Report) string {
+	var g, nats, shm *Mode
+	for i := range r.Modes {
+		switch m := &r.Modes[i]; m.Mode {
+		case "goroutines":
+			g = m
+		case "processes":
+			nats = m
+		case "processes/shm":
+			shm = m
+		}
+	}
+	if g == nil || nats == nil || shm == nil || g.CPUus <= 0 || nats.CPUus <= 0 || shm.CPUus <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("boundary split, CPU per document: processes %.1f us = goroutines %.1f + process boundary %.1f (shm) + broker transport %.1f (NATS); processes/shm at %.2fx goroutines' CPU per document",
+		nats.CPUus, g.CPUus, shm.CPUus-g.CPUus, nats.CPUus-shm.CPUus, g.CPUus/shm.CPUus)
+}

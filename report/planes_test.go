@@ -43,3 +43,17 @@ func TestTransportShmColumns(t *testing.T) {
 		t.Errorf("transport text without shm figures names shm:\n%s", b.String())
 	}
 }
+
+func TestBoundarySplit(t *testing.T) {
+	r := &Report{Modes: []Mode{{Mode: "goroutines", CPUus: 6}, {Mode: "processes", CPUus: 10}, {Mode: "processes/shm", CPUus: 7.5}}}
+	got := boundarySplit(r)
+	for _, want := range []string{"processes 10.0 us", "goroutines 6.0", "process boundary 1.5 (shm)", "broker transport 2.5 (NATS)", "0.80x"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("split %q lacks %q", got, want)
+		}
+	}
+	r.Modes = r.Modes[:2]
+	if got := boundarySplit(r); got != "" {
+		t.Errorf("split without a shm row = %q, want none", got)
+	}
+}
