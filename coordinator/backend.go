@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/shm"
 	"github.com/nats-io/nats.go"
 )
 
@@ -26,6 +27,7 @@ type Backend interface {
 //	Readier                yes
 //	Resumable                         yes
 //	WorkerCounter   yes    yes
+//	PlaneReporter          yes
 type (
 	// BatchLimiter caps a batch's encoded size (half the broker's max
 	// payload); Run uses it when Config.MaxBatchBytes is 0.
@@ -50,6 +52,11 @@ type (
 	WorkerCounter interface {
 		WorkerCount() int
 	}
+	// PlaneReporter says which data plane each worker was sent batches
+	// on (Stats.Planes).
+	PlaneReporter interface {
+		Planes() map[string]string
+	}
 )
 
 var (
@@ -57,6 +64,7 @@ var (
 	_ BatchLimiter  = (*Processes)(nil)
 	_ Readier       = (*Processes)(nil)
 	_ WorkerCounter = (*Processes)(nil)
+	_ PlaneReporter = (*Processes)(nil)
 	_ BatchLimiter  = (*JetStream)(nil)
 	_ Resumable     = (*JetStream)(nil)
 )
@@ -67,6 +75,7 @@ type capabilities struct {
 	readier Readier
 	resume  Resumable
 	workers WorkerCounter
+	planes  PlaneReporter
 }
 
 func capabilitiesOf(b Backend) capabilities {
@@ -75,6 +84,7 @@ func capabilitiesOf(b Backend) capabilities {
 	c.readier, _ = b.(Readier)
 	c.resume, _ = b.(Resumable)
 	c.workers, _ = b.(WorkerCounter)
+	c.planes, _ = b.(PlaneReporter)
 	return c
 }
 
@@ -100,6 +110,10 @@ type BackendConfig struct {
 	Codec proto.Codec
 	// JobID is the jetstream job to resume; "" = a new random one.
 	JobID string
+	// Shm, for processes mode (request dispatch), sends batches to the
+	// workers it holds over shared memory (the mode is then named
+	// processes/shm); the others over NATS. nil = NATS only.
+	Shm *shm.Registry
 	// Log gets the backend's warnings; nil = discard.
 	Log *slog.Logger
 }
@@ -120,7 +134,11 @@ func NewBackend(cfg BackendConfig) (Backend, error) {
 	}
 	switch cfg.Dispatch {
 	case "", DispatchRequest:
-		return asBackend(NewProcesses(cfg.Conn, cfg.Job, cfg.Expect, cfg.Log))
+		p, err := NewProcesses(cfg.Conn, cfg.Job, cfg.Expect, cfg.Log)
+		if p != nil {
+			p.shm = cfg.Shm
+		}
+		return asBackend(p, err)
 	case DispatchJetStream:
 		return asBackend(NewJetStream(cfg.Conn, cfg.Job, cfg.JobID, cfg.Log))
 	}

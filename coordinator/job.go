@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, ou
 		st.Resumed = caps.resume.Resumed()
 	}
 	st.Splits = q.splits.Load()
+	if caps.planes != nil {
+		st.Planes = caps.planes.Planes()
+	}
 	if caps.workers != nil {
 		st.Workers = caps.workers.WorkerCount()
 	} else {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/shm"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -37,9 +38,12 @@ type Processes struct {
 
 	ready []string // workers found by Ready
 
-	mu   sync.Mutex
-	live map[string]*attached // workers with running lanes, by ID
-	seen atomic.Int64         // most workers attached at once
+	shm *shm.Registry // workers' shared-memory endpoints; nil = NATS only
+
+	mu     sync.Mutex
+	live   map[string]*attached // workers with running lanes, by ID
+	seen   atomic.Int64         // most workers attached at once
+	planes map[string]string    // each worker's data plane (notePlane)
 }
 
 // attached is one worker's lanes. A worker that stops answering discovery
@@ -82,8 +86,14 @@ func NewProcesses(nc *nats.Conn, cfg Config, expect int, log *slog.Logger) (*Pro
 	return &Processes{nc: nc, codec: c, cfg: cfg, expect: max(expect, 1), log: log, live: map[string]*attached{}}, nil
 }
 
-// Name is the mode name.
-func (p *Processes) Name() string { return ModeProcesses }
+// Name is the mode name: processes, or processes/shm with a
+// shared-memory registry.
+func (p *Processes) Name() string {
+	if p.shm != nil {
+		return ModeProcesses + "/" + PlaneShm
+	}
+	return ModeProcesses
+}
 
 // WorkerCount is the most workers that served this job at once.
 func (p *Processes) WorkerCount() int { return int(p.seen.Load()) }
@@ -419,12 +429,13 @@ const probeWait = 24 * time.Hour
 // idle ends when the worker is given up: it only stops the wait for the
 // next batch; a batch already sent is answered or times out on ctx.
 func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) (hung bool) {
-	link, err := NewLink(p.nc, p.codec, id)
+	link, plane, err := p.openLink(idle, id)
 	if err != nil {
 		p.log.Warn("open link", "worker", id, "err", err)
 		return false
 	}
 	defer link.Close()
+	noted := false
 	for {
 		t, err := q.Next(idle)
 		if err != nil {
@@ -435,9 +446,16 @@ func (p *Processes) lane(ctx, idle context.Context, q *Queue, id string) (hung b
 		q.DiscardForged(r.Forged)
 		switch {
 		case err == nil:
+			if !noted {
+				p.notePlane(id, plane)
+				noted = true
+			}
 			q.Complete(t, r)
 		case errors.Is(err, errGone):
 			q.Requeue(t) // never delivered: not the batch's fault
+			return false
+		case errors.Is(err, errLost):
+			q.Fail(t, err) // it may have killed the worker: retried, then bisected
 			return false
 		case errors.Is(err, errTooLarge) && len(t.Batch.Docs) == 1:
 			q.Fail(t, err) // cannot split further; the error names max_payload

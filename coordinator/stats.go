@@ -108,6 +108,9 @@ type Stats struct {
 	// are written (or failed); on interrupt nothing past it is.
 	Prefix int64
 	Stages [NumStages]Quantiles
+	// Planes is the data plane each worker process was sent batches on,
+	// by address: "nats", "shm", or "nats+shm" (processes mode; nil elsewhere).
+	Planes map[string]string
 	// Busy is each worker's (or lane's) busy fraction: computing time over wall.
 	Busy map[string]float64
 	// AutoBatch is set when batch sizes adapted during the run; BatchSizes

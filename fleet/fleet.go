@@ -28,6 +28,7 @@ import (
 	"github.com/ferrylab/ferry/internal/spawn"
 	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/shm"
 	"github.com/ferrylab/ferry/worker"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
@@ -69,6 +70,15 @@ type Config struct {
 	// TCP. 0 = embedded (default). Not with JetStream. The broker command
 	// takes one worker login, so these workers and the echo share it.
 	BrokerProcs int
+	// Shm gives each worker process a shared-memory data plane besides
+	// NATS (--data-plane shm): a memfd region of 2 x ShmPairs slots of
+	// MaxPayload bytes and a descriptor socket, passed as inherited files.
+	// Registry then maps workers to their endpoints. Linux only; ignored
+	// elsewhere. Default off.
+	Shm bool
+	// ShmPairs is the slot pairs per worker, the batches a worker can have
+	// in flight over shared memory; 0 = ShmPairs (2).
+	ShmPairs int
 	// Exe is the ferry binary the fleet's processes run; "" =
 	// this executable. Tests of packages other than cmd/ferry set it to a
 	// built ferry (childtest.BuildFerry).
@@ -117,6 +127,7 @@ type Fleet struct {
 	echo     *Echo
 	storeDir string
 	creds    credentials
+	shm      *shmPlane // nil unless Config.Shm
 }
 
 // Start brings a fleet up and returns once the workers are started (not
@@ -135,6 +146,11 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}()
 	creds := newCredentials(cfg.Workers)
 	f.creds = creds
+	if cfg.Shm && shm.Supported {
+		if f.shm, err = newShmPlane(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.BrokerProcs > 0 {
 		if err = f.startOnProcs(ctx, cfg, creds); err != nil {
 			return nil, err
@@ -155,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}
 	for _, w := range creds.workers { // one login per worker: it reads only its own batches
 		// Credentials in the environment, not argv: ps shows argv to everyone.
-		p, err := startWorkers(ctx, cfg, ChildEnv(f.broker.URL(), w), 1)
+		p, err := startWorkers(ctx, cfg, ChildEnv(f.broker.URL(), w), 1, f.shm)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +195,7 @@ func (f *Fleet) Conn() *nats.Conn { return f.conn }
 
 // startWorkers starts procs worker processes of cfg's fleet, connecting
 // with env (ChildEnv); they are restarted if they exit.
-func startWorkers(ctx context.Context, cfg Config, env []string, procs int) (*spawn.Pool, error) {
+func startWorkers(ctx context.Context, cfg Config, env []string, procs int, plane *shmPlane) (*spawn.Pool, error) {
 	args := []string{"worker", "--log-level", "warn", "--parent-pid", strconv.Itoa(os.Getpid())}
 	if cfg.JetStream {
 		args = append(args, "--dispatch", "request,jetstream")
@@ -190,14 +206,27 @@ func startWorkers(ctx context.Context, cfg Config, env []string, procs int) (*sp
 	if cfg.ExecTimeout > 0 {
 		args = append(args, "--exec-timeout", cfg.ExecTimeout.String())
 	}
-	return spawn.Start(ctx, spawn.Config{
+	sc := spawn.Config{
 		Exe:     cfg.Exe,
 		Args:    args,
 		Env:     append(env, spinEnv(cfg.Workload)...),
 		Procs:   procs,
 		Logger:  cfg.Logger,
 		Restart: true,
-	})
+	}
+	if plane != nil {
+		sc.Files = plane.files
+	}
+	return spawn.Start(ctx, sc)
+}
+
+// Shm maps the workers' micro service IDs to their shared-memory
+// endpoints; nil unless Config.Shm (on Linux).
+func (f *Fleet) Shm() *shm.Registry {
+	if f.shm == nil {
+		return nil
+	}
+	return f.shm.reg
 }
 
 // URL is the broker's client URL.
@@ -235,6 +264,9 @@ func (f *Fleet) Close() {
 		wg.Go(p.Stop)
 	}
 	wg.Wait()
+	if f.shm != nil { // after the workers: their ends are gone, ours unmap
+		f.shm.close()
+	}
 	if f.broker != nil {
 		f.broker.Shutdown()
 	}
@@ -375,6 +407,12 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Shm == nil {
+		var err error
+		if cfg.Shm, err = worker.ShmFromEnv(); err != nil {
+			log.Warn("no shared memory; serving over NATS only", "err", err)
+		}
 	}
 	var m *metrics.Worker
 	if metricsAddr != "" {

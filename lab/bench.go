@@ -14,6 +14,7 @@ import (
 	"github.com/ferrylab/ferry/lab/floor"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/shm"
 )
 
 // BenchConfig configures RunBenchTransport.
@@ -40,7 +41,9 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 	if cfg.Sizes == nil {
 		cfg.Sizes = floor.DefaultSizes()
 	}
-	fc := fleet.Config{Workers: 1, Echo: true, MaxPayload: cfg.MaxPayload, Name: "ferry-bench", Logger: log}
+	// The worker has shared memory too (Linux): the shm columns time the
+	// same batches over it.
+	fc := fleet.Config{Workers: 1, Echo: true, MaxPayload: cfg.MaxPayload, Name: "ferry-bench", Logger: log, Shm: shm.Supported}
 	if err := fc.Validate(); err != nil {
 		return err
 	}
@@ -69,7 +72,7 @@ func RunBenchTransport(ctx context.Context, cfg BenchConfig) error {
 		return err
 	}
 	defer f.Close()
-	points, err := floor.MeasureWorker(ctx, f.Conn(), codec, floor.Config{Sizes: cfg.Sizes, RoundTrips: cfg.RoundTrips, EchoSubject: f.Echo().Subject})
+	points, err := floor.MeasureWorker(ctx, f.Conn(), codec, floor.Config{Sizes: cfg.Sizes, RoundTrips: cfg.RoundTrips, EchoSubject: f.Echo().Subject, Shm: f.Shm()})
 	if err != nil {
 		return err
 	}

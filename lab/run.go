@@ -31,6 +31,7 @@ import (
 	"github.com/ferrylab/ferry/metrics"
 	"github.com/ferrylab/ferry/proto"
 	"github.com/ferrylab/ferry/report"
+	"github.com/ferrylab/ferry/shm"
 	"github.com/ferrylab/ferry/sink"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
@@ -41,9 +42,14 @@ type Config struct {
 	Job      coordinator.Config // the job; Workers is the workers of every mode
 	Modes    []string           // in order; at least one
 	Dispatch []string           // how processes mode sends batches, one run each; nil = request
-	JobID    string             // dispatch=jetstream's job ID; "" = a new random one
-	Input    Input              // the documents
-	Out      string             // write the last mode's results to this file; "" = none
+	// DataPlane is what carries processes mode's batches (request
+	// dispatch), one run each: coordinator.PlaneNATS, coordinator.PlaneShm
+	// (shared memory with the local fleet's workers; the run is named
+	// processes/shm), or both; nil = nats.
+	DataPlane []string
+	JobID     string // dispatch=jetstream's job ID; "" = a new random one
+	Input     Input  // the documents
+	Out       string // write the last mode's results to this file; "" = none
 
 	// Coordinators shards processes mode (request dispatch) over this many
 	// coordinator processes feeding the same workers, each over a range of
@@ -87,6 +93,10 @@ func (c *Config) withDefaults() {
 		c.Dispatch = []string{coordinator.DispatchRequest}
 	}
 	c.Dispatch = slices.Compact(c.Dispatch)
+	if len(c.DataPlane) == 0 {
+		c.DataPlane = []string{coordinator.PlaneNATS}
+	}
+	c.DataPlane = slices.Compact(c.DataPlane)
 	if c.ExpectWorkers == 0 {
 		c.ExpectWorkers = c.Job.Workers
 	}
@@ -106,6 +116,10 @@ func (c Config) Validate() error {
 		return bad("modes", modes, "want some of "+strings.Join(coordinator.Modes(), ", "))
 	case slices.ContainsFunc(c.Dispatch, func(d string) bool { return !slices.Contains(dispatch, d) }):
 		return bad("dispatch", strings.Join(c.Dispatch, ","), "want request, jetstream, or both")
+	case slices.ContainsFunc(c.DataPlane, func(p string) bool { return p != coordinator.PlaneNATS && p != coordinator.PlaneShm }):
+		return bad("data_plane", strings.Join(c.DataPlane, ","), "want nats, shm, or both")
+	case c.Coordinators > 1 && slices.Contains(c.DataPlane, coordinator.PlaneShm):
+		return bad("coordinators", c.Coordinators, "shared memory is one coordinator's with its workers; use data_plane=nats")
 	case c.Coordinators < 0:
 		return bad("coordinators", c.Coordinators, "must be positive (0 = one)")
 	case c.Coordinators > 1 && slices.Contains(c.Dispatch, coordinator.DispatchJetStream):
@@ -151,7 +165,13 @@ func Run(ctx context.Context, cfg Config) error {
 			continue
 		}
 		for _, d := range cfg.Dispatch {
-			runs = append(runs, modeRun{mode: m, dispatch: d})
+			if d != coordinator.DispatchRequest {
+				runs = append(runs, modeRun{mode: m, dispatch: d})
+				continue
+			}
+			for _, p := range cfg.DataPlane {
+				runs = append(runs, modeRun{mode: m, dispatch: d, plane: p})
+			}
 		}
 	}
 	stats, errs, firstErr := eachMode(ctx, runs, func(i int, run modeRun) (*coordinator.Stats, error) {
@@ -215,6 +235,8 @@ type runEnv struct {
 	resumable bool
 	// floor, when set, measures the transport floor after a processes run.
 	floor func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error)
+	// shm is the local fleet's shared-memory endpoints; nil without one.
+	shm *shm.Registry
 	// coordEnv is how the i-th coordinator process of a sharded processes
 	// run connects to the broker (ChildEnv).
 	coordEnv func(i int) []string
@@ -230,6 +252,10 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	fc := cfg.Fleet
 	fc.Workers, fc.Echo, fc.Workload = cfg.Job.Workers, true, cfg.Job.Workload
 	fc.JetStream = slices.Contains(cfg.Dispatch, coordinator.DispatchJetStream)
+	fc.Shm = slices.Contains(cfg.DataPlane, coordinator.PlaneShm)
+	if fc.Shm && fc.ShmPairs == 0 {
+		fc.ShmPairs = cfg.Job.WithDefaults().InFlight
+	}
 	if fc.Logger == nil {
 		fc.Logger = e.log
 	}
@@ -238,6 +264,7 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	e.nc, e.workerPIDs, e.coordEnv = f.Conn(), f.WorkerPIDs, f.CoordinatorEnv
+	e.shm = f.Shm()
 	echo := f.Echo()
 	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
 		// The broker runs in this process: its CPU and the echo's are
@@ -306,13 +333,18 @@ func processesStats(stats []*coordinator.Stats) *coordinator.Stats {
 	return nil
 }
 
-// modeRun is one row of the report: a mode, and for processes how it dispatches.
+// modeRun is one row of the report: a mode, and for processes how it
+// dispatches and on which data plane.
 type modeRun struct {
 	mode     string
 	dispatch string // processes only; "" = request
+	plane    string // processes with request dispatch; "" = nats
 }
 
 func (r modeRun) String() string {
+	if r.plane == coordinator.PlaneShm {
+		return r.mode + "/" + r.plane
+	}
 	if r.dispatch == "" || r.dispatch == coordinator.DispatchRequest {
 		return r.mode
 	}
@@ -323,7 +355,7 @@ func (r modeRun) String() string {
 // file holds one copy of the results.
 func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coordinator.Stats, error) {
 	mode := run.String()
-	if run.mode == coordinator.ModeProcesses && run.dispatch == coordinator.DispatchRequest && e.cfg.Coordinators > 1 {
+	if run.mode == coordinator.ModeProcesses && run.dispatch == coordinator.DispatchRequest && run.plane != coordinator.PlaneShm && e.cfg.Coordinators > 1 {
 		return e.runShards(ctx, writeOut)
 	}
 	backend, err := e.backend(run)
@@ -384,9 +416,15 @@ func (e *runEnv) backend(run modeRun) (coordinator.Backend, error) {
 			return nil, err
 		}
 	}
+	var reg *shm.Registry
+	if run.plane == coordinator.PlaneShm {
+		if reg = e.shm; reg == nil { // remote workers: every one falls back to NATS, and the report says so
+			reg = shm.NewRegistry()
+		}
+	}
 	b, err := coordinator.NewBackend(coordinator.BackendConfig{
 		Mode: run.mode, Dispatch: run.dispatch, Job: job, Conn: e.nc, Expect: e.cfg.ExpectWorkers,
-		Codec: codec, JobID: e.cfg.JobID, Log: e.log,
+		Codec: codec, JobID: e.cfg.JobID, Shm: reg, Log: e.log,
 	})
 	if js, ok := b.(coordinator.Resumable); ok && e.resumable {
 		e.log.Info("jetstream job", "job_id", js.JobID(), "resume", "run again with --job-id "+js.JobID())

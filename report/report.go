@@ -85,6 +85,8 @@ type Mode struct {
 	GFLOPs     float64                  `json:"gflops,omitempty"` // GFLOP/s, for workloads that count FLOPs (infer)
 	Stages     map[string]Stage         `json:"stages,omitempty"`
 	Error      string                   `json:"error,omitempty"`
+	// Planes is each worker process's data plane ("nats", "shm", "nats+shm"), by address (processes).
+	Planes map[string]string `json:"data_planes,omitempty"`
 	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
 	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
 	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
@@ -110,6 +112,11 @@ type FloorPoint struct {
 	PythonP50us float64 `json:"python_p50_us,omitempty"`
 	PythonP99us float64 `json:"python_p99_us,omitempty"`
 	PythonRatio float64 `json:"ferry_over_python,omitempty"` // ferry_p50_us / python_p50_us
+	// Ferry's round trip to the same worker over shared memory
+	// (--data-plane shm), measured in turn; 0 when not measured.
+	ShmP50us float64 `json:"shm_p50_us,omitempty"`
+	ShmP99us float64 `json:"shm_p99_us,omitempty"`
+	ShmRatio float64 `json:"shm_over_raw,omitempty"` // shm_p50_us / raw_p50_us
 	// RawCPUus is the CPU time (broker, requester and echo together) of one
 	// raw echo round trip of Bytes each way, RawCPUInFlight at a time; 0 when
 	// not measured (the broker is not in this process).
@@ -171,7 +178,7 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m.Batches, m.BytesOut, m.BytesIn = s.Batches, s.BytesOut, s.BytesIn
 		m.BusyMean, m.BusyMin = s.BusyMean(), s.BusyMin()
 		m.Retries, m.Requeues, m.Splits, m.Duplicates, m.Failed = s.Retries, s.Requeues, s.Splits, s.Dupes, len(s.Failed)
-		m.Forged = s.Forged
+		m.Forged, m.Planes = s.Forged, s.Planes
 		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
 		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()

@@ -93,6 +93,14 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 	}
 	for _, m := range r.Modes {
+		if line := planesLine(m); line != "" {
+			fmt.Fprintf(w, "\n%s: %s\n", m.Mode, line)
+		}
+	}
+	if line := boundarySplit(r); line != "" {
+		fmt.Fprintf(w, "%s\n", line)
+	}
+	for _, m := range r.Modes {
 		if m.Forged > 0 { // someone is answering batches they were not sent
 			fmt.Fprintf(w, "\n%s: %d forged results discarded (they answered no batch in flight or lacked its token)\n", m.Mode, m.Forged)
 		}

@@ -40,6 +40,7 @@ func FloorPoints(points []floor.Point) []FloorPoint {
 			Roundtrip: p.Raw.N, BatchBytes: p.BatchBytes, ResultBytes: p.ResultBytes,
 			Stages:      map[string]float64{},
 			PythonP50us: us(p.Python.P50), PythonP99us: us(p.Python.P99), PythonRatio: round3(p.PythonRatio()),
+			ShmP50us: us(p.Shm.P50), ShmP99us: us(p.Shm.P99), ShmRatio: round3(p.ShmRatio()),
 		}
 		for s := range coordinator.NumStages {
 			fp.Stages[s.String()] = us(p.Stages[s])
@@ -76,8 +77,11 @@ func writeTransportText(w io.Writer, r *Transport) error {
 	}
 	fmt.Fprintf(w, "raw NATS echo vs ferry batch round trip (noop workload), one request in flight, %d round trips each per size\n", n)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	py := r.hasPython()
+	py, sh := r.hasPython(), r.hasShm()
 	fmt.Fprint(tw, "bytes\traw_p50_us\traw_p99_us\tferry_p50_us\tferry_p99_us\tratio\t")
+	if sh {
+		fmt.Fprint(tw, "shm_p50_us\tshm_p99_us\tshm_ratio\t")
+	}
 	if py {
 		fmt.Fprint(tw, "python_p50_us\tpython_p99_us\tvs_python\t")
 	}
@@ -87,6 +91,9 @@ func writeTransportText(w io.Writer, r *Transport) error {
 	fmt.Fprintln(tw)
 	for _, p := range r.Points {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2fx\t", size(p.Bytes), p.RawP50us, p.RawP99us, p.FerryP50, p.FerryP99, p.Ratio)
+		if sh {
+			fmt.Fprintf(tw, "%.0f\t%.0f\t%.2fx\t", p.ShmP50us, p.ShmP99us, p.ShmRatio)
+		}
 		if py {
 			fmt.Fprintf(tw, "%.0f\t%.0f\t%.2fx\t", p.PythonP50us, p.PythonP99us, p.PythonRatio)
 		}
@@ -99,10 +106,23 @@ func writeTransportText(w io.Writer, r *Transport) error {
 		return err
 	}
 	_, err := fmt.Fprintln(w, "\nstages are ferry's medians in microseconds; ratio is ferry_p50 / raw_p50, measured alternately in this run")
+	if err == nil && sh {
+		_, err = fmt.Fprintln(w, "shm is ferry's round trip to the same worker over shared memory (--data-plane shm), measured in turn; shm_ratio is shm_p50 / raw_p50")
+	}
 	if err == nil && py {
 		_, err = fmt.Fprintf(w, "python is one task at a time through ProcessPoolExecutor (Python %v), measured after ferry in this run; vs_python is ferry_p50 / python_p50\n", r.Config["python_version"])
 	}
 	return err
+}
+
+// hasShm reports whether the shared-memory round trip was measured.
+func (r *Transport) hasShm() bool {
+	for _, p := range r.Points {
+		if p.ShmP50us > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPython reports whether the Python baseline was measured.

@@ -57,6 +57,9 @@ type Config struct {
 	// JetStream also serves batches from the FERRY_BATCHES work-queue stream
 	// (dispatch=jetstream), besides requests. Default off.
 	JetStream bool
+	// Shm, when set, also serves batches over shared memory (a local
+	// fleet's --data-plane shm; ShmFromEnv); nil = NATS only.
+	Shm *ShmConfig
 	// Observe, when set, is told when each batch starts and how it ended
 	// (live metrics). It must be quick.
 	Observe func(Event)
@@ -174,6 +177,15 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: register service: %w", err)
 	}
 	id := svc.Info().ID
+	if w.cfg.Shm != nil { // hello before the batch endpoint: discovery finds the worker after its hello
+		plane, err := w.openShm(id)
+		if err != nil {
+			w.log.Warn("shared memory unavailable; serving over NATS only", "err", err)
+		} else {
+			go w.serveShm(plane) // owned: plane.stop waits for it
+			defer plane.stop()
+		}
+	}
 	subject := proto.WorkSubject(proto.WorkAddr(login, id))
 	w.startQueue()
 	defer w.stopQueue() // on every return path, before the connection closes
@@ -360,53 +372,77 @@ func (w *Worker) handle(req micro.Request, arrived time.Time) {
 		fail("400", fmt.Sprintf("unknown compression %q", z))
 		return
 	}
-	t0 := time.Now()
-	if err := codec.DecodeBatch(req.Data(), &w.b); err != nil {
-		fail("400", err.Error())
+	sv := w.runBatch(codec, req.Data(), w.buf[:0], w.nc.MaxPayload())
+	if sv.out != nil {
+		w.buf = sv.out
+	}
+	if sv.code != "" {
+		fail(sv.code, sv.msg)
 		return
 	}
-	t1 := time.Now()
-	if w.cfg.BeforeBatch != nil {
-		w.cfg.BeforeBatch(&w.b)
-	}
-	wl, err := w.cfg.Limits.Workload(&w.wls, &w.b, w.nc.MaxPayload()) // the result's size is checked before compute
-	if errors.Is(err, proto.ErrLimit) {
-		fail("413", err.Error())
-		return
-	}
-	if err != nil {
-		fail("400", err.Error())
-		return
-	}
-	w.res.BatchID, w.res.Attempt, w.res.Token = w.b.ID, w.b.Attempt, w.b.Token
-	w.res.Errs, err = workload.ComputeBatch(wl, w.b.Docs, &w.res.Out, w.res.Errs)
-	if err != nil { // not the documents' fault (an exec program died): retried elsewhere
-		fail("500", err.Error())
-		return
-	}
-	t2 := time.Now()
-	w.buf, err = codec.AppendResult(w.buf[:0], &w.res)
-	if errors.Is(err, proto.ErrLimit) {
-		fail("413", fmt.Sprintf("result: %v; use smaller batches", err))
-		return
-	}
-	if err != nil {
-		fail("500", err.Error())
-		return
-	}
-	t3 := time.Now()
-	pipe := w.res.Out.Hop
-	h := w.replyHeader(queue, t1.Sub(t0), t2.Sub(t1)-pipe, t3.Sub(t2), pipe, replyHeader)
+	h := w.replyHeader(queue, sv.decode, sv.compute, sv.encode, sv.pipe, replyHeader)
 	// The broker's limit is on headers and body together (HPUB).
 	if size, max := len(w.buf)+proto.HeaderSize(h), w.nc.MaxPayload(); int64(size) > max {
 		fail("413", fmt.Sprintf("result of %d bytes for %d documents is over the broker's max_payload of %d", size, len(w.b.Docs), max))
 		return
 	}
-	ev = Event{Docs: len(w.b.Docs), Failed: len(w.res.Errs), Queue: queue, Decode: t1.Sub(t0), Compute: t2.Sub(t1), Encode: t3.Sub(t2)}
+	ev = sv.event(len(w.b.Docs), len(w.res.Errs))
+	ev.Queue = queue
 	if err := req.Respond(w.buf, micro.WithHeaders(h)); err != nil {
 		w.log.Warn("reply", "batch", w.b.ID, "err", err)
 	}
 	w.b.Docs = w.b.Docs[:0] // drop references into the message
+}
+
+// served is how one batch went: the encoded result (out), or a micro
+// error code and message; and the worker's stages.
+type served struct {
+	out                           []byte
+	code, msg                     string
+	decode, compute, encode, pipe time.Duration
+}
+
+func (s served) event(docs, failed int) Event {
+	return Event{Docs: docs, Failed: failed, Decode: s.decode, Compute: s.compute + s.pipe, Encode: s.encode}
+}
+
+// runBatch decodes one batch from data with codec, computes it and appends
+// the result to out, whatever carried the batch (NATS or shared memory).
+// maxResult bounds the result's size (the broker's max payload, or the
+// shared-memory slot). The caller holds w.mu.
+func (w *Worker) runBatch(codec proto.Codec, data, out []byte, maxResult int64) (s served) {
+	w.b.Token = proto.Token{}
+	t0 := time.Now()
+	if err := codec.DecodeBatch(data, &w.b); err != nil {
+		return served{code: "400", msg: err.Error()}
+	}
+	t1 := time.Now()
+	if w.cfg.BeforeBatch != nil {
+		w.cfg.BeforeBatch(&w.b)
+	}
+	wl, err := w.cfg.Limits.Workload(&w.wls, &w.b, maxResult) // the result's size is checked before compute
+	if errors.Is(err, proto.ErrLimit) {
+		return served{code: "413", msg: err.Error()}
+	}
+	if err != nil {
+		return served{code: "400", msg: err.Error()}
+	}
+	w.res.BatchID, w.res.Attempt, w.res.Token = w.b.ID, w.b.Attempt, w.b.Token
+	w.res.Errs, err = workload.ComputeBatch(wl, w.b.Docs, &w.res.Out, w.res.Errs)
+	if err != nil { // not the documents' fault (an exec program died): retried elsewhere
+		return served{code: "500", msg: err.Error()}
+	}
+	t2 := time.Now()
+	out, err = codec.AppendResult(out, &w.res)
+	if errors.Is(err, proto.ErrLimit) {
+		return served{out: out, code: "413", msg: fmt.Sprintf("result: %v; use smaller batches", err)}
+	}
+	if err != nil {
+		return served{out: out, code: "500", msg: err.Error()}
+	}
+	t3 := time.Now()
+	pipe := w.res.Out.Hop
+	return served{out: out, decode: t1.Sub(t0), compute: t2.Sub(t1) - pipe, encode: t3.Sub(t2), pipe: pipe}
 }
 
 // replyHeader fills the reply's headers: the stage timings in one header,

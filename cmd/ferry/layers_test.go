@@ -24,6 +24,7 @@ func TestLayers(t *testing.T) {
 		"report":      {"broker", "fleet"},
 		"fleet":       {"lab"},
 		"bridge":      {"coordinator", "worker", "broker", "lab", "fleet"},
+		"shm":         {"proto", "workload", "coordinator", "worker", "broker", "lab", "fleet", "corpus", "sink"},
 		"lab":         {},
 	}
 	for pkg, bad := range forbidden {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -181,17 +182,32 @@ func alive(pid int) bool {
 	return len(f) > 0 && f[0] != "Z"
 }
 
+// devShm lists /dev/shm (nil where there is none).
+func devShm(t *testing.T) []string {
+	t.Helper()
+	ents, _ := os.ReadDir("/dev/shm")
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 func TestNoOrphanWorkers(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		sig  syscall.Signal
+		name  string
+		sig   syscall.Signal
+		plane string
 	}{
-		{"SIGKILL", syscall.SIGKILL},
-		{"SIGINT", syscall.SIGINT},
-		{"SIGTERM", syscall.SIGTERM},
+		{"SIGKILL", syscall.SIGKILL, "nats"},
+		{"SIGINT", syscall.SIGINT, "nats"},
+		{"SIGTERM", syscall.SIGTERM, "nats"},
+		{"SIGKILL shm", syscall.SIGKILL, "shm"},
+		{"SIGTERM shm", syscall.SIGTERM, "shm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(ferryBin, "run", "-q", "--modes", "processes", "--workers", "2", "--docs", "100000000")
+			shmBefore := devShm(t)
+			cmd := exec.Command(ferryBin, "run", "-q", "--modes", "processes", "--workers", "2", "--docs", "100000000", "--data-plane", tc.plane)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -204,6 +220,17 @@ func TestNoOrphanWorkers(t *testing.T) {
 				return len(kids) >= 2
 			})
 			time.Sleep(300 * time.Millisecond) // let the job get going: this is a scenario, not a wait
+			if tc.plane == "shm" {
+				poll.WaitFor(t, 30*time.Second, "both workers to map their shared memory", func() bool {
+					n := 0 // the echo is a child too, without any
+					for _, k := range children(cmd.Process.Pid) {
+						if b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(k), "maps")); strings.Contains(string(b), "memfd:ferry-shm") {
+							n++
+						}
+					}
+					return n >= 2
+				})
+			}
 			cmd.Process.Signal(tc.sig)
 			err := cmd.Wait()
 			poll.WaitFor(t, 15*time.Second, "workers to exit", func() bool {
@@ -214,6 +241,11 @@ func TestNoOrphanWorkers(t *testing.T) {
 				}
 				return true
 			})
+			// memfd regions have no name: nothing is left in /dev/shm, and
+			// they are freed with the last process that held them.
+			if after := devShm(t); !slices.Equal(after, shmBefore) {
+				t.Errorf("/dev/shm holds %v after the run, %v before", after, shmBefore)
+			}
 			if tc.sig == syscall.SIGKILL {
 				return
 			}

@@ -118,6 +118,7 @@ type jobOpts struct {
 	TimeoutCeil    time.Duration `mapstructure:"timeout_ceil" help:"upper bound of the derived reply deadline"`
 	StopGrace      time.Duration `mapstructure:"stop_grace" help:"on SIGTERM/Ctrl-C, how long batches in flight may finish before exit (0 = don't wait)"`
 	Dispatch       string        `mapstructure:"dispatch" help:"how processes mode sends batches: request (request/reply), jetstream (durable streams), or both, comma separated, to compare"`
+	DataPlane      string        `mapstructure:"data_plane" help:"what carries processes mode's batches (request dispatch): nats, shm (shared memory with the local fleet's workers; others fall back to NATS), or nats,shm to compare"`
 	JobID          string        `mapstructure:"job_id" help:"job ID for dispatch=jetstream; a coordinator restarted with the same ID resumes (\"\" = a new random one)"`
 	Batch          string        `mapstructure:"batch" help:"batch sizing: fixed (batch_size) or auto (adapt during the run, starting at batch_size)"`
 	OverheadTarget float64       `mapstructure:"overhead_target" help:"per-batch overhead share that --batch auto and ferry recommend aim to stay under"`
@@ -191,7 +192,7 @@ func defaultJob(modes string) jobOpts {
 		corpusOpts: defaultCorpus(), Modes: modes, Workload: c.Workload, BatchSize: c.BatchSize, Format: "text",
 		Codec: c.Codec, InFlight: c.InFlight, MaxAttempts: c.MaxAttempts, WorkerWait: c.WorkerWait,
 		TimeoutFloor: c.TimeoutFloor, TimeoutCeil: c.TimeoutCeil, StopGrace: c.StopGrace,
-		Dispatch: coordinator.DispatchRequest, Batch: "fixed", OverheadTarget: c.OverheadTarget,
+		Dispatch: coordinator.DispatchRequest, DataPlane: coordinator.PlaneNATS, Batch: "fixed", OverheadTarget: c.OverheadTarget,
 		Dim: p.Dim, ChunkTokens: p.ChunkTokens, SpinCost: time.Duration(p.SpinCostNs), OutBytes: p.OutBytes, ModelSeed: p.Seed,
 		Param: []string{}, execOpts: defaultExec(),
 	}
@@ -260,7 +261,7 @@ func (o jobOpts) lab(cmd *cobra.Command, all any, log *slog.Logger) (lab.Config,
 	}
 	job, err := o.job()
 	cfg := lab.Config{
-		Job: job, Modes: list.Words(o.Modes), Dispatch: list.Words(o.Dispatch), JobID: o.JobID, Input: o.input(), Out: o.Out,
+		Job: job, Modes: list.Words(o.Modes), Dispatch: list.Words(o.Dispatch), DataPlane: list.Words(o.DataPlane), JobID: o.JobID, Input: o.input(), Out: o.Out,
 		Report: cli.Echo(all), Format: o.Format, Stdout: cmd.OutOrStdout(), Logger: log,
 	}
 	if !o.Quiet {

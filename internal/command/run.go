@@ -28,6 +28,7 @@ echo round trip next to ferry's own with empty compute, at 64 B and at the
 run's mean message size. Worker processes never outlive run.`,
 		Example: `  ferry run
   ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
+  ferry run -q --modes goroutines,processes --data-plane nats,shm
   ferry run --workload chunk --input ./notes --out chunks.jsonl
   ferry run --codec msgpack --format json > report.json`,
 		Args: cobra.NoArgs,

@@ -38,6 +38,12 @@ type Config struct {
 	// alike. Children killed by a signal do not count. 0 = 8 (about 6 s of
 	// pauses: restarts back off from 50 ms, doubling, up to 5 s).
 	MaxStartFailures int
+	// Files, when set, is called before each start (restarts too) for the
+	// files the child inherits (exec.Cmd.ExtraFiles: fd 3 on) and the
+	// environment naming them; the pool closes its copies of the files
+	// once the child is started. A restarted child gets new ones, so
+	// whatever the old one held (shared memory) goes with it. nil = none.
+	Files func() (files []*os.File, env []string, err error)
 	// StartupWindow is how long a child must live for its exit not to count
 	// as a failure to start; 0 = 2s.
 	StartupWindow time.Duration
@@ -135,6 +141,18 @@ func (p *Pool) start(sl *slot) error {
 	cmd.Env = append(append(os.Environ(), p.cfg.Env...), fmt.Sprintf("FERRY_PARENT_PID=%d", os.Getpid()))
 	cmd.Stdout, cmd.Stderr = p.cfg.Stdout, p.cfg.Stdout
 	cmd.SysProcAttr = procattr.Child()
+	if p.cfg.Files != nil {
+		files, env, err := p.cfg.Files()
+		if err != nil {
+			return fmt.Errorf("worker pool: files for %s: %w", p.cfg.Exe, err)
+		}
+		cmd.ExtraFiles, cmd.Env = files, append(cmd.Env, env...)
+		defer func() { // the child has its own copies
+			for _, f := range files {
+				f.Close()
+			}
+		}()
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("worker pool: start %s: %w", p.cfg.Exe, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/corpus"
 	"github.com/ferrylab/ferry/proto"
+	"github.com/ferrylab/ferry/shm"
 	"github.com/ferrylab/ferry/workload"
 	"github.com/nats-io/nats.go"
 )
@@ -19,6 +20,10 @@ type Config struct {
 	Warmup      int           // untimed round trips per size, each side, first; 0 = 10
 	Timeout     time.Duration // per round trip; 0 = 10s
 	EchoSubject string        // the echo responder's subject; "" = EchoSubject
+	// Shm, when set, finds the worker's shared-memory endpoint: ferry's
+	// round trip over shared memory is timed too, in turn with the other
+	// two (Point.Shm). nil = not measured.
+	Shm *shm.Registry
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +65,9 @@ type Point struct {
 	BatchBytes, ResultBytes int
 	// Stages is ferry's median time per stage (coordinator.Stage order).
 	Stages coordinator.Timing
+	// Shm is ferry's batch round trip to the same worker over shared
+	// memory (--data-plane shm); N = 0 when not measured.
+	Shm Sample
 	// Python is the same crossing through Python's ProcessPoolExecutor
 	// (MeasurePython); N = 0 when not measured.
 	Python Sample
@@ -71,6 +79,15 @@ func (p Point) PythonRatio() float64 {
 		return 0
 	}
 	return float64(p.Ferry.P50) / float64(p.Python.P50)
+}
+
+// ShmRatio is ferry's median round trip over shared memory over the raw
+// echo's (0 if unmeasured).
+func (p Point) ShmRatio() float64 {
+	if p.Raw.P50 <= 0 || p.Shm.P50 <= 0 {
+		return 0
+	}
+	return float64(p.Shm.P50) / float64(p.Raw.P50)
 }
 
 // Ratio is ferry's median round trip over the raw echo's (0 if unmeasured).
@@ -85,6 +102,11 @@ func (p Point) Ratio() float64 {
 // and as many ferry round trips through link (whose worker must be idle),
 // one of each in turn, one request in flight at a time.
 func Measure(ctx context.Context, nc *nats.Conn, link *coordinator.Link, cfg Config) ([]Point, error) {
+	return measure(ctx, nc, link, nil, cfg)
+}
+
+// measure is Measure, also timing sl (nil = not) in turn with the others.
+func measure(ctx context.Context, nc *nats.Conn, link *coordinator.Link, sl *coordinator.ShmLink, cfg Config) ([]Point, error) {
 	cfg = cfg.withDefaults()
 	raw, err := NewRaw(nc, cfg.EchoSubject)
 	if err != nil {
@@ -93,7 +115,7 @@ func Measure(ctx context.Context, nc *nats.Conn, link *coordinator.Link, cfg Con
 	defer raw.Close()
 	points := make([]Point, 0, len(cfg.Sizes))
 	for _, size := range cfg.Sizes {
-		p, err := measureSize(ctx, raw, link, size, cfg)
+		p, err := measureSize(ctx, raw, link, sl, size, cfg)
 		if err != nil {
 			return points, fmt.Errorf("transport: %d bytes: %w", size, err)
 		}
@@ -102,7 +124,7 @@ func Measure(ctx context.Context, nc *nats.Conn, link *coordinator.Link, cfg Con
 	return points, nil
 }
 
-func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int, cfg Config) (Point, error) {
+func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, sl *coordinator.ShmLink, size int, cfg Config) (Point, error) {
 	text, err := payload(size)
 	if err != nil {
 		return Point{}, err
@@ -113,7 +135,7 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 	}
 	p := Point{Bytes: size}
 	data := []byte(text)
-	var rawT, ferryT times
+	var rawT, ferryT, shmT times
 	var res proto.Result // reused, as processes mode reuses written results
 	var stages [coordinator.NumStages]times
 	for i := range cfg.Warmup + cfg.RoundTrips {
@@ -145,8 +167,21 @@ func measureSize(ctx context.Context, raw *Raw, link *coordinator.Link, size int
 			}
 			p.BatchBytes, p.ResultBytes = r.BytesOut, r.BytesIn
 		}
+		if sl != nil { // third, as the slowest side is not shared memory's
+			batch.ID++
+			t0 := time.Now()
+			if _, err := sl.RoundTrip(ctx, batch, &res, cfg.Timeout); err != nil {
+				return p, fmt.Errorf("ferry round trip over shared memory: %w", err)
+			}
+			if timed {
+				shmT.Add(time.Since(t0))
+			}
+		}
 	}
 	p.Raw, p.Ferry = summarise(&rawT), summarise(&ferryT)
+	if sl != nil {
+		p.Shm = summarise(&shmT)
+	}
 	for s := range coordinator.NumStages {
 		p.Stages[s] = stages[s].Quantile(0.50)
 	}
@@ -230,7 +265,19 @@ func MeasureWorker(ctx context.Context, nc *nats.Conn, codec proto.Codec, cfg Co
 		return nil, err
 	}
 	defer link.Close()
-	return Measure(ctx, nc, link, cfg)
+	var sl *coordinator.ShmLink
+	if cfg.Shm != nil {
+		ep := cfg.Shm.Lookup(ctx, coordinator.AddrID(id), 5*time.Second)
+		if ep == nil {
+			return nil, fmt.Errorf("transport: worker %s has no shared memory", id)
+		}
+		var ok bool
+		if sl, ok = coordinator.NewShmLink(ep, codec, id); !ok {
+			return nil, fmt.Errorf("transport: no free shared-memory slot at worker %s", id)
+		}
+		defer sl.Close()
+	}
+	return measure(ctx, nc, link, sl, cfg)
 }
 
 // waitForWorker returns the ID of a worker that answers discovery.
