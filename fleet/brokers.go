@@ -171,7 +171,7 @@ func (f *Fleet) startOnProcs(ctx context.Context, cfg Config, creds credentials)
 		if procs == 0 {
 			continue
 		}
-		p, err := startWorkers(ctx, cfg, ChildEnv(url, creds.shared()), procs)
+		p, err := startWorkers(ctx, cfg, f.workerEnv(url, creds.shared()), procs)
 		if err != nil {
 			return err
 		}

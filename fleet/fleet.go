@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/internal/cpuprof"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/internal/spawn"
 	"github.com/ferrylab/ferry/metrics"
@@ -116,6 +117,7 @@ type Fleet struct {
 	workers  []*spawn.Pool // one process each: each has a login of its own
 	echo     *Echo
 	storeDir string
+	profDir  string // where workers write CPU recordings (cpuprof)
 	creds    credentials
 }
 
@@ -135,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}()
 	creds := newCredentials(cfg.Workers)
 	f.creds = creds
+	if f.profDir, err = os.MkdirTemp("", "ferry-cpuprof-"); err != nil {
+		return nil, err
+	}
 	if cfg.BrokerProcs > 0 {
 		if err = f.startOnProcs(ctx, cfg, creds); err != nil {
 			return nil, err
@@ -155,7 +160,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}
 	for _, w := range creds.workers { // one login per worker: it reads only its own batches
 		// Credentials in the environment, not argv: ps shows argv to everyone.
-		p, err := startWorkers(ctx, cfg, ChildEnv(f.broker.URL(), w), 1)
+		p, err := startWorkers(ctx, cfg, f.workerEnv(f.broker.URL(), w), 1)
 		if err != nil {
 			return nil, err
 		}
@@ -243,6 +248,9 @@ func (f *Fleet) Close() {
 	}
 	if f.storeDir != "" {
 		os.RemoveAll(f.storeDir)
+	}
+	if f.profDir != "" {
+		os.RemoveAll(f.profDir)
 	}
 }
 
@@ -378,6 +386,7 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 	if err != nil {
 		return err
 	}
+	cpuprof.Serve(ctx, os.Getenv(cpuprof.EnvDir)) // before the worker registers: see Fleet.StartProfiles
 	if m != nil {
 		srv, err := metrics.Serve(metricsAddr, m.Registry, w.Ready, log)
 		if err != nil {

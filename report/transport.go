@@ -179,6 +179,7 @@ func writeBoundaryCPU(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "  processes %.1f us/doc = compute %.1f (goroutines) + NATS floor %.1f + rest %.1f (ferry's own work, compute slowed by shared cores); CPU-bound, processes reach at most %.2fx goroutines on these cores\n",
 		proc.CPUus, gor.CPUus, floor, proc.CPUus-gor.CPUus-floor, gor.CPUus/(gor.CPUus+floor))
+	writeCPUBreakdown(w, r.CPUBreakdown, floor)
 }
 
 // mode returns the named mode's figures, or nil if it did not run.

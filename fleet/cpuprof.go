@@ -1,0 +1,42 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/ferrylab/ferry/internal/cpuprof"
+	"github.com/ferrylab/ferry/internal/natsconn"
+)
+
+// workerEnv is a worker's environment: where to connect, as whom, and
+// where to write the CPU recordings StartProfiles asks for.
+func (f *Fleet) workerEnv(url string, a natsconn.Auth) []string {
+	return append(ChildEnv(url, a), cpuprof.EnvDir+"="+f.profDir)
+}
+
+// ErrNoProfiles is returned by StartProfiles when the fleet cannot record
+// its workers (it has none of its own).
+var ErrNoProfiles = errors.New("fleet: no worker processes to profile")
+
+// StartProfiles asks every worker process to record a CPU profile, with
+// its own CPU clock, until StopProfiles: the split of each worker's CPU
+// into parts over one mode's run (cpuprof).
+func (f *Fleet) StartProfiles() error {
+	pids := f.WorkerPIDs()
+	if f.profDir == "" || len(pids) == 0 {
+		return ErrNoProfiles
+	}
+	return cpuprof.StartChildren(f.profDir, pids)
+}
+
+// StopProfiles ends the workers' recordings and returns them, classified,
+// waiting at most a few seconds for a busy worker to write its file.
+// A worker restarted since StartProfiles has nothing to give: an error
+// names it, and the others are returned.
+func (f *Fleet) StopProfiles(ctx context.Context) ([]cpuprof.Profile, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return cpuprof.StopChildren(ctx, f.profDir, f.WorkerPIDs(), func(pid int) string { return "worker " + strconv.Itoa(pid) })
+}

@@ -1,0 +1,96 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// CPUBreakdown is processes mode's CPU per document by process and by
+// part, from a CPU profile of each process taken over the run (sampled)
+// beside its CPU clock over the same interval.
+type CPUBreakdown struct {
+	Parts     []string     `json:"parts"`             // the parts' names, the order of CPUProcess.Parts
+	Compute   string       `json:"compute_part"`      // the part that is the workload's
+	Ferry     []string     `json:"ferry_parts"`       // the parts that are ferry's own work
+	Processes []CPUProcess `json:"processes"`         // the coordinator (with an embedded broker), then each worker
+	Missing   int          `json:"missing,omitempty"` // processes whose recording did not come back
+}
+
+// CPUProcess is one process's CPU per document.
+type CPUProcess struct {
+	Name      string    `json:"name"`
+	ClockUs   float64   `json:"clock_us_per_doc"`   // its CPU clock (getrusage) over the run
+	SampledUs float64   `json:"sampled_us_per_doc"` // what its profile's samples stand for
+	Samples   int       `json:"samples"`
+	Parts     []float64 `json:"parts_us_per_doc"` // SampledUs split, in CPUBreakdown.Parts' order
+}
+
+// part is the named part's total over every process.
+func (b *CPUBreakdown) part(name string) float64 {
+	i := slices.Index(b.Parts, name)
+	if i < 0 {
+		return 0
+	}
+	var s float64
+	for _, p := range b.Processes {
+		if i < len(p.Parts) {
+			s += p.Parts[i]
+		}
+	}
+	return s
+}
+
+// agreeWithin is how far the sampled total may be from the clock's before
+// the report says the split is not to be trusted part by part.
+const agreeWithin = 0.10
+
+// writeCPUBreakdown prints b under the boundary CPU line: a row per
+// process, a row for all, whether the samples agree with the clocks, and
+// what ferry's own work costs beyond the NATS floor (floor, us/doc).
+func writeCPUBreakdown(w io.Writer, b *CPUBreakdown, floor float64) {
+	if b == nil || len(b.Processes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  CPU per doc by process and part, us (pprof samples over the processes run; clock = getrusage; unsampled = clock - sampled):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "  process\tclock\tsampled\t%s\tunsampled\t\n", strings.Join(b.Parts, "\t"))
+	all := CPUProcess{Name: "all", Parts: make([]float64, len(b.Parts))}
+	row := func(p CPUProcess) {
+		fmt.Fprintf(tw, "  %s\t%.2f\t%.2f\t", p.Name, p.ClockUs, p.SampledUs)
+		for _, x := range p.Parts {
+			fmt.Fprintf(tw, "%.2f\t", x)
+		}
+		fmt.Fprintf(tw, "%.2f\t\n", p.ClockUs-p.SampledUs)
+	}
+	for _, p := range b.Processes {
+		row(p)
+		all.ClockUs += p.ClockUs
+		all.SampledUs += p.SampledUs
+		all.Samples += p.Samples
+		for i := range min(len(p.Parts), len(all.Parts)) {
+			all.Parts[i] += p.Parts[i]
+		}
+	}
+	row(all)
+	tw.Flush()
+	if b.Missing > 0 {
+		fmt.Fprintf(w, "  %d process(es) sent no profile: the rows above are not the whole run\n", b.Missing)
+	}
+	verdict := "agree within 10%"
+	if all.ClockUs <= 0 || math.Abs(all.SampledUs-all.ClockUs) > agreeWithin*all.ClockUs {
+		verdict = "DISAGREE by more than 10% (bursty threads are undersampled): the parts are lower bounds"
+	}
+	fmt.Fprintf(w, "  parts sum to %.2f us/doc sampled (%d samples) vs %.2f by the clocks, %.0f%%: %s\n",
+		all.SampledUs, all.Samples, all.ClockUs, 100*all.SampledUs/max(all.ClockUs, 1e-9), verdict)
+	var own float64
+	for _, p := range b.Ferry {
+		own += b.part(p)
+	}
+	compute := b.part(b.Compute)
+	fmt.Fprintf(w, "  ferry's own beyond the floor: %.2f us/doc = clock %.2f - compute %.2f (measured) - NATS floor %.2f; ferry's own parts (%s) %.2f\n",
+		all.ClockUs-compute-floor, all.ClockUs, compute, floor, strings.Join(b.Ferry, ", "), own)
+}

@@ -1,0 +1,53 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestWriteCPUBreakdown(t *testing.T) {
+	parts := []string{"compute", "encode", "ferry"}
+	for _, tc := range []struct {
+		name    string
+		sampled float64 // of the worker, whose clock is 6
+		want    []string
+	}{
+		{"agree", 5.8, []string{
+			"coordinator+broker  2.00  2.00  0.00  0.50  1.50  0.00",
+			"all  8.00  7.80  5.00  0.50  2.30  0.20",
+			"parts sum to 7.80 us/doc sampled (30 samples) vs 8.00 by the clocks, 98%: agree within 10%",
+			"ferry's own beyond the floor: 1.00 us/doc = clock 8.00 - compute 5.00 (measured) - NATS floor 2.00; ferry's own parts (encode, ferry) 2.80",
+		}},
+		{"disagree", 4.0, []string{"parts sum to 6.00 us/doc sampled", "DISAGREE by more than 10%"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &CPUBreakdown{Parts: parts, Compute: "compute", Ferry: []string{"encode", "ferry"}, Processes: []CPUProcess{
+				{Name: "coordinator+broker", ClockUs: 2, SampledUs: 2, Samples: 10, Parts: []float64{0, 0.5, 1.5}},
+				{Name: "worker 1", ClockUs: 6, SampledUs: tc.sampled, Samples: 20, Parts: []float64{5, 0, tc.sampled - 5}},
+			}}
+			var buf bytes.Buffer
+			writeCPUBreakdown(&buf, b, 2)
+			got := strings.Join(strings.Fields(buf.String()), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(got, strings.Join(strings.Fields(w), " ")) {
+					t.Errorf("output lacks %q:\n%s", w, buf.String())
+				}
+			}
+		})
+	}
+}
+
+func TestWriteCPUBreakdownNamesMissing(t *testing.T) {
+	var buf bytes.Buffer
+	writeCPUBreakdown(&buf, &CPUBreakdown{Parts: []string{"compute"}, Compute: "compute", Missing: 1,
+		Processes: []CPUProcess{{Name: "coordinator", ClockUs: 1, SampledUs: 1, Parts: []float64{0}}}}, 0)
+	if !strings.Contains(buf.String(), "1 process(es) sent no profile") {
+		t.Errorf("a missing worker is not named:\n%s", buf.String())
+	}
+	buf.Reset()
+	writeCPUBreakdown(&buf, nil, 0)
+	if buf.Len() != 0 {
+		t.Errorf("nil breakdown printed %q", buf.String())
+	}
+}
