@@ -17,7 +17,8 @@ func TestWriteCPUBreakdown(t *testing.T) {
 			"coordinator+broker  2.00  2.00  0.00  0.50  1.50  0.00",
 			"all  8.00  7.80  5.00  0.50  2.30  0.20",
 			"parts sum to 7.80 us/doc sampled (30 samples) vs 8.00 by the clocks, 98%: agree within 10%",
-			"ferry's own beyond the floor: 1.00 us/doc = clock 8.00 - compute 5.00 (measured) - NATS floor 2.00; ferry's own parts (encode, ferry) 2.80",
+			// the worker's compute, 5 of 5.8 sampled, scaled to its clock of 6: 5.17
+			"ferry's own beyond the floor: 0.83 us/doc = clock 8.00 - compute 5.17 (sampled 5.00, scaled to each process's clock) - NATS floor 2.00; ferry's own parts (encode, ferry) 2.80 sampled",
 		}},
 		{"disagree", 4.0, []string{"parts sum to 6.00 us/doc sampled", "DISAGREE by more than 10%"}},
 	} {
