@@ -28,15 +28,20 @@ func (f *Fleet) StartProfiles() error {
 	if f.profDir == "" || len(pids) == 0 {
 		return ErrNoProfiles
 	}
-	return cpuprof.StartChildren(f.profDir, pids)
+	var err error
+	f.profiled, err = cpuprof.StartChildren(f.profDir, pids)
+	return err
 }
 
 // StopProfiles ends the workers' recordings and returns them, classified,
 // waiting at most a few seconds for a busy worker to write its file.
-// A worker restarted since StartProfiles has nothing to give: an error
-// names it, and the others are returned.
+// Only the workers StartProfiles asked are asked (one still starting is
+// not); one gone since has nothing to give: an error names it, and the
+// others are returned.
 func (f *Fleet) StopProfiles(ctx context.Context) ([]cpuprof.Profile, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return cpuprof.StopChildren(ctx, f.profDir, f.WorkerPIDs(), func(pid int) string { return "worker " + strconv.Itoa(pid) })
+	pids := f.profiled
+	f.profiled = nil
+	return cpuprof.StopChildren(ctx, f.profDir, pids, func(pid int) string { return "worker " + strconv.Itoa(pid) })
 }

@@ -118,6 +118,7 @@ type Fleet struct {
 	echo     *Echo
 	storeDir string
 	profDir  string // where workers write CPU recordings (cpuprof)
+	profiled []int  // the workers StartProfiles asked to record
 	creds    credentials
 }
 

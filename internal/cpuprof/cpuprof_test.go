@@ -131,9 +131,12 @@ func TestServeRecordsOnSignals(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	Serve(ctx, dir)
-	pids := []int{os.Getpid()}
-	if err := StartChildren(dir, pids); err != nil {
-		t.Fatal(err)
+	if started, err := StartChildren(dir, []int{os.Getpid() + 1<<20}); err != nil || len(started) != 0 {
+		t.Fatalf("StartChildren of a process not serving = %v, %v; want none asked", started, err)
+	}
+	pids, err := StartChildren(dir, []int{os.Getpid()})
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("StartChildren = %v, %v; want this process asked", pids, err)
 	}
 	// The recording starts on the signal's delivery: hash until the
 	// process has spent 300 ms of CPU, enough for samples at 100 Hz.

@@ -88,8 +88,13 @@ func Serve(ctx context.Context, dir string) {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, startSignal, stopSignal)
+	// Only now may the parent signal: the signals' default action is exit.
+	if f, err := os.Create(readyName(dir, os.Getpid())); err == nil {
+		f.Close()
+	}
 	go func() { // owned by ctx: ends with it
 		defer signal.Stop(sig)
+		defer os.Remove(readyName(dir, os.Getpid()))
 		var rec *Recording
 		var cpu0 time.Duration
 		for {
@@ -147,6 +152,11 @@ func fileName(dir string, pid int) string {
 	return filepath.Join(dir, strconv.Itoa(pid)+".cpuprof")
 }
 
+// readyName marks a child that serves requests (Serve).
+func readyName(dir string, pid int) string {
+	return filepath.Join(dir, strconv.Itoa(pid)+".ready")
+}
+
 // Request sends sig to each of pids (children serving EnvDir).
 func request(pids []int, sig syscall.Signal) error {
 	var errs []error
@@ -158,13 +168,19 @@ func request(pids []int, sig syscall.Signal) error {
 	return errors.Join(errs...)
 }
 
-// StartChildren asks each of pids to start recording; their earlier
-// recordings in dir are removed first.
-func StartChildren(dir string, pids []int) error {
+// StartChildren asks each of pids that serves requests in dir (Serve) to
+// start recording, and returns those it asked: a child still starting, or
+// not serving, is left alone (the signal would end it). Their earlier
+// recordings are removed first.
+func StartChildren(dir string, pids []int) (started []int, err error) {
 	for _, pid := range pids {
+		if _, err := os.Stat(readyName(dir, pid)); err != nil {
+			continue
+		}
 		os.Remove(fileName(dir, pid))
+		started = append(started, pid)
 	}
-	return request(pids, startSignal)
+	return started, request(started, startSignal)
 }
 
 // StopChildren asks each of pids to stop recording and waits (until ctx
