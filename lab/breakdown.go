@@ -49,7 +49,10 @@ func (b *breakdown) stop(ctx context.Context, e *runEnv, st *coordinator.Stats) 
 		return
 	}
 	data, cpu := b.rec.Stop()
-	workers, err := e.profiles.StopProfiles(context.WithoutCancel(ctx))
+	if ctx.Err() != nil { // interrupted: the workers are stopping, no wait for their files
+		return
+	}
+	workers, err := e.profiles.StopProfiles(ctx)
 	if err != nil {
 		e.log.Warn("CPU breakdown without some workers", "err", err)
 	}
