@@ -52,3 +52,20 @@ func TestWriteCPUBreakdownNamesMissing(t *testing.T) {
 		t.Errorf("nil breakdown printed %q", buf.String())
 	}
 }
+
+// The breakdown follows the boundary CPU line with or without a goroutines run.
+func TestBoundaryCPUPrintsBreakdownWithoutGoroutines(t *testing.T) {
+	r := &Report{
+		Modes: []Mode{{Mode: "processes", Docs: 1000, Batches: 10, CPUus: 10}},
+		Floor: []FloorPoint{{Bytes: 64}, {Bytes: 4096, RawCPUus: 200, RawCPUInFlight: 2}},
+		CPUBreakdown: &CPUBreakdown{Parts: []string{"compute"}, Compute: "compute",
+			Processes: []CPUProcess{{Name: "worker 1", ClockUs: 10, SampledUs: 9, Parts: []float64{9}}}},
+	}
+	var buf bytes.Buffer
+	writeBoundaryCPU(&buf, r)
+	for _, want := range []string{"boundary CPU:", "CPU per doc by process and part", "NATS floor 2.00"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

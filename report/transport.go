@@ -174,12 +174,12 @@ func writeBoundaryCPU(w io.Writer, r *Report) {
 	floor := fp.RawCPUus / perBatch
 	fmt.Fprintf(w, "boundary CPU: a raw NATS echo of %s each way, %d in flight, costs %.0f us of CPU (broker and both ends) = %.2f us/doc at %.0f docs/batch\n",
 		size(fp.Bytes), fp.RawCPUInFlight, fp.RawCPUus, floor, perBatch)
+	defer writeCPUBreakdown(w, r.CPUBreakdown, floor) // under the lines above, with or without goroutines
 	if gor == nil || gor.CPUus <= 0 || proc.CPUus <= 0 {
 		return
 	}
 	fmt.Fprintf(w, "  processes %.1f us/doc = compute %.1f (goroutines) + NATS floor %.1f + rest %.1f (ferry's own work, compute slowed by shared cores); CPU-bound, processes reach at most %.2fx goroutines on these cores\n",
 		proc.CPUus, gor.CPUus, floor, proc.CPUus-gor.CPUus-floor, gor.CPUus/(gor.CPUus+floor))
-	writeCPUBreakdown(w, r.CPUBreakdown, floor)
 }
 
 // mode returns the named mode's figures, or nil if it did not run.
