@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferrylab/ferry/internal/cpuprof"
 	"github.com/ferrylab/ferry/internal/natsconn"
+	"github.com/ferrylab/ferry/worker"
 )
 
 // workerEnv is a worker's environment: where to connect, as whom, and
@@ -44,4 +45,24 @@ func (f *Fleet) StopProfiles(ctx context.Context) ([]cpuprof.Profile, error) {
 	pids := f.profiled
 	f.profiled = nil
 	return cpuprof.StopChildren(ctx, f.profDir, pids, func(pid int) string { return "worker " + strconv.Itoa(pid) })
+}
+
+// timeHandler makes cfg's worker time each batch it handles, from the
+// Start event to the one that ends it (both on the handler's goroutine),
+// by the thread's CPU clock, and returns the stopwatch.
+func timeHandler(cfg *worker.Config) *cpuprof.Stopwatch {
+	sw := new(cpuprof.Stopwatch)
+	observe := cfg.Observe
+	var t0 time.Duration // the handler serves one batch at a time
+	cfg.Observe = func(ev worker.Event) {
+		if ev.Start {
+			t0 = sw.Begin()
+		} else {
+			sw.End(t0)
+		}
+		if observe != nil {
+			observe(ev)
+		}
+	}
+	return sw
 }

@@ -383,11 +383,15 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 		m = metrics.NewWorker(time.Now())
 		cfg.Observe = m.Observe
 	}
+	var handler *cpuprof.Stopwatch // the batch handler's own CPU, for the breakdown
+	if dir := os.Getenv(cpuprof.EnvDir); dir != "" {
+		handler = timeHandler(&cfg)
+		cpuprof.Serve(ctx, dir, handler) // before the worker registers: see Fleet.StartProfiles
+	}
 	w, err := worker.New(cfg)
 	if err != nil {
 		return err
 	}
-	cpuprof.Serve(ctx, os.Getenv(cpuprof.EnvDir)) // before the worker registers: see Fleet.StartProfiles
 	if m != nil {
 		srv, err := metrics.Serve(metricsAddr, m.Registry, w.Ready, log)
 		if err != nil {

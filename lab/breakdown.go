@@ -82,7 +82,8 @@ func breakdownReport(profiles []cpuprof.Profile, docs int64, workers int) *repor
 	b.Compute = cpuprof.Compute.String()
 	b.Ferry = []string{cpuprof.Encode.String(), cpuprof.Decode.String(), cpuprof.Copies.String(), cpuprof.Alloc.String(), cpuprof.Ferry.String()}
 	for _, p := range profiles {
-		row := report.CPUProcess{Name: p.Name, ClockUs: perDoc(p.Clock), SampledUs: perDoc(p.Sampled), Samples: p.Samples}
+		row := report.CPUProcess{Name: p.Name, ClockUs: perDoc(p.Clock), SampledUs: perDoc(p.Sampled), Samples: p.Samples,
+			HandlerUs: perDoc(p.Handler), HandlerSampledUs: perDoc(p.HandlerSampled)}
 		for _, d := range p.Parts {
 			row.Parts = append(row.Parts, perDoc(d))
 		}

@@ -27,6 +27,11 @@ type CPUProcess struct {
 	SampledUs float64   `json:"sampled_us_per_doc"` // what its profile's samples stand for
 	Samples   int       `json:"samples"`
 	Parts     []float64 `json:"parts_us_per_doc"` // SampledUs split, in CPUBreakdown.Parts' order
+	// HandlerUs is a worker's batch handler (decode, compute, encode,
+	// reply) by its thread's CPU clock, HandlerSampledUs what the samples
+	// under it stand for; 0 for other processes.
+	HandlerUs        float64 `json:"handler_us_per_doc,omitempty"`
+	HandlerSampledUs float64 `json:"handler_sampled_us_per_doc,omitempty"`
 }
 
 // part is the named part's total over every process.
@@ -44,9 +49,10 @@ func (b *CPUBreakdown) part(name string) float64 {
 	return s
 }
 
-// scaledCompute is the compute part of each process scaled by its clock
-// over its samples: sampling misses a share of every process's CPU (see
-// cpuprof.Hz), and the compute part, sampled, would be low by that share.
+// scaledCompute is the compute part of each process scaled to what
+// sampling missed (see cpuprof.Hz): by the handler's thread clock over its
+// samples where the process's handler was timed (a worker's compute runs
+// in it), by the process's clock over its samples elsewhere.
 func (b *CPUBreakdown) scaledCompute() float64 {
 	i := slices.Index(b.Parts, b.Compute)
 	if i < 0 {
@@ -54,7 +60,11 @@ func (b *CPUBreakdown) scaledCompute() float64 {
 	}
 	var s float64
 	for _, p := range b.Processes {
-		if i < len(p.Parts) && p.SampledUs > 0 {
+		switch {
+		case i >= len(p.Parts):
+		case p.HandlerUs > 0 && p.HandlerSampledUs > 0:
+			s += p.Parts[i] * p.HandlerUs / p.HandlerSampledUs
+		case p.SampledUs > 0:
 			s += p.Parts[i] * p.ClockUs / p.SampledUs
 		}
 	}
@@ -103,11 +113,19 @@ func writeCPUBreakdown(w io.Writer, b *CPUBreakdown, floor float64) {
 	}
 	fmt.Fprintf(w, "  parts sum to %.2f us/doc sampled (%d samples) vs %.2f by the clocks, %.0f%%: %s\n",
 		all.SampledUs, all.Samples, all.ClockUs, 100*all.SampledUs/max(all.ClockUs, 1e-9), verdict)
+	var handler, handlerSampled float64
+	for _, p := range b.Processes {
+		handler += p.HandlerUs
+		handlerSampled += p.HandlerSampledUs
+	}
+	if handler > 0 {
+		fmt.Fprintf(w, "  workers' batch handlers: %.2f us/doc by their threads' CPU clocks, %.2f sampled (%.0f%%)\n", handler, handlerSampled, 100*handlerSampled/handler)
+	}
 	var own float64
 	for _, p := range b.Ferry {
 		own += b.part(p)
 	}
 	compute, scaled := b.part(b.Compute), b.scaledCompute()
-	fmt.Fprintf(w, "  ferry's own beyond the floor: %.2f us/doc = clock %.2f - compute %.2f (sampled %.2f, scaled to each process's clock) - NATS floor %.2f; ferry's own parts (%s) %.2f sampled\n",
+	fmt.Fprintf(w, "  ferry's own beyond the floor: %.2f us/doc = clock %.2f - compute %.2f (sampled %.2f, scaled by the handlers' thread clocks) - NATS floor %.2f; ferry's own parts (%s) %.2f sampled\n",
 		all.ClockUs-scaled-floor, all.ClockUs, scaled, compute, floor, strings.Join(b.Ferry, ", "), own)
 }

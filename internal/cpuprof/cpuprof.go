@@ -14,6 +14,7 @@ package cpuprof
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -185,7 +186,15 @@ type Profile struct {
 	Sampled time.Duration // CPU time the profile's samples stand for
 	Parts   Parts         // Sampled, split; Parts.Sum() == Sampled
 	Samples int           // samples the profile holds
+	// Handler is the CPU of the process's batch handler by its thread's
+	// clock (Stopwatch), HandlerSampled what the samples under it stand for
+	// (a worker's; 0 elsewhere): sampling misses a share of each thread,
+	// the handler's included, and Handler/HandlerSampled is that share.
+	Handler, HandlerSampled time.Duration
 }
+
+// handlerFrame is the batch handler Stopwatch times in a worker.
+const handlerFrame = ferryPkg + "worker.(*Worker).handle"
 
 // Parse classifies a gzipped pprof CPU profile (runtime/pprof's output)
 // into parts. An empty profile (the process was already profiled
@@ -225,6 +234,9 @@ func Parse(name string, clock time.Duration, data []byte) (Profile, error) {
 			}
 		}
 		pr.Parts[Classify(stack)] += time.Duration(s.Value[cpu])
+		if slices.Contains(stack, handlerFrame) {
+			pr.HandlerSampled += time.Duration(s.Value[cpu])
+		}
 		if count >= 0 && count < len(s.Value) {
 			pr.Samples += int(s.Value[count])
 		}

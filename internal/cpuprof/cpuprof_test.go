@@ -84,21 +84,25 @@ func TestParseSyntheticProfile(t *testing.T) {
 		[]string{"github.com/ferrylab/ferry/proto.packed.AppendResult"},
 		[]string{"runtime.memmove", "github.com/ferrylab/ferry/coordinator.(*collector).flush"},
 		[]string{"runtime.gcBgMarkWorker"},
+		[]string{"github.com/ferrylab/ferry/workload.ComputeBatch", "github.com/ferrylab/ferry/worker.(*Worker).handle"},
 	)
 	p, err := Parse("worker", 55*ms, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := p.Samples, 5; got != want {
+	if got, want := p.HandlerSampled, 10*ms; got != want {
+		t.Errorf("handler sampled = %v, want the one sample under the handler, %v", got, want)
+	}
+	if got, want := p.Samples, 6; got != want {
 		t.Errorf("samples = %d, want %d", got, want)
 	}
-	if got, want := p.Sampled, 50*ms; got != want {
+	if got, want := p.Sampled, 60*ms; got != want {
 		t.Errorf("sampled = %v, want %v", got, want)
 	}
 	if got, want := p.Parts.Sum(), p.Sampled; got != want {
 		t.Errorf("parts sum to %v, want the sampled %v", got, want)
 	}
-	for part, want := range map[Part]time.Duration{Compute: 20 * ms, Encode: 10 * ms, Copies: 10 * ms, Alloc: 10 * ms, NATS: 0} {
+	for part, want := range map[Part]time.Duration{Compute: 30 * ms, Encode: 10 * ms, Copies: 10 * ms, Alloc: 10 * ms, NATS: 0} {
 		if got := p.Parts[part]; got != want {
 			t.Errorf("%s = %v, want %v", part, got, want)
 		}
@@ -118,9 +122,12 @@ func TestParseRejectsGarbage(t *testing.T) {
 	if _, err := parseFile("x", []byte("something else\n")); err == nil {
 		t.Error("parseFile without the header: no error")
 	}
-	p, err := parseFile("x", []byte("ferry-cpuprof v1 1000\n"))
-	if err != nil || p.Clock != time.Microsecond || p.Samples != 0 {
-		t.Errorf("parseFile of an empty recording = %+v, %v; want the clock and no samples", p, err)
+	p, err := parseFile("x", []byte("ferry-cpuprof v1 1000 400\n"))
+	if err != nil || p.Clock != time.Microsecond || p.Handler != 400 || p.Samples != 0 {
+		t.Errorf("parseFile of an empty recording = %+v, %v; want the clocks and no samples", p, err)
+	}
+	if _, err := parseFile("x", []byte("ferry-cpuprof v1 1000 -1\n")); err == nil {
+		t.Error("parseFile with a negative handler clock: no error")
 	}
 }
 
@@ -130,7 +137,8 @@ func TestServeRecordsOnSignals(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	Serve(ctx, dir)
+	var sw Stopwatch
+	Serve(ctx, dir, &sw)
 	if started, err := StartChildren(dir, []int{os.Getpid() + 1<<20}); err != nil || len(started) != 0 {
 		t.Fatalf("StartChildren of a process not serving = %v, %v; want none asked", started, err)
 	}
@@ -143,6 +151,11 @@ func TestServeRecordsOnSignals(t *testing.T) {
 	cpu0 := selfCPU()
 	sum := sha256.Sum256(nil)
 	for selfCPU()-cpu0 < 300*time.Millisecond {
+		t0 := sw.Begin() // half the hashing is "the handler"
+		for range 1000 {
+			sum = sha256.Sum256(sum[:])
+		}
+		sw.End(t0)
 		for range 1000 {
 			sum = sha256.Sum256(sum[:])
 		}
@@ -159,6 +172,9 @@ func TestServeRecordsOnSignals(t *testing.T) {
 	p := got[0]
 	if p.Clock < 200*time.Millisecond {
 		t.Errorf("clock = %v, want most of the 300 ms spent hashing", p.Clock)
+	}
+	if p.Handler < p.Clock/4 || p.Handler > p.Clock*3/4 {
+		t.Errorf("handler %v of %v: want about half", p.Handler, p.Clock)
 	}
 	if p.Samples == 0 || p.Sampled == 0 {
 		t.Errorf("no samples in %+v", p)

@@ -74,15 +74,17 @@ const (
 	stopSignal  = syscall.SIGUSR2
 )
 
-// header starts a recording's file: the CPU by the child's own clock,
-// then the profile (empty when the child was profiled already).
+// header starts a recording's file: the CPU by the child's own clock and
+// its handler's (Stopwatch), then the profile (empty when the child was
+// profiled already).
 const header = "ferry-cpuprof v1 "
 
 // Serve records on request until ctx is done, when dir is not empty (the
 // value of EnvDir); it returns at once otherwise. Call it before the
 // process announces itself, so a request never meets the signals' default
-// action (exit).
-func Serve(ctx context.Context, dir string) {
+// action (exit). handler, if not nil, times the process's batch handler:
+// each recording carries the CPU it took meanwhile (Profile.Handler).
+func Serve(ctx context.Context, dir string, handler *Stopwatch) {
 	if dir == "" {
 		return
 	}
@@ -96,7 +98,7 @@ func Serve(ctx context.Context, dir string) {
 		defer signal.Stop(sig)
 		defer os.Remove(readyName(dir, os.Getpid()))
 		var rec *Recording
-		var cpu0 time.Duration
+		var cpu0, handler0 time.Duration
 		for {
 			select {
 			case <-ctx.Done():
@@ -107,19 +109,19 @@ func Serve(ctx context.Context, dir string) {
 			case s := <-sig:
 				switch {
 				case s == startSignal && rec == nil:
-					cpu0 = selfCPU()
+					cpu0, handler0 = selfCPU(), handler.Total()
 					rec, _ = Start() // already profiled: an empty profile, the clock still counts
 					if rec == nil {
 						rec = &Recording{cpu0: -1}
 					}
 				case s == stopSignal && rec != nil:
 					var data []byte
-					cpu := selfCPU() - cpu0
+					cpu, hcpu := selfCPU()-cpu0, handler.Total()-handler0
 					if rec.cpu0 >= 0 {
 						data, _ = rec.Stop()
 					}
 					rec = nil
-					_ = write(dir, os.Getpid(), cpu, data) // the parent's wait names what is missing
+					_ = write(dir, os.Getpid(), cpu, hcpu, data) // the parent's wait names what is missing
 				}
 			}
 		}
@@ -127,12 +129,12 @@ func Serve(ctx context.Context, dir string) {
 }
 
 // write puts a recording where Collect finds it, whole or not at all.
-func write(dir string, pid int, cpu time.Duration, data []byte) error {
+func write(dir string, pid int, cpu, handler time.Duration, data []byte) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(tmp, "%s%d\n", header, int64(cpu))
+	_, err = fmt.Fprintf(tmp, "%s%d %d\n", header, int64(cpu), int64(handler))
 	if err == nil {
 		_, err = tmp.Write(data)
 	}
@@ -226,9 +228,18 @@ func parseFile(name string, b []byte) (Profile, error) {
 	if !ok || !found {
 		return Profile{Name: name}, fmt.Errorf("cpuprof: %s: not a recording", name)
 	}
-	ns, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || ns < 0 {
-		return Profile{Name: name}, fmt.Errorf("cpuprof: %s: bad clock %q", name, s)
+	f := strings.Fields(s)
+	var ns [2]int64
+	for i := range ns {
+		var err error
+		if i < len(f) {
+			ns[i], err = strconv.ParseInt(f[i], 10, 64)
+		}
+		if err != nil || ns[i] < 0 || len(f) == 0 || len(f) > 2 {
+			return Profile{Name: name}, fmt.Errorf("cpuprof: %s: bad clocks %q", name, s)
+		}
 	}
-	return Parse(name, time.Duration(ns), rest)
+	p, err := Parse(name, time.Duration(ns[0]), rest)
+	p.Handler = time.Duration(ns[1])
+	return p, err
 }
