@@ -83,7 +83,7 @@ func breakdownReport(profiles []cpuprof.Profile, docs int64, workers int) *repor
 	b.Ferry = []string{cpuprof.Encode.String(), cpuprof.Decode.String(), cpuprof.Copies.String(), cpuprof.Alloc.String(), cpuprof.Ferry.String()}
 	for _, p := range profiles {
 		row := report.CPUProcess{Name: p.Name, ClockUs: perDoc(p.Clock), SampledUs: perDoc(p.Sampled), Samples: p.Samples,
-			HandlerUs: perDoc(p.Handler), HandlerSampledUs: perDoc(p.HandlerSampled)}
+			HandlerUs: perDoc(p.Handler), HandlerSampledUs: perDoc(p.HandlerSampled), OwnUs: perDoc(p.Own)}
 		for _, d := range p.Parts {
 			row.Parts = append(row.Parts, perDoc(d))
 		}

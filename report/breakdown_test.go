@@ -19,13 +19,14 @@ func TestWriteCPUBreakdown(t *testing.T) {
 			"parts sum to 7.80 us/doc sampled (30 samples) vs 8.00 by the clocks, 98%: agree within 10%",
 			// the worker's compute, 5 sampled, scaled by its handler's 5.5 by the clock over 5 sampled: 5.5
 			"workers' batch handlers: 5.50 us/doc by their threads' CPU clocks, 5.00 sampled (91%)",
-			"ferry's own beyond the floor: 0.50 us/doc = clock 8.00 - compute 5.50 (sampled 5.00, scaled by the handlers' thread clocks) - NATS floor 2.00; ferry's own parts (encode, ferry) 2.80 sampled",
+			"ferry's own beyond the floor: 0.50 us/doc = clock 8.00 - compute 5.50 (sampled 5.00, scaled by the handlers' thread clocks) - NATS floor 2.00",
+			"ferry's own work sampled: 1.20 us/doc (its codecs and bookkeeping, and the copies and allocations its code makes; encode, ferry together 2.80)",
 		}},
 		{"disagree", 4.0, []string{"parts sum to 6.00 us/doc sampled", "DISAGREE by more than 10%"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &CPUBreakdown{Parts: parts, Compute: "compute", Ferry: []string{"encode", "ferry"}, Processes: []CPUProcess{
-				{Name: "coordinator+broker", ClockUs: 2, SampledUs: 2, Samples: 10, Parts: []float64{0, 0.5, 1.5}},
+				{Name: "coordinator+broker", ClockUs: 2, SampledUs: 2, Samples: 10, Parts: []float64{0, 0.5, 1.5}, OwnUs: 1.2},
 				{Name: "worker 1", ClockUs: 6, SampledUs: tc.sampled, Samples: 20, Parts: []float64{5, 0, tc.sampled - 5}, HandlerUs: 5.5, HandlerSampledUs: 5},
 			}}
 			var buf bytes.Buffer

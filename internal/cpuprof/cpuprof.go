@@ -191,6 +191,28 @@ type Profile struct {
 	// (a worker's; 0 elsewhere): sampling misses a share of each thread,
 	// the handler's included, and Handler/HandlerSampled is that share.
 	Handler, HandlerSampled time.Duration
+	// Own is what the samples of ferry's own work stand for: its codecs,
+	// its bookkeeping, and the copies and allocations its code makes (not
+	// those the NATS client, the broker, the workload or the GC make).
+	Own time.Duration
+}
+
+// IsOwn reports whether a sample of part, with stack (leaf first), is
+// ferry's own work: encode, decode and ferry are; copies and allocations
+// are when the first frame outside the runtime that made them is ferry's.
+func IsOwn(part Part, stack []string) bool {
+	switch part {
+	case Encode, Decode, Ferry:
+		return true
+	case Copies, Alloc:
+		for _, f := range stack {
+			if strings.HasPrefix(f, "runtime.") || strings.HasPrefix(f, "internal/") {
+				continue
+			}
+			return strings.HasPrefix(f, ferryPkg)
+		}
+	}
+	return false
 }
 
 // handlerFrame is the batch handler Stopwatch times in a worker.
@@ -233,7 +255,11 @@ func Parse(name string, clock time.Duration, data []byte) (Profile, error) {
 				}
 			}
 		}
-		pr.Parts[Classify(stack)] += time.Duration(s.Value[cpu])
+		part := Classify(stack)
+		pr.Parts[part] += time.Duration(s.Value[cpu])
+		if IsOwn(part, stack) {
+			pr.Own += time.Duration(s.Value[cpu])
+		}
 		if slices.Contains(stack, handlerFrame) {
 			pr.HandlerSampled += time.Duration(s.Value[cpu])
 		}

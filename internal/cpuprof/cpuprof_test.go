@@ -12,6 +12,28 @@ import (
 	"github.com/google/pprof/profile"
 )
 
+func TestIsOwn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stack []string
+		want  bool
+	}{
+		{"the link's allocation", []string{"runtime.memclrNoHeapPointers", "runtime.mallocgc", "runtime.makeslice", "github.com/ferrylab/ferry/coordinator.(*Link).RoundTrip"}, true},
+		{"the client's copy", []string{"runtime.memmove", "github.com/nats-io/nats.go.(*Conn).processMsg"}, false},
+		{"the client's allocation", []string{"runtime.mallocgc", "runtime.makeslice", "github.com/nats-io/nats.go.(*Conn).processMsg", "github.com/ferrylab/ferry/worker.(*Worker).handle"}, false},
+		{"the background GC", []string{"runtime.scanobject", "runtime.gcDrain", "runtime.gcBgMarkWorker"}, false},
+		{"encode", []string{"github.com/ferrylab/ferry/proto.packed.AppendResult"}, true},
+		{"the digest", []string{"github.com/cespare/xxhash/v2.writeBlocks", "github.com/ferrylab/ferry/coordinator.(*Digest).Add"}, true},
+		{"the client", []string{"github.com/nats-io/nats.go.(*Conn).readLoop"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsOwn(Classify(tc.stack), tc.stack); got != tc.want {
+				t.Errorf("IsOwn(%s, %q) = %v, want %v", Classify(tc.stack), tc.stack, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -89,6 +111,9 @@ func TestParseSyntheticProfile(t *testing.T) {
 	p, err := Parse("worker", 55*ms, data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got, want := p.Own, 20*ms; got != want { // encode, and the collector's copy
+		t.Errorf("own = %v, want %v", got, want)
 	}
 	if got, want := p.HandlerSampled, 10*ms; got != want {
 		t.Errorf("handler sampled = %v, want the one sample under the handler, %v", got, want)
