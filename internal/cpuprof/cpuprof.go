@@ -1,14 +1,16 @@
 // Package cpuprof splits a process's CPU time into parts (compute, encode,
 // decode, copies, allocation and GC, the NATS client, the broker, system
-// calls, the scheduler, the collector) by classifying the stacks of a CPU
-// profile taken over the same interval as the process's CPU clock, so a
-// report can say where ferry's own CPU per document goes instead of
+// calls, the scheduler, ferry's own bookkeeping) by classifying the stacks
+// of a CPU profile taken over the same interval as the process's CPU clock,
+// so a report can say where ferry's own CPU per document goes instead of
 // computing it by subtraction.
 //
-// It measures by sampling (runtime/pprof, Hz samples per CPU second); the sampled
-// total is compared with the process's clock (getrusage), and a report says
-// when the two disagree. It is not a profiler for people: use
-// FERRY_CPUPROFILE (internal/profile) and `go tool pprof` for that.
+// It measures by sampling (runtime/pprof, Hz samples per CPU second); the
+// sampled total is compared with the process's clock (getrusage), and a
+// report says when the two disagree. A Stopwatch times one stretch of code
+// (a worker's batch handler) exactly, by its thread's CPU clock. It is not
+// a profiler for people: use FERRY_CPUPROFILE (internal/profile) and `go
+// tool pprof` for that.
 package cpuprof
 
 import (

@@ -32,7 +32,8 @@ type Recording struct {
 // undersampled, the more so the higher the rate: on this 2-core VM a
 // thread that works 0.1 ms and sleeps 0.2 ms is sampled for 80% of its
 // CPU at 100 Hz and 60% at 200 Hz (96-100% when busy). Hence the sampled
-// total is shown beside the clock's, never put in its place.
+// total is shown beside the clock's, never put in its place. pprof fixes
+// the rate (setting another first makes the runtime print a warning).
 const Hz = 100
 
 // Start starts profiling this process.
