@@ -123,6 +123,16 @@ func writeCPUBreakdown(w io.Writer, b *CPUBreakdown, floor float64) {
 	}
 	if handler > 0 {
 		fmt.Fprintf(w, "  workers' batch handlers: %.2f us/doc by their threads' CPU clocks, %.2f sampled (%.0f%%)\n", handler, handlerSampled, 100*handlerSampled/handler)
+		var timed, untimed float64 // processes with a timed handler, and the others
+		for _, p := range b.Processes {
+			if p.HandlerUs > 0 {
+				timed += p.ClockUs
+			} else {
+				untimed += p.ClockUs
+			}
+		}
+		fmt.Fprintf(w, "  by the clocks alone: %.2f us/doc = workers' handlers %.2f (decode, compute, encode, reply) + workers outside them %.2f (NATS client, runtime, GC) + the other processes %.2f\n",
+			all.ClockUs, handler, timed-handler, untimed)
 	}
 	var own, ownParts float64
 	for _, p := range b.Ferry {

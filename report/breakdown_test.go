@@ -19,6 +19,7 @@ func TestWriteCPUBreakdown(t *testing.T) {
 			"parts sum to 7.80 us/doc sampled (30 samples) vs 8.00 by the clocks, 98%: agree within 10%",
 			// the worker's compute, 5 sampled, scaled by its handler's 5.5 by the clock over 5 sampled: 5.5
 			"workers' batch handlers: 5.50 us/doc by their threads' CPU clocks, 5.00 sampled (91%)",
+			"by the clocks alone: 8.00 us/doc = workers' handlers 5.50 (decode, compute, encode, reply) + workers outside them 0.50 (NATS client, runtime, GC) + the other processes 2.00",
 			"ferry's own beyond the floor: 0.50 us/doc = clock 8.00 - compute 5.50 (sampled 5.00, scaled by the handlers' thread clocks) - NATS floor 2.00",
 			"ferry's own work sampled: 1.20 us/doc (its codecs and bookkeeping, and the copies and allocations its code makes; encode, ferry together 2.80)",
 		}},
