@@ -48,7 +48,7 @@ func (b *breakdown) stop(ctx context.Context, e *runEnv, st *coordinator.Stats) 
 	if b == nil {
 		return
 	}
-	data, cpu := b.rec.Stop()
+	data, cpu, faults := b.rec.Stop()
 	if ctx.Err() != nil { // interrupted: the workers are stopping, no wait for their files
 		return
 	}
@@ -64,10 +64,12 @@ func (b *breakdown) stop(ctx context.Context, e *runEnv, st *coordinator.Stats) 
 		e.log.Warn("no CPU breakdown", "err", err)
 		return
 	}
+	self.Faults = faults
 	if e.broker {
 		self.Name = "coordinator+broker"
 	}
 	e.breakdown = breakdownReport(append([]cpuprof.Profile{self}, workers...), st.Docs, len(e.workerPIDs()))
+	e.breakdown.Batches = st.Batches
 }
 
 // breakdownReport puts profiles in the report's terms: microseconds per
@@ -83,7 +85,7 @@ func breakdownReport(profiles []cpuprof.Profile, docs int64, workers int) *repor
 	b.Ferry = []string{cpuprof.Encode.String(), cpuprof.Decode.String(), cpuprof.Copies.String(), cpuprof.Alloc.String(), cpuprof.Ferry.String()}
 	for _, p := range profiles {
 		row := report.CPUProcess{Name: p.Name, ClockUs: perDoc(p.Clock), SampledUs: perDoc(p.Sampled), Samples: p.Samples,
-			HandlerUs: perDoc(p.Handler), HandlerSampledUs: perDoc(p.HandlerSampled), OwnUs: perDoc(p.Own)}
+			HandlerUs: perDoc(p.Handler), HandlerSampledUs: perDoc(p.HandlerSampled), OwnUs: perDoc(p.Own), Faults: p.Faults}
 		for _, d := range p.Parts {
 			row.Parts = append(row.Parts, perDoc(d))
 		}

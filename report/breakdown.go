@@ -18,6 +18,7 @@ type CPUBreakdown struct {
 	Ferry     []string     `json:"ferry_parts"`       // the parts that are ferry's own work
 	Processes []CPUProcess `json:"processes"`         // the coordinator (with an embedded broker), then each worker
 	Missing   int          `json:"missing,omitempty"` // processes whose recording did not come back
+	Batches   int64        `json:"batches"`           // batches of the run, for faults per batch
 }
 
 // CPUProcess is one process's CPU per document.
@@ -35,6 +36,9 @@ type CPUProcess struct {
 	// OwnUs is ferry's own work among the samples: the Ferry parts, bar the
 	// copies and allocations the NATS client and the GC make (cpuprof.IsOwn).
 	OwnUs float64 `json:"own_us_per_doc"`
+	// Faults counts its minor page faults over the run (first touches of
+	// fresh memory: a copy or a zeroing into new heap pays them).
+	Faults int64 `json:"minor_faults"`
 }
 
 // part is the named part's total over every process.
@@ -133,6 +137,13 @@ func writeCPUBreakdown(w io.Writer, b *CPUBreakdown, floor float64) {
 		}
 		fmt.Fprintf(w, "  by the clocks alone: %.2f us/doc = workers' handlers %.2f (decode, compute, encode, reply) + workers outside them %.2f (NATS client, runtime, GC) + the other processes %.2f\n",
 			all.ClockUs, handler, timed-handler, untimed)
+	}
+	if b.Batches > 0 {
+		var faults []string
+		for _, p := range b.Processes {
+			faults = append(faults, fmt.Sprintf("%s %.0f", p.Name, float64(p.Faults)/float64(b.Batches)))
+		}
+		fmt.Fprintf(w, "  minor page faults per batch (4 KiB first touches of fresh memory, in copies and zeroing): %s\n", strings.Join(faults, ", "))
 	}
 	var own, ownParts float64
 	for _, p := range b.Ferry {

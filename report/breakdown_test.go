@@ -19,6 +19,7 @@ func TestWriteCPUBreakdown(t *testing.T) {
 			"parts sum to 7.80 us/doc sampled (30 samples) vs 8.00 by the clocks, 98%: agree within 10%",
 			// the worker's compute, 5 sampled, scaled by its handler's 5.5 by the clock over 5 sampled: 5.5
 			"workers' batch handlers: 5.50 us/doc by their threads' CPU clocks, 5.00 sampled (91%)",
+			"minor page faults per batch (4 KiB first touches of fresh memory, in copies and zeroing): coordinator+broker 40, worker 1 0",
 			"by the clocks alone: 8.00 us/doc = workers' handlers 5.50 (decode, compute, encode, reply) + workers outside them 0.50 (NATS client, runtime, GC) + the other processes 2.00",
 			"ferry's own beyond the floor: 0.50 us/doc = clock 8.00 - compute 5.50 (sampled 5.00, scaled by the handlers' thread clocks) - NATS floor 2.00",
 			"ferry's own work sampled: 1.20 us/doc (its codecs and bookkeeping, and the copies and allocations its code makes; encode, ferry together 2.80)",
@@ -26,8 +27,8 @@ func TestWriteCPUBreakdown(t *testing.T) {
 		{"disagree", 4.0, []string{"parts sum to 6.00 us/doc sampled", "DISAGREE by more than 10%"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &CPUBreakdown{Parts: parts, Compute: "compute", Ferry: []string{"encode", "ferry"}, Processes: []CPUProcess{
-				{Name: "coordinator+broker", ClockUs: 2, SampledUs: 2, Samples: 10, Parts: []float64{0, 0.5, 1.5}, OwnUs: 1.2},
+			b := &CPUBreakdown{Parts: parts, Compute: "compute", Ferry: []string{"encode", "ferry"}, Batches: 10, Processes: []CPUProcess{
+				{Name: "coordinator+broker", ClockUs: 2, SampledUs: 2, Samples: 10, Parts: []float64{0, 0.5, 1.5}, OwnUs: 1.2, Faults: 400},
 				{Name: "worker 1", ClockUs: 6, SampledUs: tc.sampled, Samples: 20, Parts: []float64{5, 0, tc.sampled - 5}, HandlerUs: 5.5, HandlerSampledUs: 5},
 			}}
 			var buf bytes.Buffer

@@ -197,6 +197,10 @@ type Profile struct {
 	// its bookkeeping, and the copies and allocations its code makes (not
 	// those the NATS client, the broker, the workload or the GC make).
 	Own time.Duration
+	// Faults counts the process's minor page faults over the interval:
+	// first touches of fresh memory, whose kernel time the samples put on
+	// the copy or the zeroing that touched it.
+	Faults int64
 }
 
 // IsOwn reports whether a sample of part, with stack (leaf first), is

@@ -147,9 +147,12 @@ func TestParseRejectsGarbage(t *testing.T) {
 	if _, err := parseFile("x", []byte("something else\n")); err == nil {
 		t.Error("parseFile without the header: no error")
 	}
-	p, err := parseFile("x", []byte("ferry-cpuprof v1 1000 400\n"))
-	if err != nil || p.Clock != time.Microsecond || p.Handler != 400 || p.Samples != 0 {
+	p, err := parseFile("x", []byte("ferry-cpuprof v1 1000 400 7\n"))
+	if err != nil || p.Clock != time.Microsecond || p.Handler != 400 || p.Faults != 7 || p.Samples != 0 {
 		t.Errorf("parseFile of an empty recording = %+v, %v; want the clocks and no samples", p, err)
+	}
+	if _, err := parseFile("x", []byte("ferry-cpuprof v1 1000 1 2 3\n")); err == nil {
+		t.Error("parseFile with four fields: no error")
 	}
 	if _, err := parseFile("x", []byte("ferry-cpuprof v1 1000 -1\n")); err == nil {
 		t.Error("parseFile with a negative handler clock: no error")

@@ -21,8 +21,9 @@ var ErrProfiling = errors.New("cpuprof: a CPU profile is already running")
 
 // Recording is a CPU profile of this process in progress, with its clock.
 type Recording struct {
-	buf  bytes.Buffer
-	cpu0 time.Duration
+	buf     bytes.Buffer
+	cpu0    time.Duration
+	faults0 int64
 }
 
 // Hz is pprof's sampling rate, per CPU second of each thread. Linux checks
@@ -42,26 +43,32 @@ func Start() (*Recording, error) {
 	if err := pprof.StartCPUProfile(&r.buf); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrProfiling, err)
 	}
-	r.cpu0 = selfCPU()
+	r.cpu0, r.faults0 = selfUsage()
 	return r, nil
 }
 
-// Stop ends the recording and returns the profile's bytes (gzipped pprof)
-// and the CPU this process used meanwhile.
-func (r *Recording) Stop() (data []byte, cpu time.Duration) {
-	cpu = selfCPU() - r.cpu0
+// Stop ends the recording and returns the profile's bytes (gzipped pprof),
+// the CPU this process used meanwhile and its minor page faults (first
+// touches of memory: fresh heap a copy or a zeroing lands in).
+func (r *Recording) Stop() (data []byte, cpu time.Duration, faults int64) {
+	cpu, faults = selfUsage()
 	pprof.StopCPUProfile()
-	return r.buf.Bytes(), cpu
+	return r.buf.Bytes(), cpu - r.cpu0, faults - r.faults0
 }
 
-// selfCPU is this process's user and system time (getrusage: to the
-// microsecond, where /proc's stat counts 10 ms ticks).
-func selfCPU() time.Duration {
+// selfUsage is this process's user and system time (getrusage: to the
+// microsecond, where /proc's stat counts 10 ms ticks) and minor faults.
+func selfUsage() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Minflt
+}
+
+func selfCPU() time.Duration {
+	cpu, _ := selfUsage()
+	return cpu
 }
 
 // A child process (a worker) records when its parent asks: EnvDir names
@@ -75,9 +82,9 @@ const (
 	stopSignal  = syscall.SIGUSR2
 )
 
-// header starts a recording's file: the CPU by the child's own clock and
-// its handler's (Stopwatch), then the profile (empty when the child was
-// profiled already).
+// header starts a recording's file: the CPU by the child's own clock, its
+// handler's (Stopwatch) and its minor faults, then the profile (empty when
+// the child was profiled already).
 const header = "ferry-cpuprof v1 "
 
 // Serve records on request until ctx is done, when dir is not empty (the
@@ -100,6 +107,7 @@ func Serve(ctx context.Context, dir string, handler *Stopwatch) {
 		defer os.Remove(readyName(dir, os.Getpid()))
 		var rec *Recording
 		var cpu0, handler0 time.Duration
+		var faults0 int64
 		for {
 			select {
 			case <-ctx.Done():
@@ -110,19 +118,21 @@ func Serve(ctx context.Context, dir string, handler *Stopwatch) {
 			case s := <-sig:
 				switch {
 				case s == startSignal && rec == nil:
-					cpu0, handler0 = selfCPU(), handler.Total()
+					cpu0, faults0 = selfUsage()
+					handler0 = handler.Total()
 					rec, _ = Start() // already profiled: an empty profile, the clock still counts
 					if rec == nil {
 						rec = &Recording{cpu0: -1}
 					}
 				case s == stopSignal && rec != nil:
 					var data []byte
-					cpu, hcpu := selfCPU()-cpu0, handler.Total()-handler0
+					cpu, faults := selfUsage()
+					hcpu := handler.Total() - handler0
 					if rec.cpu0 >= 0 {
-						data, _ = rec.Stop()
+						data, _, _ = rec.Stop()
 					}
 					rec = nil
-					_ = write(dir, os.Getpid(), cpu, hcpu, data) // the parent's wait names what is missing
+					_ = write(dir, os.Getpid(), cpu-cpu0, hcpu, faults-faults0, data) // the parent's wait names what is missing
 				}
 			}
 		}
@@ -130,12 +140,12 @@ func Serve(ctx context.Context, dir string, handler *Stopwatch) {
 }
 
 // write puts a recording where Collect finds it, whole or not at all.
-func write(dir string, pid int, cpu, handler time.Duration, data []byte) error {
+func write(dir string, pid int, cpu, handler time.Duration, faults int64, data []byte) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(tmp, "%s%d %d\n", header, int64(cpu), int64(handler))
+	_, err = fmt.Fprintf(tmp, "%s%d %d %d\n", header, int64(cpu), int64(handler), faults)
 	if err == nil {
 		_, err = tmp.Write(data)
 	}
@@ -230,17 +240,17 @@ func parseFile(name string, b []byte) (Profile, error) {
 		return Profile{Name: name}, fmt.Errorf("cpuprof: %s: not a recording", name)
 	}
 	f := strings.Fields(s)
-	var ns [2]int64
-	for i := range ns {
+	var v [3]int64 // cpu ns, handler ns, faults; the last two may be absent
+	for i := range v {
 		var err error
 		if i < len(f) {
-			ns[i], err = strconv.ParseInt(f[i], 10, 64)
+			v[i], err = strconv.ParseInt(f[i], 10, 64)
 		}
-		if err != nil || ns[i] < 0 || len(f) == 0 || len(f) > 2 {
+		if err != nil || v[i] < 0 || len(f) == 0 || len(f) > len(v) {
 			return Profile{Name: name}, fmt.Errorf("cpuprof: %s: bad clocks %q", name, s)
 		}
 	}
-	p, err := Parse(name, time.Duration(ns[0]), rest)
-	p.Handler = time.Duration(ns[1])
+	p, err := Parse(name, time.Duration(v[0]), rest)
+	p.Handler, p.Faults = time.Duration(v[1]), v[2]
 	return p, err
 }
