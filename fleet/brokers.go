@@ -172,7 +172,7 @@ func (f *Fleet) startOnProcs(ctx context.Context, cfg Config, creds credentials)
 		if procs == 0 {
 			continue
 		}
-		p, err := startWorkers(ctx, cfg, ChildEnv(url, creds.shared()), procs, f.shm)
+		p, err := startWorkers(ctx, cfg, f.workerEnv(url, creds.shared()), procs, f.shm)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ferrylab/ferry/broker"
+	"github.com/ferrylab/ferry/internal/cpuprof"
 	"github.com/ferrylab/ferry/internal/natsconn"
 	"github.com/ferrylab/ferry/internal/spawn"
 	"github.com/ferrylab/ferry/metrics"
@@ -126,6 +127,8 @@ type Fleet struct {
 	workers  []*spawn.Pool // one process each: each has a login of its own
 	echo     *Echo
 	storeDir string
+	profDir  string // where workers write CPU recordings (cpuprof)
+	profiled []int  // the workers StartProfiles asked to record
 	creds    credentials
 	shm      *shmPlane // nil unless Config.Shm
 }
@@ -146,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}()
 	creds := newCredentials(cfg.Workers)
 	f.creds = creds
+	if f.profDir, err = os.MkdirTemp("", "ferry-cpuprof-"); err != nil {
+		return nil, err
+	}
 	if cfg.Shm && shm.Supported {
 		if f.shm, err = newShmPlane(cfg); err != nil {
 			return nil, err
@@ -171,7 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Fleet, err error) {
 	}
 	for _, w := range creds.workers { // one login per worker: it reads only its own batches
 		// Credentials in the environment, not argv: ps shows argv to everyone.
-		p, err := startWorkers(ctx, cfg, ChildEnv(f.broker.URL(), w), 1, f.shm)
+		p, err := startWorkers(ctx, cfg, f.workerEnv(f.broker.URL(), w), 1, f.shm)
 		if err != nil {
 			return nil, err
 		}
@@ -275,6 +281,9 @@ func (f *Fleet) Close() {
 	}
 	if f.storeDir != "" {
 		os.RemoveAll(f.storeDir)
+	}
+	if f.profDir != "" {
+		os.RemoveAll(f.profDir)
 	}
 }
 
@@ -418,6 +427,11 @@ func ServeWorker(ctx context.Context, cfg worker.Config, metricsAddr string) err
 	if metricsAddr != "" {
 		m = metrics.NewWorker(time.Now())
 		cfg.Observe = m.Observe
+	}
+	var handler *cpuprof.Stopwatch // the batch handler's own CPU, for the breakdown
+	if dir := os.Getenv(cpuprof.EnvDir); dir != "" {
+		handler = timeHandler(&cfg)
+		cpuprof.Serve(ctx, dir, handler) // before the worker registers: see Fleet.StartProfiles
 	}
 	w, err := worker.New(cfg)
 	if err != nil {

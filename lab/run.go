@@ -195,6 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 			cfg.Logger.Warn("transport floor not measured", "err", err)
 		}
 	}
+	r.CPUBreakdown = env.breakdown
 	if err := report.Write(cfg.Stdout, r, cfg.Format); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
@@ -240,6 +241,11 @@ type runEnv struct {
 	// coordEnv is how the i-th coordinator process of a sharded processes
 	// run connects to the broker (ChildEnv).
 	coordEnv func(i int) []string
+	// profiles records the local workers' CPU by part; nil = no breakdown.
+	profiles profiler
+	broker   bool // the broker runs in this process
+	// breakdown is the processes run's CPU by process and part, if recorded.
+	breakdown *report.CPUBreakdown
 }
 
 // attach connects processes mode to its workers: a local fleet, or the
@@ -265,6 +271,7 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	}
 	e.nc, e.workerPIDs, e.coordEnv = f.Conn(), f.WorkerPIDs, f.CoordinatorEnv
 	e.shm = f.Shm()
+	e.profiles, e.broker = f, fc.BrokerProcs == 0
 	echo := f.Echo()
 	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
 		// The broker runs in this process: its CPU and the echo's are
@@ -391,10 +398,12 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 		clock.PIDs = e.workerPIDs
 	}
 	cpu0, cpuOK := clock.Now()
+	bd := e.startBreakdown(run)
 	st, err := coordinator.Run(ctx, cfg, src, backend, out)
 	if cpu1, ok := clock.Now(); st != nil && cpuOK && ok && (run.mode != coordinator.ModeProcesses || e.workerPIDs != nil) {
 		st.CPU = cpu1 - cpu0
 	}
+	bd.stop(ctx, e, st) // after the clock: reading the profiles is not the run's CPU
 	if js, ok := backend.(coordinator.Resumable); ok && e.resumable && err != nil && !errors.Is(err, coordinator.ErrDocsFailed) {
 		err = fmt.Errorf("%w (job %s: run again with --job-id %s to resume)", err, js.JobID(), js.JobID())
 	}

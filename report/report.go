@@ -34,6 +34,9 @@ type Report struct {
 	// docs/s is what that many cores would reach, the CPU is the
 	// coordinator's, the broker's and the transport's only.
 	Emulated bool `json:"emulated,omitempty"`
+	// CPUBreakdown is processes mode's CPU per document by process and
+	// part; nil when not recorded (workers elsewhere, no processes run).
+	CPUBreakdown *CPUBreakdown `json:"cpu_breakdown,omitempty"`
 }
 
 // Manifest describes the machine and build a run was measured on.

@@ -194,6 +194,7 @@ func writeBoundaryCPU(w io.Writer, r *Report) {
 	floor := fp.RawCPUus / perBatch
 	fmt.Fprintf(w, "boundary CPU: a raw NATS echo of %s each way, %d in flight, costs %.0f us of CPU (broker and both ends) = %.2f us/doc at %.0f docs/batch\n",
 		size(fp.Bytes), fp.RawCPUInFlight, fp.RawCPUus, floor, perBatch)
+	defer writeCPUBreakdown(w, r.CPUBreakdown, floor) // under the lines above, with or without goroutines
 	if gor == nil || gor.CPUus <= 0 || proc.CPUus <= 0 {
 		return
 	}
