@@ -1,0 +1,70 @@
+package figures
+
+import (
+	"path/filepath"
+	"sort"
+)
+
+// Sets is every data set, by name: what scripts/figures.sh runs.
+var Sets = map[string]Set{
+	matrixSet.Name:   matrixSet,
+	capacitySet.Name: capacitySet,
+	runSet.Name:      runSet,
+}
+
+// The README's sample run (its opening): `ferry run -q` as a user first
+// runs it.
+var runSet = Set{Name: "run", Cmds: []Cmd{
+	{Key: "run-text", Text: true, Args: []string{"run", "-q"}, Quick: []string{"run", "-q", "--docs", "20000"}},
+}}
+
+// BlockDef is how one block is generated: from which set's data, by which
+// renderer.
+type BlockDef struct {
+	Set    string
+	Render func(*Data) (string, error)
+}
+
+// Registry is every block name a markdown file may hold.
+var Registry = map[string]BlockDef{
+	"matrix":                 {"matrix", renderMatrix},
+	"matrix-rows":            {"matrix", renderMatrixRows},
+	"matrix-cpu":             {"matrix", renderMatrixCPU},
+	"matrix-cpu-samples":     {"matrix", func(d *Data) (string, error) { return sample(d, "spin-text", "infer-text") }},
+	"matrix-llm":             {"matrix", renderMatrixLLM},
+	"matrix-llm-sample":      {"matrix", func(d *Data) (string, error) { return sample(d, "llm-text") }},
+	"matrix-pipeline":        {"matrix", renderMatrixPipeline},
+	"matrix-pipeline-sample": {"matrix", func(d *Data) (string, error) { return sample(d, "pipeline-text") }},
+	"capacity-validation":    {"capacity", renderCapacityValidation},
+	"capacity-layouts":       {"capacity", renderCapacityLayouts},
+	"capacity-goals":         {"capacity", renderCapacityGoals},
+	"run-sample":             {"run", func(d *Data) (string, error) { return sample(d, "run-text") }},
+}
+
+// SetNames is the sets' names, sorted.
+func SetNames() []string {
+	var ns []string
+	for n := range Sets {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Documents is the markdown files that may hold figures, relative to the
+// repository root: README.md and docs/*.md.
+func Documents(root string) ([]string, error) {
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		return nil, err
+	}
+	out := []string{"README.md"}
+	for _, d := range docs {
+		rel, err := filepath.Rel(root, d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, filepath.ToSlash(rel))
+	}
+	return out, nil
+}

@@ -1,0 +1,122 @@
+package figures
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Cmd is one ferry command behind a figure.
+type Cmd struct {
+	Key   string
+	Args  []string // after "ferry"
+	Quick []string // the same at small sizes (FIGURES_QUICK=1); nil = Args
+	// Text: run once in text format and keep stdout (a sample of the
+	// output, shown as the reader would see it); otherwise run every round
+	// with --format json.
+	Text bool
+	// Once: a JSON command run in the first round only (it repeats inside,
+	// as ferry capacity does with --repeats).
+	Once bool
+}
+
+// Set is the commands whose runs one data file holds.
+type Set struct {
+	Name string
+	Cmds []Cmd
+}
+
+// args is c's arguments in the given mode.
+func (c Cmd) args(quick bool) []string {
+	if quick && c.Quick != nil {
+		return c.Quick
+	}
+	return c.Args
+}
+
+// Command is how a reader types c: "ferry " and the arguments, quoted for
+// a POSIX shell where needed.
+func Command(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`;&|<>()*?[]{}!#~") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(append([]string{"ferry"}, q...), " ")
+}
+
+// Options says how Run runs a set.
+type Options struct {
+	Bin     string    // the ferry binary
+	Quick   bool      // small sizes
+	Repeats int       // rounds of the JSON commands; 0 = 1
+	Log     io.Writer // progress and the commands' stderr; nil = discard
+}
+
+// Measure runs every command of s, rounds interleaved (each round runs every
+// JSON command once, so drift on a shared machine spreads over all of
+// them), the text samples once after the first round.
+func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
+	if o.Repeats < 1 {
+		o.Repeats = 1
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	start := time.Now()
+	d := &Data{Set: s.Name, Quick: o.Quick, Repeats: o.Repeats, Date: start.UTC().Format(time.RFC3339), Machine: Probe()}
+	for round := 1; round <= o.Repeats; round++ {
+		for _, c := range s.Cmds {
+			if (c.Text || c.Once) && round > 1 {
+				continue
+			}
+			r, err := runOne(ctx, c, round, o)
+			if err != nil {
+				return nil, err
+			}
+			d.Runs = append(d.Runs, r)
+		}
+	}
+	d.Machine.LoadAfter = LoadAverage()
+	d.RuntimeS = time.Since(start).Seconds()
+	return d, nil
+}
+
+func runOne(ctx context.Context, c Cmd, round int, o Options) (Run, error) {
+	args := c.args(o.Quick)
+	r := Run{Key: c.Key, Command: Command(args), Repeat: round}
+	full := append(append([]string(nil), args...), "--log-level", "warn")
+	if !c.Text {
+		full = append(full, "--format", "json")
+	}
+	fmt.Fprintf(o.Log, "figures: %s (round %d): %s\n", c.Key, round, r.Command)
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, o.Bin, full...)
+	cmd.Stdout, cmd.Stderr = &out, o.Log
+	start := time.Now()
+	err := cmd.Run()
+	r.WallS = time.Since(start).Seconds()
+	if err != nil {
+		return r, fmt.Errorf("figures: %s: %s: %w", c.Key, r.Command, err)
+	}
+	if c.Text {
+		r.Text = out.String()
+		return r, nil
+	}
+	if !json.Valid(out.Bytes()) {
+		return r, fmt.Errorf("figures: %s: %s: output is not JSON", c.Key, r.Command)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, out.Bytes()); err != nil {
+		return r, fmt.Errorf("figures: %s: %w", c.Key, err)
+	}
+	r.Output = compact.Bytes()
+	return r, nil
+}
