@@ -240,3 +240,46 @@ func micros(us float64) string {
 	}
 	return strconv.FormatFloat(math.Round(us*10)/10, 'f', -1, 64) + " us"
 }
+
+// renderCapacitySeries is every validation point of every series, and each
+// series' knee, predicted and measured.
+func renderCapacitySeries(d *Data) (string, error) {
+	c, cmd, err := loadCapacity(d)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, each point the median of its repeats:\n\n", cmd)
+	b.WriteString("| brokers | series | compute per document | workers | predicted docs/s | measured docs/s | error | efficiency |\n")
+	b.WriteString("| --- | --- | --: | --: | --: | --: | --: | --: |\n")
+	var knees []string
+	for _, br := range c.Capacity.Brokers {
+		shape := "1 broker"
+		if br.Nodes > 1 {
+			shape = fmt.Sprintf("%d-node cluster", br.Nodes)
+		}
+		for _, s := range br.Series {
+			name := s.Name
+			if s.Coordinators > 1 {
+				name = fmt.Sprintf("%s, %d coordinators", s.Name, s.Coordinators)
+			}
+			for _, p := range s.Points {
+				eff := "-"
+				if p.Efficiency > 0 {
+					eff = fixed(2)(p.Efficiency)
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s | %s |\n", shape, name, micros(s.Prediction.Shape.ComputeUs),
+					p.Workers, grouped(p.Predicted), grouped(p.DocsPerS), signedPercent(p.Error), eff)
+			}
+			measured := "not reached (the most workers within 10% of linear)"
+			if s.MeasuredKnee > 0 {
+				measured = fmt.Sprintf("%.1f", s.MeasuredKnee)
+			}
+			knees = append(knees, fmt.Sprintf("| %s | %s | %s | %s | %s |", shape, name,
+				grouped(s.Prediction.Knee), fixed(1)(s.KneeNow), measured))
+		}
+	}
+	b.WriteString("\n| brokers | series | predicted knee at calibration | with the cores before the last point | measured knee |\n| --- | --- | --: | --: | --- |\n")
+	b.WriteString(strings.Join(knees, "\n") + "\n")
+	return b.String(), nil
+}

@@ -38,6 +38,7 @@ var Registry = map[string]BlockDef{
 	"capacity-validation":    {"capacity", renderCapacityValidation},
 	"capacity-layouts":       {"capacity", renderCapacityLayouts},
 	"capacity-goals":         {"capacity", renderCapacityGoals},
+	"capacity-series":        {"capacity", renderCapacitySeries},
 	"run-sample":             {"run", func(d *Data) (string, error) { return sample(d, "run-text") }},
 }
 
