@@ -63,7 +63,6 @@ func TestBlocksMatchData(t *testing.T) {
 // still typed by hand. Each must still have some (else it leaves this list).
 var pending = map[string]string{
 	"docs/lab.md":    "sweeps, break-even, --batch auto, memory figures",
-	"docs/wire.md":   "the wire goals and bench transport tables",
 	"docs/faults.md": "fault injection figures",
 	"docs/docker.md": "image size and the scaling table (scripts/scale.sh)",
 	"docs/auth.md":   "TLS cost figures",
@@ -87,6 +86,12 @@ var allowed = map[string][]string{
 		"1 ns to 24 h",
 		"A reply of 1,500 ns",
 		"Frames are at most 64 MiB",
+	},
+	"docs/wire.md": {
+		"stage columns show at 1 MiB",  // a payload size
+		"4 MiB in powers of 4",         // the default sizes
+		"cannot reach 0.9x on 2 cores", // a goal
+		"when it fits in 256 MB",       // a threshold
 	},
 	"docs/matrix.md": {
 		`msg="mockllm ready"`,                                              // the log line echoes the flags

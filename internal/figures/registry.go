@@ -10,6 +10,7 @@ var Sets = map[string]Set{
 	matrixSet.Name:   matrixSet,
 	capacitySet.Name: capacitySet,
 	runSet.Name:      runSet,
+	wireSet.Name:     wireSet,
 }
 
 // The README's sample run (its opening): `ferry run -q` as a user first
@@ -40,6 +41,16 @@ var Registry = map[string]BlockDef{
 	"capacity-goals":         {"capacity", renderCapacityGoals},
 	"capacity-series":        {"capacity", renderCapacitySeries},
 	"run-sample":             {"run", func(d *Data) (string, error) { return sample(d, "run-text") }},
+	"wire-bench-sample":      {"wire", func(d *Data) (string, error) { return sample(d, "bench-text") }},
+	"wire-run-sample":        {"wire", func(d *Data) (string, error) { return sample(d, "run-text") }},
+	"wire-stages":            {"wire", renderWireStages},
+	"wire-cpu":               {"wire", renderWireCPU},
+	"wire-codec":             {"wire", renderWireCodec},
+	"wire-msgpack":           {"wire", renderWireMsgpack},
+	"wire-compress":          {"wire", renderWireCompress},
+	"wire-dispatch":          {"wire", renderWireDispatch},
+	"wire-goals":             {"wire", renderWireGoals},
+	"wire-benchmarks":        {"wire", renderWireBenchmarks},
 }
 
 // SetNames is the sets' names, sorted.

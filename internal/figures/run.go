@@ -23,6 +23,9 @@ type Cmd struct {
 	// Once: a JSON command run in the first round only (it repeats inside,
 	// as ferry capacity does with --repeats).
 	Once bool
+	// Go: Args are for the go command (go test -bench ...), run in the
+	// repository root once, its stdout kept as Text.
+	Go bool
 }
 
 // Set is the commands whose runs one data file holds.
@@ -41,7 +44,9 @@ func (c Cmd) args(quick bool) []string {
 
 // Command is how a reader types c: "ferry " and the arguments, quoted for
 // a POSIX shell where needed.
-func Command(args []string) string {
+func Command(args []string) string { return command("ferry", args) }
+
+func command(prog string, args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
 		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`;&|<>()*?[]{}!#~") {
@@ -49,7 +54,7 @@ func Command(args []string) string {
 		}
 		q[i] = a
 	}
-	return strings.Join(append([]string{"ferry"}, q...), " ")
+	return strings.Join(append([]string{prog}, q...), " ")
 }
 
 // Options says how Run runs a set.
@@ -58,6 +63,7 @@ type Options struct {
 	Quick   bool      // small sizes
 	Repeats int       // rounds of the JSON commands; 0 = 1
 	Log     io.Writer // progress and the commands' stderr; nil = discard
+	Root    string    // the repository root, where Go commands run; "" = the current directory
 }
 
 // Measure runs every command of s, rounds interleaved (each round runs every
@@ -74,7 +80,7 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 	d := &Data{Set: s.Name, Quick: o.Quick, Repeats: o.Repeats, Date: start.UTC().Format(time.RFC3339), Machine: Probe()}
 	for round := 1; round <= o.Repeats; round++ {
 		for _, c := range s.Cmds {
-			if (c.Text || c.Once) && round > 1 {
+			if (c.Text || c.Once || c.Go) && round > 1 {
 				continue
 			}
 			r, err := runOne(ctx, c, round, o)
@@ -92,21 +98,24 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 func runOne(ctx context.Context, c Cmd, round int, o Options) (Run, error) {
 	args := c.args(o.Quick)
 	r := Run{Key: c.Key, Command: Command(args), Repeat: round}
-	full := append(append([]string(nil), args...), "--log-level", "warn")
-	if !c.Text {
+	prog, full := o.Bin, append(append([]string(nil), args...), "--log-level", "warn")
+	if !c.Text && !c.Go {
 		full = append(full, "--format", "json")
+	}
+	if c.Go {
+		prog, full, r.Command = "go", args, command("go", args)
 	}
 	fmt.Fprintf(o.Log, "figures: %s (round %d): %s\n", c.Key, round, r.Command)
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, o.Bin, full...)
-	cmd.Stdout, cmd.Stderr = &out, o.Log
+	cmd := exec.CommandContext(ctx, prog, full...)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = &out, o.Log, o.Root
 	start := time.Now()
 	err := cmd.Run()
 	r.WallS = time.Since(start).Seconds()
 	if err != nil {
 		return r, fmt.Errorf("figures: %s: %s: %w", c.Key, r.Command, err)
 	}
-	if c.Text {
+	if c.Text || c.Go {
 		r.Text = out.String()
 		return r, nil
 	}

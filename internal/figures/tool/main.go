@@ -62,7 +62,7 @@ func run() error {
 			return err
 		}
 		for _, n := range names {
-			d, err := figures.Measure(ctx, figures.Sets[n], figures.Options{Bin: *bin, Quick: *quick, Repeats: *repeats, Log: os.Stderr})
+			d, err := figures.Measure(ctx, figures.Sets[n], figures.Options{Bin: *bin, Quick: *quick, Repeats: *repeats, Log: os.Stderr, Root: *root})
 			if err != nil {
 				return err
 			}
