@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every measured figure in README.md and docs/, in one command:
 #
-#   scripts/figures.sh [SET...]          # all sets: matrix, capacity
+#   scripts/figures.sh [SET...]          # all sets: auth capacity faults lab matrix run wire
 #   FIGURES_QUICK=1 scripts/figures.sh   # small sizes, one round: checks the machinery in about 2 minutes
 #   FIGURES_REPEATS=5 scripts/figures.sh matrix
 #

@@ -31,7 +31,7 @@ type testLog struct {
 }
 
 var (
-	runLine    = regexp.MustCompile(`^=== RUN\s+(\S+)`)
+	runLine    = regexp.MustCompile(`^=== (?:RUN|CONT|NAME)\s+(\S+)`)
 	doneLine   = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(([\d.]+s)\)`)
 	loggedLine = regexp.MustCompile(`^\s+\S+_test\.go:\d+: (.*)$`)
 )
@@ -55,7 +55,7 @@ func testLogs(out string) []testLog {
 			}
 			t.Verdict, t.Time = m[1], m[3]
 			order = append(order, m[2])
-			current = m[2] // logs of a parallel test follow its verdict line
+			current = "" // until the next === RUN, CONT or NAME says whose output follows
 			continue
 		}
 		if m := loggedLine.FindStringSubmatch(line); m != nil && current != "" {

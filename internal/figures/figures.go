@@ -91,7 +91,7 @@ func footer(d *Data) string {
 	if d.Repeats > 1 {
 		rep = fmt.Sprintf(", medians of %d rounds [range]", d.Repeats)
 	}
-	return fmt.Sprintf("<sub>Measured on %s, %s%s%s; commands run with `--format json`, data in "+
+	return fmt.Sprintf("<sub>Measured on %s, %s%s%s; what each command printed (`--format json` where it has one) is in "+
 		"[docs/figures/%s.json](%sdocs/figures/%s.json); rerun: `scripts/figures.sh %s`.</sub>",
 		d.Machine, day(d.Date), rep, mode, d.Set, "{{root}}", d.Set, d.Set)
 }

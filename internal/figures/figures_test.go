@@ -62,8 +62,6 @@ func TestBlocksMatchData(t *testing.T) {
 // pending is the documents not converted yet: their measured figures are
 // still typed by hand. Each must still have some (else it leaves this list).
 var pending = map[string]string{
-	"docs/lab.md":    "sweeps, break-even, --batch auto, memory figures",
-	"docs/faults.md": "fault injection figures",
 	"docs/docker.md": "image size and the scaling table (scripts/scale.sh)",
 }
 
@@ -92,6 +90,54 @@ var allowed = map[string][]string{
 		"out_bytes ≤ 1 MiB",
 		"64 messages and 64 MiB per batch subscription",
 		"most 8x its size + 1 MiB in the test process", // the bound the hostile test asserts
+	},
+	"docs/faults.md": { // settings, limits, backoffs and the hostile test's inputs
+		"100,000 documents x 1 MiB of output",
+		"restarts back off (50 ms doubling to 5 s)",
+		"no reply in time (300ms)",
+		"re-sent with backoff (25 ms doubling, with jitter)",
+		"misses 3 discovery rounds** (about 1.2 s)",
+		"unlimited reconnects (250 ms wait with",
+		"a 64 MiB reconnect buffer and a 2 s ping interval",
+		"100% CPU, deaf to",
+		"--input big.txt --workload spin --spin-cost 200us",
+		"64 MiB: one infer model at dim 1024",
+		"instead of adding 32 MiB for good",
+		"a few bytes claiming 8 MiB cost nothing",
+		"decode to 8 MiB (`TestCompressedCorruptCostsNothing`",
+		"address space at 768 MiB over its size",
+		"asking noop and spin for 1 MiB per document",
+		"(640 MiB of weights if none were evicted)",
+		"in batches of 500 (32 MiB",
+		"batches that fit 8 MiB, with serial's output",
+		"restarts grow from 50 ms, doubling,",
+		"up to 5 s (cenkalti/backoff, ±20%)",
+		"is restarted after 50 ms, as before",
+		"restarted them every 50 ms forever",
+		"spin at 1 ns a",
+	},
+	"docs/lab.md": { // defaults, levels, the model's constants, a progress bar's look
+		"`--point-time` (300 ms)",
+		"| `worker_counts` | 1..2x usable cores |",
+		"| `point_time` | 300ms |",
+		"goroutines w=1 b=256   52% |",
+		"near the 95% line",
+		"`predicted` is b* at L = 95%",
+		"where they cross 95%,",
+		"default 5% it is b* rounded up",
+		"**90% bootstrap intervals**",
+		"level off just above the 95% line",
+		"`spin` at 100 us per document",
+		"never falls below 10 us of bookkeeping",
+		"100 ms of compute each (Dask's rule",
+		"the 100 ms rule it matches it",
+		"moves at most 2x per",
+		"holds still while the model is within 15%",
+		"within 5% there",
+		"with the 5% line",
+		"`--out vecs.npy` (1.5 GB)",
+		"above the 95% line, and the crossing",
+		"across sweeps. A 25%",
 	},
 	"docs/wire.md": {
 		"stage columns show at 1 MiB",  // a payload size
@@ -366,5 +412,41 @@ func TestFormat(t *testing.T) {
 				t.Errorf("got %q, want %q", tt.got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParsers: go test -v and -bench output as the fault suite and the
+// benchmarks print it, a parallel test's logs after its === CONT line.
+func TestParsers(t *testing.T) {
+	out := `=== RUN   TestA
+=== PAUSE TestA
+=== RUN   TestB
+    harness_test.go:60: fault schedule seed 1 (replay with -faults.seed 1)
+    harness_test.go:334: sigkill: 20000 completed | retries=21
+--- PASS: TestB (10.20s)
+=== CONT  TestA
+    abuse_test.go:312: forged 3 give-ups before the job and 3 during it
+    harness_test.go:105: worker output (last 4 KiB):
+--- PASS: TestA (1.50s)
+    stray_test.go:1: output of no test
+=== RUN   TestC
+--- PASS: TestC (0.01s)
+BenchmarkDispatch/dispatch=request/batch=10-2   2000   356083 ns/op   4700 B/op   47 allocs/op
+PASS
+`
+	logs := testLogs(out)
+	if len(logs) != 2 {
+		t.Fatalf("testLogs = %+v, want TestB and TestA", logs)
+	}
+	if logs[0].Name != "TestB" || logs[0].Time != "10.20s" || len(logs[0].Lines) != 1 || !strings.HasPrefix(logs[0].Lines[0], "sigkill: 20000") {
+		t.Errorf("TestB = %+v", logs[0])
+	}
+	if logs[1].Name != "TestA" || len(logs[1].Lines) != 1 || !strings.HasPrefix(logs[1].Lines[0], "forged 3") {
+		t.Errorf("TestA = %+v (its log follows === CONT)", logs[1])
+	}
+	d := &Data{Runs: []Run{{Key: "b", Text: out}}}
+	bs := benchLines(d, "b")
+	if len(bs) != 1 || bs[0].Name != "BenchmarkDispatch/dispatch=request/batch=10" || bs[0].Values["ns/op"] != 356083 || bs[0].Values["allocs/op"] != 47 {
+		t.Errorf("benchLines = %+v", bs)
 	}
 }

@@ -13,6 +13,7 @@ var Sets = map[string]Set{
 	wireSet.Name:     wireSet,
 	authSet.Name:     authSet,
 	faultsSet.Name:   faultsSet,
+	labSet.Name:      labSet,
 }
 
 // The README's sample run (its opening): `ferry run -q` as a user first
@@ -44,6 +45,14 @@ var Registry = map[string]BlockDef{
 	"capacity-series":         {"capacity", renderCapacitySeries},
 	"run-sample":              {"run", func(d *Data) (string, error) { return sample(d, "run-text") }},
 	"auth-figures":            {"auth", renderAuthFigures},
+	"lab-sweep-sample":        {"lab", func(d *Data) (string, error) { return sample(d, "sweep-default") }},
+	"lab-break-even":          {"lab", renderLabBreakEven},
+	"lab-recommend-sample":    {"lab", func(d *Data) (string, error) { return sample(d, "recommend-embed", "recommend-spin") }},
+	"lab-auto-run-sample":     {"lab", func(d *Data) (string, error) { return sample(d, "auto-run") }},
+	"lab-auto":                {"lab", renderLabAuto},
+	"lab-diff-sample":         {"lab", renderLabDiff},
+	"lab-memory":              {"lab", renderLabMemory},
+	"lab-goals":               {"lab", renderLabGoals},
 	"faults-suite":            {"faults", renderFaultsSuite("suite")},
 	"faults-long":             {"faults", renderFaultsSuite("long")},
 	"faults-bench":            {"faults", renderFaultsBench},

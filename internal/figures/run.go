@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -26,6 +28,8 @@ type Cmd struct {
 	// Go: Args are for the go command (go test -bench ...), run in the
 	// repository root once, its stdout kept as Text.
 	Go bool
+	// Env is added to the command's environment ("KEY=value").
+	Env []string
 }
 
 // Set is the commands whose runs one data file holds.
@@ -76,6 +80,16 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if abs, err := filepath.Abs(o.Bin); err == nil {
+		o.Bin = abs
+	}
+	// ferry commands run in a scratch folder of their own: files they
+	// write (--records, --out) land there and later commands read them.
+	work, err := os.MkdirTemp("", "ferry-figures-")
+	if err != nil {
+		return nil, fmt.Errorf("figures: %w", err)
+	}
+	defer os.RemoveAll(work)
 	start := time.Now()
 	d := &Data{Set: s.Name, Quick: o.Quick, Repeats: o.Repeats, Date: start.UTC().Format(time.RFC3339), Machine: Probe()}
 	for round := 1; round <= o.Repeats; round++ {
@@ -83,7 +97,7 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 			if (c.Text || c.Once || c.Go) && round > 1 {
 				continue
 			}
-			r, err := runOne(ctx, c, round, o)
+			r, err := runOne(ctx, c, round, o, work)
 			if err != nil {
 				return nil, err
 			}
@@ -95,20 +109,27 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 	return d, nil
 }
 
-func runOne(ctx context.Context, c Cmd, round int, o Options) (Run, error) {
+func runOne(ctx context.Context, c Cmd, round int, o Options, work string) (Run, error) {
 	args := c.args(o.Quick)
 	r := Run{Key: c.Key, Command: Command(args), Repeat: round}
 	prog, full := o.Bin, append(append([]string(nil), args...), "--log-level", "warn")
 	if !c.Text && !c.Go {
 		full = append(full, "--format", "json")
 	}
+	dir := work
 	if c.Go {
-		prog, full, r.Command = "go", args, command("go", args)
+		prog, full, r.Command, dir = "go", args, command("go", args), o.Root
+	}
+	if len(c.Env) > 0 {
+		r.Command = strings.Join(c.Env, " ") + " " + r.Command
 	}
 	fmt.Fprintf(o.Log, "figures: %s (round %d): %s\n", c.Key, round, r.Command)
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, prog, full...)
-	cmd.Stdout, cmd.Stderr, cmd.Dir = &out, o.Log, o.Root
+	cmd.Stdout, cmd.Stderr, cmd.Dir = &out, o.Log, dir
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
 	start := time.Now()
 	err := cmd.Run()
 	r.WallS = time.Since(start).Seconds()
