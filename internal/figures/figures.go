@@ -87,9 +87,13 @@ func footer(d *Data) string {
 	if d.Quick {
 		mode = ", quick mode (small sizes: the lead's full run replaces it)"
 	}
+	rounds := 0 // commands run once (Text, Once, Go) leave it at 1
+	for _, r := range d.Runs {
+		rounds = max(rounds, r.Repeat)
+	}
 	rep := ""
-	if d.Repeats > 1 {
-		rep = fmt.Sprintf(", medians of %d rounds [range]", d.Repeats)
+	if rounds > 1 {
+		rep = fmt.Sprintf(", medians of %d rounds [range]", rounds)
 	}
 	return fmt.Sprintf("<sub>Measured on %s, %s%s%s; what each command printed (`--format json` where it has one) is in "+
 		"[docs/figures/%s.json](%sdocs/figures/%s.json); rerun: `scripts/figures.sh %s`.</sub>",
