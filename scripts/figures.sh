@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Every measured figure in README.md and docs/, in one command:
 #
-#   scripts/figures.sh [SET...]          # all sets: auth capacity faults lab matrix run wire
-#   FIGURES_QUICK=1 scripts/figures.sh   # small sizes, one round: checks the machinery in about 2 minutes
+#   scripts/figures.sh [SET...]          # all sets: auth capacity docker faults lab matrix run wire
+#   FIGURES_QUICK=1 scripts/figures.sh   # small sizes, one round: checks the machinery, not a measurement
 #   FIGURES_REPEATS=5 scripts/figures.sh matrix
 #
-# Builds ferry once, runs the commands behind each set of figures (with
-# --format json; internal/figures names them) FIGURES_REPEATS rounds
-# (default 3, interleaved), writes what they printed to docs/figures/SET.json
-# and the machine to docs/figures/machine.json, then rewrites every
-# <!-- figure:NAME --> block of README.md and docs/*.md from that data.
-# Each block ends with the machine, the date and the command to rerun it.
-# Run it on a quiet machine: other work moves the figures (the load average
-# before and after is in each block).
+# Builds ferry once, runs the commands behind each set of figures (ferry's
+# with --format json, Go tests and benchmarks, scripts/scale.sh;
+# internal/figures names them all) FIGURES_REPEATS rounds where a figure is
+# a median (default 3, interleaved), writes what they printed to
+# docs/figures/SET.json and the machine to docs/figures/machine.json, then
+# rewrites every <!-- figure:NAME --> block of README.md and docs/*.md from
+# that data. Each block ends with the machine, the date and the command to
+# rerun it. Run it on a quiet machine: other work moves the figures (the
+# load average before and after is in each block). The docker set needs a
+# Docker engine, docker compose or docker-compose, and jq.
+#
+# Time on the 2-core development machine at load average 10 to 30 (a quiet
+# machine is faster): matrix 10 min, capacity 3 min, wire, auth, faults and
+# lab together about 20 min, docker about 6 min; quick mode about 15 min
+# for all.
 #
 #   scripts/figures.sh --render          # only rewrite the blocks from the committed data
 set -euo pipefail

@@ -14,6 +14,7 @@ var Sets = map[string]Set{
 	authSet.Name:     authSet,
 	faultsSet.Name:   faultsSet,
 	labSet.Name:      labSet,
+	dockerSet.Name:   dockerSet,
 }
 
 // The README's sample run (its opening): `ferry run -q` as a user first
@@ -53,6 +54,9 @@ var Registry = map[string]BlockDef{
 	"lab-diff-sample":         {"lab", renderLabDiff},
 	"lab-memory":              {"lab", renderLabMemory},
 	"lab-goals":               {"lab", renderLabGoals},
+	"docker-image":            {"docker", renderDockerImage},
+	"docker-scale":            {"docker", renderDockerScale},
+	"docker-compose-tests":    {"docker", renderFaultsSuite("compose")},
 	"faults-suite":            {"faults", renderFaultsSuite("suite")},
 	"faults-long":             {"faults", renderFaultsSuite("long")},
 	"faults-bench":            {"faults", renderFaultsBench},

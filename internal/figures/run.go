@@ -28,6 +28,9 @@ type Cmd struct {
 	// Go: Args are for the go command (go test -bench ...), run in the
 	// repository root once, its stdout kept as Text.
 	Go bool
+	// Sh: Args[0] is a shell command (bash -c) run in the repository root
+	// once, its stdout kept as Text: scripts of their own (scripts/scale.sh).
+	Sh bool
 	// Env is added to the command's environment ("KEY=value").
 	Env []string
 }
@@ -94,7 +97,7 @@ func Measure(ctx context.Context, s Set, o Options) (*Data, error) {
 	d := &Data{Set: s.Name, Quick: o.Quick, Repeats: o.Repeats, Date: start.UTC().Format(time.RFC3339), Machine: Probe()}
 	for round := 1; round <= o.Repeats; round++ {
 		for _, c := range s.Cmds {
-			if (c.Text || c.Once || c.Go) && round > 1 {
+			if (c.Text || c.Once || c.Go || c.Sh) && round > 1 {
 				continue
 			}
 			r, err := runOne(ctx, c, round, o, work)
@@ -113,12 +116,15 @@ func runOne(ctx context.Context, c Cmd, round int, o Options, work string) (Run,
 	args := c.args(o.Quick)
 	r := Run{Key: c.Key, Command: Command(args), Repeat: round}
 	prog, full := o.Bin, append(append([]string(nil), args...), "--log-level", "warn")
-	if !c.Text && !c.Go {
+	if !c.Text && !c.Go && !c.Sh {
 		full = append(full, "--format", "json")
 	}
 	dir := work
 	if c.Go {
 		prog, full, r.Command, dir = "go", args, command("go", args), o.Root
+	}
+	if c.Sh {
+		prog, full, r.Command, dir = "bash", []string{"-c", args[0]}, args[0], o.Root
 	}
 	if len(c.Env) > 0 {
 		r.Command = strings.Join(c.Env, " ") + " " + r.Command
@@ -136,7 +142,7 @@ func runOne(ctx context.Context, c Cmd, round int, o Options, work string) (Run,
 	if err != nil {
 		return r, fmt.Errorf("figures: %s: %s: %w", c.Key, r.Command, err)
 	}
-	if c.Text || c.Go {
+	if c.Text || c.Go || c.Sh {
 		r.Text = out.String()
 		return r, nil
 	}

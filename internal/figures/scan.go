@@ -25,7 +25,7 @@ type Finding struct {
 func (f Finding) String() string { return fmt.Sprintf("line %d: %q in %q", f.Line, f.Text, f.In) }
 
 // Scan finds the measured figures of md outside its figure blocks, HTML
-// comments, inline code and command lines ("$ ...", "ferry ...", "go ..."), on lines no
+// comments, inline code and command lines ("$ ...", "ferry ...", "go ...", "docker ..."), on lines no
 // entry of allowed is a substring of.
 func Scan(md string, allowed []string) ([]Finding, error) {
 	bs, err := Blocks(md)
@@ -59,7 +59,7 @@ lines:
 			}
 			continue
 		}
-		if t := strings.TrimSpace(line); strings.HasPrefix(t, "$ ") || strings.HasPrefix(t, "ferry ") || strings.HasPrefix(t, "go ") {
+		if t := strings.TrimSpace(line); strings.HasPrefix(t, "$ ") || strings.HasPrefix(t, "ferry ") || strings.HasPrefix(t, "go ") || strings.HasPrefix(t, "docker ") {
 			continue // a command as typed: its numbers are flags
 		}
 		for _, a := range allowed {
