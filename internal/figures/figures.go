@@ -45,6 +45,9 @@ type Run struct {
 	// ran as a text sample.
 	Output json.RawMessage `json:"output,omitempty"`
 	Text   string          `json:"text,omitempty"`
+	// Error is how a test or script failed (its output is kept: a failed
+	// test's lines are figures too).
+	Error string `json:"error,omitempty"`
 }
 
 // Of is the runs of key, in round order.

@@ -389,13 +389,19 @@ esac
 		t.Errorf("Load after Save = %+v, %v", back, err)
 	}
 
-	sh := Set{Name: "sh", Cmds: []Cmd{{Key: "s", Sh: true, Env: []string{"FIGURES_T=from-env"}, Args: []string{"echo hi; echo $FIGURES_T"}}}}
+	sh := Set{Name: "sh", Cmds: []Cmd{
+		{Key: "s", Sh: true, Env: []string{"FIGURES_T=from-env"}, Args: []string{"echo hi; echo $FIGURES_T"}},
+		{Key: "f", Sh: true, Args: []string{"echo '--- FAIL: TestX (0.01s)'; exit 1"}},
+	}}
 	ds, err := Measure(context.Background(), sh, Options{Bin: bin, Repeats: 3, Root: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds.Runs) != 1 || ds.Runs[0].Text != "hi\nfrom-env\n" || ds.Runs[0].Command != "FIGURES_T=from-env echo hi; echo $FIGURES_T" {
-		t.Errorf("shell run = %+v, want one run printing hi and the env", ds.Runs)
+	if len(ds.Runs) != 2 || ds.Runs[0].Text != "hi\nfrom-env\n" || ds.Runs[0].Command != "FIGURES_T=from-env echo hi; echo $FIGURES_T" {
+		t.Errorf("shell runs = %+v, want one run printing hi and the env, and the failed one", ds.Runs)
+	}
+	if f := ds.Of("f"); len(f) != 1 || f[0].Error == "" || !strings.Contains(f[0].Text, "--- FAIL") {
+		t.Errorf("failed script = %+v, want its output kept and its error said", f)
 	}
 
 	bad := Set{Name: "bad", Cmds: []Cmd{{Key: "x", Args: []string{"bad"}}}}

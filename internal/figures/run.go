@@ -139,6 +139,12 @@ func runOne(ctx context.Context, c Cmd, round int, o Options, work string) (Run,
 	start := time.Now()
 	err := cmd.Run()
 	r.WallS = time.Since(start).Seconds()
+	if err != nil && (c.Go || c.Sh) && ctx.Err() == nil && out.Len() > 0 {
+		// A failed test is a figure too (its FAIL lines): keep it, say so.
+		r.Text, r.Error = out.String(), err.Error()
+		fmt.Fprintf(o.Log, "figures: %s: %s: %v (output kept)\n", c.Key, r.Command, err)
+		return r, nil
+	}
 	if err != nil {
 		return r, fmt.Errorf("figures: %s: %s: %w", c.Key, r.Command, err)
 	}
