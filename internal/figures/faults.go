@@ -91,7 +91,11 @@ func renderFaultsSuite(key string) func(*Data) (string, error) {
 			return "", fmt.Errorf("%s: no test logged a result", key)
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "`%s`, each test's own result line:\n\n| test | verdict | result |\n|---|---|---|\n", rs[0].Command)
+		fmt.Fprintf(&b, "`%s`, each test's own result line:\n\n", rs[0].Command)
+		if rs[0].Error != "" {
+			fmt.Fprintf(&b, "**The run failed** (%s): see the failed tests below and `docs/figures/%s.json`.\n\n", rs[0].Error, d.Set)
+		}
+		b.WriteString("| test | verdict | result |\n|---|---|---|\n")
 		for _, t := range logs {
 			fmt.Fprintf(&b, "| `%s` | %s (%s) | %s |\n", t.Name, strings.ToLower(t.Verdict), t.Time,
 				strings.ReplaceAll(strings.Join(t.Lines, "; "), "|", "\\|"))
