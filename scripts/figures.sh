@@ -16,10 +16,11 @@
 # load average before and after is in each block). The docker set needs a
 # Docker engine, docker compose or docker-compose, and jq.
 #
-# Time on the 2-core development machine at load average 10 to 30 (a quiet
-# machine is faster): matrix 10 min, capacity 3 min, wire, auth, faults and
-# lab together about 20 min, docker about 6 min; quick mode about 15 min
-# for all.
+# Time measured on the 2-core development machine at load average 8 to 30
+# (a quiet machine is faster): matrix 595 s, capacity 165 s, run 4 s, wire
+# 409 s, auth 28 s, faults 196 s, lab 422 s, docker about 8 min (311 s in
+# quick mode): about 38 minutes for all. FIGURES_REPEATS=1 cuts matrix and
+# wire to a third. Quick mode: about 15 minutes for all.
 #
 #   scripts/figures.sh --render          # only rewrite the blocks from the committed data
 set -euo pipefail
