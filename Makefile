@@ -1,5 +1,5 @@
 # Convenience targets; each is one command you can also run by hand.
-.PHONY: build test bench run fuzz image scale up down
+.PHONY: build test bench run fuzz image scale up down figures
 
 build:
 	CGO_ENABLED=0 go build -trimpath -o bin/ferry ./cmd/ferry
@@ -37,6 +37,11 @@ down:
 # Throughput against the number of worker containers (docs/docker.md).
 scale: image
 	bash scripts/scale.sh
+
+# Every measured figure in README.md and docs/, rerun and rewritten
+# (FIGURES_QUICK=1 for small sizes; see scripts/figures.sh).
+figures:
+	bash scripts/figures.sh
 
 # Random NATS passwords for the compose files (docs/auth.md); never committed.
 .env:
