@@ -34,6 +34,10 @@ type Report struct {
 	// docs/s is what that many cores would reach, the CPU is the
 	// coordinator's, the broker's and the transport's only.
 	Emulated bool `json:"emulated,omitempty"`
+	// Repeats summarises the rounds of a run with --repeat 2 or more.
+	Repeats *Repeats `json:"repeats,omitempty"`
+	// Wide prints every column of the text table, not the narrow eight.
+	Wide bool `json:"-"`
 }
 
 // Manifest describes the machine and build a run was measured on.
