@@ -13,6 +13,8 @@ type runOptions struct {
 	logOpts   `mapstructure:",squash" flags:"root"`
 	jobOpts   `mapstructure:",squash"`
 	fleetOpts `mapstructure:",squash"`
+	Repeat    int  `mapstructure:"repeat" help:"run the modes this many rounds, interleaved (A B A B), and print medians and each mode against goroutines paired by round, with min..max intervals"`
+	Wide      bool `mapstructure:"wide" help:"print every column of the table (wall time, MB/s, efficiency, batches, bytes, requeues); JSON and CSV always have them"`
 }
 
 func newCmdRun() *cobra.Command {
@@ -27,6 +29,7 @@ echo process and, after the modes, measures the transport floor: a raw NATS
 echo round trip next to ferry's own with empty compute, at 64 B and at the
 run's mean message size. Worker processes never outlive run.`,
 		Example: `  ferry run
+  ferry run --repeat 3 --wide
   ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
   ferry run --workload chunk --input ./notes --out chunks.jsonl
   ferry run --codec msgpack --format json > report.json`,
@@ -39,7 +42,7 @@ run's mean message size. Worker processes never outlive run.`,
 			return runRun(cmd.Context(), cmd, &o)
 		},
 	}
-	cli.AddFlags(cmd.Flags(), runOptions{jobOpts: defaultJob("serial,goroutines,processes"), fleetOpts: defaultFleet()})
+	cli.AddFlags(cmd.Flags(), runOptions{jobOpts: defaultJob("serial,goroutines,processes"), fleetOpts: defaultFleet(), Repeat: 1})
 	return cmd
 }
 
@@ -53,6 +56,7 @@ func runRun(ctx context.Context, cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	defer stop()
+	cfg.Repeat, cfg.Wide = o.Repeat, o.Wide
 	cfg.Fleet = o.fleet(fleet.Config{MaxPayload: o.MaxPayload})
 	if err := cfg.Fleet.Validate(); err != nil {
 		return cli.Invalid("max_payload", o.MaxPayload, "must be between 1 and 64 MiB")
