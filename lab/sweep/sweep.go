@@ -168,7 +168,12 @@ type Config struct {
 	Job coordinator.Config
 	// NC is the connection to the broker the worker pool listens on; needed
 	// when Modes holds processes. The pool must have MaxWorkers() workers.
-	NC  *nats.Conn
+	NC *nats.Conn
+	// CPU reads the CPU time used so far by every process a run may use
+	// (this one, the embedded broker, the worker pool); each run's CPU per
+	// document is the difference across it. nil = CPU not measured (no
+	// CPU break-even).
+	CPU func() (time.Duration, bool)
 	Log *slog.Logger // nil = discard
 	// OnRecord, when set, gets every finished run with the count done and
 	// the total planned (for progress and the records file). An error from
@@ -391,7 +396,15 @@ func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.St
 	if texts := s.pregenerated(gen, p.DocBytes, docs); texts != nil {
 		src = corpus.Slice(texts)
 	}
-	return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	if s.cfg.CPU == nil {
+		return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	}
+	cpu0, ok0 := s.cfg.CPU()
+	st, err := coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	if cpu1, ok1 := s.cfg.CPU(); st != nil && ok0 && ok1 {
+		st.CPU = cpu1 - cpu0
+	}
+	return st, err
 }
 
 // pregenerated returns the first n documents of gen, generating those not
