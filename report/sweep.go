@@ -218,13 +218,22 @@ func writeCPUBreakEvens(w io.Writer, r *SweepReport) {
 	}
 	fmt.Fprintf(w, "\nbreak-even from CPU per document: the batch size where goroutines' CPU per document reaches %.0f%% of processes' (ferry recommend uses this one)\n", 100*res.Level)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "series\tpredicted\t90%% interval\tobserved\t90%% interval\tthroughput's\trecommended (%.0f%% CPU overhead)\t\n", 100*res.Target)
+	fmt.Fprintf(tw, "series\tpredicted\t90%% interval\tobserved\t90%% interval\tthroughput's\tamortized\t90%% interval\trecommended (CPU overhead)\t\n")
 	for _, b := range rows {
 		c := b.CPU
 		cb := sweep.BreakEven{Predicted: c.Predicted, Never: c.Never, Observed: c.Observed, Recommended: c.Recommended, RecommendedOverhead: c.RecommendedOverhead}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", b.Series, predicted(cb), interval(c.PredictedCI), observed(cb), interval(c.ObservedCI), predicted(b), recommended(cb))
+		am := "-"
+		if c.Amortized > 0 {
+			am = fmt.Sprintf("%.1f", c.Amortized)
+		}
+		rec := recommended(cb)
+		if c.FromAmortized {
+			rec += " amortized"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", b.Series, predicted(cb), interval(c.PredictedCI), observed(cb), interval(c.ObservedCI), predicted(b), am, interval(c.AmortizedCI), rec)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "amortized: the batch size where processes' fixed CPU per batch is %.0f%% of their CPU per batch (--batch auto's rule on CPU); recommended is it where the break-even is never reached\n", 100*res.Target)
 	for _, b := range rows {
 		if b.Disagree {
 			fmt.Fprintf(w, "%s: the throughput and CPU break-evens disagree beyond their intervals (predicted %s vs %s): %s\n",
@@ -257,6 +266,14 @@ func cpuRecommendation(b sweep.BreakEven, target float64) string {
 	if c.Recommended == 0 {
 		return fmt.Sprintf("batch_size=? (processes never come within %.0f%% of goroutines' CPU per document: per-document CPU %.2fus vs goroutines %.2fus; throughput break-even %s; %s)",
 			100*target, c.Processes.CUs, c.Goroutines.CUs, thr, b.Series)
+	}
+	if c.FromAmortized {
+		am := fmt.Sprintf("%.1f", c.Amortized)
+		if c.AmortizedCI != [2]float64{} {
+			am += " (90% interval " + interval(c.AmortizedCI) + ")"
+		}
+		return fmt.Sprintf("batch_size=%d (amortizes processes' fixed CPU per batch, a=%.0fus, to %.0f%%: %s; no batch size brings processes within %.0f%% of goroutines' CPU per document, they cost %.2fus per document more at any size (c=%.2fus vs %.2fus); throughput break-even %s; %s)",
+			c.Recommended, c.Processes.AUs, 100*target, am, 100*target, c.Processes.CUs-c.Goroutines.CUs, c.Processes.CUs, c.Goroutines.CUs, thr, b.Series)
 	}
 	pred := predicted(sweep.BreakEven{Predicted: c.Predicted, Never: c.Never})
 	if c.PredictedCI != [2]float64{} {

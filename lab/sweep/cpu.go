@@ -26,10 +26,21 @@ type CPUBreakEven struct {
 	// Observed interpolates the paired per-repeat ratios as BreakEven's
 	// Observed does; 0 when not reached within the grid.
 	Observed float64 `json:"observed"`
+	// Amortized is the batch size where processes' fixed CPU per batch is
+	// Target of their CPU per batch, a_p(1-T) / (T c_p): --batch auto's
+	// own rule applied to CPU. Batching amortizes that share and nothing
+	// else: past it, what processes cost above goroutines is per document
+	// (the bytes through the broker), which no batch size removes. 0 when
+	// the fit has no positive fixed cost.
+	Amortized   float64    `json:"amortized"`
+	AmortizedCI [2]float64 `json:"amortized_ci"`
 	// Recommended is the smallest batch size whose predicted CPU overhead
-	// (1 - goroutines' CPU per document / processes') is at most Target.
+	// (1 - goroutines' CPU per document / processes') is at most Target;
+	// where no size reaches that, Amortized rounded up. RecommendedOverhead
+	// is the CPU overhead predicted there.
 	Recommended         int     `json:"recommended"`
 	RecommendedOverhead float64 `json:"recommended_overhead"`
+	FromAmortized       bool    `json:"recommended_from_amortized,omitempty"`
 	// Ratios are goroutines' CPU per document over processes' at each
 	// batch size (1 = the boundary costs no CPU), observed (median over
 	// repeats, paired within each) and predicted by the fits.
@@ -59,11 +70,16 @@ func cpuFit(g string, ss []Summary) (Fit, bool) {
 func (r *Result) cpuBreakEven(g, p Fit) *CPUBreakEven {
 	be := &CPUBreakEven{Goroutines: g, Processes: p}
 	be.Predicted, be.Never = crossing(g, p, r.Level)
+	if p.AUs > 0 && p.CUs > 0 {
+		be.Amortized = max(p.AUs*(1-r.Target)/(r.Target*p.CUs), 1)
+	}
 	if b, never := crossing(g, p, 1-r.Target); !never {
 		be.Recommended = max(int(math.Ceil(b)), 1)
-		if pc := p.At(float64(be.Recommended)); pc > 0 {
-			be.RecommendedOverhead = 1 - g.At(float64(be.Recommended))/pc
-		}
+	} else if be.Amortized > 0 {
+		be.Recommended, be.FromAmortized = int(math.Ceil(be.Amortized)), true
+	}
+	if pc := p.At(float64(be.Recommended)); be.Recommended > 0 && pc > 0 {
+		be.RecommendedOverhead = 1 - g.At(float64(be.Recommended))/pc
 	}
 	for b, rs := range r.pairedCPU(g.Group, p.Group) {
 		pred := 0.0

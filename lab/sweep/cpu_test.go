@@ -53,6 +53,12 @@ func TestCPUBreakEven(t *testing.T) {
 	if c.Recommended == 0 || be.BatchSize() != c.Recommended {
 		t.Errorf("batch size = %d, want the CPU recommendation %d", be.BatchSize(), c.Recommended)
 	}
+	if want := 2000 * 0.95 / (0.05 * 101); math.Abs(c.Amortized-want) > 0.1*want || c.AmortizedCI[0] <= 0 || c.AmortizedCI[1] < c.AmortizedCI[0] {
+		t.Errorf("amortized = %.1f, interval %v, want %.1f within 10%% with an interval", c.Amortized, c.AmortizedCI, want)
+	}
+	if c.FromAmortized {
+		t.Error("recommended from the amortized size although the CPU break-even is reachable")
+	}
 	if len(c.Ratios) != 6 {
 		t.Errorf("CPU ratios at %d sizes, want 6", len(c.Ratios))
 	}
@@ -109,5 +115,24 @@ func TestAutoPairedCPU(t *testing.T) {
 		if a.CPURatioCI[0] <= 0 || a.CPURatioCI[1] < a.CPURatioCI[0] {
 			t.Errorf("%s: CPU ratio interval %v, want one", a.Group, a.CPURatioCI)
 		}
+	}
+}
+
+// TestCPUNeverRecommendsAmortized: when processes' CPU per document stays
+// 1.6x goroutines' at any size (the bytes through the broker), the CPU
+// break-even is never reached and the recommendation is the size that
+// amortizes their fixed CPU per batch to the target.
+func TestCPUNeverRecommendsAmortized(t *testing.T) {
+	recs := withCPU(modelRecords(40, 100, 200, 101, 0.01, 5), 2, 7.2, 75, 11.7, 0.02)
+	c := Analyze(recs, 0.05, 1).BreakEvens[0].CPU
+	if c == nil || !c.Never {
+		t.Fatalf("CPU break-even %+v, want never", c)
+	}
+	want := 75 * 0.95 / (0.05 * 11.7) // 122
+	if math.Abs(c.Amortized-want) > 0.15*want {
+		t.Errorf("amortized = %.1f, want %.1f within 15%%", c.Amortized, want)
+	}
+	if !c.FromAmortized || c.Recommended != int(math.Ceil(c.Amortized)) {
+		t.Errorf("recommended %d (from amortized %v), want ceil(%.1f)", c.Recommended, c.FromAmortized, c.Amortized)
 	}
 }

@@ -409,7 +409,7 @@ func (r *Result) intervals(points []Point) {
 	}
 	rng := rand.New(rand.NewPCG(r.Seed, 0xb007))
 	pred, obs, auto := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
-	cpuPred, cpuObs, cpuAuto := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	cpuPred, cpuObs, cpuAuto, cpuAm := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for range bootstrapRounds {
 		s := &Result{Target: r.Target, Records: make([]Record, 0, len(r.Records))}
 		for i := range r.Repeats {
@@ -437,6 +437,9 @@ func (r *Result) intervals(points []Point) {
 					o = math.Inf(1)
 				}
 				cpuPred[be.Series], cpuObs[be.Series] = append(cpuPred[be.Series], p), append(cpuObs[be.Series], o)
+				if c.Amortized > 0 {
+					cpuAm[be.Series] = append(cpuAm[be.Series], c.Amortized)
+				}
 			}
 		}
 		for _, a := range s.Autos {
@@ -455,6 +458,7 @@ func (r *Result) intervals(points []Point) {
 		be.PredictedCI, be.ObservedCI = interval90(pred[be.Series]), interval90(obs[be.Series])
 		if be.CPU != nil {
 			be.CPU.PredictedCI, be.CPU.ObservedCI = interval90(cpuPred[be.Series]), interval90(cpuObs[be.Series])
+			be.CPU.AmortizedCI = interval90(cpuAm[be.Series])
 		}
 	}
 }
