@@ -105,16 +105,16 @@ func WriteSweepText(w io.Writer, r *SweepReport) error {
 	if len(res.Autos) > 0 {
 		fmt.Fprintln(w, "\nbatch auto against the best fixed batch size of the same series and mode")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "group\tauto docs/s\tmean batch\toverhead\tbest fixed\tbest docs/s\tauto/best\t90% interval\tcpu auto/best\t90% interval\t")
+		fmt.Fprintln(tw, "group\tauto docs/s\tmean batch\toverhead\tbest fixed\tbest docs/s\tauto/best\t90% interval\tleast-CPU fixed\tcpu auto/best\t90% interval\t")
 		for _, a := range res.Autos {
-			cpu := "-"
+			cpu, cpuBest := "-", "-"
 			if a.CPURatio > 0 {
-				cpu = fmt.Sprintf("%.2fx", a.CPURatio)
+				cpu, cpuBest = fmt.Sprintf("%.2fx", a.CPURatio), fmt.Sprint(a.BestCPUBatch)
 			}
-			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f%%\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\t\n", a.Group, a.DocsPerS, a.MeanBatch, 100*a.Overhead, a.BestBatch, a.BestDocsS, a.Ratio, ratioInterval(a.RatioCI), cpu, ratioInterval(a.CPURatioCI))
+			fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f%%\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\t%s\t\n", a.Group, a.DocsPerS, a.MeanBatch, 100*a.Overhead, a.BestBatch, a.BestDocsS, a.Ratio, ratioInterval(a.RatioCI), cpuBest, cpu, ratioInterval(a.CPURatioCI))
 		}
 		tw.Flush()
-		fmt.Fprintln(w, "auto/best: docs/s ratio, paired within each repeat (above 1 = auto faster); cpu auto/best: CPU per document ratio (above 1 = auto costs more)")
+		fmt.Fprintln(w, "auto/best: docs/s ratio, paired within each repeat (above 1 = auto faster); cpu auto/best: CPU per document against the fixed size with the least (above 1 = auto costs more)")
 	}
 	return nil
 }

@@ -100,15 +100,22 @@ func TestAutoPairedCPU(t *testing.T) {
 				Docs: 65536, MeanBatch: 900, BatchUs: 2 * 900 / docsPerS * 1e6, DocsPerS: docsPerS})
 		}
 	}
-	// auto costs 10% more CPU per document than every fixed size
+	// batch 64 costs the least CPU per document; auto 10% more than it
 	for i := range recs {
-		recs[i].CPUus = 100
-		if recs[i].BatchSize == 0 {
+		switch recs[i].BatchSize {
+		case 64:
+			recs[i].CPUus = 100
+		case 0:
 			recs[i].CPUus = 110
+		default:
+			recs[i].CPUus = 120
 		}
 	}
 	res := Analyze(recs, 0.05, 1)
 	for _, a := range res.Autos {
+		if a.BestCPUBatch != 64 {
+			t.Errorf("%s: least-CPU fixed size = %d, want 64", a.Group, a.BestCPUBatch)
+		}
 		if math.Abs(a.CPURatio-1.1) > 1e-9 {
 			t.Errorf("%s: auto/best CPU = %v, want 1.1", a.Group, a.CPURatio)
 		}

@@ -231,12 +231,14 @@ type AutoResult struct {
 	// without repeats). "Best fixed" is the largest of several noisy
 	// medians, so Ratio leans low; the interval shows by how much.
 	RatioCI [2]float64 `json:"ratio_ci"`
-	// CPUus is auto's median CPU per document; CPURatio is auto's over the
-	// best fixed size's, paired by repeat (above 1 = auto costs more CPU
-	// per document), with its 90% interval. Zero when not measured.
-	CPUus      float64    `json:"cpu_us_per_doc,omitempty"`
-	CPURatio   float64    `json:"cpu_ratio,omitempty"`
-	CPURatioCI [2]float64 `json:"cpu_ratio_ci,omitempty"`
+	// CPUus is auto's median CPU per document; CPURatio is auto's over
+	// that of BestCPUBatch, the fixed size with the least median CPU per
+	// document, paired by repeat (above 1 = auto costs more CPU per
+	// document), with its 90% interval. Zero when not measured.
+	CPUus        float64    `json:"cpu_us_per_doc,omitempty"`
+	BestCPUBatch int        `json:"best_cpu_batch,omitempty"`
+	CPURatio     float64    `json:"cpu_ratio,omitempty"`
+	CPURatioCI   [2]float64 `json:"cpu_ratio_ci,omitempty"`
 }
 
 // Analyze rebuilds a Result from records alone (a records file), with
@@ -291,7 +293,7 @@ func (r *Result) derive(points []Point) {
 	for _, g := range order {
 		ss := groups[g]
 		var x, y []float64
-		var best *Summary
+		var best, bestCPU *Summary
 		var auto *Summary
 		for i := range ss {
 			s := &ss[i]
@@ -306,16 +308,20 @@ func (r *Result) derive(points []Point) {
 			if best == nil || s.DocsPerS.Median > best.DocsPerS.Median {
 				best = s
 			}
+			if s.CPUus.Median > 0 && (bestCPU == nil || s.CPUus.Median < bestCPU.CPUus.Median) {
+				bestCPU = s
+			}
 		}
 		if auto != nil && best != nil && best.DocsPerS.Median > 0 {
 			a := AutoResult{Group: g, DocsPerS: auto.DocsPerS.Median, MeanBatch: auto.MeanBatch, Overhead: auto.Overhead,
 				BestBatch: best.BatchSize, BestDocsS: best.DocsPerS.Median, Ratio: auto.DocsPerS.Median / best.DocsPerS.Median, CPUus: auto.CPUus.Median}
-			thr, cpu := r.pairedAuto(g, best.BatchSize)
-			if len(thr) > 0 {
+			if thr, _ := r.pairedAuto(g, best.BatchSize); len(thr) > 0 {
 				a.Ratio = NewSpread(thr).Median
 			}
-			if len(cpu) > 0 {
-				a.CPURatio = NewSpread(cpu).Median
+			if bestCPU != nil {
+				if _, cpu := r.pairedAuto(g, bestCPU.BatchSize); len(cpu) > 0 {
+					a.BestCPUBatch, a.CPURatio = bestCPU.BatchSize, NewSpread(cpu).Median
+				}
 			}
 			r.Autos = append(r.Autos, a)
 		}
