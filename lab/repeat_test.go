@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -12,7 +13,8 @@ import (
 	"github.com/ferrylab/ferry/report"
 )
 
-// TestRepeatInterleavesRounds: --repeat 3 runs every mode three times and
+// TestRepeatInterleavesRounds: --repeat 3 runs every mode three times, in
+// rounds (A B A B A B), and
 // the report carries three rounds per mode, with processes against
 // goroutines paired in each, CPU per document included; the table's rows
 // are one of the rounds.
@@ -21,7 +23,12 @@ func TestRepeatInterleavesRounds(t *testing.T) {
 		t.Skip("starts worker processes")
 	}
 	var stdout bytes.Buffer
+	var order []string
 	err := Run(context.Background(), Config{
+		Progress: func(mode string, _ int64) (func(int64), func()) {
+			order = append(order, mode)
+			return func(int64) {}, func() {}
+		},
 		Job:    coordinator.Config{Workload: "embed", Workers: 2, BatchSize: 50},
 		Modes:  []string{coordinator.ModeGoroutines, coordinator.ModeProcesses},
 		Input:  Input{Gen: corpus.GenConfig{Seed: 3, Docs: 2000, Words: 40}},
@@ -32,6 +39,9 @@ func TestRepeatInterleavesRounds(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, stdout.String())
+	}
+	if got, want := strings.Join(order, " "), "goroutines processes goroutines processes goroutines processes"; got != want {
+		t.Errorf("run order %q, want %q (interleaved)", got, want)
 	}
 	var r report.Report
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
