@@ -13,7 +13,7 @@ type runOptions struct {
 	logOpts   `mapstructure:",squash" flags:"root"`
 	jobOpts   `mapstructure:",squash"`
 	fleetOpts `mapstructure:",squash"`
-	Repeat    int  `mapstructure:"repeat" help:"run the modes this many rounds, interleaved (A B A B), and print medians and each mode against goroutines paired by round, with min..max intervals"`
+	Repeat    int  `mapstructure:"repeat" help:"rounds of the modes, interleaved (A B A B): the table shows each mode's median round, then medians and each mode against goroutines paired by round, with min..max intervals (1 = once, quickest)"`
 	Wide      bool `mapstructure:"wide" help:"print every column of the table (wall time, MB/s, efficiency, batches, bytes, requeues); JSON and CSV always have them"`
 }
 
@@ -24,12 +24,17 @@ func newCmdRun() *cobra.Command {
 		Long: `run starts an embedded NATS server on a loopback port, spawns one ferry worker
 process per usable core, runs the job in each mode (serial, goroutines,
 processes by default), checks that every mode produced identical results and
-prints one table comparing them. With processes mode it also spawns an
+prints one table comparing them. The modes run --repeat rounds, interleaved
+(serial goroutines processes, serial goroutines processes, ...), so drift of
+a shared machine hits every mode alike: the table shows each mode's median
+round, and under it each mode against goroutines, docs/s and CPU per
+document, as the median of ratios taken within a round with their range.
+--wide prints every column. With processes mode it also spawns an
 echo process and, after the modes, measures the transport floor: a raw NATS
 echo round trip next to ferry's own with empty compute, at 64 B and at the
 run's mean message size. Worker processes never outlive run.`,
 		Example: `  ferry run
-  ferry run --repeat 3 --wide
+  ferry run --repeat 1 --wide
   ferry run --modes serial,goroutines,gil,codec,processes --docs 50000
   ferry run --workload chunk --input ./notes --out chunks.jsonl
   ferry run --codec msgpack --format json > report.json`,
@@ -42,7 +47,7 @@ run's mean message size. Worker processes never outlive run.`,
 			return runRun(cmd.Context(), cmd, &o)
 		},
 	}
-	cli.AddFlags(cmd.Flags(), runOptions{jobOpts: defaultJob("serial,goroutines,processes"), fleetOpts: defaultFleet(), Repeat: 1})
+	cli.AddFlags(cmd.Flags(), runOptions{jobOpts: defaultJob("serial,goroutines,processes"), fleetOpts: defaultFleet(), Repeat: 3})
 	return cmd
 }
 
