@@ -30,6 +30,13 @@ func TestSweepCPUBreakEven(t *testing.T) {
 			t.Errorf("sweep text lacks %q:\n%s", want, out)
 		}
 	}
+	buf.Reset()
+	if err := WriteHTML(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "recommend uses") || !strings.Contains(buf.String(), "<td>85</td>") {
+		t.Errorf("HTML lacks the CPU break-even's recommendation (85)")
+	}
 	if line := Recommendation(be, 0.05); !strings.HasPrefix(line, "batch_size=85 ") || !strings.Contains(line, "throughput break-even 12.0") {
 		t.Errorf("recommendation = %q, want batch_size=85 from CPU with throughput's beside it", line)
 	}
