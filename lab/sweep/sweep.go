@@ -285,8 +285,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	total := len(points) * cfg.Repeats
 	seq := 0
 	blocks := blocksOf(points)
+	series := make([]string, len(blocks))
+	for i, b := range blocks {
+		series[i] = points[b[0]].Series()
+	}
 	for rep := range cfg.Repeats {
-		for _, i := range roundOrder(blocks, cfg.Seed, rep) {
+		for _, i := range roundOrder(blocks, series, cfg.Seed, rep) {
 			p := points[i]
 			if docs[i] == 0 {
 				docs[i] = wholeRounds(max(int64(float64(plans[i].n)/slow), plans[i].lo), p)
@@ -338,14 +342,29 @@ func blocksOf(points []Point) [][]int {
 	return blocks
 }
 
-// roundOrder is round rep's run order: the blocks in a seeded random order,
-// the modes within each block shuffled too.
-func roundOrder(blocks [][]int, seed uint64, rep int) []int {
+// roundOrder is round rep's run order: the series (series[i] is block i's)
+// in a seeded random order, each series' blocks shuffled within it, the
+// modes within each block shuffled too. A series' runs stay together, so
+// the batch sizes compared with each other (auto against the best fixed
+// size) run seconds apart in every round, and a block's modes back to back.
+func roundOrder(blocks [][]int, series []string, seed uint64, rep int) []int {
 	rng := rand.New(rand.NewPCG(seed, uint64(rep)))
+	var names []string
+	by := map[string][]int{}
+	for i, s := range series {
+		if _, ok := by[s]; !ok {
+			names = append(names, s)
+		}
+		by[s] = append(by[s], i)
+	}
 	var out []int
-	for _, b := range rng.Perm(len(blocks)) {
-		for _, m := range rng.Perm(len(blocks[b])) {
-			out = append(out, blocks[b][m])
+	for _, si := range rng.Perm(len(names)) {
+		bs := by[names[si]]
+		for _, k := range rng.Perm(len(bs)) {
+			b := blocks[bs[k]]
+			for _, m := range rng.Perm(len(b)) {
+				out = append(out, b[m])
+			}
 		}
 	}
 	return out
