@@ -27,8 +27,9 @@ func (r roundRun) String() string {
 // ratio taken within a round compares runs seconds apart. It returns one
 // row per mode for the report (the median round by docs/s, or the run that
 // failed), and with two or more rounds every round's stats (rounds[i][j]:
-// round i, mode j; nil where it failed or did not run). Only the very last
-// run writes Out.
+// round i, mode j; nil where it failed or did not run). The first round's
+// last run writes Out, as a single run would: the results are there (and an
+// interrupt keeps their prefix) without waiting for the other rounds.
 func (e *runEnv) runRounds(ctx context.Context, runs []modeRun) (stats []*coordinator.Stats, errs []error, rounds [][]*coordinator.Stats, first error) {
 	n := max(e.cfg.Repeat, 1)
 	var flat []roundRun
@@ -38,7 +39,7 @@ func (e *runEnv) runRounds(ctx context.Context, runs []modeRun) (stats []*coordi
 		}
 	}
 	all, allErrs, first := eachMode(ctx, flat, func(i int, run roundRun) (*coordinator.Stats, error) {
-		st, err := e.runMode(ctx, run.modeRun, i == len(flat)-1)
+		st, err := e.runMode(ctx, run.modeRun, i == len(runs)-1)
 		if st == nil {
 			st = &coordinator.Stats{Mode: run.modeRun.String()} // the report still names the mode that failed
 		}
