@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/ferrylab/ferry/coordinator"
 	"github.com/ferrylab/ferry/report"
@@ -32,6 +33,12 @@ func (r roundRun) String() string {
 // interrupt keeps their prefix) without waiting for the other rounds.
 func (e *runEnv) runRounds(ctx context.Context, runs []modeRun) (stats []*coordinator.Stats, errs []error, rounds [][]*coordinator.Stats, first error) {
 	n := max(e.cfg.Repeat, 1)
+	if n > 1 && e.cfg.JobID != "" && slices.Contains(e.cfg.Dispatch, coordinator.DispatchJetStream) {
+		// A second round of the same job ID would resume the first's
+		// results instead of computing them.
+		e.log.Warn("one round only: dispatch=jetstream with a job_id resumes the job in every later round", "repeat", n)
+		n = 1
+	}
 	var flat []roundRun
 	for i := range n {
 		for _, r := range runs {
