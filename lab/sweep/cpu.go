@@ -49,12 +49,30 @@ type CPUBreakEven struct {
 	ObservedCI  [2]float64 `json:"observed_ci"`
 }
 
+// cpuFitMinBatch is the least batch size the CPU fit uses when three or
+// more larger sizes were measured. At batches of one or two documents
+// every batch wakes the broker, a worker and the coordinator from idle, and
+// what a wake-up costs in CPU depends on the scheduler and the machine's
+// other load: processes' CPU per document at batch 1 was bimodal within
+// one embed sweep on 2 shared cores (40 and 107 us) and its median moved
+// 60 to 106 us between two sweeps, swinging the fitted fixed cost and the
+// amortized size 1.6x; without batch 1 the two sweeps' amortized sizes
+// agreed within 3% at two workers (123 and 127).
+const cpuFitMinBatch = 4
+
 // cpuFit fits one group's median CPU per batch (CPU per document x batch
-// size) against batch size; ok is false with fewer than two sizes measured.
+// size) against batch size, from cpuFitMinBatch up when three or more such
+// sizes were measured; ok is false with fewer than two sizes.
 func cpuFit(g string, ss []Summary) (Fit, bool) {
 	var x, y []float64
+	large := 0
 	for _, s := range ss {
-		if s.N == 0 || s.BatchSize == 0 || s.CPUus.Median <= 0 {
+		if s.N > 0 && s.BatchSize >= cpuFitMinBatch && s.CPUus.Median > 0 {
+			large++
+		}
+	}
+	for _, s := range ss {
+		if s.N == 0 || s.BatchSize == 0 || s.CPUus.Median <= 0 || (large >= 3 && s.BatchSize < cpuFitMinBatch) {
 			continue
 		}
 		x, y = append(x, float64(s.BatchSize)), append(y, s.CPUus.Median*float64(s.BatchSize))

@@ -143,3 +143,22 @@ func TestCPUNeverRecommendsAmortized(t *testing.T) {
 		t.Errorf("recommended %d (from amortized %v), want ceil(%.1f)", c.Recommended, c.FromAmortized, c.Amortized)
 	}
 }
+
+// TestCPUFitSkipsBatchOne: processes' CPU at batch 1 (idle wake-ups, which
+// other load makes cost more or less) does not move the fixed cost the
+// amortized size comes from, when larger sizes determine it.
+func TestCPUFitSkipsBatchOne(t *testing.T) {
+	recs := withCPU(modelRecords(40, 100, 200, 101, 0.01, 3), 2, 7.2, 60, 9.6, 0.01)
+	for i := range recs {
+		if recs[i].Mode == coordinator.ModeProcesses && recs[i].BatchSize == 1 {
+			recs[i].CPUus *= 2 // a busy machine's wake-ups
+		}
+	}
+	c := Analyze(recs, 0.05, 1).BreakEvens[0].CPU
+	if want := 60 * 0.95 / (0.05 * 9.6); c == nil || math.Abs(c.Amortized-want) > 0.05*want {
+		t.Errorf("CPU break-even %+v: want amortized %.1f within 5%% despite batch 1", c, want)
+	}
+	if c != nil && c.Processes.N != 5 {
+		t.Errorf("CPU fit over %d sizes, want 5 (batch 1 left out)", c.Processes.N)
+	}
+}
