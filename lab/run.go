@@ -70,6 +70,11 @@ type Config struct {
 	ExpectWorkers int    // with NATSURL; 0 = Job.Workers
 	MetricsAddr   string // with NATSURL: serve the coordinator's Prometheus metrics here; "" = off
 
+	// Repeat runs the modes this many rounds, interleaved (lab/repeat.go);
+	// the report adds medians and paired ratios. 0 or 1 = once.
+	Repeat int
+	Wide   bool // the text report's every column, not the narrow table
+
 	Report   map[string]any // the configuration echoed in the report
 	Format   string         // report format (report.Formats); "" = text
 	Stdout   io.Writer      // where the report goes; nil = discard
@@ -120,6 +125,8 @@ func (c Config) Validate() error {
 		return bad("data_plane", strings.Join(c.DataPlane, ","), "want nats, shm, or both")
 	case c.Coordinators > 1 && slices.Contains(c.DataPlane, coordinator.PlaneShm):
 		return bad("coordinators", c.Coordinators, "shared memory is one coordinator's with its workers; use data_plane=nats")
+	case c.Repeat < 0:
+		return bad("repeat", c.Repeat, "must be positive (0 = once)")
 	case c.Coordinators < 0:
 		return bad("coordinators", c.Coordinators, "must be positive (0 = one)")
 	case c.Coordinators > 1 && slices.Contains(c.Dispatch, coordinator.DispatchJetStream):
@@ -174,14 +181,9 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
-	stats, errs, firstErr := eachMode(ctx, runs, func(i int, run modeRun) (*coordinator.Stats, error) {
-		st, err := env.runMode(ctx, run, i == len(runs)-1)
-		if st == nil {
-			st = &coordinator.Stats{Mode: run.String()} // the report still names the mode that failed
-		}
-		return st, err
-	})
+	stats, errs, rounds, firstErr := env.runRounds(ctx, runs) // lab/repeat.go
 	r := report.New(machine.Probe(), cfg.Report, stats, errs)
+	r.Repeats, r.Wide = report.NewRepeats(rounds), cfg.Wide
 	if wl, err := workload.New(cfg.Job.Workload, cfg.Job.Params); err == nil {
 		if f, ok := wl.(workload.Flopper); ok {
 			r.SetGFLOPs(f)

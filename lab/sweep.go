@@ -90,6 +90,11 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 		}
 		defer f.Close()
 		sc.NC = f.Conn()
+		// Idle workers cost next to nothing, so one clock over the whole
+		// pool serves every point, in-process modes included.
+		sc.CPU = fleet.CPUClock{PIDs: f.WorkerPIDs, Descendants: true}.Now
+	} else {
+		sc.CPU = fleet.CPUClock{Descendants: true}.Now
 	}
 	if err := sc.Validate(); err != nil {
 		return err
@@ -184,10 +189,10 @@ func printRecommendation(w io.Writer, cfg SweepConfig, res *sweep.Result) error 
 		}
 	}
 	line := report.Recommendation(be, res.Target)
-	docs := cfg.Docs
-	if limit := docs / int64(2*be.Workers); docs > 0 && be.Recommended > 0 && int64(be.Recommended) > limit {
+	docs, rec := cfg.Docs, be.BatchSize() // CPU-based when CPU was measured
+	if limit := docs / int64(2*be.Workers); docs > 0 && rec > 0 && int64(rec) > limit {
 		line = fmt.Sprintf("batch_size=%d (capped from %d so %d documents give every worker two batches) %s",
-			max(limit, 1), be.Recommended, docs, strings.TrimPrefix(line, fmt.Sprintf("batch_size=%d ", be.Recommended)))
+			max(limit, 1), rec, docs, strings.TrimPrefix(line, fmt.Sprintf("batch_size=%d ", rec)))
 	}
 	if cfg.Format == "json" {
 		enc := json.NewEncoder(w)

@@ -37,6 +37,10 @@ type Report struct {
 	// CPUBreakdown is processes mode's CPU per document by process and
 	// part; nil when not recorded (workers elsewhere, no processes run).
 	CPUBreakdown *CPUBreakdown `json:"cpu_breakdown,omitempty"`
+	// Repeats summarises the rounds of a run with --repeat 2 or more.
+	Repeats *Repeats `json:"repeats,omitempty"`
+	// Wide prints every column of the text table, not the narrow eight.
+	Wide bool `json:"-"`
 }
 
 // Manifest describes the machine and build a run was measured on.

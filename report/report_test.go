@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,53 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s output changed; got:\n%s\nwant:\n%s", format, buf.Bytes(), want)
 			}
 		})
+	}
+}
+
+// TestGoldenWide: --wide prints every column, the table the narrow one
+// leaves out of the default.
+func TestGoldenWide(t *testing.T) {
+	r := sample()
+	r.Wide = true
+	var buf bytes.Buffer
+	if err := Write(&buf, r, "text"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "report.wide.text")
+	if *update {
+		os.WriteFile(path, buf.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update)", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("wide output changed; got:\n%s\nwant:\n%s", buf.Bytes(), want)
+	}
+}
+
+// TestNarrowTableFits: the default table fits a 100-column terminal and
+// has at most 8 columns; the wide one has them all.
+func TestNarrowTableFits(t *testing.T) {
+	r := sample()
+	var buf bytes.Buffer
+	if err := writeModes(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	for _, l := range lines {
+		if len(l) > 100 {
+			t.Errorf("narrow table line is %d characters, want <= 100: %q", len(l), l)
+		}
+	}
+	if got := len(strings.Fields(lines[0])); got > 8 {
+		t.Errorf("narrow table has %d columns, want <= 8: %q", got, lines[0])
+	}
+	r.Wide = true
+	buf.Reset()
+	writeModes(&buf, r)
+	if got, want := len(strings.Fields(strings.SplitN(buf.String(), "\n", 2)[0])), 15; got != want {
+		t.Errorf("wide table has %d columns, want %d", got, want)
 	}
 }
 

@@ -12,35 +12,15 @@ import (
 	"github.com/ferrylab/ferry/coordinator"
 )
 
-// WriteText prints the comparison table, the per-batch stage split for the
-// modes that measured it, and the verdict on identical results.
+// WriteText prints the comparison table (the narrow one, or every column
+// with r.Wide), the per-batch stage split for the modes that measured it,
+// and the verdict on identical results.
 func WriteText(w io.Writer, r *Report) error {
-	flops := slices.ContainsFunc(r.Modes, func(m Mode) bool { return m.GFLOPs > 0 })
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "mode\tworkers\twall_s\tdocs/s\ttext_MB/s\tspeedup\tefficiency\tcpu_us/doc\tbatches\tMB_out\tMB_in\tbusy\tretries\trequeued\tfailed\t")
-	if flops {
-		fmt.Fprint(tw, "GFLOP/s\tper_core\t")
-	}
-	fmt.Fprintln(tw)
-	for _, m := range r.Modes {
-		if m.Mode == "" {
-			continue
-		}
-		cpu := "-"
-		if m.CPUus > 0 {
-			cpu = strconv.FormatFloat(m.CPUus, 'f', 1, 64)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%s\t%s\t%s\t%d\t%.2f\t%.2f\t%.0f%%\t%d\t%d\t%d\t",
-			m.Mode, m.Workers, m.WallS, m.DocsPerS, m.MBPerS, ratio(m.Speedup), ratio(m.Efficiency), cpu,
-			m.Batches, float64(m.BytesOut)/1e6, float64(m.BytesIn)/1e6, 100*m.BusyMean, m.Retries, m.Requeues, m.Failed)
-		if flops {
-			fmt.Fprintf(tw, "%.2f\t%.2f\t", m.GFLOPs, m.GFLOPs/float64(max(m.Workers, 1)))
-		}
-		fmt.Fprintln(tw)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeModes(w, r); err != nil {
 		return err
 	}
+	writeRepeats(w, r.Repeats)
+	var tw *tabwriter.Writer // the split table's
 	split := false
 	for _, m := range r.Modes {
 		if _, ok := m.Stages[coordinator.StageWorkerDecode.String()]; ok {

@@ -13,7 +13,8 @@ type coordinatorOptions struct {
 	natsOpts      `mapstructure:",squash"`
 	jobOpts       `mapstructure:",squash"`
 	metricsOpts   `mapstructure:",squash"`
-	ExpectWorkers int `mapstructure:"expect_workers" help:"workers to wait for before starting (0 = --workers, or usable cores)"`
+	ExpectWorkers int  `mapstructure:"expect_workers" help:"workers to wait for before starting (0 = --workers, or usable cores)"`
+	Wide          bool `mapstructure:"wide" help:"print every column of the table (wall time, MB/s, efficiency, batches, bytes, requeues); JSON and CSV always have them"`
 }
 
 // metricsOpts serve Prometheus metrics (worker, coordinator).
@@ -59,6 +60,6 @@ func runCoordinator(ctx context.Context, cmd *cobra.Command, o *coordinatorOptio
 	if o.ExpectWorkers < 0 {
 		return cli.Invalid("expect_workers", o.ExpectWorkers, "must be positive")
 	}
-	cfg.NATSURL, cfg.Auth, cfg.ExpectWorkers, cfg.MetricsAddr = o.NATSURL, o.auth(), o.ExpectWorkers, o.MetricsAddr
+	cfg.NATSURL, cfg.Auth, cfg.ExpectWorkers, cfg.MetricsAddr, cfg.Wide = o.NATSURL, o.auth(), o.ExpectWorkers, o.MetricsAddr, o.Wide
 	return lab.Run(ctx, cfg)
 }

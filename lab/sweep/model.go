@@ -20,6 +20,7 @@ type Result struct {
 	Records     []Record     `json:"records"`
 	Points      []Summary    `json:"points"`
 	Fits        []Fit        `json:"fits"`
+	CPUFits     []Fit        `json:"cpu_fits,omitempty"` // CPU per batch against batch size, per group (cpu.go)
 	BreakEvens  []BreakEven  `json:"break_evens"`
 	Autos       []AutoResult `json:"auto,omitempty"`
 }
@@ -56,6 +57,7 @@ type Summary struct {
 	Errors    int     `json:"errors"` // runs that failed
 	Docs      int64   `json:"docs"`   // documents per run
 	DocsPerS  Spread  `json:"docs_per_s"`
+	CPUus     Spread  `json:"cpu_us_per_doc"` // zeros when not measured
 	BatchUs   Spread  `json:"batch_us"`
 	MeanBatch float64 `json:"mean_batch"` // median of documents per batch
 	Overhead  float64 `json:"overhead"`   // median non-compute share of per-batch stage time, queue left out
@@ -83,7 +85,7 @@ func Summarize(points []Point, recs []Record) []Summary {
 			continue
 		}
 		s := Summary{Point: p, Key: p.Key()}
-		var thr, bus, mb, ov []float64
+		var thr, bus, mb, ov, cpu []float64
 		var st [7][]float64
 		for _, r := range rs {
 			if r.Error != "" {
@@ -92,12 +94,15 @@ func Summarize(points []Point, recs []Record) []Summary {
 			}
 			s.N++
 			s.Docs = r.Docs
+			if r.CPUus > 0 {
+				cpu = append(cpu, r.CPUus)
+			}
 			thr, bus, mb, ov = append(thr, r.DocsPerS), append(bus, r.BatchUs), append(mb, r.MeanBatch), append(ov, r.Overhead)
 			for i, x := range []float64{r.EncodeUs, r.TransportUs, r.WorkerDecodeUs, r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs, r.QueueUs} {
 				st[i] = append(st[i], x)
 			}
 		}
-		s.DocsPerS, s.BatchUs = NewSpread(thr), NewSpread(bus)
+		s.DocsPerS, s.BatchUs, s.CPUus = NewSpread(thr), NewSpread(bus), NewSpread(cpu)
 		s.MeanBatch, s.Overhead = NewSpread(mb).Median, NewSpread(ov).Median
 		s.EncodeUs, s.TransportUs, s.WorkerDecodeUs = NewSpread(st[0]).Median, NewSpread(st[1]).Median, NewSpread(st[2]).Median
 		s.ComputeUs, s.WorkerEncodeUs, s.DecodeUs = NewSpread(st[3]).Median, NewSpread(st[4]).Median, NewSpread(st[5]).Median
@@ -197,6 +202,11 @@ type BreakEven struct {
 	// "never" or "not reached", an unbounded end. Zero without repeats.
 	PredictedCI [2]float64 `json:"predicted_ci"`
 	ObservedCI  [2]float64 `json:"observed_ci"`
+	// CPU is the same break-even from CPU per document (cpu.go); nil when
+	// CPU was not measured. Disagree is set when the two differ beyond
+	// their intervals.
+	CPU      *CPUBreakEven `json:"cpu,omitempty"`
+	Disagree bool          `json:"disagree,omitempty"`
 }
 
 // Ratio is processes over goroutines throughput at one batch size.
@@ -215,11 +225,22 @@ type AutoResult struct {
 	Overhead  float64 `json:"overhead"`
 	BestBatch int     `json:"best_batch"`
 	BestDocsS float64 `json:"best_docs_per_s"`
-	Ratio     float64 `json:"ratio"` // auto over best fixed
+	// Ratio is auto over best fixed: the median over repeats of the two
+	// runs' ratio within each repeat (paired), or of the medians when no
+	// repeat has both.
+	Ratio float64 `json:"ratio"`
 	// RatioCI is Ratio's 90% bootstrap interval over the repeats (zero
 	// without repeats). "Best fixed" is the largest of several noisy
 	// medians, so Ratio leans low; the interval shows by how much.
 	RatioCI [2]float64 `json:"ratio_ci"`
+	// CPUus is auto's median CPU per document; CPURatio is auto's over
+	// that of BestCPUBatch, the fixed size with the least median CPU per
+	// document, paired by repeat (above 1 = auto costs more CPU per
+	// document), with its 90% interval. Zero when not measured.
+	CPUus        float64    `json:"cpu_us_per_doc,omitempty"`
+	BestCPUBatch int        `json:"best_cpu_batch,omitempty"`
+	CPURatio     float64    `json:"cpu_ratio,omitempty"`
+	CPURatioCI   [2]float64 `json:"cpu_ratio_ci,omitempty"`
 }
 
 // Analyze rebuilds a Result from records alone (a records file), with
@@ -248,6 +269,9 @@ func Analyze(recs []Record, target float64, seed uint64) *Result {
 func (r *Result) finish(points []Point) {
 	r.derive(points)
 	r.intervals(points)
+	for i := range r.BreakEvens {
+		r.BreakEvens[i].Disagree = disagree(r.BreakEvens[i])
+	}
 }
 
 // derive derives summaries, fits, break-evens and auto comparisons.
@@ -257,7 +281,7 @@ func (r *Result) derive(points []Point) {
 	}
 	r.Level = BreakEvenLevel
 	r.Points = Summarize(points, r.Records)
-	r.Fits, r.BreakEvens, r.Autos = nil, nil, nil
+	r.Fits, r.CPUFits, r.BreakEvens, r.Autos = nil, nil, nil, nil
 	groups := map[string][]Summary{}
 	var order []string
 	for _, s := range r.Points {
@@ -267,11 +291,11 @@ func (r *Result) derive(points []Point) {
 		}
 		groups[g] = append(groups[g], s)
 	}
-	fits := map[string]Fit{}
+	fits, cpuFits := map[string]Fit{}, map[string]Fit{}
 	for _, g := range order {
 		ss := groups[g]
 		var x, y []float64
-		var best *Summary
+		var best, bestCPU *Summary
 		var auto *Summary
 		for i := range ss {
 			s := &ss[i]
@@ -286,10 +310,26 @@ func (r *Result) derive(points []Point) {
 			if best == nil || s.DocsPerS.Median > best.DocsPerS.Median {
 				best = s
 			}
+			if s.CPUus.Median > 0 && (bestCPU == nil || s.CPUus.Median < bestCPU.CPUus.Median) {
+				bestCPU = s
+			}
 		}
 		if auto != nil && best != nil && best.DocsPerS.Median > 0 {
-			r.Autos = append(r.Autos, AutoResult{Group: g, DocsPerS: auto.DocsPerS.Median, MeanBatch: auto.MeanBatch, Overhead: auto.Overhead,
-				BestBatch: best.BatchSize, BestDocsS: best.DocsPerS.Median, Ratio: auto.DocsPerS.Median / best.DocsPerS.Median})
+			a := AutoResult{Group: g, DocsPerS: auto.DocsPerS.Median, MeanBatch: auto.MeanBatch, Overhead: auto.Overhead,
+				BestBatch: best.BatchSize, BestDocsS: best.DocsPerS.Median, Ratio: auto.DocsPerS.Median / best.DocsPerS.Median, CPUus: auto.CPUus.Median}
+			if thr, _ := r.pairedAuto(g, best.BatchSize); len(thr) > 0 {
+				a.Ratio = NewSpread(thr).Median
+			}
+			if bestCPU != nil {
+				if _, cpu := r.pairedAuto(g, bestCPU.BatchSize); len(cpu) > 0 {
+					a.BestCPUBatch, a.CPURatio = bestCPU.BatchSize, NewSpread(cpu).Median
+				}
+			}
+			r.Autos = append(r.Autos, a)
+		}
+		if f, ok := cpuFit(g, ss); ok {
+			r.CPUFits = append(r.CPUFits, f)
+			cpuFits[g] = f
 		}
 		if len(x) < 2 {
 			continue
@@ -307,7 +347,12 @@ func (r *Result) derive(points []Point) {
 		if !ok {
 			continue
 		}
-		r.BreakEvens = append(r.BreakEvens, r.breakEven(g, f, groups))
+		be := r.breakEven(g, f, groups)
+		gc, okg := cpuFits[g.Group]
+		if pc, okp := cpuFits[f.Group]; okg && okp {
+			be.CPU = r.cpuBreakEven(gc, pc)
+		}
+		r.BreakEvens = append(r.BreakEvens, be)
 	}
 }
 
@@ -372,6 +417,7 @@ func (r *Result) intervals(points []Point) {
 	}
 	rng := rand.New(rand.NewPCG(r.Seed, 0xb007))
 	pred, obs, auto := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	cpuPred, cpuObs, cpuAuto, cpuAm := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for range bootstrapRounds {
 		s := &Result{Target: r.Target, Records: make([]Record, 0, len(r.Records))}
 		for i := range r.Repeats {
@@ -390,17 +436,38 @@ func (r *Result) intervals(points []Point) {
 				o = math.Inf(1)
 			}
 			pred[be.Series], obs[be.Series] = append(pred[be.Series], p), append(obs[be.Series], o)
+			if c := be.CPU; c != nil {
+				p, o := c.Predicted, c.Observed
+				if c.Never {
+					p = math.Inf(1)
+				}
+				if o == 0 {
+					o = math.Inf(1)
+				}
+				cpuPred[be.Series], cpuObs[be.Series] = append(cpuPred[be.Series], p), append(cpuObs[be.Series], o)
+				if c.Amortized > 0 {
+					cpuAm[be.Series] = append(cpuAm[be.Series], c.Amortized)
+				}
+			}
 		}
 		for _, a := range s.Autos {
 			auto[a.Group] = append(auto[a.Group], a.Ratio)
+			if a.CPURatio > 0 {
+				cpuAuto[a.Group] = append(cpuAuto[a.Group], a.CPURatio)
+			}
 		}
 	}
 	for i := range r.Autos {
 		r.Autos[i].RatioCI = interval90(auto[r.Autos[i].Group])
+		r.Autos[i].CPURatioCI = interval90(cpuAuto[r.Autos[i].Group])
 	}
 	for i := range r.BreakEvens {
 		be := &r.BreakEvens[i]
 		be.PredictedCI, be.ObservedCI = interval90(pred[be.Series]), interval90(obs[be.Series])
+		if be.CPU != nil {
+			be.CPU.PredictedCI, be.CPU.ObservedCI = interval90(cpuPred[be.Series]), interval90(cpuObs[be.Series])
+			be.CPU.AmortizedCI = interval90(cpuAm[be.Series])
+		}
 	}
 }
 

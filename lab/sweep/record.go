@@ -43,8 +43,12 @@ type Record struct {
 	// the queue left out (coordinator.Stats.Overhead).
 	Overhead float64 `json:"overhead"`
 	Busy     float64 `json:"busy"` // mean fraction of wall time workers spent computing
-	Retries  int64   `json:"retries"`
-	Error    string  `json:"error,omitempty"`
+	// CPUus is the CPU time per document of every process of the run
+	// (this one with its embedded broker, and the worker processes);
+	// 0 = not measured.
+	CPUus   float64 `json:"cpu_us_per_doc,omitempty"`
+	Retries int64   `json:"retries"`
+	Error   string  `json:"error,omitempty"`
 }
 
 func newRecord(seq, repeat int, p Point, st *coordinator.Stats, err error) Record {
@@ -67,6 +71,9 @@ func newRecord(seq, repeat int, p Point, st *coordinator.Stats, err error) Recor
 	r.ComputeUs, r.WorkerEncodeUs, r.DecodeUs = us(coordinator.StageCompute), us(coordinator.StageWorkerEncode), us(coordinator.StageDecode)
 	r.QueueUs = us(coordinator.StageQueue)
 	r.Overhead, r.Busy, r.Retries = st.Overhead(), st.BusyMean(), st.Retries
+	if st.CPU > 0 && st.Docs > 0 {
+		r.CPUus = float64(st.CPU) / float64(st.Docs) / float64(time.Microsecond)
+	}
 	return r
 }
 

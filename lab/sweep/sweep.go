@@ -168,7 +168,12 @@ type Config struct {
 	Job coordinator.Config
 	// NC is the connection to the broker the worker pool listens on; needed
 	// when Modes holds processes. The pool must have MaxWorkers() workers.
-	NC  *nats.Conn
+	NC *nats.Conn
+	// CPU reads the CPU time used so far by every process a run may use
+	// (this one, the embedded broker, the worker pool); each run's CPU per
+	// document is the difference across it. nil = CPU not measured (no
+	// CPU break-even).
+	CPU func() (time.Duration, bool)
 	Log *slog.Logger // nil = discard
 	// OnRecord, when set, gets every finished run with the count done and
 	// the total planned (for progress and the records file). An error from
@@ -280,8 +285,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	total := len(points) * cfg.Repeats
 	seq := 0
 	blocks := blocksOf(points)
+	series := make([]string, len(blocks))
+	for i, b := range blocks {
+		series[i] = points[b[0]].Series()
+	}
 	for rep := range cfg.Repeats {
-		for _, i := range roundOrder(blocks, cfg.Seed, rep) {
+		for _, i := range roundOrder(blocks, series, cfg.Seed, rep) {
 			p := points[i]
 			if docs[i] == 0 {
 				docs[i] = wholeRounds(max(int64(float64(plans[i].n)/slow), plans[i].lo), p)
@@ -333,14 +342,29 @@ func blocksOf(points []Point) [][]int {
 	return blocks
 }
 
-// roundOrder is round rep's run order: the blocks in a seeded random order,
-// the modes within each block shuffled too.
-func roundOrder(blocks [][]int, seed uint64, rep int) []int {
+// roundOrder is round rep's run order: the series (series[i] is block i's)
+// in a seeded random order, each series' blocks shuffled within it, the
+// modes within each block shuffled too. A series' runs stay together, so
+// the batch sizes compared with each other (auto against the best fixed
+// size) run seconds apart in every round, and a block's modes back to back.
+func roundOrder(blocks [][]int, series []string, seed uint64, rep int) []int {
 	rng := rand.New(rand.NewPCG(seed, uint64(rep)))
+	var names []string
+	by := map[string][]int{}
+	for i, s := range series {
+		if _, ok := by[s]; !ok {
+			names = append(names, s)
+		}
+		by[s] = append(by[s], i)
+	}
 	var out []int
-	for _, b := range rng.Perm(len(blocks)) {
-		for _, m := range rng.Perm(len(blocks[b])) {
-			out = append(out, blocks[b][m])
+	for _, si := range rng.Perm(len(names)) {
+		bs := by[names[si]]
+		for _, k := range rng.Perm(len(bs)) {
+			b := blocks[bs[k]]
+			for _, m := range rng.Perm(len(b)) {
+				out = append(out, b[m])
+			}
 		}
 	}
 	return out
@@ -391,7 +415,15 @@ func (s *sweeper) run(ctx context.Context, p Point, docs int64) (*coordinator.St
 	if texts := s.pregenerated(gen, p.DocBytes, docs); texts != nil {
 		src = corpus.Slice(texts)
 	}
-	return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	if s.cfg.CPU == nil {
+		return coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	}
+	cpu0, ok0 := s.cfg.CPU()
+	st, err := coordinator.Run(ctx, cfg, src, backend, sink.Discard{})
+	if cpu1, ok1 := s.cfg.CPU(); st != nil && ok0 && ok1 {
+		st.CPU = cpu1 - cpu0
+	}
+	return st, err
 }
 
 // pregenerated returns the first n documents of gen, generating those not

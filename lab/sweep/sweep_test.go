@@ -157,6 +157,18 @@ func TestSweepRecordsEveryRunInShuffledRounds(t *testing.T) {
 			t.Errorf("runs %d and %d (%s, %s) are not one block's two modes", i, i+1, a.Key(), b.Key())
 		}
 	}
+	// A series' runs stay together within a round: 2 series, 2 segments.
+	for rep := range 2 {
+		segments, last := 0, ""
+		for _, r := range res.Records[12*rep : 12*rep+12] {
+			if r.Series() != last {
+				segments, last = segments+1, r.Series()
+			}
+		}
+		if segments != 2 {
+			t.Errorf("round %d: the 2 series' runs fall in %d segments, want 2 (each series together)", rep, segments)
+		}
+	}
 	if fmt.Sprint(k0) == fmt.Sprint(k1) {
 		t.Errorf("both rounds ran in the same order: %v", k0)
 	}
