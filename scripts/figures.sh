@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every measured figure in README.md and docs/, in one command:
 #
-#   scripts/figures.sh [SET...]          # all sets: auth capacity docker faults lab matrix run wire
+#   scripts/figures.sh [SET...]          # all sets: auth capacity docker faults lab matrix run shm wire
 #   FIGURES_QUICK=1 scripts/figures.sh   # small sizes, one round: checks the machinery, not a measurement
 #   FIGURES_REPEATS=5 scripts/figures.sh matrix
 #
@@ -17,9 +17,9 @@
 # Docker engine, docker compose or docker-compose, and jq.
 #
 # Time measured on the 2-core development machine at load average 8 to 30
-# (a quiet machine is faster): matrix 595 s, capacity 165 s, run 4 s, wire
-# 409 s, auth 28 s, faults 196 s, lab 422 s, docker about 8 min (311 s in
-# quick mode): about 38 minutes for all. FIGURES_REPEATS=1 cuts matrix and
+# (a quiet machine is faster): matrix 595 s, capacity 165 s, run 12 s, shm
+# 25 s (load 5), wire 409 s, auth 28 s, faults 196 s, lab 422 s, docker about
+# 8 min (311 s in quick mode): about 39 minutes for all. FIGURES_REPEATS=1 cuts matrix and
 # wire to a third. Quick mode: about 15 minutes for all.
 #
 #   scripts/figures.sh --render          # only rewrite the blocks from the committed data

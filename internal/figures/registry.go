@@ -15,13 +15,8 @@ var Sets = map[string]Set{
 	faultsSet.Name:   faultsSet,
 	labSet.Name:      labSet,
 	dockerSet.Name:   dockerSet,
+	shmSet.Name:      shmSet,
 }
-
-// The README's sample run (its opening): `ferry run -q` as a user first
-// runs it.
-var runSet = Set{Name: "run", Cmds: []Cmd{
-	{Key: "run-text", Text: true, Args: []string{"run", "-q"}, Quick: []string{"run", "-q", "--docs", "20000"}},
-}}
 
 // BlockDef is how one block is generated: from which set's data, by which
 // renderer.
@@ -44,7 +39,13 @@ var Registry = map[string]BlockDef{
 	"capacity-layouts":        {"capacity", renderCapacityLayouts},
 	"capacity-goals":          {"capacity", renderCapacityGoals},
 	"capacity-series":         {"capacity", renderCapacitySeries},
-	"run-sample":              {"run", func(d *Data) (string, error) { return sample(d, "run-text") }},
+	"run-sample":              {"run", renderRunSample},
+	"run-repeats":             {"run", renderRunRepeats},
+	"run-breakdown":           {"run", renderRunBreakdown},
+	"shm-split":               {"shm", renderShmSplit},
+	"shm-runs":                {"shm", renderShmRuns},
+	"shm-noop":                {"shm", renderShmNoop},
+	"shm-bench":               {"shm", renderShmBench},
 	"auth-figures":            {"auth", renderAuthFigures},
 	"lab-sweep-sample":        {"lab", func(d *Data) (string, error) { return sample(d, "sweep-default") }},
 	"lab-break-even":          {"lab", renderLabBreakEven},
