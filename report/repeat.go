@@ -69,6 +69,13 @@ type PairRatio struct {
 	// CPUus is mode's CPU per document over the baseline's: above 1 = the
 	// mode costs more CPU per document. Zero when either was not measured.
 	CPUus Range `json:"cpu_us_per_doc"`
+	// CPULeast is mode's least CPU per document over the rounds over the
+	// baseline's least: the cost ratio. Noise on a shared machine only adds
+	// CPU time (a busy sibling hyperthread, a cold cache, a stolen slice),
+	// so each mode's least is its cost, and this ratio holds still where a
+	// round's ratio moves with whichever side the noise hit. Zero when
+	// either was not measured.
+	CPULeast float64 `json:"cpu_least_ratio,omitempty"`
 }
 
 // NewRepeats summarises rounds, where rounds[i][j] is round i's run of
@@ -96,6 +103,15 @@ func NewRepeats(rounds [][]*coordinator.Stats) *Repeats {
 			base = j
 			break
 		}
+	}
+	leastCPU := func(j int) float64 { // mode j's least CPU per document, 0 if none
+		least := 0.0
+		for _, round := range rounds {
+			if j < len(round) && ok(round[j]) && round[j].CPU > 0 && (least == 0 || cpu(round[j]) < least) {
+				least = cpu(round[j])
+			}
+		}
+		return least
 	}
 	for j := range modes {
 		m := RepeatMode{Mode: name(j)}
@@ -128,6 +144,9 @@ func NewRepeats(rounds [][]*coordinator.Stats) *Repeats {
 			}
 		}
 		p.DocsPerS, p.CPUus = newRange(wr), newRange(cr)
+		if b := leastCPU(base); b > 0 && m.CPUus.Min > 0 && len(cr) > 0 {
+			p.CPULeast = m.CPUus.Min / b
+		}
 		if p.N > 0 {
 			r.Ratios = append(r.Ratios, p)
 		}
@@ -182,6 +201,9 @@ func writeRepeats(w io.Writer, r *Repeats) {
 		line := fmt.Sprintf("%s / %s, paired by round: docs/s %s", p.Mode, p.Baseline, rangeRatio(p.DocsPerS))
 		if p.CPUus.Median > 0 {
 			line += ", cpu_us/doc " + rangeRatio(p.CPUus)
+		}
+		if p.CPULeast > 0 {
+			line += fmt.Sprintf("; cost, least cpu_us/doc over least: %.2fx", p.CPULeast)
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -116,3 +116,33 @@ func TestRepeatsRendered(t *testing.T) {
 		t.Errorf("JSON repeats = %+v, want 2 rounds and a cpu ratio of 1.1", m.Repeats)
 	}
 }
+
+// TestRepeatsCostRatioIgnoresANoisyRound: a round where noise added CPU to
+// one side moves that round's ratio (and the median of three, when two
+// rounds are hit on different sides), never the ratio of each mode's least.
+func TestRepeatsCostRatioIgnoresANoisyRound(t *testing.T) {
+	rounds := [][]*coordinator.Stats{
+		round(100*time.Millisecond, 200*time.Millisecond, 10, 15),
+		round(100*time.Millisecond, 200*time.Millisecond, 16, 15), // goroutines hit: 0.94
+		round(100*time.Millisecond, 200*time.Millisecond, 10, 22), // processes hit: 2.2
+	}
+	p := NewRepeats(rounds).Ratios[0]
+	if math.Abs(p.CPULeast-1.5) > 1e-9 {
+		t.Errorf("cost ratio = %v, want 1.5 (15 over 10, the least of each)", p.CPULeast)
+	}
+	if math.Abs(p.CPUus.Median-1.5) > 1e-9 || p.CPUus.Min > 0.95 || p.CPUus.Max < 2.1 {
+		t.Errorf("per-round ratios = %+v, want median 1.5 within 0.94..2.2", p.CPUus)
+	}
+	// The baseline need not come first.
+	for i := range rounds {
+		rounds[i][0], rounds[i][1] = rounds[i][1], rounds[i][0]
+	}
+	if q := NewRepeats(rounds).Ratios[0]; math.Abs(q.CPULeast-1.5) > 1e-9 {
+		t.Errorf("baseline second: cost ratio = %v, want 1.5", q.CPULeast)
+	}
+	var b bytes.Buffer
+	writeRepeats(&b, NewRepeats(rounds))
+	if !strings.Contains(b.String(), "cost, least cpu_us/doc over least: 1.50x") {
+		t.Errorf("rendered repeats lack the cost ratio:\n%s", b.String())
+	}
+}
