@@ -23,7 +23,9 @@ func newBatcher(cfg Config) batcher {
 	if !cfg.AutoBatch {
 		return fixedBatch(cfg.BatchSize)
 	}
-	return newAutoBatch(cfg.BatchSize, cfg.MaxBatchSize, cfg.Workers, cfg.OverheadTarget)
+	a := newAutoBatch(cfg.BatchSize, cfg.MaxBatchSize, cfg.Workers, cfg.OverheadTarget)
+	a.batchCPU = max(cfg.BatchCPU, 0)
+	return a
 }
 
 type fixedBatch int
@@ -78,6 +80,17 @@ const autoBatchBytes = 512 << 10
 // waiting behind another batch in the worker's queue, which pipelining
 // makes free.
 //
+// Given the CPU of one batch's hop (Config.BatchCPU: ferry run and ferry
+// sweep measure it with a raw NATS echo of 64 bytes through their local
+// broker before the run), a is that CPU instead: what every batch costs
+// the broker and both ends whatever its size, the fixed part a sweep's CPU
+// fit finds. The stage times' fixed part on an idle core is mostly
+// waiting, which costs nothing; on busy cores it is mostly other
+// processes' CPU. An online fit of the processes' CPU clocks against batch
+// size cannot stand in for the echo: batches in flight across a window's
+// edges and preempted compute moved its fixed part from 0.01 to 8 ms
+// within one half-second embed run on 2 cores.
+//
 // Near the end of the input (when its length is known) it cuts guided
 // batches, ceil(left / 2W) for W workers, so the last batches spread over
 // every worker instead of leaving one computing a full batch while the
@@ -88,6 +101,7 @@ type autoBatch struct {
 	workers    int
 	batchTime  time.Duration // compute per batch to grow to; 0 = the overhead model alone
 	batchBytes float64       // texts and results per batch to grow to at most; 0 = no cap
+	batchCPU   time.Duration // Config.BatchCPU: the fixed part a, measured; 0 = fitted from the stages
 	bytes      float64       // decayed sum of batch bytes
 	byteDocs   float64       // decayed sum of the documents of batches whose bytes are known
 
@@ -145,6 +159,9 @@ func (a *autoBatch) Observe(docs, bytes int, tm Timing, waited time.Duration) {
 	a.sxx = decay*a.sxx + x*x
 	a.sxy = decay*a.sxy + x*y
 	fixed, _ := a.fitLocked()
+	if a.batchCPU > 0 {
+		fixed = float64(a.batchCPU)
+	}
 	grow := float64(a.batchTime) / a.perItem
 	if a.batchBytes > 0 && a.bytes > 0 {
 		grow = min(grow, a.batchBytes/(a.bytes/a.byteDocs))

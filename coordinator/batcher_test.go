@@ -214,3 +214,27 @@ func TestAutoBatchCapsGrowthByBytes(t *testing.T) {
 		t.Errorf("size = %d, want about 1900 (the overhead target over the byte cap)", got)
 	}
 }
+
+// Given the CPU of one batch's hop, auto holds that under the target, not
+// the stage times' fixed part: stages full of waiting (an idle core's
+// broker hop) move nothing, and the size converges on BatchCPU(1-T)/(T c).
+func TestAutoBatchHoldsTheHopCPUUnderTheTarget(t *testing.T) {
+	const (
+		perDoc  = 5 * time.Microsecond
+		hopCPU  = 150 * time.Microsecond // what every batch costs in CPU
+		waiting = 3 * time.Millisecond   // what its stages took, mostly waiting
+		target  = 0.05
+	)
+	a := newBatcher(Config{AutoBatch: true, BatchSize: 16, MaxBatchSize: 1 << 20, Workers: 2, OverheadTarget: target, BatchCPU: hopCPU}).(*autoBatch)
+	a.batchTime = 0 // the overhead model alone
+	for i := range 200 {
+		n := a.Size(int64(i), -1) + i%3
+		a.Observe(n, 0, timing(n, perDoc, waiting, 0), 0)
+	}
+	want := float64(hopCPU) * (1 - target) / (target * float64(perDoc))
+	got := float64(a.Size(0, -1))
+	if math.Abs(got-want)/want > 0.15 { // the size holds while the model is within 15% of it
+		t.Errorf("size = %.0f, want the hop CPU's %.0f within 15%% (the stage times alone give %.0f)",
+			got, want, float64(waiting)*(1-target)/(target*float64(perDoc)))
+	}
+}

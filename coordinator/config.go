@@ -59,6 +59,12 @@ type Config struct {
 	AutoBatch      bool
 	OverheadTarget float64 // AutoBatch: per-batch overhead share to stay under; 0 = 0.05
 	MaxBatchSize   int     // AutoBatch: largest batch; 0 = 1024 (and at most Limits.MaxDocs)
+	// BatchCPU is the CPU one batch's hop costs whatever its size (broker
+	// and both ends), as the caller measured it with a raw NATS echo of a
+	// small message; AutoBatch then holds it, not the stage times' fixed
+	// part, under OverheadTarget. 0 (a broker whose CPU this machine cannot
+	// read, in-process modes) = the stage times.
+	BatchCPU time.Duration
 
 	// OnProgress, when set, is called with the documents written so far
 	// each time results are flushed. It must be quick.

@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrylab/ferry/coordinator"
@@ -246,6 +247,9 @@ type runEnv struct {
 	// profiles records the local workers' CPU by part; nil = no breakdown.
 	profiles profiler
 	broker   bool // the broker runs in this process
+	// hopCPU is the CPU of one batch's hop through the local broker, for
+	// --batch auto (onceHopCPU); nil where the broker is not ours to read.
+	hopCPU func(context.Context) time.Duration
 	// breakdown is the processes run's CPU by process and part, if recorded.
 	breakdown *report.CPUBreakdown
 }
@@ -275,6 +279,9 @@ func (e *runEnv) attach(ctx context.Context) (stop func(), err error) {
 	e.shm = f.Shm()
 	e.profiles, e.broker = f, fc.BrokerProcs == 0
 	echo := f.Echo()
+	if e.broker { // the clock reads the broker only when it runs in this process
+		e.hopCPU = onceHopCPU(e.log, e.nc, echo.Subject, cfg.Job.WithDefaults().InFlight, fleet.CPUClock{PIDs: echo.PIDs}.Now)
+	}
 	e.floor = func(ctx context.Context, st *coordinator.Stats) ([]report.FloorPoint, error) {
 		// The broker runs in this process: its CPU and the echo's are
 		// what a raw NATS batch costs.
@@ -389,6 +396,9 @@ func (e *runEnv) runMode(ctx context.Context, run modeRun, writeOut bool) (*coor
 		out = file
 	}
 	cfg := e.cfg.Job
+	if cfg.AutoBatch && run.String() == coordinator.ModeProcesses && e.hopCPU != nil {
+		cfg.BatchCPU = e.hopCPU(ctx) // measured before the run's clock starts
+	}
 	if e.cfg.Progress != nil {
 		set, done := e.cfg.Progress(mode, e.cfg.Input.total())
 		cfg.OnProgress = set
@@ -484,6 +494,29 @@ func measureFloor(ctx context.Context, nc *nats.Conn, job coordinator.Config, ec
 		fp[len(fp)-1].SetCPU(cost)
 	}
 	return fp, nil
+}
+
+// onceHopCPU returns a function that measures, on its first call, the CPU
+// one raw NATS echo of 64 bytes costs every process clock reads (this one
+// with its embedded broker, and the echo): the fixed CPU of one batch's
+// hop, which --batch auto holds under its overhead target
+// (coordinator.Config.BatchCPU); 2,000 round trips, inFlight at a time,
+// about 0.2 s. 0 when it cannot be measured (auto then uses stage times).
+func onceHopCPU(log *slog.Logger, nc *nats.Conn, subject string, inFlight int, clock floor.CPUClock) func(context.Context) time.Duration {
+	var once sync.Once
+	var hop time.Duration
+	return func(ctx context.Context) time.Duration {
+		once.Do(func() {
+			cost, err := floor.MeasureCPU(ctx, nc, subject, 64, inFlight, 2000, 10*time.Second, clock)
+			if err != nil {
+				log.Info("batch auto sizes on stage times: no hop CPU", "err", err)
+				return
+			}
+			hop = cost.PerRoundTrip
+			log.Info("batch auto: the hop's CPU per batch", "cpu", hop)
+		})
+		return hop
+	}
 }
 
 // outFile is an output that appears at its path only on Commit.

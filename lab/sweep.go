@@ -84,6 +84,7 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 	if slices.Contains(sc.Modes, coordinator.ModeProcesses) {
 		fc := cfg.Fleet
 		fc.Workers, fc.Workload, fc.Name, fc.Logger = sc.MaxWorkers(), sc.Workload, "ferry-sweep", log
+		fc.Echo = slices.Contains(sc.BatchSizes, 0) // auto points: the hop's CPU, measured once
 		f, err := fleet.Start(ctx, fc)
 		if err != nil {
 			return err
@@ -93,6 +94,9 @@ func RunSweep(ctx context.Context, cfg SweepConfig) error {
 		// Idle workers cost next to nothing, so one clock over the whole
 		// pool serves every point, in-process modes included.
 		sc.CPU = fleet.CPUClock{PIDs: f.WorkerPIDs, Descendants: true}.Now
+		if echo := f.Echo(); echo != nil && fc.BrokerProcs == 0 { // a broker in this process, which the clock reads
+			sc.HopCPU = onceHopCPU(log, f.Conn(), echo.Subject, sc.Job.WithDefaults().InFlight, fleet.CPUClock{PIDs: echo.PIDs}.Now)(ctx)
+		}
 	} else {
 		sc.CPU = fleet.CPUClock{Descendants: true}.Now
 	}

@@ -174,7 +174,11 @@ type Config struct {
 	// document is the difference across it. nil = CPU not measured (no
 	// CPU break-even).
 	CPU func() (time.Duration, bool)
-	Log *slog.Logger // nil = discard
+	// HopCPU is the CPU of one batch's hop through the broker, measured
+	// (coordinator.Config.BatchCPU): processes' auto points hold it under
+	// the overhead target. 0 = they size on stage times.
+	HopCPU time.Duration
+	Log    *slog.Logger // nil = discard
 	// OnRecord, when set, gets every finished run with the count done and
 	// the total planned (for progress and the records file). An error from
 	// it stops the sweep.
@@ -246,6 +250,9 @@ func (c Config) jobConfig(p Point) coordinator.Config {
 	j.BatchSize, j.AutoBatch = p.BatchSize, p.BatchSize == 0
 	if j.AutoBatch {
 		j.BatchSize = 16
+		if p.Mode == coordinator.ModeProcesses {
+			j.BatchCPU = c.HopCPU
+		}
 	}
 	j.OnProgress = nil
 	return j
