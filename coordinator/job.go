@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, src corpus.Source, backend Backend, ou
 	st := col.snapshot(wall)
 	st.Mode = backend.Name()
 	if a, ok := q.batch.(*autoBatch); ok {
-		st.AutoBatch, st.BatchSizes = true, a.Steps()
+		st.AutoBatch, st.BatchSizes, st.BatchCPU = true, a.Steps(), a.batchCPU
 	}
 	st.TextBytes = textBytes
 	st.Retries = q.retries.Load()

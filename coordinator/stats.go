@@ -117,6 +117,9 @@ type Stats struct {
 	// then traces the sizes chosen.
 	AutoBatch  bool
 	BatchSizes []SizeStep
+	// BatchCPU is the hop's CPU per batch auto held under the target
+	// (Config.BatchCPU); 0 = it sized on stage times.
+	BatchCPU time.Duration
 	// Digest is a 64-bit xxHash over every document's output in input order: equal
 	// digests mean bit-identical results.
 	Digest string

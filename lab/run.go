@@ -507,7 +507,11 @@ func onceHopCPU(log *slog.Logger, nc *nats.Conn, subject string, inFlight int, c
 	var hop time.Duration
 	return func(ctx context.Context) time.Duration {
 		once.Do(func() {
-			cost, err := floor.MeasureCPU(ctx, nc, subject, 64, inFlight, 2000, 10*time.Second, clock)
+			err := floor.WaitForEcho(ctx, nc, subject, 10*time.Second) // a fleet's echo may still be starting
+			var cost floor.CPUCost
+			if err == nil {
+				cost, err = floor.MeasureCPU(ctx, nc, subject, 64, inFlight, 2000, 10*time.Second, clock)
+			}
 			if err != nil {
 				log.Info("batch auto sizes on stage times: no hop CPU", "err", err)
 				return

@@ -97,6 +97,9 @@ type Mode struct {
 	// BatchSizes traces the sizes --batch auto chose (absent for fixed).
 	BatchSizes []coordinator.SizeStep `json:"batch_sizes,omitempty"`
 	Overhead   float64                `json:"overhead,omitempty"` // non-compute share of the mean per-batch stage time
+	// BatchCPUus is the hop's CPU per batch, in microseconds, that --batch
+	// auto held under its overhead target; absent when it sized on stage times.
+	BatchCPUus float64 `json:"batch_cpu_us,omitempty"`
 }
 
 // FloorPoint is the raw NATS echo round trip for one payload size, measured
@@ -188,7 +191,7 @@ func New(m machine.Info, cfg map[string]any, stats []*coordinator.Stats, errs []
 		m.Forged, m.Planes = s.Forged, s.Planes
 		m.Failures, m.Resumed = s.Failed, s.Resumed
 		m.Digest = s.Digest
-		m.BatchSizes, m.Overhead = s.BatchSizes, s.Overhead()
+		m.BatchSizes, m.Overhead, m.BatchCPUus = s.BatchSizes, s.Overhead(), us(s.BatchCPU)
 		if s.Docs > 0 {
 			m.CPUus = us(s.CPU) / float64(s.Docs)
 		}

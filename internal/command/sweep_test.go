@@ -198,6 +198,11 @@ func TestRunBatchAuto(t *testing.T) {
 		if len(m.BatchSizes) == 0 || m.BatchSizes[0].Size != 100 || m.Docs != 3000 {
 			t.Errorf("%s: %d docs, sizes %+v; want 3000 docs and a trace starting at batch_size 100", m.Mode, m.Docs, m.BatchSizes)
 		}
+		// Processes over the embedded broker size on the hop's measured
+		// CPU; the in-process modes have no hop and use stage times.
+		if hop := m.Mode == "processes"; (m.BatchCPUus > 0) != hop {
+			t.Errorf("%s: batch_cpu_us = %v, want it measured: %v", m.Mode, m.BatchCPUus, hop)
+		}
 	}
 }
 
