@@ -24,11 +24,11 @@ type Endpoint struct {
 
 	sendMu   sync.Mutex // one datagram at a time on conn
 	stopping bool       // the worker said bye: nothing more is sent (under sendMu)
-	mu     sync.Mutex
-	pairs  []pairState
-	refs   int  // pairs held, plus Serve
-	closed bool // Close was called or Serve ended
-	gone   chan struct{}
+	mu       sync.Mutex
+	pairs    []pairState
+	refs     int  // pairs held, plus Serve
+	closed   bool // Close was called or Serve ended
+	gone     chan struct{}
 	// Forged counts datagrams that did not parse or named no pair in use.
 	forged atomic.Int64
 }
