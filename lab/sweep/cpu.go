@@ -114,22 +114,7 @@ func (r *Result) cpuBreakEven(g, p Fit) *CPUBreakEven {
 // pairedCPU returns, per batch size, goroutines' CPU per document over
 // processes' in each repeat (the two ran back to back).
 func (r *Result) pairedCPU(gGroup, pGroup string) map[int][]float64 {
-	type at struct{ batch, repeat int }
-	g := map[at]float64{}
-	for _, rec := range r.Records {
-		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == gGroup && rec.CPUus > 0 {
-			g[at{rec.BatchSize, rec.Repeat}] = rec.CPUus
-		}
-	}
-	out := map[int][]float64{}
-	for _, rec := range r.Records {
-		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == pGroup && rec.CPUus > 0 {
-			if y, ok := g[at{rec.BatchSize, rec.Repeat}]; ok {
-				out[rec.BatchSize] = append(out[rec.BatchSize], y/rec.CPUus)
-			}
-		}
-	}
-	return out
+	return r.paired(gGroup, pGroup, func(rec Record) float64 { return rec.CPUus }, func(g, p float64) float64 { return g / p })
 }
 
 // pairedAuto returns auto's figure over the best fixed size's in each

@@ -492,18 +492,25 @@ func interval90(xs []float64) [2]float64 {
 // pairedRatios returns, per batch size, processes over goroutines
 // throughput of the runs of one repeat (which ran back to back).
 func (r *Result) pairedRatios(gGroup, pGroup string) map[int][]float64 {
+	return r.paired(gGroup, pGroup, func(rec Record) float64 { return rec.DocsPerS }, func(g, p float64) float64 { return p / g })
+}
+
+// paired returns, per batch size, ratio(goroutines' value, processes'
+// value) of the two runs of each repeat (which ran back to back), over the
+// runs without error whose value is above zero.
+func (r *Result) paired(gGroup, pGroup string, value func(Record) float64, ratio func(g, p float64) float64) map[int][]float64 {
 	type at struct{ batch, repeat int }
 	g := map[at]float64{}
 	for _, rec := range r.Records {
-		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == gGroup && rec.DocsPerS > 0 {
-			g[at{rec.BatchSize, rec.Repeat}] = rec.DocsPerS
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == gGroup && value(rec) > 0 {
+			g[at{rec.BatchSize, rec.Repeat}] = value(rec)
 		}
 	}
 	out := map[int][]float64{}
 	for _, rec := range r.Records {
-		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == pGroup {
+		if rec.Error == "" && rec.BatchSize > 0 && rec.Group() == pGroup && value(rec) > 0 {
 			if y, ok := g[at{rec.BatchSize, rec.Repeat}]; ok {
-				out[rec.BatchSize] = append(out[rec.BatchSize], rec.DocsPerS/y)
+				out[rec.BatchSize] = append(out[rec.BatchSize], ratio(y, value(rec)))
 			}
 		}
 	}
